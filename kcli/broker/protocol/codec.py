@@ -1,0 +1,156 @@
+"""Request and response codec around kio's generated message classes.
+
+Request headers are parsed here by hand (they are tiny and their rules have traps:
+the client id keeps an int16 length even in flexible versions); bodies are decoded
+and encoded by kio, generated from Kafka's own message schemas.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from kio.index import load_request_schema, load_response_schema
+from kio.serial import entity_reader, entity_writer
+from kio.serial.errors import SerialError
+
+from kcli.broker.protocol.versions import SUPPORTED_VERSIONS, ApiKey, is_supported
+
+_HEADER = struct.Struct(">hhih")
+_INT32 = struct.Struct(">i")
+_MAX_TAGGED_FIELDS = 64  # headers carry at most a couple of tags; more is hostile
+
+
+class MalformedRequest(Exception):
+    """The frame cannot be a valid request: the connection is closed."""
+
+
+class UnsupportedVersion(Exception):
+    """The request names an API or version this broker does not serve."""
+
+    def __init__(self, header: RequestHeader) -> None:
+        super().__init__(f"api {header.api_key} v{header.api_version} not supported")
+        self.header = header
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHeader:
+    """The parts of a request header a handler may need."""
+
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+    flexible: bool
+
+
+@cache
+def _request_codec(api_key: int, version: int) -> tuple[Any, bool]:
+    schema = load_request_schema(api_key, version)
+    return entity_reader(schema), bool(schema.__flexible__)
+
+
+@cache
+def _response_writer(response_type: type) -> Any:
+    return entity_writer(response_type)
+
+
+def response_type(api_key: int, version: int) -> type:
+    """The kio response class for an API version."""
+    return load_response_schema(api_key, version)
+
+
+def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
+    value = 0
+    shift = 0
+    while True:
+        if pos >= len(data):
+            raise MalformedRequest("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 28:
+            raise MalformedRequest("varint too long")
+
+
+def _skip_tagged_fields(data: bytes, pos: int) -> int:
+    count, pos = _read_uvarint(data, pos)
+    if count > _MAX_TAGGED_FIELDS:
+        raise MalformedRequest(f"{count} tagged fields in a request header")
+    for _ in range(count):
+        _tag, pos = _read_uvarint(data, pos)
+        size, pos = _read_uvarint(data, pos)
+        pos += size
+        if pos > len(data):
+            raise MalformedRequest("truncated tagged field")
+    return pos
+
+
+def parse_header(frame: bytes) -> tuple[RequestHeader, int]:
+    """Parse a request header; returns it and the offset of the body.
+
+    Raises UnsupportedVersion (header parsed, version unknown) or MalformedRequest.
+    """
+    if len(frame) < _HEADER.size:
+        raise MalformedRequest("frame shorter than a request header")
+    api_key, api_version, correlation_id, client_id_len = _HEADER.unpack_from(frame, 0)
+    pos = _HEADER.size
+    client_id: str | None = None
+    if client_id_len >= 0:
+        end = pos + client_id_len
+        if end > len(frame):
+            raise MalformedRequest("client id runs past the frame")
+        client_id = frame[pos:end].decode("utf-8", "replace")
+        pos = end
+    elif client_id_len != -1:
+        raise MalformedRequest("negative client id length")
+    if not is_supported(api_key, api_version):
+        unsupported = RequestHeader(api_key, api_version, correlation_id, client_id, False)
+        raise UnsupportedVersion(unsupported)
+    _reader, flexible = _request_codec(api_key, api_version)
+    if flexible:
+        pos = _skip_tagged_fields(frame, pos)
+    return RequestHeader(api_key, api_version, correlation_id, client_id, flexible), pos
+
+
+def decode_request(frame: bytes) -> tuple[RequestHeader, Any]:
+    """Parse a whole request frame into its header and kio request object."""
+    header, pos = parse_header(frame)
+    reader, _flexible = _request_codec(header.api_key, header.api_version)
+    try:
+        request, _size = reader(frame, pos)
+    except (SerialError, ValueError, TypeError, OverflowError, UnicodeDecodeError) as error:
+        raise MalformedRequest(
+            f"cannot decode api {header.api_key} v{header.api_version}: {error}"
+        ) from None
+    return header, request
+
+
+def encode_response(header: RequestHeader, response: Any) -> bytes:
+    """Frame a kio response object for the request it answers.
+
+    ApiVersions responses always use header v0 (no tagged fields), whatever the
+    version: clients read them before they know what the broker speaks.
+    """
+    out = io.BytesIO()
+    out.write(b"\0\0\0\0")
+    out.write(_INT32.pack(header.correlation_id))
+    if header.flexible and header.api_key != ApiKey.API_VERSIONS:
+        out.write(b"\0")
+    _response_writer(type(response))(out, response)
+    data = out.getbuffer()
+    _INT32.pack_into(data, 0, len(data) - 4)
+    result = bytes(data)
+    data.release()
+    return result
+
+
+def supported_api_keys() -> list[tuple[int, int, int]]:
+    """(api_key, min, max) for every API served, sorted by key."""
+    return sorted((key, low, high) for key, (low, high) in SUPPORTED_VERSIONS.items())
