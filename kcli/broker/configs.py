@@ -1,0 +1,320 @@
+"""Broker settings and topic configs: names, types, defaults and validation.
+
+Topic configs default to a broker setting (their "synonym", as Kafka calls it), so
+DescribeConfigs can report each value's source truthfully: a topic override
+(DYNAMIC_TOPIC_CONFIG), a setting given to this broker at start (STATIC_BROKER_CONFIG)
+or the built-in default (DEFAULT_CONFIG).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+
+LONG_MAX = 9223372036854775807
+INT_MAX = 2147483647
+
+
+class ConfigType(IntEnum):
+    """DescribeConfigs config_type codes."""
+
+    BOOLEAN = 1
+    STRING = 2
+    INT = 3
+    SHORT = 4
+    LONG = 5
+    DOUBLE = 6
+    LIST = 7
+    CLASS = 8
+    PASSWORD = 9
+
+
+class ConfigSource(IntEnum):
+    """DescribeConfigs config_source codes."""
+
+    UNKNOWN = 0
+    DYNAMIC_TOPIC_CONFIG = 1
+    DYNAMIC_BROKER_CONFIG = 2
+    DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+    STATIC_BROKER_CONFIG = 4
+    DEFAULT_CONFIG = 5
+
+
+class InvalidConfig(ValueError):
+    """A config name or value is not acceptable; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDef:
+    """One known config: its type, default, constraint and documentation."""
+
+    name: str
+    type: ConfigType
+    default: str | None
+    doc: str
+    check: Callable[[str], None] | None = None
+    read_only: bool = False
+
+    def validate(self, value: str | None) -> str | None:
+        """Return the normalised value or raise InvalidConfig."""
+        if value is None:
+            if self.default is None:
+                return None
+            raise InvalidConfig(f"{self.name} may not be null")
+        value = value.strip()
+        try:
+            if self.type in (ConfigType.INT, ConfigType.LONG, ConfigType.SHORT):
+                number = int(value)
+                limit = INT_MAX if self.type is ConfigType.INT else LONG_MAX
+                if not -limit - 1 <= number <= limit:
+                    raise InvalidConfig(f"{self.name}={value} is out of range")
+                value = str(number)
+            elif self.type is ConfigType.DOUBLE:
+                value = str(float(value))
+            elif self.type is ConfigType.BOOLEAN:
+                lowered = value.lower()
+                if lowered not in ("true", "false"):
+                    raise InvalidConfig(f"{self.name} must be true or false, not {value!r}")
+                value = lowered
+        except ValueError as error:
+            if isinstance(error, InvalidConfig):
+                raise
+            kind = self.type.name.lower()
+            raise InvalidConfig(f"{self.name}={value!r} is not a valid {kind}") from None
+        if self.check is not None:
+            self.check(value)
+        return value
+
+
+def _at_least(minimum: int) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        if int(value) < minimum:
+            raise InvalidConfig(f"value {value} must be at least {minimum}")
+
+    return check
+
+
+def _one_of(*choices: str) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        if value not in choices:
+            raise InvalidConfig(f"value {value!r} must be one of {', '.join(choices)}")
+
+    return check
+
+
+def _cleanup_policy(value: str) -> None:
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if not parts or any(part not in ("delete", "compact") for part in parts):
+        raise InvalidConfig(f"cleanup.policy {value!r} must be delete, compact or both")
+
+
+def _ratio(value: str) -> None:
+    if not 0.0 <= float(value) <= 1.0:
+        raise InvalidConfig(f"value {value} must be between 0 and 1")
+
+
+_L, _I, _B = ConfigType.LONG, ConfigType.INT, ConfigType.BOOLEAN
+_S, _D = ConfigType.STRING, ConfigType.DOUBLE
+
+BROKER_SETTINGS: dict[str, ConfigDef] = {
+    d.name: d
+    for d in (
+        ConfigDef("node.id", _I, "1", "This broker's id.", read_only=True),
+        ConfigDef("auto.create.topics.enable", _B, "true",
+                  "Create a topic when a client asks Metadata for one that does not exist."),
+        ConfigDef("num.partitions", _I, "1", "Partitions of an auto-created topic.", _at_least(1)),
+        ConfigDef("default.replication.factor", ConfigType.SHORT, "1",
+                  "Replication factor of auto-created topics and of creates that leave it unset.",
+                  _at_least(1)),
+        ConfigDef("delete.topic.enable", _B, "true", "Allow DeleteTopics."),
+        ConfigDef("message.max.bytes", _I, "1048588", "Largest record batch a topic accepts.",
+                  _at_least(0)),
+        ConfigDef("socket.request.max.bytes", _I, "104857600", "Largest request frame accepted.",
+                  _at_least(1)),
+        ConfigDef("compression.type", _S, "producer", "Default topic compression.",
+                  _one_of("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")),
+        ConfigDef("log.cleanup.policy", ConfigType.LIST, "delete", "Default cleanup policy.",
+                  _cleanup_policy),
+        ConfigDef("log.retention.ms", _L, "604800000", "Default time retention (-1: none)."),
+        ConfigDef("log.retention.bytes", _L, "-1", "Default size retention per partition."),
+        ConfigDef("log.retention.check.interval.ms", _L, "300000",
+                  "How often the retention task runs.", _at_least(1)),
+        ConfigDef("log.segment.bytes", _I, "1073741824", "Default segment size.", _at_least(14)),
+        ConfigDef("log.roll.ms", _L, "604800000", "Default segment age before a roll.",
+                  _at_least(1)),
+        ConfigDef("log.roll.jitter.ms", _L, "0", "Default random jitter of segment rolls."),
+        ConfigDef("log.index.interval.bytes", _I, "4096", "Bytes between index entries.",
+                  _at_least(0)),
+        ConfigDef("log.index.size.max.bytes", _I, "10485760", "Largest index file.",
+                  _at_least(4)),
+        ConfigDef("log.flush.interval.messages", _L, str(LONG_MAX),
+                  "fsync after this many records (default: leave flushing to the OS and rolls).",
+                  _at_least(1)),
+        ConfigDef("log.flush.interval.ms", _L, str(LONG_MAX),
+                  "fsync when this long has passed since the last fsync.", _at_least(0)),
+        ConfigDef("log.segment.delete.delay.ms", _L, "60000", "Delay before deleting files."),
+        ConfigDef("log.message.timestamp.type", _S, "CreateTime", "Default timestamp type.",
+                  _one_of("CreateTime", "LogAppendTime")),
+        ConfigDef("log.message.timestamp.before.max.ms", _L, str(LONG_MAX),
+                  "How far in the past a record timestamp may be.", _at_least(0)),
+        ConfigDef("log.message.timestamp.after.max.ms", _L, "3600000",
+                  "How far in the future a record timestamp may be.", _at_least(0)),
+        ConfigDef("log.cleaner.delete.retention.ms", _L, "86400000",
+                  "How long tombstones are kept on compacted topics."),
+        ConfigDef("log.cleaner.min.cleanable.ratio", _D, "0.5",
+                  "Dirty ratio that makes a log eligible for compaction.", _ratio),
+        ConfigDef("log.cleaner.min.compaction.lag.ms", _L, "0",
+                  "Minimum age of a record before it can be compacted."),
+        ConfigDef("log.cleaner.max.compaction.lag.ms", _L, str(LONG_MAX),
+                  "Maximum time a record stays uncompacted.", _at_least(1)),
+        ConfigDef("log.preallocate", _B, "false", "Preallocate segment files (ignored)."),
+        ConfigDef("min.insync.replicas", _I, "1",
+                  "In-sync replicas required for acks=all writes.", _at_least(1)),
+        ConfigDef("unclean.leader.election.enable", _B, "false",
+                  "Allow an out-of-sync replica to become leader."),
+    )
+}
+
+# topic config -> (type, broker synonym, doc, check)
+_TOPIC: tuple[tuple[str, ConfigType, str, str, Callable[[str], None] | None], ...] = (
+    ("cleanup.policy", ConfigType.LIST, "log.cleanup.policy",
+     "delete, compact, or both.", _cleanup_policy),
+    ("compression.type", _S, "compression.type",
+     "Codec the broker stores batches in (producer keeps the producer's).",
+     _one_of("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")),
+    ("delete.retention.ms", _L, "log.cleaner.delete.retention.ms",
+     "How long tombstones are kept on compacted topics.", _at_least(0)),
+    ("file.delete.delay.ms", _L, "log.segment.delete.delay.ms",
+     "Delay before deleting a segment file.", _at_least(0)),
+    ("flush.messages", _L, "log.flush.interval.messages",
+     "fsync after this many records.", _at_least(1)),
+    ("flush.ms", _L, "log.flush.interval.ms", "fsync at least this often.", _at_least(0)),
+    ("index.interval.bytes", _I, "log.index.interval.bytes",
+     "Bytes between offset index entries.", _at_least(0)),
+    ("max.compaction.lag.ms", _L, "log.cleaner.max.compaction.lag.ms",
+     "Maximum time a record stays uncompacted.", _at_least(1)),
+    ("max.message.bytes", _I, "message.max.bytes", "Largest record batch accepted.",
+     _at_least(0)),
+    ("message.timestamp.type", _S, "log.message.timestamp.type",
+     "CreateTime or LogAppendTime.", _one_of("CreateTime", "LogAppendTime")),
+    ("message.timestamp.before.max.ms", _L, "log.message.timestamp.before.max.ms",
+     "How far in the past a record timestamp may be.", _at_least(0)),
+    ("message.timestamp.after.max.ms", _L, "log.message.timestamp.after.max.ms",
+     "How far in the future a record timestamp may be.", _at_least(0)),
+    ("min.cleanable.dirty.ratio", _D, "log.cleaner.min.cleanable.ratio",
+     "Dirty ratio that makes the log eligible for compaction.", _ratio),
+    ("min.compaction.lag.ms", _L, "log.cleaner.min.compaction.lag.ms",
+     "Minimum age of a record before it can be compacted.", _at_least(0)),
+    ("min.insync.replicas", _I, "min.insync.replicas",
+     "In-sync replicas required for acks=all writes.", _at_least(1)),
+    ("preallocate", _B, "log.preallocate", "Preallocate segment files (ignored).", None),
+    ("retention.bytes", _L, "log.retention.bytes", "Size retention per partition (-1: none).",
+     None),
+    ("retention.ms", _L, "log.retention.ms", "Time retention (-1: none).", None),
+    ("segment.bytes", _I, "log.segment.bytes", "Segment size.", _at_least(14)),
+    ("segment.index.bytes", _I, "log.index.size.max.bytes", "Largest index file.", _at_least(4)),
+    ("segment.jitter.ms", _L, "log.roll.jitter.ms", "Random jitter of segment rolls.",
+     _at_least(0)),
+    ("segment.ms", _L, "log.roll.ms", "Segment age before a roll.", _at_least(1)),
+    ("unclean.leader.election.enable", _B, "unclean.leader.election.enable",
+     "Allow an out-of-sync replica to become leader.", None),
+)
+
+TOPIC_CONFIGS: dict[str, ConfigDef] = {
+    name: ConfigDef(name, kind, BROKER_SETTINGS[synonym].default, doc, check)
+    for name, kind, synonym, doc, check in _TOPIC
+}
+TOPIC_SYNONYMS: dict[str, str] = {name: synonym for name, _k, synonym, _d, _c in _TOPIC}
+
+
+def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
+    """Validate topic overrides; returns them normalised, or raises InvalidConfig."""
+    result: dict[str, str] = {}
+    for name, value in configs.items():
+        definition = TOPIC_CONFIGS.get(name)
+        if definition is None:
+            raise InvalidConfig(f"unknown topic config {name!r}")
+        try:
+            normalised = definition.validate(value)
+        except InvalidConfig as error:
+            raise InvalidConfig(f"invalid {name}: {error}") from None
+        if normalised is not None:
+            result[name] = normalised
+    return result
+
+
+def validate_broker_settings(settings: Mapping[str, str]) -> dict[str, str]:
+    """Validate broker settings given at start; raises InvalidConfig."""
+    result: dict[str, str] = {}
+    for name, value in settings.items():
+        definition = BROKER_SETTINGS.get(name)
+        if definition is None:
+            raise InvalidConfig(f"unknown broker setting {name!r}")
+        normalised = definition.validate(value)
+        if normalised is not None:
+            result[name] = normalised
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedConfig:
+    """A config's effective value and where it came from."""
+
+    name: str
+    value: str | None
+    source: ConfigSource
+    definition: ConfigDef
+    synonyms: tuple[tuple[str, str | None, ConfigSource], ...]
+
+
+class Settings:
+    """Broker settings as given at start, over the built-in defaults."""
+
+    def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
+        self.overrides = validate_broker_settings(overrides or {})
+
+    def get(self, name: str) -> str:
+        """The effective value of a broker setting."""
+        value = self.overrides.get(name, BROKER_SETTINGS[name].default)
+        assert value is not None
+        return value
+
+    def get_int(self, name: str) -> int:
+        """A numeric broker setting."""
+        return int(self.get(name))
+
+    def get_bool(self, name: str) -> bool:
+        """A boolean broker setting."""
+        return self.get(name) == "true"
+
+    def resolve(self, name: str) -> ResolvedConfig:
+        """A broker setting with its source."""
+        definition = BROKER_SETTINGS[name]
+        if name in self.overrides:
+            source = ConfigSource.STATIC_BROKER_CONFIG
+            synonyms = ((name, self.overrides[name], source),
+                        (name, definition.default, ConfigSource.DEFAULT_CONFIG))
+        else:
+            source = ConfigSource.DEFAULT_CONFIG
+            synonyms = ((name, definition.default, source),)
+        return ResolvedConfig(name, self.get(name), source, definition, synonyms)
+
+    def topic_value(self, topic_configs: Mapping[str, str], name: str) -> str:
+        """A topic config's effective value: override, else the broker setting."""
+        if name in topic_configs:
+            return topic_configs[name]
+        return self.get(TOPIC_SYNONYMS[name])
+
+    def resolve_topic(self, topic_configs: Mapping[str, str], name: str) -> ResolvedConfig:
+        """A topic config with its source and synonym chain (most specific first)."""
+        definition = TOPIC_CONFIGS[name]
+        broker = self.resolve(TOPIC_SYNONYMS[name])
+        synonyms = broker.synonyms
+        if name in topic_configs:
+            value = topic_configs[name]
+            source = ConfigSource.DYNAMIC_TOPIC_CONFIG
+            synonyms = ((name, value, source), *synonyms)
+        else:
+            value, source = broker.value, broker.source
+        return ResolvedConfig(name, value, source, definition, synonyms)
