@@ -1,0 +1,117 @@
+"""What every handler shares: the request context, the registry, response building.
+
+A handler is an async function ``(ctx, request) -> response | None``; it never sees a
+socket. kio has one class per message version, so handlers build responses with
+``make``, which keeps only the fields that version has and converts plain ints to the
+types kio writes (error codes, millisecond durations and times).
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from functools import cache
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from kio.schema.errors import ErrorCode
+
+from kcli.broker.protocol.codec import RequestHeader, response_type
+
+if TYPE_CHECKING:
+    from kcli.broker.broker import Broker
+
+Handler = Callable[["RequestContext", Any], Awaitable[Any]]
+HANDLERS: dict[int, Handler] = {}
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What a handler knows about the request besides its body."""
+
+    broker: Broker
+    header: RequestHeader
+    peer: str
+
+    @property
+    def version(self) -> int:
+        """The API version of the request."""
+        return self.header.api_version
+
+    def response_class(self, name: str | None = None) -> Any:
+        """The response class of this request's version, or a nested class of it by name."""
+        module = response_module(self.header.api_key, self.header.api_version)
+        if name is None:
+            return response_type(self.header.api_key, self.header.api_version)
+        return getattr(module, name)
+
+
+def handles(api_key: int) -> Callable[[Handler], Handler]:
+    """Register a handler for an API key."""
+
+    def register(handler: Handler) -> Handler:
+        HANDLERS[api_key] = handler
+        return handler
+
+    return register
+
+
+@cache
+def response_module(api_key: int, version: int) -> ModuleType:
+    """The kio module holding a response version's classes."""
+    return sys.modules[response_type(api_key, version).__module__]
+
+
+def _to_error(value: Any) -> ErrorCode:
+    return value if isinstance(value, ErrorCode) else ErrorCode(value)
+
+
+def _to_timedelta(value: Any) -> datetime.timedelta:
+    if isinstance(value, datetime.timedelta):
+        return value
+    return datetime.timedelta(milliseconds=value)
+
+
+def _to_datetime(value: Any) -> datetime.datetime | None:
+    if value is None or isinstance(value, datetime.datetime):
+        return value
+    if value < 0:
+        return None
+    return _EPOCH + datetime.timedelta(milliseconds=value)
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "error_code": _to_error,
+    "timedelta_i32": _to_timedelta,
+    "timedelta_i64": _to_timedelta,
+    "datetime_i64": _to_datetime,
+}
+
+
+@cache
+def _field_plan(cls: type) -> dict[str, Callable[[Any], Any] | None]:
+    plan: dict[str, Callable[[Any], Any] | None] = {}
+    for f in fields(cls):
+        plan[f.name] = _CONVERTERS.get(f.metadata.get("kafka_type", ""))
+    return plan
+
+
+def make(cls: type, **values: Any) -> Any:
+    """Build a kio message of any version from the fields it has among ``values``."""
+    plan = _field_plan(cls)
+    kwargs = {}
+    for name, value in values.items():
+        if name in plan:
+            convert = plan[name]
+            kwargs[name] = value if convert is None else convert(value)
+    return cls(**kwargs)
+
+
+def millis(value: datetime.timedelta | int) -> int:
+    """A kio duration field as integer milliseconds."""
+    if isinstance(value, datetime.timedelta):
+        return round(value.total_seconds() * 1000)
+    return int(value)

@@ -1,0 +1,117 @@
+"""ApiVersions and Metadata: what clients ask first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kcli.broker.cluster.controller import ControllerError
+from kcli.broker.cluster.metadata import TopicState
+from kcli.broker.handlers import errors
+from kcli.broker.handlers.base import RequestContext, handles, make
+from kcli.broker.protocol.codec import supported_api_keys
+from kcli.broker.protocol.versions import ApiKey
+
+UNKNOWN_OPERATIONS = -2147483648
+# Without an authorizer Kafka reports every operation a resource type supports.
+TOPIC_OPERATIONS = sum(1 << bit for bit in (3, 4, 5, 6, 7, 8, 10, 11))
+CLUSTER_OPERATIONS = sum(1 << bit for bit in (5, 7, 8, 9, 10, 11, 12))
+
+
+def api_versions_body(response_cls: Any, version_cls: Any, error_code: int) -> Any:
+    """An ApiVersions response listing every API served."""
+    keys = tuple(
+        make(version_cls, api_key=key, min_version=low, max_version=high)
+        for key, low, high in supported_api_keys()
+    )
+    return make(response_cls, error_code=error_code, api_keys=keys, throttle_time=0)
+
+
+@handles(ApiKey.API_VERSIONS)
+async def api_versions(ctx: RequestContext, request: Any) -> Any:
+    """The versions of every API this broker serves."""
+    return api_versions_body(ctx.response_class(), ctx.response_class("ApiVersion"), errors.NONE)
+
+
+def _partitions(ctx: RequestContext, topic: TopicState) -> tuple[Any, ...]:
+    partition_cls = ctx.response_class("MetadataResponsePartition")
+    live = ctx.broker.live_broker_ids()
+    result = []
+    for index, p in enumerate(topic.partitions):
+        leader_alive = p.leader in live
+        result.append(
+            make(
+                partition_cls,
+                error_code=errors.NONE if leader_alive else errors.LEADER_NOT_AVAILABLE,
+                partition_index=index,
+                leader_id=p.leader if leader_alive else -1,
+                leader_epoch=p.leader_epoch,
+                replica_nodes=tuple(p.replicas),
+                isr_nodes=tuple(p.isr),
+                offline_replicas=tuple(r for r in p.replicas if r not in live),
+            )
+        )
+    return tuple(result)
+
+
+@handles(ApiKey.METADATA)
+async def metadata(ctx: RequestContext, request: Any) -> Any:
+    """Brokers, controller and topics; may auto-create requested topics."""
+    broker = ctx.broker
+    version = ctx.version
+    topic_cls = ctx.response_class("MetadataResponseTopic")
+    include_ops = bool(getattr(request, "include_topic_authorized_operations", False))
+    operations = TOPIC_OPERATIONS if include_ops else UNKNOWN_OPERATIONS
+
+    def describe(topic: TopicState) -> Any:
+        return make(
+            topic_cls, error_code=errors.NONE, name=topic.name, topic_id=topic.topic_id,
+            is_internal=topic.internal, partitions=_partitions(ctx, topic),
+            topic_authorized_operations=operations,
+        )
+
+    def missing(name: str | None, code: int, topic_id: Any = None) -> Any:
+        return make(topic_cls, error_code=code, name=name, topic_id=topic_id, is_internal=False,
+                    partitions=(), topic_authorized_operations=UNKNOWN_OPERATIONS)
+
+    requested = request.topics
+    all_topics = requested is None or (version == 0 and not requested)
+    topics = []
+    if all_topics:
+        topics = [describe(t) for t in broker.metadata.topics.values()]
+    else:
+        auto_create = bool(getattr(request, "allow_auto_topic_creation", True)) and (
+            broker.settings.get_bool("auto.create.topics.enable")
+        )
+        for wanted in requested:
+            name = wanted.name
+            if name is None:
+                state = broker.metadata.topic_by_id(wanted.topic_id)
+                topics.append(describe(state) if state else
+                              missing(None, errors.UNKNOWN_TOPIC_ID, wanted.topic_id))
+                continue
+            state = broker.topic(name)
+            if state is None and auto_create:
+                try:
+                    state = await broker.auto_create_topic(name)
+                except ControllerError as error:
+                    topics.append(missing(name, error.error_code))
+                    continue
+            topics.append(describe(state) if state else
+                          missing(name, errors.UNKNOWN_TOPIC_OR_PARTITION))
+    broker_cls = ctx.response_class("MetadataResponseBroker")
+    brokers = tuple(
+        make(broker_cls, node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
+        for b in broker.live_brokers()
+    )
+    return make(
+        ctx.response_class(),
+        throttle_time=0,
+        brokers=brokers,
+        cluster_id=broker.metadata.cluster_id,
+        controller_id=broker.metadata.controller_id,
+        topics=tuple(topics),
+        cluster_authorized_operations=(
+            CLUSTER_OPERATIONS if getattr(request, "include_cluster_authorized_operations", False)
+            else UNKNOWN_OPERATIONS
+        ),
+    )

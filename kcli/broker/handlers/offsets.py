@@ -1,0 +1,130 @@
+"""ListOffsets, OffsetForLeaderEpoch and DeleteRecords: questions about a log's offsets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kcli.broker.handlers import errors
+from kcli.broker.handlers.base import RequestContext, handles, make
+from kcli.broker.partition import Partition
+from kcli.broker.protocol.versions import ApiKey
+
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+LATEST_TIERED = -5
+
+
+def leader_partition(
+    ctx: RequestContext, topic: str, index: int, current_leader_epoch: int = -1
+) -> tuple[Partition | None, int]:
+    """The partition if this broker leads it at the epoch the client knows; else an error."""
+    state = ctx.broker.topic(topic)
+    if state is None or not 0 <= index < len(state.partitions):
+        return None, errors.UNKNOWN_TOPIC_OR_PARTITION
+    partition = ctx.broker.partition(topic, index)
+    if partition is None or not partition.is_leader:
+        return None, errors.NOT_LEADER_OR_FOLLOWER
+    if current_leader_epoch >= 0:
+        if current_leader_epoch < partition.leader_epoch:
+            return None, errors.FENCED_LEADER_EPOCH
+        if current_leader_epoch > partition.leader_epoch:
+            return None, errors.UNKNOWN_LEADER_EPOCH
+    return partition, errors.NONE
+
+
+def _lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
+    """(offset, timestamp) for a ListOffsets query; (-1, -1) when there is none."""
+    log = partition.log
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+        return log.log_start_offset, -1
+    if timestamp == LATEST:
+        return partition.high_watermark, -1
+    if timestamp == LATEST_TIERED:
+        return -1, -1
+    if timestamp == MAX_TIMESTAMP:
+        found = log.max_timestamp()
+        if found is None or found[1] >= partition.high_watermark:
+            return -1, -1
+        return found[1], found[0]
+    if timestamp < 0:
+        raise ValueError(timestamp)
+    hit = log.offset_for_timestamp(timestamp)
+    if hit is None or hit[0] >= partition.high_watermark:
+        return -1, -1
+    return hit
+
+
+@handles(ApiKey.LIST_OFFSETS)
+async def list_offsets(ctx: RequestContext, request: Any) -> Any:
+    """Offsets by earliest, latest, max timestamp or timestamp."""
+    partition_cls = ctx.response_class("ListOffsetsPartitionResponse")
+    topic_cls = ctx.response_class("ListOffsetsTopicResponse")
+    topics = []
+    for topic in request.topics:
+        results = []
+        for p in topic.partitions:
+            partition, error = leader_partition(
+                ctx, topic.name, p.partition_index, int(getattr(p, "current_leader_epoch", -1))
+            )
+            offset = timestamp = -1
+            epoch = -1
+            if partition is not None:
+                try:
+                    offset, timestamp = _lookup(partition, int(p.timestamp))
+                    epoch = partition.leader_epoch if offset >= 0 else -1
+                except ValueError:
+                    error = errors.INVALID_REQUEST
+            results.append(
+                make(partition_cls, partition_index=p.partition_index, error_code=error,
+                     timestamp=timestamp, offset=offset, leader_epoch=epoch)
+            )
+        topics.append(make(topic_cls, name=topic.name, partitions=tuple(results)))
+    return make(ctx.response_class(), throttle_time=0, topics=tuple(topics))
+
+
+@handles(ApiKey.OFFSET_FOR_LEADER_EPOCH)
+async def offset_for_leader_epoch(ctx: RequestContext, request: Any) -> Any:
+    """End offset of a leader epoch: how clients and followers detect truncation."""
+    result_cls = ctx.response_class("EpochEndOffset")
+    topic_cls = ctx.response_class("OffsetForLeaderTopicResult")
+    topics = []
+    for topic in request.topics:
+        results = []
+        for p in topic.partitions:
+            partition, error = leader_partition(
+                ctx, topic.topic, p.partition, int(p.current_leader_epoch)
+            )
+            epoch, end_offset = -1, -1
+            if partition is not None:
+                epoch, end_offset = partition.log.end_offset_for_epoch(int(p.leader_epoch))
+            results.append(make(result_cls, error_code=error, partition=p.partition,
+                                leader_epoch=epoch, end_offset=end_offset))
+        topics.append(make(topic_cls, topic=topic.topic, partitions=tuple(results)))
+    return make(ctx.response_class(), throttle_time=0, topics=tuple(topics))
+
+
+@handles(ApiKey.DELETE_RECORDS)
+async def delete_records(ctx: RequestContext, request: Any) -> Any:
+    """Advance log start offsets; -1 means up to the high watermark."""
+    result_cls = ctx.response_class("DeleteRecordsPartitionResult")
+    topic_cls = ctx.response_class("DeleteRecordsTopicResult")
+    topics = []
+    for topic in request.topics:
+        results = []
+        for p in topic.partitions:
+            partition, error = leader_partition(ctx, topic.name, p.partition_index)
+            low = -1
+            if partition is not None:
+                offset = int(p.offset)
+                if offset == -1:
+                    offset = partition.high_watermark
+                if offset < 0 or offset > partition.high_watermark:
+                    error = errors.OFFSET_OUT_OF_RANGE
+                else:
+                    low = ctx.broker.delete_records(partition, offset)
+            results.append(make(result_cls, partition_index=p.partition_index,
+                                low_watermark=low, error_code=error))
+        topics.append(make(topic_cls, name=topic.name, partitions=tuple(results)))
+    return make(ctx.response_class(), throttle_time=0, topics=tuple(topics))

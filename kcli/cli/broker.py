@@ -1,0 +1,77 @@
+"""`kcli broker`: run one embedded broker in the foreground."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kcli.errors import BadInput, OperationFailed
+
+app = typer.Typer(help="Run an embedded Kafka-compatible broker.", no_args_is_help=True)
+
+
+def parse_host_port(value: str, option: str) -> tuple[str, int]:
+    """Split HOST:PORT (IPv6 hosts in brackets); raises BadInput."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise BadInput(f"{option} must be HOST:PORT, not {value!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def parse_settings(values: list[str]) -> dict[str, str]:
+    """Turn repeated key=value options into a dict; raises BadInput."""
+    settings: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"expected key=value, got {item!r}")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+@app.command("run")
+def run(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Directory for the broker's logs.")],
+    node_id: Annotated[int, typer.Option("--node-id", min=0, help="This broker's id.")] = 1,
+    listen: Annotated[str, typer.Option(
+        "--listen", help="HOST:PORT to listen on (port 0 picks a free one).")] = "127.0.0.1:9092",
+    advertise: Annotated[str | None, typer.Option(
+        "--advertise", help="HOST to advertise to clients (default: the listen host).")] = None,
+    cluster_dir: Annotated[Path | None, typer.Option(
+        "--cluster-dir", help="Shared metadata directory of a local cluster.")] = None,
+    config: Annotated[list[str] | None, typer.Option(
+        "--config", "-c", help="Broker setting key=value (repeatable), e.g. num.partitions=3.",
+    )] = None,
+    log_level: Annotated[str, typer.Option(
+        "--log-level", help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run one broker in the foreground until SIGINT or SIGTERM; logs go to stderr."""
+    from kcli.broker.broker import BrokerConfig, BrokerStartError
+    from kcli.broker.configs import InvalidConfig, Settings
+    from kcli.broker.runner import run as run_broker
+
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        raise BadInput(f"unknown log level {log_level!r}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, port = parse_host_port(listen, "--listen")
+    settings = parse_settings(config or [])
+    try:
+        Settings(settings)
+    except InvalidConfig as error:
+        raise BadInput(str(error)) from None
+    broker_config = BrokerConfig(
+        node_id=node_id, data_dir=data_dir, host=host, port=port,
+        advertised_host=advertise or (host if host not in ("0.0.0.0", "::") else "127.0.0.1"),
+        cluster_dir=cluster_dir, settings=settings,
+    )
+    try:
+        run_broker(broker_config)
+    except BrokerStartError as error:
+        raise OperationFailed(str(error)) from None
+    except OSError as error:
+        raise OperationFailed(f"cannot listen on {listen}: {error.strerror or error}") from None

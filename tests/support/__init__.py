@@ -1,0 +1,1 @@
+"""Test support: real broker processes and helpers shared by every test module."""

@@ -1,0 +1,110 @@
+"""Start real broker processes for tests, through the real `kcli broker run` entry point."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_READY = re.compile(r"ready, listening on [^\s]+:(\d+)")
+
+
+def kcli_env() -> dict[str, str]:
+    """Environment for kcli subprocesses: this checkout first on the import path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.pop("KCLI_BOOTSTRAP", None)
+    return env
+
+
+def kcli_command(*args: str) -> list[str]:
+    """argv running the kcli entry point of this checkout."""
+    return [sys.executable, "-m", "kcli", *args]
+
+
+class BrokerProcess:
+    """One `kcli broker run` process with its own data dir and log file."""
+
+    def __init__(self, data_dir: Path, node_id: int = 1, settings: dict[str, str] | None = None,
+                 port: int = 0) -> None:
+        self.data_dir = data_dir
+        self.node_id = node_id
+        self.settings = dict(settings or {})
+        self.port = port
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port for clients."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> BrokerProcess:
+        """Start the process and wait until it answers Metadata; fails loudly otherwise."""
+        args = ["broker", "run", "--node-id", str(self.node_id), "--data-dir", str(self.data_dir),
+                "--listen", f"127.0.0.1:{self.port}"]
+        for key, value in self.settings.items():
+            args += ["-c", f"{key}={value}"]
+        log_file = open(self.log_path, "ab")  # noqa: SIM115 (kept open by the child)
+        start_offset = log_file.tell()
+        self.process = subprocess.Popen(kcli_command(*args), stdout=log_file, stderr=log_file,
+                                        env=kcli_env(), stdin=subprocess.DEVNULL)
+        log_file.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"broker exited with {self.process.returncode}:\n{self.log()}")
+            with open(self.log_path, "rb") as f:
+                f.seek(start_offset)
+                match = _READY.search(f.read().decode(errors="replace"))
+            if match:
+                self.port = int(match.group(1))
+                self.wait_ready(deadline - time.monotonic())
+                return self
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"broker did not start in {timeout}s:\n{self.log()}")
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the broker answers a Metadata request from a real client."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin.list_topics(timeout=max(timeout, 1.0))
+
+    def log(self) -> str:
+        """Everything the broker wrote to stderr."""
+        try:
+            return self.log_path.read_text(errors="replace")[-20000:]
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait for a clean exit; returns the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise RuntimeError(f"broker did not stop in {timeout}s:\n{self.log()}") from None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, as far as the data on disk is concerned."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
