@@ -162,6 +162,7 @@ class PartitionLog:
             stem, _, suffix = name.partition(".")
             if suffix in ("index", "timeindex") and stem not in stems:
                 (directory / name).unlink(missing_ok=True)
+        self._epochs = LeaderEpochCache.load(directory)
         now = self._clock()
         for base in bases:
             self._segments.append(Segment.open(directory, base, now))
@@ -184,7 +185,6 @@ class PartitionLog:
             )
             self._start_empty_at(start)
         self.log_start_offset = start
-        self._epochs = LeaderEpochCache.load(directory)
         self._epochs.truncate_from_end(self.log_end_offset)
         self._epochs.truncate_from_start(self.log_start_offset)
         if clean:
@@ -202,7 +202,6 @@ class PartitionLog:
         else:
             first_recover = max(bisect_right(self._bases, self._recovery_point) - 1, 0)
         interval = self.config.index_interval_bytes
-        min_offset = 0
         last = len(segments) - 1
         for i, segment in enumerate(segments):
             recover = i >= first_recover
@@ -225,11 +224,9 @@ class PartitionLog:
                         segment.base_offset,
                     )
             if not recover:
-                min_offset = segment.base_offset
                 continue
-            cut = segment.recover(min_offset, interval)
+            cut = segment.recover(interval, self._note_epoch)
             self._unsynced.append(segment)
-            min_offset = segment.next_offset
             if cut is not None:
                 later = segments[i + 1 :]
                 dropped = cut.dropped_bytes + sum(s.size for s in later)
@@ -294,6 +291,10 @@ class PartitionLog:
         waited = max_ts - first if first >= 0 else self._clock() - segment.created_ms
         return waited > self.config.segment_ms
 
+    def _note_epoch(self, epoch: int, base_offset: int) -> None:
+        if epoch > self._epochs.latest_epoch:
+            self._epochs.assign(epoch, base_offset)
+
     def _start_empty_at(self, offset: int) -> None:
         while self._segments:
             self._drop_segment(len(self._segments) - 1)
@@ -338,9 +339,9 @@ class PartitionLog:
     def append_replicated(self, data: bytes | bytearray | memoryview) -> None:
         """Append batches that already carry offsets and epochs (a follower's fetch).
 
-        Every whole batch is checked (magic, CRC, offsets rising from log_end_offset, gaps
-        allowed as compaction leaves them) before any is written; a partial batch at the
-        end is ignored, as Kafka does. Raises CorruptBatch, UnsupportedMagic, InvalidBatch.
+        Every whole batch is checked (magic, CRC, offsets following on from log_end_offset
+        without a gap) before any is written; a partial batch at the end is ignored, as
+        Kafka does. Raises CorruptBatch, UnsupportedMagic, InvalidBatch.
         """
         headers: list[BatchHeader] = []
         with memoryview(data) as view:
@@ -358,7 +359,7 @@ class PartitionLog:
                     raise UnsupportedMagic(f"record batch magic {header.magic}")
                 if crc32c.crc32c(view[position + CRC_START : position + size]) != header.crc:
                     raise CorruptBatch(f"CRC mismatch in the batch at offset {header.base_offset}")
-                if header.last_offset_delta < 0 or header.base_offset < expected:
+                if header.last_offset_delta < 0 or header.base_offset != expected:
                     raise InvalidBatch(
                         f"batch offsets {header.base_offset}..{header.last_offset} do not "
                         f"continue from {expected}"
@@ -552,11 +553,7 @@ class PartitionLog:
         if offset >= self.log_end_offset:
             return
         if offset < self.log_start_offset:
-            self._start_empty_at(offset)
-            self.log_start_offset = offset
-            write_atomically(self.directory / LOG_START_OFFSET_FILE, f"{offset}\n".encode())
-            self._epochs.clear()
-            self._set_recovery_point(offset)
+            self.truncate_fully_and_start_at(offset)
             return
         while len(self._segments) > 1 and self._bases[-1] > offset:
             self._drop_segment(len(self._segments) - 1)
@@ -569,6 +566,18 @@ class PartitionLog:
         self._epochs.truncate_from_end(self.log_end_offset)
         if self._recovery_point is None or self._recovery_point > self._segments[-1].base_offset:
             self._set_recovery_point(self._segments[-1].base_offset)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every segment and the epoch cache; the log restarts empty at `offset`
+        (log_start_offset = log_end_offset = `offset`), as a follower does when the leader's
+        log starts past its own end."""
+        if offset < 0:
+            raise ValueError(f"invalid offset {offset}")
+        self._start_empty_at(offset)
+        self.log_start_offset = offset
+        write_atomically(self.directory / LOG_START_OFFSET_FILE, f"{offset}\n".encode("ascii"))
+        self._epochs.clear()
+        self._set_recovery_point(offset)
 
     def _set_recovery_point(self, offset: int) -> None:
         write_atomically(self.directory / RECOVERY_POINT_FILE, f"{offset}\n".encode("ascii"))

@@ -8,7 +8,7 @@ appended to their files as entries are made.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -300,17 +300,24 @@ class Segment:
         return header
 
     def read_next_offset(self) -> int | None:
-        """Walk from the last index entry to the end: the next offset, None if the tail is torn."""
-        position = self.offset_index.positions[-1] if len(self.offset_index) else 0
+        """Walk from the last index entry to the end: the next offset, None if the tail is
+        torn or its offsets do not follow on."""
+        index = self.offset_index
+        if len(index):
+            position = index.positions[-1]
+            expected = None  # the indexed batch itself is checked by load_indexes
+        else:
+            position = 0
+            expected = self.base_offset
         next_offset = self.base_offset
         end = position
         try:
             for header in self.scan(position):
                 if header.magic != 2 or header.last_offset_delta < 0:
                     return None
-                if header.base_offset < next_offset:
+                if expected is not None and header.base_offset != expected:
                     return None
-                next_offset = header.base_offset + header.last_offset_delta + 1
+                next_offset = expected = header.base_offset + header.last_offset_delta + 1
                 end = header.position + header.batch_length + LOG_OVERHEAD
         except CorruptBatch:
             return None
@@ -318,8 +325,12 @@ class Segment:
             return None
         return next_offset
 
-    def recover(self, min_offset: int, index_interval: int) -> Recovery | None:
-        """Check every batch (length, magic, CRC, rising offsets) and rebuild the indexes.
+    def recover(
+        self, index_interval: int, on_batch: Callable[[int, int], None] | None = None
+    ) -> Recovery | None:
+        """Check every batch (length, magic, CRC, offsets following on from the segment's
+        base offset) and rebuild the indexes; `on_batch(leader_epoch, base_offset)` sees
+        every sound batch.
 
         The first bad batch and everything after it are cut off the file; returns where,
         or None when the whole segment is sound.
@@ -331,7 +342,7 @@ class Segment:
         self.bytes_since_index = 0
         self._first_timestamp = None
         base = self.base_offset
-        expected = max(base, min_offset)
+        expected = base
         size = self.size
         position = 0
         window = b""
@@ -370,11 +381,13 @@ class Segment:
             last_offset = header.base_offset + header.last_offset_delta
             if (
                 header.last_offset_delta < 0
-                or header.base_offset < expected
+                or header.base_offset != expected
                 or last_offset - base > INT32_MAX
             ):
-                reason = f"offsets {header.base_offset}..{last_offset} do not continue"
+                reason = f"offsets {header.base_offset}..{last_offset} do not follow {expected - 1}"
                 break
+            if on_batch is not None:
+                on_batch(header.partition_leader_epoch, header.base_offset)
             if position == 0:
                 self._first_timestamp = header.max_timestamp
             self._index_batch(
