@@ -37,9 +37,7 @@ def client_batch(
         Record(i, stamps[i], f"k{i}".encode(), bytes([i % 251]) * value_size, [])
         for i in range(len(stamps))
     ]
-    return bytearray(
-        encode_batch(records, compression=compression, producer_id=producer_id)
-    )
+    return bytearray(encode_batch(records, compression=compression, producer_id=producer_id))
 
 
 def patch(batch: bytes | bytearray, fmt: str, pos: int, value: int, *, fix_crc: bool) -> bytes:
@@ -125,7 +123,10 @@ def all_bytes(log: PartitionLog) -> bytes:
 
 record_keys = st.one_of(st.none(), st.binary(max_size=20))
 header_lists = st.lists(
-    st.tuples(st.sampled_from(["a", "b", "é", "", "trace-id"]), st.one_of(st.none(), st.binary(max_size=8))),
+    st.tuples(
+        st.sampled_from(["a", "b", "é", "", "trace-id"]),
+        st.one_of(st.none(), st.binary(max_size=8)),
+    ),
     max_size=4,
 )
 
