@@ -62,8 +62,8 @@ def test_clean_restart_keeps_topics_configs_records(make_broker: BrokerFactory) 
 
 def test_kill_during_writes_keeps_every_acknowledged_record(make_broker: BrokerFactory) -> None:
     broker = make_broker().start()
-    AdminClient({"bootstrap.servers": broker.bootstrap}).create_topics(
-        [NewTopic("crash", 1, 1)])["crash"].result(10)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("crash", 1, 1)])["crash"].result(10)
     acked: list[bytes] = []
     lock = threading.Lock()
 

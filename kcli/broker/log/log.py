@@ -392,6 +392,17 @@ class PartitionLog:
             if now - self._last_flush_ms >= config.flush_ms or now < self._last_flush_ms:
                 self.flush()
 
+    def flush_if_due(self) -> None:
+        """fsync when flush.ms has passed with records still unflushed (a periodic check,
+        so an idle partition is flushed too, not only on its next append)."""
+        config = self.config
+        if (
+            config.flush_ms is not None
+            and self._unflushed_records
+            and self._clock() - self._last_flush_ms >= config.flush_ms
+        ):
+            self.flush()
+
     # ================================================================== reading
 
     def read(self, offset: int, max_bytes: int, *, upper_bound: int | None = None) -> bytes:
