@@ -267,9 +267,20 @@ class Segment:
 
     # ------------------------------------------------------------------ loading
 
-    def load_indexes(self) -> bool:
-        """Load the index files; False if they cannot be trusted (rebuild then)."""
-        if not self.offset_index.load(self.size) or not self.time_index.load(self.size):
+    def digest(self) -> tuple[int, int, int, int, int]:
+        """(log size, index length, index CRC32C, time index length, time index CRC32C)."""
+        return (self.size, *self.offset_index.digest(), *self.time_index.digest())
+
+    def load_indexes(self, expected: tuple[int, int, int, int, int] | None = None) -> bool:
+        """Load the index files; False if they cannot be trusted (rebuild then): they do
+        not match the `expected` digest, or are not plausible for the log file."""
+        if expected is not None and expected[0] != self.size:
+            return False
+        if not self.offset_index.load(
+            self.size, None if expected is None else (expected[1], expected[2])
+        ) or not self.time_index.load(
+            self.size, None if expected is None else (expected[3], expected[4])
+        ):
             return False
         base = self.base_offset
         index = self.offset_index
@@ -326,11 +337,11 @@ class Segment:
         return next_offset
 
     def recover(
-        self, index_interval: int, on_batch: Callable[[int, int], None] | None = None
+        self, index_interval: int, on_batch: Callable[[int, int, int], None] | None = None
     ) -> Recovery | None:
         """Check every batch (length, magic, CRC, offsets following on from the segment's
-        base offset) and rebuild the indexes; `on_batch(leader_epoch, base_offset)` sees
-        every sound batch.
+        base offset) and rebuild the indexes; `on_batch(leader_epoch, base_offset,
+        last_offset)` sees every sound batch.
 
         The first bad batch and everything after it are cut off the file; returns where,
         or None when the whole segment is sound.
@@ -387,7 +398,7 @@ class Segment:
                 reason = f"offsets {header.base_offset}..{last_offset} do not follow {expected - 1}"
                 break
             if on_batch is not None:
-                on_batch(header.partition_leader_epoch, header.base_offset)
+                on_batch(header.partition_leader_epoch, header.base_offset, last_offset)
             if position == 0:
                 self._first_timestamp = header.max_timestamp
             self._index_batch(
