@@ -489,9 +489,9 @@ class PartitionLog:
             )
             want = end - position
             if want > remaining:
-                data = segment.read_whole_batches(position, remaining)
-                if data:
-                    parts.append(data)
+                end = segment.whole_batches_end(position, remaining)
+                if end > position:
+                    parts.append(segment.pread(position, end - position))
                 break
             if want > 0:
                 parts.append(segment.pread(position, want))

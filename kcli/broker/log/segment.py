@@ -244,23 +244,28 @@ class Segment:
             return header.position
         return header.position + header.batch_length + LOG_OVERHEAD
 
-    def read_whole_batches(self, position: int, limit: int) -> bytes:
-        """Up to `limit` bytes from `position`, cut back to the last whole batch.
+    def whole_batches_end(self, position: int, limit: int) -> int:
+        """The end of the last whole batch within `limit` bytes from `position`.
 
-        The caller guarantees a batch starts at `position` and fits within `limit`.
+        The caller guarantees a batch starts at `position`. Walks batch lengths from the
+        last index entry inside the range, so the work is bounded by the index interval.
         """
-        data = os.pread(self.fd, limit, position)
-        end = len(data)
-        # Walk batch lengths from the last indexed batch start inside the data.
-        cursor = max(self.offset_index.floor_position(position + end), position) - position
+        end = min(position + limit, self.size)
+        cursor = max(self.offset_index.floor_position(end), position)
+        fd = self.fd
         while end - cursor >= LOG_OVERHEAD:
-            _, size = batch_extent(data, cursor)
-            if size < HEADER_SIZE or end - cursor < size:
+            window = os.pread(fd, min(end - cursor, _SCAN_WINDOW), cursor)
+            off = 0
+            n = len(window)
+            while n - off >= LOG_OVERHEAD:
+                _, size = batch_extent(window, off)
+                if size < HEADER_SIZE or end - cursor - off < size:
+                    return cursor + off
+                off += size
+            if off == 0:
                 break
-            cursor += size
-        if cursor < end:
-            return data[:cursor]
-        return data
+            cursor += off
+        return cursor
 
     def read_batch(self, header: BatchHeader) -> bytes:
         return os.pread(self.fd, header.batch_length + LOG_OVERHEAD, header.position)

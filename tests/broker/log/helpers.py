@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kcli.broker.log import PartitionLog, Record, decode_records, encode_batch, iter_batches
 
 PROPERTY = settings(
-    max_examples=40,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
