@@ -192,11 +192,8 @@ class PartitionLog:
         start_checkpoint = read_int_file(directory / LOG_START_OFFSET_FILE)
         recovery_lines = _read_lines(directory / RECOVERY_POINT_FILE) or []
         self._recovery_point = _parse_int(recovery_lines[0]) if recovery_lines else None
-        if clean:
-            assert marker_lines is not None
-            manifest = _parse_manifest(marker_lines[1:])
-        else:
-            manifest = _parse_manifest(recovery_lines[1:])
+        vouching = marker_lines if clean and marker_lines is not None else recovery_lines
+        manifest = _parse_manifest(vouching[1:])
         names = os.listdir(directory)
         bases: list[int] = []
         for name in names:
@@ -507,7 +504,12 @@ class PartitionLog:
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record at or after log_start_offset whose
         timestamp is >= `timestamp` (a LogAppendTime batch's records carry its
-        maxTimestamp); None if there is none."""
+        maxTimestamp); None if there is none.
+
+        For a real timestamp; ListOffsets' -1/-2/-3 are the high watermark,
+        log_start_offset and max_timestamp(). The result is not capped at the high
+        watermark: compare it there.
+        """
         start = self.log_start_offset
         first = max(bisect_right(self._bases, start) - 1, 0)
         for segment in self._segments[first:]:
@@ -675,7 +677,13 @@ class PartitionLog:
     # ================================================================== durability
 
     def flush(self) -> None:
-        """fsync what was appended; persist the recovery point when it moves."""
+        """fsync what was appended; persist the recovery point when it moves.
+
+        Call it now and then (Kafka checkpoints every 60 s) even without a flush policy:
+        after a crash, segments rolled since the last flush are scanned in full.
+        """
+        if self._closed:
+            return
         active = self._segments[-1]
         for segment in self._unsynced:
             segment.sync(indexes=True)

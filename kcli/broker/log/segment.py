@@ -223,14 +223,9 @@ class Segment:
                 off += header.batch_length + LOG_OVERHEAD
             position += off
 
-    def locate(self, offset: int, from_position: int | None = None) -> BatchHeader | None:
+    def locate(self, offset: int) -> BatchHeader | None:
         """The first batch whose last offset is >= `offset` (the one holding it, if any)."""
-        position = (
-            self.offset_index.lookup(offset - self.base_offset)
-            if from_position is None
-            else from_position
-        )
-        for header in self.scan(position):
+        for header in self.scan(self.offset_index.lookup(offset - self.base_offset)):
             if header.base_offset + header.last_offset_delta >= offset:
                 return header
         return None
