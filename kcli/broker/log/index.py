@@ -22,7 +22,6 @@ from kcli.broker.log._files import WRITE_APPEND, read_small_file, write_all
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
 _SWAP = sys.byteorder == "little"
-_MAX_INDEX_FILE = 1 << 31
 
 
 def _strictly_increasing(values: array[int]) -> bool:
@@ -52,9 +51,9 @@ class _IndexFile:
         """(length, CRC32C) of the file as the in-memory entries say it is."""
         return self.nbytes, self.crc
 
-    def _read_checked(self, expected: tuple[int, int] | None) -> bytes | None:
-        """The file's bytes, None if missing or if they do not match `expected`."""
-        data = self._read()
+    def _read_checked(self, expected: tuple[int, int] | None, limit: int) -> bytes | None:
+        """The file's bytes, None if missing, over `limit` bytes, or not `expected`."""
+        data = self._read(limit)
         if data is None:
             return None
         digest = (len(data), int(crc32c.crc32c(data)))
@@ -82,8 +81,8 @@ class _IndexFile:
         self.nbytes = len(content)
         self.crc = int(crc32c.crc32c(content))
 
-    def _read(self) -> bytes | None:
-        return read_small_file(self.path, _MAX_INDEX_FILE)
+    def _read(self, limit: int) -> bytes | None:
+        return read_small_file(self.path, limit)
 
     def sync(self) -> None:
         if self._fd >= 0:
@@ -117,7 +116,8 @@ class OffsetIndex(_IndexFile):
         the (length, CRC32C) `expected`."""
         self.relative = array("i")
         self.positions = array("i")
-        data = self._read_checked(expected)
+        # at most one entry per batch, and a batch takes at least a header
+        data = self._read_checked(expected, (segment_size // 61 + 1) * _OFFSET_ENTRY.size)
         if data is None:
             return segment_size == 0 and expected is None
         if len(data) % _OFFSET_ENTRY.size:
@@ -196,7 +196,7 @@ class TimeIndex(_IndexFile):
         the (length, CRC32C) `expected`."""
         self.timestamps = array("q")
         self.relative = array("i")
-        data = self._read_checked(expected)
+        data = self._read_checked(expected, (segment_size // 61 + 2) * _TIME_ENTRY.size)
         if data is None:
             return segment_size == 0 and expected is None
         if len(data) % _TIME_ENTRY.size:

@@ -234,8 +234,8 @@ class PartitionLog:
         self.log_start_offset = start
         self._epochs.truncate_from_end(self.log_end_offset)
         self._epochs.truncate_from_start(self.log_start_offset)
-        if marker_lines is not None:
-            marker.unlink()
+        if marker_lines is not None or marker.exists():
+            marker.unlink()  # from here on, a crash must not look like a clean shutdown
             self._dir_dirty = True
         if self._unsynced or self._dir_dirty:
             self.flush()
