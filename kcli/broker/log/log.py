@@ -361,7 +361,7 @@ class PartitionLog:
     # ================================================================== appending
 
     def append(
-        self, batch: bytearray, *, leader_epoch: int, log_append_time: int | None
+        self, batch: bytearray | memoryview, *, leader_epoch: int, log_append_time: int | None
     ) -> AppendInfo:
         """Append one client batch (already checked by validate_client_batch).
 

@@ -591,3 +591,15 @@ def test_a_new_log_keeps_a_persisted_start_offset(tmp_path: Path) -> None:
     assert (log.log_start_offset, log.log_end_offset) == (42, 42)
     assert log.append(client_batch(1), leader_epoch=0, log_append_time=None).base_offset == 42
     log.close()
+
+
+def test_append_accepts_a_writable_view_of_a_request_buffer(tmp_path: Path) -> None:
+    request = bytearray(b"header bytes") + client_batch(3) + bytearray(b"more")
+    view = memoryview(request)[12:-4]
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    log.append(client_batch(1), leader_epoch=0, log_append_time=None)
+    info = log.append(view, leader_epoch=2, log_append_time=None)
+    assert (info.base_offset, info.last_offset) == (1, 3)
+    assert read_header(request, 12).base_offset == 1  # stamped in place
+    assert log.read(1, 1 << 20) == bytes(view)
+    log.close()
