@@ -20,7 +20,7 @@ import shutil
 import time
 import uuid
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -584,6 +584,20 @@ class PartitionLog:
             if record.timestamp == top:
                 return top, record.offset
         return top, header.base_offset + header.last_offset_delta
+
+    def batch_headers(self, start_offset: int | None = None) -> Iterator[BatchHeader]:
+        """Headers of the stored batches from the one holding `start_offset` (default: the
+        log start) to the end, in order; `position` is within the batch's segment.
+
+        For slow paths such as rebuilding producer state at startup; do not change the
+        log while iterating.
+        """
+        start = self.log_start_offset if start_offset is None else start_offset
+        first = max(bisect_right(self._bases, start) - 1, 0)
+        for segment in self._segments[first:]:
+            for header in segment.scan(segment.offset_index.lookup(start - segment.base_offset)):
+                if header.base_offset + header.last_offset_delta >= start:
+                    yield header
 
     # ================================================================== trimming
 

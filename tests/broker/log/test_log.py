@@ -603,3 +603,21 @@ def test_append_accepts_a_writable_view_of_a_request_buffer(tmp_path: Path) -> N
     assert read_header(request, 12).base_offset == 1  # stamped in place
     assert log.read(1, 1 << 20) == bytes(view)
     log.close()
+
+
+def test_batch_headers(tmp_path: Path) -> None:
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    model = Model()
+    fill(log, model, [client_batch(2, value_size=150, producer_id=7) for _ in range(20)])
+    assert len(log.segments()) > 2
+    headers = list(log.batch_headers())
+    assert [(h.base_offset, h.last_offset) for h in headers] == [
+        (b.base_offset, b.last_offset) for b in model.batches
+    ]
+    assert {h.producer_id for h in headers} == {7}
+    assert [h.base_offset for h in log.batch_headers(15)] == [
+        b.base_offset for b in model.batches if b.last_offset >= 15
+    ]
+    log.delete_records_before(21)
+    assert next(log.batch_headers()).base_offset == 20
+    log.close()
