@@ -724,6 +724,30 @@ class PartitionLog:
         self._unflushed_records = 0
         self._last_flush_ms = self._clock()
 
+    def rolled_unsynced(self) -> list[Segment]:
+        """Rolled segments not yet fsynced: the broker syncs them soon after each roll,
+        off the event loop (``sync_segments``), then calls ``mark_synced``."""
+        active = self._segments[-1]
+        return [s for s in self._unsynced if s is not active]
+
+    def mark_synced(self, segments: list[Segment]) -> None:
+        """Record that ``segments`` (from ``rolled_unsynced``) are on disk: release their
+        index files and move the recovery point past them."""
+        if self._closed:
+            return
+        for segment in segments:
+            if segment in self._unsynced:
+                self._unsynced.remove(segment)
+                segment.close_indexes()
+        if self._dir_dirty:
+            fsync_dir(self.directory)
+            self._dir_dirty = False
+        active = self._segments[-1]
+        pending = [s.base_offset for s in self._unsynced if s is not active]
+        point = min(pending, default=active.base_offset)
+        if self._recovery_point is None or point > self._recovery_point:
+            self._set_recovery_point(point)
+
     def close(self) -> None:
         """fsync everything, mark the log cleanly shut down, release the files."""
         if self._closed:
@@ -755,3 +779,13 @@ class PartitionLog:
         os.rename(directory, doomed)
         fsync_dir(directory.parent)
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+def sync_segments(segments: list[Segment]) -> None:
+    """fsync rolled segments and their indexes; safe to run in a worker thread (a segment
+    deleted meanwhile only makes its fsync fail, which is ignored)."""
+    for segment in segments:
+        try:
+            segment.sync(indexes=True)
+        except (OSError, ValueError):
+            continue
