@@ -46,7 +46,7 @@ class LogMachine(RuleBasedStateMachine):
         ts_step=st.integers(-50, 100),
         new_epoch=st.booleans(),
     )
-    def append(  # noqa: PLR0917 (hypothesis passes rule arguments by keyword)
+    def append(
         self, count: int, size: int, codec: int, append_time: bool, ts_step: int, new_epoch: bool
     ) -> None:
         self.ts += ts_step
