@@ -18,11 +18,15 @@ from kcli.client.offsets import TP, PositionSpec, resolve_positions, watermarks
 from kcli.client.topics import topic_partitions
 from kcli.errors import NotFound, from_kafka_error
 
+# kcli's defaults; a profile or -X overrides any of them. librdkafka backs off fetching
+# for fetch.queue.backoff.ms (default 1000) whenever its local queue is "full"
+# (queued.min.messages, default 100000): a fast reader then stalls for a second at a
+# time. A short backoff and a deeper queue keep the fetcher busy.
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "auto.offset.reset": "earliest",
-    "fetch.max.bytes": 64 * 1024 * 1024,
+    "fetch.queue.backoff.ms": 5,
+    "queued.min.messages": 200_000,
     "max.partition.fetch.bytes": 8 * 1024 * 1024,
-    "queued.max.messages.kbytes": 256 * 1024,
     "fetch.wait.max.ms": 100,
 }
 BATCH = 10_000

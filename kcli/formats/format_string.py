@@ -31,7 +31,7 @@ def parse(fmt: str) -> list[Token]:
 
     def flush() -> None:
         if literal:
-            tokens.append("".join(literal).encode("utf-8"))
+            tokens.append("".join(literal).encode("utf-8", "surrogateescape"))
             literal.clear()
 
     i = 0
@@ -67,7 +67,7 @@ def unparse(tokens: Sequence[Token]) -> str:
         if isinstance(token, str):
             out.append("%" + token)
         else:
-            text = token.decode("utf-8")
+            text = token.decode("utf-8", "surrogateescape")
             out.append(text.replace("\\", "\\\\").replace("%", "%%")
                        .replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r"))
     return "".join(out)

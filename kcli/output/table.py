@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any, TextIO
 
 from kcli.output.model import Column, Result
@@ -52,8 +53,9 @@ class TableFormat:
 
         isatty = out.isatty() if hasattr(out, "isatty") else False
         color = isatty if self.color is None else self.color
+        target: TextIO = out if color else io.StringIO()
         console = Console(
-            file=out, width=self.width, force_terminal=color, no_color=not color,
+            file=target, width=self.width, force_terminal=color, no_color=not color,
             color_system="auto" if color else None, highlight=False, emoji=False,
             legacy_windows=False, soft_wrap=False,
         )
@@ -79,3 +81,6 @@ class TableFormat:
             for row in table.rows:
                 view.add_row(*(Text(cell(c, row.get(c.key))) for c in table.columns))
             console.print(view)
+        if target is not out:  # plain text: no trailing spaces (stable for diffs and files)
+            out.write("".join(line.rstrip() + "\n"
+                              for line in target.getvalue().splitlines()))
