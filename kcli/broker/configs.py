@@ -291,6 +291,7 @@ class Settings:
     def resolve(self, name: str) -> ResolvedConfig:
         """A broker setting with its source."""
         definition = BROKER_SETTINGS[name]
+        synonyms: tuple[tuple[str, str | None, ConfigSource], ...]
         if name in self.overrides:
             source = ConfigSource.STATIC_BROKER_CONFIG
             synonyms = ((name, self.overrides[name], source),
@@ -311,6 +312,7 @@ class Settings:
         definition = TOPIC_CONFIGS[name]
         broker = self.resolve(TOPIC_SYNONYMS[name])
         synonyms = broker.synonyms
+        value: str | None
         if name in topic_configs:
             value = topic_configs[name]
             source = ConfigSource.DYNAMIC_TOPIC_CONFIG

@@ -15,8 +15,15 @@ from pathlib import Path
 
 from kcli.broker.cluster.metadata import PartitionState
 from kcli.broker.configs import Settings
-from kcli.broker.log.batch import BatchError, read_header, validate_client_batch
-from kcli.broker.log.log import LogConfig, PartitionLog
+from kcli.broker.log import (
+    BatchError,
+    LogConfig,
+    PartitionLog,
+    decode_records,
+    encode_batch,
+    read_header,
+    validate_client_batch,
+)
 from kcli.broker.producer_state import ProducerStateError, ProducerStateTable
 
 log = logging.getLogger("kcli.broker")
@@ -238,8 +245,6 @@ _CODEC_IDS = {name: code for code, name in _CODEC_NAMES.items()}
 
 def recompress(batch: bytearray, codec: str) -> bytearray:
     """Re-encode a batch with the topic's ``compression.type`` (a slow path, as in Kafka)."""
-    from kcli.broker.log.records import decode_records, encode_batch
-
     header = read_header(batch, 0)
     records = decode_records(batch, header)
     return bytearray(

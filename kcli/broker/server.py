@@ -12,6 +12,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from kcli.broker.protocol.framing import FrameDecoder, FrameError
 
@@ -44,8 +45,8 @@ class _Connection(asyncio.Protocol):
         self._connections = connections
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports do not subclass asyncio.Transport, but have its methods
+        self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self._connections.add(self)

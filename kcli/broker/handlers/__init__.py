@@ -15,7 +15,7 @@ from kcli.broker.handlers import (  # noqa: F401  (imported to register their ha
     producers,
     topics,
 )
-from kcli.broker.handlers.base import HANDLERS, RequestContext, make
+from kcli.broker.handlers.base import HANDLERS, RequestContext, make, response_module
 from kcli.broker.handlers.errors import UNSUPPORTED_VERSION
 from kcli.broker.protocol.codec import (
     MalformedRequest,
@@ -40,7 +40,7 @@ def _api_versions_fallback(header: RequestHeader) -> bytes:
     v0 = RequestHeader(ApiKey.API_VERSIONS, 0, header.correlation_id, header.client_id, False)
     response_cls = response_type(ApiKey.API_VERSIONS, 0)
     body = metadata.api_versions_body(
-        response_cls, metadata.response_module(ApiKey.API_VERSIONS, 0).ApiVersion,
+        response_cls, response_module(ApiKey.API_VERSIONS, 0).ApiVersion,
         UNSUPPORTED_VERSION,
     )
     return encode_response(v0, body)

@@ -14,7 +14,7 @@ from typing import Any
 
 from kcli.broker.handlers import errors
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
-from kcli.broker.log.log import OffsetOutOfRange
+from kcli.broker.log import OffsetOutOfRange
 from kcli.broker.partition import Partition
 from kcli.broker.protocol.versions import ApiKey
 
@@ -143,7 +143,7 @@ class _FetchPlan:
             fp.partition_max_bytes
         )
         try:
-            data = log.read(offset, max(limit, 0), upper_bound=upper, min_one=first)
+            data = log.read(offset, max(limit, 0), upper_bound=upper)
         except OffsetOutOfRange:
             result.error_code = errors.OFFSET_OUT_OF_RANGE
             return b""

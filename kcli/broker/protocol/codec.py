@@ -53,9 +53,14 @@ def _request_codec(api_key: int, version: int) -> tuple[Any, bool]:
     return entity_reader(schema), bool(schema.__flexible__)
 
 
-@cache
+_writers: dict[type, Any] = {}
+
+
 def _response_writer(response_type: type) -> Any:
-    return entity_writer(response_type)
+    writer = _writers.get(response_type)
+    if writer is None:
+        writer = _writers[response_type] = entity_writer(response_type)
+    return writer
 
 
 def response_type(api_key: int, version: int) -> type:

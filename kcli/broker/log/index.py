@@ -1,0 +1,211 @@
+"""Sparse segment indexes, in Kafka's file formats, kept in memory for bisect lookups.
+
+`.index`: 8-byte entries (relative offset i32, position i32): the last offset of a batch
+and where that batch starts. `.timeindex`: 12-byte entries (timestamp i64, relative
+offset i32): the largest timestamp seen so far in the segment and the (last) offset of the
+batch that carried it. Both big endian, appended as entries are made.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+from array import array
+from bisect import bisect_left, bisect_right
+from pathlib import Path
+
+from kcli.broker.log._files import WRITE_APPEND, read_small_file, write_all
+
+_OFFSET_ENTRY = struct.Struct(">ii")
+_TIME_ENTRY = struct.Struct(">qi")
+_SWAP = sys.byteorder == "little"
+_MAX_INDEX_FILE = 1 << 31
+
+
+def _strictly_increasing(values: array[int]) -> bool:
+    items = values.tolist()
+    return items == sorted(items) and len(set(items)) == len(items)
+
+
+def _non_decreasing(values: array[int]) -> bool:
+    items = values.tolist()
+    return items == sorted(items)
+
+
+class _IndexFile:
+    """The append-only file under an in-memory index."""
+
+    __slots__ = ("_fd", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = -1
+
+    def _writer(self) -> int:
+        if self._fd < 0:
+            self._fd = os.open(self.path, WRITE_APPEND, 0o644)
+        return self._fd
+
+    def _write(self, data: bytes) -> None:
+        write_all(self._writer(), data)
+
+    def _truncate_file(self, size: int) -> None:
+        os.ftruncate(self._writer(), size)
+
+    def _read(self) -> bytes | None:
+        return read_small_file(self.path, _MAX_INDEX_FILE)
+
+    def sync(self) -> None:
+        if self._fd >= 0:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def delete(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+class OffsetIndex(_IndexFile):
+    """(relative last offset, position) of every batch that crossed the index interval."""
+
+    __slots__ = ("positions", "relative")
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.relative: array[int] = array("i")
+        self.positions: array[int] = array("i")
+
+    def __len__(self) -> int:
+        return len(self.relative)
+
+    def load(self, segment_size: int) -> bool:
+        """Read the file; False (and empty) if it is missing, torn or not plausible."""
+        self.relative = array("i")
+        self.positions = array("i")
+        data = self._read()
+        if data is None:
+            return segment_size == 0
+        if len(data) % _OFFSET_ENTRY.size:
+            return False
+        flat = array("i")
+        flat.frombytes(data)
+        if _SWAP:
+            flat.byteswap()
+        relative = flat[0::2]
+        positions = flat[1::2]
+        if relative and (
+            relative[0] < 0
+            or positions[0] < 0
+            or positions[-1] >= segment_size
+            or not _strictly_increasing(relative)
+            or not _strictly_increasing(positions)
+        ):
+            return False
+        self.relative = relative
+        self.positions = positions
+        return True
+
+    def reset(self) -> None:
+        """Forget every entry, in memory and on disk."""
+        self.relative = array("i")
+        self.positions = array("i")
+        self._truncate_file(0)
+
+    def append(self, relative_offset: int, position: int) -> None:
+        self.relative.append(relative_offset)
+        self.positions.append(position)
+        self._write(_OFFSET_ENTRY.pack(relative_offset, position))
+
+    def lookup(self, relative_offset: int) -> int:
+        """Position of the last entry whose offset is <= `relative_offset` (0 if none)."""
+        i = bisect_right(self.relative, relative_offset) - 1
+        return self.positions[i] if i >= 0 else 0
+
+    def floor_position(self, position: int) -> int:
+        """The largest entry position <= `position`, or -1."""
+        i = bisect_right(self.positions, position) - 1
+        return self.positions[i] if i >= 0 else -1
+
+    def truncate_at_position(self, position: int) -> None:
+        """Drop the entries for batches at or after `position`."""
+        keep = bisect_left(self.positions, position)
+        if keep < len(self.positions):
+            del self.relative[keep:]
+            del self.positions[keep:]
+            self._truncate_file(keep * _OFFSET_ENTRY.size)
+
+
+class TimeIndex(_IndexFile):
+    """(largest timestamp so far, relative offset of its batch), timestamps rising."""
+
+    __slots__ = ("relative", "timestamps")
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.timestamps: array[int] = array("q")
+        self.relative: array[int] = array("i")
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    def load(self, segment_size: int) -> bool:
+        """Read the file; False (and empty) if it is missing, torn or not plausible."""
+        self.timestamps = array("q")
+        self.relative = array("i")
+        data = self._read()
+        if data is None:
+            return segment_size == 0
+        if len(data) % _TIME_ENTRY.size:
+            return False
+        timestamps = array("q")
+        relative = array("i")
+        for ts, rel in _TIME_ENTRY.iter_unpack(data):
+            timestamps.append(ts)
+            relative.append(rel)
+        if timestamps and (
+            relative[0] < 0 or not _strictly_increasing(timestamps) or not _non_decreasing(relative)
+        ):
+            return False
+        self.timestamps = timestamps
+        self.relative = relative
+        return True
+
+    def reset(self) -> None:
+        self.timestamps = array("q")
+        self.relative = array("i")
+        self._truncate_file(0)
+
+    def last(self) -> tuple[int, int] | None:
+        """(timestamp, relative offset) of the last entry."""
+        if not self.timestamps:
+            return None
+        return self.timestamps[-1], self.relative[-1]
+
+    def maybe_append(self, timestamp: int, relative_offset: int) -> None:
+        """Append unless `timestamp` does not exceed the last entry's (or is NO_TIMESTAMP)."""
+        if timestamp <= (self.timestamps[-1] if self.timestamps else -1):
+            return
+        self.timestamps.append(timestamp)
+        self.relative.append(relative_offset)
+        self._write(_TIME_ENTRY.pack(timestamp, relative_offset))
+
+    def relative_before(self, timestamp: int) -> int:
+        """Relative offset of the last entry with a timestamp < `timestamp`, or -1.
+
+        Every record at or before that offset has a smaller timestamp.
+        """
+        i = bisect_left(self.timestamps, timestamp) - 1
+        return self.relative[i] if i >= 0 else -1
+
+    def truncate_at_relative(self, relative_offset: int) -> None:
+        """Drop the entries whose offset is >= `relative_offset`."""
+        keep = bisect_left(self.relative, relative_offset)
+        if keep < len(self.relative):
+            del self.timestamps[keep:]
+            del self.relative[keep:]
+            self._truncate_file(keep * _TIME_ENTRY.size)

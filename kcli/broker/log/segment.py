@@ -1,0 +1,438 @@
+"""One log segment: `<base offset>.log` with its `.index` and `.timeindex`.
+
+Batches sit back to back in the `.log` file exactly as they came off the wire. Reads and
+writes use raw file descriptors (os.write, os.pread); the indexes live in memory and are
+appended to their files as entries are made.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import crc32c
+
+from kcli.broker.log._files import READ_WRITE_APPEND, sync_data, write_all
+from kcli.broker.log.batch import (
+    CRC_START,
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    MIN_BATCH_LENGTH,
+    BatchHeader,
+    batch_extent,
+    unpack_header,
+)
+from kcli.broker.log.errors import CorruptBatch
+from kcli.broker.log.index import OffsetIndex, TimeIndex
+
+INT32_MAX = (1 << 31) - 1
+NO_TIMESTAMP = -1
+
+_SCAN_WINDOW = 16 * 1024
+_RECOVER_WINDOW = 1 << 20
+
+
+def segment_name(base_offset: int) -> str:
+    return f"{base_offset:020d}"
+
+
+def parse_segment_name(name: str) -> int | None:
+    """Base offset of a `<20 digits>.log` file name, or None."""
+    stem, dot, suffix = name.partition(".")
+    if dot and suffix == "log" and len(stem) == 20 and stem.isdigit():
+        return int(stem)
+    return None
+
+
+class Recovery(NamedTuple):
+    """Where a recovery scan cut a segment."""
+
+    offset: int
+    """Offset the first dropped batch would have started at."""
+    position: int
+    dropped_bytes: int
+    reason: str
+
+
+class Segment:
+    """A segment file, its indexes, and what is known about its offsets and timestamps."""
+
+    __slots__ = (
+        "_first_timestamp",
+        "base_offset",
+        "bytes_since_index",
+        "created_ms",
+        "fd",
+        "log_path",
+        "max_timestamp",
+        "next_offset",
+        "offset_index",
+        "offset_of_max_timestamp",
+        "size",
+        "time_index",
+    )
+
+    def __init__(self, directory: Path, base_offset: int, fd: int, size: int, now_ms: int):
+        name = segment_name(base_offset)
+        self.base_offset = base_offset
+        self.log_path = directory / f"{name}.log"
+        self.fd = fd
+        self.size = size
+        self.offset_index = OffsetIndex(directory / f"{name}.index")
+        self.time_index = TimeIndex(directory / f"{name}.timeindex")
+        self.next_offset = base_offset
+        """One past the last offset; only kept up to date for the active segment."""
+        self.max_timestamp = NO_TIMESTAMP
+        self.offset_of_max_timestamp = -1
+        """Last offset of the first batch that carried `max_timestamp`."""
+        self.bytes_since_index = 0
+        self.created_ms = now_ms
+        self._first_timestamp: int | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    @classmethod
+    def create(cls, directory: Path, base_offset: int, now_ms: int) -> Segment:
+        """A new, empty segment (any file already under that name is emptied)."""
+        path = directory / f"{segment_name(base_offset)}.log"
+        fd = os.open(path, READ_WRITE_APPEND | os.O_TRUNC, 0o644)
+        segment = cls(directory, base_offset, fd, 0, now_ms)
+        segment.offset_index.reset()
+        segment.time_index.reset()
+        return segment
+
+    @classmethod
+    def open(cls, directory: Path, base_offset: int, now_ms: int) -> Segment:
+        """An existing segment file; its indexes are not loaded yet."""
+        path = directory / f"{segment_name(base_offset)}.log"
+        fd = os.open(path, READ_WRITE_APPEND, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+        except OSError:
+            os.close(fd)
+            raise
+        return cls(directory, base_offset, fd, size, now_ms)
+
+    def close(self) -> None:
+        self.offset_index.close()
+        self.time_index.close()
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def delete(self) -> None:
+        self.close()
+        self.log_path.unlink(missing_ok=True)
+        self.offset_index.delete()
+        self.time_index.delete()
+
+    def sync(self, *, indexes: bool) -> None:
+        sync_data(self.fd)
+        if indexes:
+            self.offset_index.sync()
+            self.time_index.sync()
+
+    def close_indexes(self) -> None:
+        """Release the index file descriptors (a sealed segment writes no more entries)."""
+        self.offset_index.close()
+        self.time_index.close()
+
+    def seal(self) -> None:
+        """Record the segment's largest timestamp in the time index (on roll and close)."""
+        if self.offset_of_max_timestamp >= 0:
+            self.time_index.maybe_append(
+                self.max_timestamp, self.offset_of_max_timestamp - self.base_offset
+            )
+
+    def last_modified_ms(self) -> int:
+        return os.fstat(self.fd).st_mtime_ns // 1_000_000
+
+    # ------------------------------------------------------------------ writing
+
+    def append(
+        self,
+        data: bytes | bytearray | memoryview,
+        last_offset: int,
+        max_ts: int,
+        index_interval: int,
+    ) -> None:
+        """Write whole batches at the end; on failure the file is cut back to its old size."""
+        position = self.size
+        try:
+            write_all(self.fd, data)
+        except BaseException:
+            os.ftruncate(self.fd, position)
+            raise
+        size = len(data)
+        self.size = position + size
+        if position == 0:
+            self._first_timestamp = max_ts
+        self._index_batch(position, size, last_offset, max_ts, index_interval)
+
+    def _index_batch(
+        self, position: int, size: int, last_offset: int, max_ts: int, index_interval: int
+    ) -> None:
+        if max_ts > self.max_timestamp:
+            self.max_timestamp = max_ts
+            self.offset_of_max_timestamp = last_offset
+        if self.bytes_since_index > index_interval:
+            base = self.base_offset
+            self.offset_index.append(last_offset - base, position)
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp - base)
+            self.bytes_since_index = 0
+        self.bytes_since_index += size
+        self.next_offset = last_offset + 1
+
+    def rolling_timestamp(self) -> int:
+        """maxTimestamp of the first batch (what segment.ms is measured from), or -1."""
+        if self._first_timestamp is None:
+            if self.size < HEADER_SIZE:
+                return NO_TIMESTAMP
+            self._first_timestamp = unpack_header(
+                os.pread(self.fd, HEADER_SIZE, 0), 0, 0
+            ).max_timestamp
+        return self._first_timestamp
+
+    # ------------------------------------------------------------------ reading
+
+    def pread(self, position: int, size: int) -> bytes:
+        return os.pread(self.fd, size, position)
+
+    def scan(self, position: int = 0) -> Iterator[BatchHeader]:
+        """Headers of the batches from `position` on (a batch starts there), in order.
+
+        Stops at a partial batch; CorruptBatch on an impossible batch length.
+        """
+        fd = self.fd
+        end = self.size
+        while end - position >= HEADER_SIZE:
+            window = os.pread(fd, min(_SCAN_WINDOW, end - position), position)
+            n = len(window)
+            off = 0
+            while n - off >= HEADER_SIZE:
+                header = unpack_header(window, off, position + off)
+                if header.batch_length < MIN_BATCH_LENGTH:
+                    raise CorruptBatch(
+                        f"{self.log_path}: impossible batch length at {position + off}"
+                    )
+                if header.position + header.batch_length + LOG_OVERHEAD > end:
+                    return
+                yield header
+                off += header.batch_length + LOG_OVERHEAD
+            position += off
+
+    def locate(self, offset: int, from_position: int | None = None) -> BatchHeader | None:
+        """The first batch whose last offset is >= `offset` (the one holding it, if any)."""
+        position = (
+            self.offset_index.lookup(offset - self.base_offset)
+            if from_position is None
+            else from_position
+        )
+        for header in self.scan(position):
+            if header.base_offset + header.last_offset_delta >= offset:
+                return header
+        return None
+
+    def end_position_below(self, offset: int) -> int:
+        """Where the first batch with base offset >= `offset` starts (the size if none)."""
+        header = self.locate(offset)
+        if header is None:
+            return self.size
+        if header.base_offset >= offset:
+            return header.position
+        return header.position + header.batch_length + LOG_OVERHEAD
+
+    def read_whole_batches(self, position: int, limit: int) -> bytes:
+        """Up to `limit` bytes from `position`, cut back to the last whole batch.
+
+        The caller guarantees a batch starts at `position` and fits within `limit`.
+        """
+        data = os.pread(self.fd, limit, position)
+        end = len(data)
+        # Walk batch lengths from the last indexed batch start inside the data.
+        cursor = max(self.offset_index.floor_position(position + end), position) - position
+        while end - cursor >= LOG_OVERHEAD:
+            _, size = batch_extent(data, cursor)
+            if size < HEADER_SIZE or end - cursor < size:
+                break
+            cursor += size
+        if cursor < end:
+            return data[:cursor]
+        return data
+
+    def read_batch(self, header: BatchHeader) -> bytes:
+        return os.pread(self.fd, header.batch_length + LOG_OVERHEAD, header.position)
+
+    # ------------------------------------------------------------------ loading
+
+    def load_indexes(self) -> bool:
+        """Load the index files; False if they cannot be trusted (rebuild then)."""
+        if not self.offset_index.load(self.size) or not self.time_index.load(self.size):
+            return False
+        base = self.base_offset
+        index = self.offset_index
+        if len(index):
+            for i in (0, len(index) - 1):  # spot-check that entries point at their batches
+                header = self._header_at(index.positions[i])
+                if header is None or header.base_offset + header.last_offset_delta != (
+                    base + index.relative[i]
+                ):
+                    return False
+        last = self.time_index.last()
+        if last is not None:
+            self.max_timestamp, relative = last
+            self.offset_of_max_timestamp = base + relative
+        return True
+
+    def _header_at(self, position: int) -> BatchHeader | None:
+        if self.size - position < HEADER_SIZE:
+            return None
+        header = unpack_header(os.pread(self.fd, HEADER_SIZE, position), 0, position)
+        if (
+            header.batch_length < MIN_BATCH_LENGTH
+            or header.magic != 2
+            or header.last_offset_delta < 0
+            or position + header.batch_length + LOG_OVERHEAD > self.size
+        ):
+            return None
+        return header
+
+    def read_next_offset(self) -> int | None:
+        """Walk from the last index entry to the end: the next offset, None if the tail is
+        torn or its offsets do not follow on."""
+        index = self.offset_index
+        if len(index):
+            position = index.positions[-1]
+            expected = None  # the indexed batch itself is checked by load_indexes
+        else:
+            position = 0
+            expected = self.base_offset
+        next_offset = self.base_offset
+        end = position
+        try:
+            for header in self.scan(position):
+                if header.magic != 2 or header.last_offset_delta < 0:
+                    return None
+                if expected is not None and header.base_offset != expected:
+                    return None
+                next_offset = expected = header.base_offset + header.last_offset_delta + 1
+                end = header.position + header.batch_length + LOG_OVERHEAD
+        except CorruptBatch:
+            return None
+        if end != self.size:
+            return None
+        return next_offset
+
+    def recover(
+        self, index_interval: int, on_batch: Callable[[int, int], None] | None = None
+    ) -> Recovery | None:
+        """Check every batch (length, magic, CRC, offsets following on from the segment's
+        base offset) and rebuild the indexes; `on_batch(leader_epoch, base_offset)` sees
+        every sound batch.
+
+        The first bad batch and everything after it are cut off the file; returns where,
+        or None when the whole segment is sound.
+        """
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.max_timestamp = NO_TIMESTAMP
+        self.offset_of_max_timestamp = -1
+        self.bytes_since_index = 0
+        self._first_timestamp = None
+        base = self.base_offset
+        expected = base
+        size = self.size
+        position = 0
+        window = b""
+        window_start = 0
+        reason = ""
+        while position < size:
+            if size - position < HEADER_SIZE:
+                reason = "partial batch header"
+                break
+            if position + HEADER_SIZE > window_start + len(window):
+                window = os.pread(self.fd, min(_RECOVER_WINDOW, size - position), position)
+                window_start = position
+            header = unpack_header(window, position - window_start, position)
+            batch_size = header.batch_length + LOG_OVERHEAD
+            if header.batch_length < MIN_BATCH_LENGTH or batch_size > size - position:
+                reason = f"batch length {header.batch_length} out of bounds"
+                break
+            if header.magic != 2:
+                reason = f"magic {header.magic}"
+                break
+            if position + batch_size > window_start + len(window):
+                if batch_size <= _RECOVER_WINDOW:
+                    window = os.pread(self.fd, min(_RECOVER_WINDOW, size - position), position)
+                    window_start = position
+                    data = window[:batch_size]
+                else:
+                    data = os.pread(self.fd, batch_size, position)
+                crc = crc32c.crc32c(memoryview(data)[CRC_START:])
+            else:
+                start = position - window_start
+                with memoryview(window) as view:
+                    crc = crc32c.crc32c(view[start + CRC_START : start + batch_size])
+            if crc != header.crc:
+                reason = "CRC mismatch"
+                break
+            last_offset = header.base_offset + header.last_offset_delta
+            if (
+                header.last_offset_delta < 0
+                or header.base_offset != expected
+                or last_offset - base > INT32_MAX
+            ):
+                reason = f"offsets {header.base_offset}..{last_offset} do not follow {expected - 1}"
+                break
+            if on_batch is not None:
+                on_batch(header.partition_leader_epoch, header.base_offset)
+            if position == 0:
+                self._first_timestamp = header.max_timestamp
+            self._index_batch(
+                position, batch_size, last_offset, header.max_timestamp, index_interval
+            )
+            expected = last_offset + 1
+            position += batch_size
+        self.next_offset = expected if position else base
+        self.seal()
+        if position == size:
+            return None
+        self.truncate_file(position)
+        return Recovery(expected if position else base, position, size - position, reason)
+
+    def truncate_file(self, position: int) -> None:
+        os.ftruncate(self.fd, position)
+        self.size = position
+
+    def truncate_to(self, position: int) -> None:
+        """Cut the segment at `position` (a batch boundary) and bring its state in line."""
+        self.truncate_file(position)
+        self.offset_index.truncate_at_position(position)
+        self.bytes_since_index = 0
+        if position == 0:
+            self.next_offset = self.base_offset
+            self._first_timestamp = None
+            self.time_index.reset()
+            self.max_timestamp = NO_TIMESTAMP
+            self.offset_of_max_timestamp = -1
+            return
+        next_offset = self.base_offset
+        for header in self.scan(self.offset_index.lookup(INT32_MAX)):
+            next_offset = header.base_offset + header.last_offset_delta + 1
+        self.next_offset = next_offset
+        self.time_index.truncate_at_relative(next_offset - self.base_offset)
+        # The largest timestamp: the last time index entry, then whatever follows it.
+        last = self.time_index.last()
+        self.max_timestamp = NO_TIMESTAMP
+        self.offset_of_max_timestamp = -1
+        start = 0
+        if last is not None:
+            self.max_timestamp = last[0]
+            self.offset_of_max_timestamp = self.base_offset + last[1]
+            start = self.offset_index.lookup(last[1])
+        for header in self.scan(start):
+            if header.max_timestamp > self.max_timestamp:
+                self.max_timestamp = header.max_timestamp
+                self.offset_of_max_timestamp = header.base_offset + header.last_offset_delta

@@ -1,0 +1,153 @@
+"""Builders and models shared by the log storage tests."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import crc32c
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+from kcli.broker.log import PartitionLog, Record, decode_records, encode_batch, iter_batches
+
+PROPERTY = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def client_batch(
+    count: int = 1,
+    *,
+    value_size: int = 10,
+    timestamp: int = 1_000,
+    compression: int = 0,
+    timestamps: Sequence[int] | None = None,
+    producer_id: int = -1,
+) -> bytearray:
+    """A batch as a producer sends it: base offset 0, one record per offset."""
+    stamps = list(timestamps) if timestamps is not None else [timestamp + i for i in range(count)]
+    records = [
+        Record(i, stamps[i], f"k{i}".encode(), bytes([i % 251]) * value_size, [])
+        for i in range(len(stamps))
+    ]
+    return bytearray(encode_batch(records, compression=compression, producer_id=producer_id))
+
+
+def patch(batch: bytes | bytearray, fmt: str, pos: int, value: int, *, fix_crc: bool) -> bytes:
+    """A copy of `batch` with one field overwritten (and the CRC recomputed if asked)."""
+    out = bytearray(batch)
+    struct.pack_into(fmt, out, pos, value)
+    if fix_crc:
+        struct.pack_into(">I", out, 17, crc32c.crc32c(bytes(out[21:])))
+    return bytes(out)
+
+
+@dataclass
+class Stored:
+    """One batch as the log should hold it."""
+
+    base_offset: int
+    last_offset: int
+    data: bytes
+
+
+class Model:
+    """What a PartitionLog should contain, kept by the test alongside it."""
+
+    def __init__(self) -> None:
+        self.batches: list[Stored] = []
+        self.log_start = 0
+
+    def add(self, base_offset: int, last_offset: int, data: bytes) -> None:
+        self.batches.append(Stored(base_offset, last_offset, data))
+
+    @property
+    def end(self) -> int:
+        return self.batches[-1].last_offset + 1 if self.batches else self.log_start
+
+    def read(self, offset: int, max_bytes: int, upper_bound: int | None = None) -> bytes:
+        bound = self.end if upper_bound is None else min(upper_bound, self.end)
+        out: list[bytes] = []
+        total = 0
+        for stored in self.batches:
+            if stored.last_offset < offset:
+                continue
+            if stored.base_offset >= bound:
+                break
+            if out and total + len(stored.data) > max_bytes:
+                break
+            out.append(stored.data)
+            total += len(stored.data)
+        return b"".join(out)
+
+    def records(self) -> list[Record]:
+        result: list[Record] = []
+        for stored in self.batches:
+            (header,) = iter_batches(stored.data)
+            result.extend(decode_records(stored.data, header))
+        return result
+
+    def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        for record in self.records():
+            if record.offset >= self.log_start and record.timestamp >= timestamp:
+                return record.offset, record.timestamp
+        return None
+
+    def max_timestamp(self) -> tuple[int, int] | None:
+        best: tuple[int, int] | None = None
+        for record in self.records():
+            if record.timestamp >= 0 and (best is None or record.timestamp > best[0]):
+                best = (record.timestamp, record.offset)
+        return best
+
+
+def crash_copy(log: PartitionLog, destination: Path) -> Path:
+    """The log's files as a killed process would leave them: no clean-shutdown marker,
+    everything written to the OS present."""
+    shutil.copytree(log.directory, destination)
+    return destination
+
+
+def all_bytes(log: PartitionLog) -> bytes:
+    if log.log_end_offset == log.log_start_offset:
+        return b""
+    return log.read(log.log_start_offset, 1 << 40)
+
+
+record_keys = st.one_of(st.none(), st.binary(max_size=20))
+header_lists = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "é", "", "trace-id"]),
+        st.one_of(st.none(), st.binary(max_size=8)),
+    ),
+    max_size=4,
+)
+
+
+@st.composite
+def record_lists(draw: st.DrawFn, max_size: int = 12) -> list[Record]:
+    """Records with rising offsets (gaps allowed) from 0 and arbitrary timestamps."""
+    count = draw(st.integers(min_value=1, max_value=max_size))
+    offset = 0
+    base_ts = draw(st.integers(min_value=0, max_value=2**41))
+    records = []
+    for i in range(count):
+        if i:
+            offset += draw(st.integers(min_value=1, max_value=3))
+        records.append(
+            Record(
+                offset,
+                base_ts + draw(st.integers(min_value=-10_000, max_value=10_000)),
+                draw(record_keys),
+                draw(st.one_of(st.none(), st.binary(max_size=40))),
+                draw(header_lists),
+            )
+        )
+    return records
