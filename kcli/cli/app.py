@@ -28,6 +28,7 @@ from kcli.cli.options import (
     PropertyOpt,
     QuietOpt,
     TimeoutOpt,
+    quiet_stdout,
     with_global_options,
 )
 from kcli.config import GlobalFlags
@@ -87,17 +88,6 @@ def _debugging() -> bool:
     return "--debug" in sys.argv[1:] or bool(os.environ.get("KCLI_DEBUG"))
 
 
-def _quiet_stdout() -> None:
-    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush
-    cannot raise again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
-
-
 def main() -> None:
     """Console entry point: run the app and turn every failure into one line and an exit code."""
     try:
@@ -119,7 +109,7 @@ def main() -> None:
     except KeyboardInterrupt:
         fail("interrupted", ExitCode.INTERRUPTED)
     except BrokenPipeError:
-        _quiet_stdout()
+        quiet_stdout()
         raise SystemExit(ExitCode.OK) from None
     except Exception as error:
         if _debugging():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -93,7 +94,13 @@ def with_global_options(func: Callable[..., Any], *, use_profiles: bool = True,
     def wrapper(**kwargs: Any) -> Any:
         flags = root_flags(kwargs.pop("kcli_ctx", None)).then(flags_from(kwargs))
         opts = resolve(flags, use_profiles=use_profiles)
-        return func(opts, **kwargs)
+        try:
+            return func(opts, **kwargs)
+        except BrokenPipeError:
+            # The reader went away (`kcli consume T | head`): that is a normal end.
+            # Handled here because typer's click turns EPIPE into exit status 1.
+            quiet_stdout()
+            raise typer.Exit(0) from None
 
     new_params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + _GLOBAL_PARAMS
     wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -112,6 +119,17 @@ def command(app: typer.Typer, name: str, *, use_profiles: bool = True,
         return func
 
     return register
+
+
+def quiet_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so that no later flush (ours or
+    the interpreter's at exit) can fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def stderr_is_terminal() -> bool:

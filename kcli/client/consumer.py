@@ -30,7 +30,7 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "fetch.wait.max.ms": 100,
 }
 BATCH = 10_000
-_POLL_TIMEOUT = 0.2
+_POLL_TIMEOUT = 0.1
 _TRANSIENT = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE",
                         "_MSG_TIMED_OUT", "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION",
                         "_WAIT_COORD", "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR"})

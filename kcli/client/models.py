@@ -87,7 +87,6 @@ class TopicDetail:
     partitions: tuple[PartitionDetail, ...]
     configs: tuple[ConfigValue, ...]
     internal: bool = False
-    topic_id: str | None = None
 
     @property
     def replication(self) -> int:
@@ -105,7 +104,7 @@ class TopicDetail:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
-            "name": self.name, "internal": self.internal, "topic_id": self.topic_id,
+            "name": self.name, "internal": self.internal,
             "partition_count": len(self.partitions), "replication": self.replication,
             "records": self.records,
             "partitions": [p.to_dict() for p in self.partitions],
