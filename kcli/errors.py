@@ -1,8 +1,15 @@
-"""Errors and exit codes: the one place that decides what a failure means to the shell."""
+"""Errors and exit codes: the one place that decides what a failure means to the shell.
+
+Commands raise a :class:`KcliError` subclass; the entry point prints its message as one
+line on stderr and exits with its code. Errors coming back from a Kafka cluster through
+confluent-kafka are translated by :func:`from_kafka_error`, using the error's *name*
+(``KafkaError.name()``) so this module never imports confluent-kafka itself.
+"""
 
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -32,6 +39,11 @@ class KcliError(Exception):
         self.message = message
         self.hint = hint
 
+    def one_line(self) -> str:
+        """The message and hint as the single line the entry point prints."""
+        text = self.message if not self.hint else f"{self.message} ({self.hint})"
+        return " ".join(text.split())
+
 
 class OperationFailed(KcliError):
     """The cluster or the data refused the operation."""
@@ -57,10 +69,59 @@ class NotFound(KcliError):
     exit_code = ExitCode.NOT_FOUND
 
 
+# Kafka error names (KafkaError.name(): broker codes and librdkafka's local "_" codes)
+# grouped by what they mean to a user. Anything not listed is OperationFailed.
+_UNREACHABLE = frozenset({
+    "_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_MSG_TIMED_OUT", "_TIMED_OUT_QUEUE",
+    "_RESOLVE", "REQUEST_TIMED_OUT", "_WAIT_COORD", "COORDINATOR_NOT_AVAILABLE",
+    "NOT_COORDINATOR", "COORDINATOR_LOAD_IN_PROGRESS", "LEADER_NOT_AVAILABLE",
+    "NETWORK_EXCEPTION", "BROKER_NOT_AVAILABLE",
+})
+_NOT_FOUND = frozenset({
+    "UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC", "_UNKNOWN_PARTITION", "UNKNOWN_TOPIC_ID",
+    "GROUP_ID_NOT_FOUND", "_NOENT", "RESOURCE_NOT_FOUND",
+})
+_BAD_INPUT = frozenset({
+    "INVALID_PARTITIONS", "INVALID_REPLICATION_FACTOR", "INVALID_REPLICA_ASSIGNMENT",
+    "INVALID_CONFIG", "TOPIC_EXCEPTION", "INVALID_REQUEST", "_INVALID_ARG", "INVALID_MSG",
+    "INVALID_RECORD", "INVALID_TIMESTAMP", "MSG_SIZE_TOO_LARGE", "OFFSET_OUT_OF_RANGE",
+    "INVALID_MSG_SIZE", "RECORD_LIST_TOO_LARGE", "_MSG_SIZE_TOO_LARGE", "INVALID_GROUP_ID",
+    "POLICY_VIOLATION", "_INVALID_TYPE", "_BAD_MSG",
+})
+
+_CLASS_BY_NAME: dict[str, type[KcliError]] = {
+    **dict.fromkeys(_UNREACHABLE, Unreachable),
+    **dict.fromkeys(_NOT_FOUND, NotFound),
+    **dict.fromkeys(_BAD_INPUT, BadInput),
+}
+
+
+def kafka_error_class(name: str) -> type[KcliError]:
+    """The KcliError subclass for a Kafka error name such as ``UNKNOWN_TOPIC_OR_PART``."""
+    return _CLASS_BY_NAME.get(name, OperationFailed)
+
+
+def from_kafka_error(error: Any, context: str | None = None) -> KcliError:
+    """Translate a confluent-kafka ``KafkaError`` (or a ``KafkaException`` wrapping one)
+    into the KcliError a user should see: ``context: broker's message``."""
+    if error.__class__.__name__ == "KafkaException" and error.args:
+        error = error.args[0]
+    if not hasattr(error, "name") or not hasattr(error, "str"):
+        text = str(error)
+        return OperationFailed(f"{context}: {text}" if context else text)
+    name = error.name()
+    text = error.str() or name
+    cls = kafka_error_class(name)
+    message = f"{context}: {text}" if context else text
+    return cls(message)
+
+
 def exit_code_for(error: BaseException) -> ExitCode:
     """Map any exception reaching the entry point to the exit code the shell sees."""
     if isinstance(error, KcliError):
         return error.exit_code
     if isinstance(error, KeyboardInterrupt):
         return ExitCode.INTERRUPTED
+    if error.__class__.__name__ == "KafkaException":
+        return from_kafka_error(error).exit_code
     return ExitCode.FAILED

@@ -1,15 +1,39 @@
-"""The root of the command line: global options, command groups, one error handler."""
+"""The root of the command line: global options, command groups, one error handler.
+
+Command modules are imported here once and stay light: confluent-kafka, rich, fastavro
+and orjson are imported inside the commands that need them, so ``kcli --help`` is fast.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 
-import click
 import typer
 
 from kcli import __version__
+from kcli.cli import bench as bench_cli
 from kcli.cli import broker as broker_cli
-from kcli.errors import ExitCode, KcliError
+from kcli.cli import cluster as cluster_cli
+from kcli.cli import consume as consume_cli
+from kcli.cli import group as group_cli
+from kcli.cli import produce as produce_cli
+from kcli.cli import profile as profile_cli
+from kcli.cli import topic as topic_cli
+from kcli.cli.options import (
+    BootstrapOpt,
+    DebugOpt,
+    OutputOpt,
+    ProfileOpt,
+    PropertyOpt,
+    QuietOpt,
+    TimeoutOpt,
+    quiet_stdout,
+    with_global_options,
+)
+from kcli.config import GlobalFlags
+from kcli.errors import ExitCode, KcliError, exit_code_for, from_kafka_error
 
 app = typer.Typer(
     name="kcli",
@@ -18,7 +42,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: no rich import, `kcli --help` stays fast
 )
+app.add_typer(cluster_cli.app, name="cluster")
+app.add_typer(topic_cli.app, name="topic")
+app.command("produce")(with_global_options(produce_cli.produce))
+app.command("consume")(with_global_options(consume_cli.consume))
+app.add_typer(group_cli.app, name="group")
+app.add_typer(profile_cli.app, name="profile")
+app.add_typer(bench_cli.app, name="bench")
 app.add_typer(broker_cli.app, name="broker")
 
 
@@ -30,34 +62,62 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
+    bootstrap: BootstrapOpt = None,
+    profile: ProfileOpt = None,
+    properties: PropertyOpt = None,
+    output: OutputOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    timeout: TimeoutOpt = None,
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
     """kcli: a Kafka command line."""
+    ctx.obj = GlobalFlags(bootstrap=bootstrap, profile=profile,
+                          overrides=tuple(properties or ()), output=output, quiet=quiet,
+                          debug=debug, timeout=timeout)
 
 
 def fail(message: str, code: int) -> None:
     """Print one error line to stderr and exit."""
-    print(f"kcli: error: {message}", file=sys.stderr)
+    print(f"kcli: error: {' '.join(message.split())}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def _debugging() -> bool:
+    return "--debug" in sys.argv[1:] or bool(os.environ.get("KCLI_DEBUG"))
 
 
 def main() -> None:
     """Console entry point: run the app and turn every failure into one line and an exit code."""
     try:
-        app(standalone_mode=False)
+        app(prog_name="kcli", standalone_mode=False)
     except KcliError as error:
-        message = error.message if not error.hint else f"{error.message} ({error.hint})"
-        fail(message, error.exit_code)
-    except click.exceptions.Exit as done:
+        if _debugging():
+            traceback.print_exc()
+        fail(error.one_line(), error.exit_code)
+    except typer.Exit as done:
         raise SystemExit(done.exit_code) from None
-    except click.exceptions.Abort:
+    except typer.Abort:
         fail("interrupted", ExitCode.INTERRUPTED)
-    except click.ClickException as error:
-        fail(error.format_message(), ExitCode.USAGE)
+    except typer.TyperException as error:  # typer's click: usage errors and the like
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        ctx = getattr(error, "ctx", None)
+        if ctx is not None:
+            message += f" (see '{ctx.command_path} --help')"
+        fail(message, getattr(error, "exit_code", ExitCode.USAGE) or ExitCode.USAGE)
     except KeyboardInterrupt:
         fail("interrupted", ExitCode.INTERRUPTED)
     except BrokenPipeError:
-        sys.stderr.close()
+        quiet_stdout()
         raise SystemExit(ExitCode.OK) from None
+    except Exception as error:
+        if _debugging():
+            traceback.print_exc()
+        if error.__class__.__name__ == "KafkaException":
+            kcli_error = from_kafka_error(error)
+            fail(kcli_error.one_line(), kcli_error.exit_code)
+        fail(f"internal error: {type(error).__name__}: {error} (run with --debug for "
+             "a traceback)", exit_code_for(error))

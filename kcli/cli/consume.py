@@ -1,0 +1,162 @@
+"""`kcli consume`: records to stdout as raw values, a kcat-style format, or JSON lines."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kcli.cli.common import connect, progress
+from kcli.cli.options import say, stderr_is_terminal
+from kcli.config import Options
+from kcli.errors import BadInput
+
+FORMATS = ("raw", "json", "avro")
+TABLE_FORMAT = "%p\\t%o\\t%k\\t%s\\n"
+
+Renderer = Callable[[list[Any]], bytes]
+
+
+def _raw(batch: list[Any]) -> bytes:
+    return b"\n".join([m.value() or b"" for m in batch]) + b"\n"
+
+
+def _envelope(batch: list[Any]) -> bytes:
+    from kcli.formats.envelope import dumps_message
+
+    return b"\n".join([dumps_message(m) for m in batch]) + b"\n"
+
+
+class _Decoded:
+    """A Message whose value was decoded from Avro (for formats and --grep)."""
+
+    __slots__ = ("_message", "_value")
+
+    def __init__(self, message: Any, value: bytes | None) -> None:
+        self._message = message
+        self._value = value
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._message, name)
+
+
+def build_renderer(opts: Options, format_string: str | None, fmt: str) -> Renderer:
+    """How a batch of messages becomes bytes on stdout."""
+    from kcli.formats.format_string import compile_format
+
+    if format_string is not None:
+        if opts.output_explicit:
+            raise BadInput("-F and -o both choose the output: give only one")
+        render = compile_format(format_string)
+        return lambda batch: b"".join([render(m) for m in batch])
+    if fmt == "json" or (opts.output_explicit and opts.output in ("json", "jsonl")):
+        return _envelope
+    if opts.output_explicit and opts.output == "table":
+        render = compile_format(TABLE_FORMAT)
+        return lambda batch: b"".join([render(m) for m in batch])
+    return _raw
+
+
+def consume(
+    opts: Options,
+    topic: Annotated[str, typer.Argument(metavar="TOPIC", help="Topic to read.",
+                                         show_default=False)],
+    group: Annotated[str | None, typer.Option(
+        "-g", "--group", metavar="GROUP",
+        help="Consume in this group and commit offsets (default: no group, no commits).")] = None,
+    start: Annotated[str | None, typer.Option(
+        "--from", metavar="WHERE",
+        help="beginning, end, an OFFSET, -N (the last N per partition) or an ISO-8601 "
+             "time [default: beginning; with -g: the committed offset].")] = None,
+    count: Annotated[int | None, typer.Option(
+        "-n", "--count", min=0, help="Stop after COUNT records.")] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", help="Keep waiting for new records (default: stop at the end).")] = False,
+    partition: Annotated[list[int] | None, typer.Option(
+        "-P", "--partition", min=0, help="Only this partition, repeatable.")] = None,
+    format_string: Annotated[str | None, typer.Option(
+        "-F", "--format-string", metavar="FORMAT",
+        help="kcat-style: %t topic %p partition %o offset %k key %s value %h headers "
+             "%T timestamp %K/%S key/value length %% percent; \\n \\t escapes.")] = None,
+    fmt: Annotated[str, typer.Option(
+        "-f", "--format", metavar="raw|json|avro",
+        help="raw: values as they are; json: the record envelope per line (what "
+             "produce -f json reads); avro: decode values with --schema, print JSON.")] = "raw",
+    schema: Annotated[Path | None, typer.Option(
+        "--schema", metavar="FILE.avsc", help="Avro schema (for -f avro).")] = None,
+    grep: Annotated[str | None, typer.Option(
+        "--grep", metavar="REGEX", help="Only records whose key or value matches.")] = None,
+) -> None:
+    """Read records from a topic and write them to stdout, until the end of every
+    partition (or forever with --follow). Data goes to stdout; nothing else does."""
+    from kcli.client.consumer import BATCH, RecordConsumer
+    from kcli.client.offsets import parse_position
+
+    if fmt not in FORMATS:
+        raise BadInput(f"-f: {fmt!r} is not one of {', '.join(FORMATS)}")
+    spec = parse_position(start) if start is not None else None
+    render = build_renderer(opts, format_string, fmt)
+    decode: Callable[[Any], bytes | None] | None = None
+    if fmt == "avro":
+        if schema is None:
+            raise BadInput("-f avro needs --schema FILE.avsc")
+        from kcli.formats.avro import AvroCodec
+
+        codec = AvroCodec.from_file(schema)
+
+        def decode(m: Any) -> bytes | None:
+            return codec.decode(m.value(), f"{m.topic()}[{m.partition()}]@{m.offset()}")
+    elif schema is not None:
+        raise BadInput("--schema is only used with -f avro")
+    pattern = None
+    if grep is not None:
+        try:
+            pattern = re.compile(grep.encode("utf-8"))
+        except re.error as error:
+            raise BadInput(f"--grep: bad regular expression: {error}") from None
+
+    cluster = connect(opts)
+    reader = RecordConsumer(cluster, topic, group=group, partitions=partition, start=spec,
+                            follow=follow).open()
+    out = sys.stdout.buffer
+    remaining = count
+    written = 0
+    total = reader.total if not follow else None
+    if count is not None:
+        total = min(count, total) if total is not None else count
+    try:
+        with progress(opts, total, f"consuming {topic}") as advance:
+            while remaining is None or remaining > 0:
+                want = BATCH if remaining is None else min(BATCH, remaining)
+                batch = reader.next_batch(want)
+                if batch is None:
+                    break
+                if not batch:
+                    continue
+                if decode is not None:
+                    batch = [_Decoded(m, decode(m)) for m in batch]
+                if pattern is not None:
+                    search = pattern.search
+                    batch = [m for m in batch
+                             if search(m.value() or b"") or search(m.key() or b"")]
+                    if remaining is not None and len(batch) > remaining:
+                        batch = batch[:remaining]
+                    if not batch:
+                        continue
+                out.write(render(batch))
+                out.flush()
+                written += len(batch)
+                advance(len(batch))
+                if remaining is not None:
+                    remaining -= len(batch)
+    finally:
+        reader.close()
+    if stderr_is_terminal():
+        say(opts, f"consumed {written} records from {topic}")

@@ -1,0 +1,146 @@
+"""The global options, defined once: accepted before the subcommand and on every command.
+
+``kcli -b host:9092 topic list`` and ``kcli topic list -b host:9092`` mean the same.
+Commands are plain functions whose first parameter is the resolved
+:class:`~kcli.config.Options`; :func:`command` registers them with the global options
+appended to their signature, and builds the one Options object when they run.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from kcli.config import GlobalFlags, Options, resolve
+
+F = TypeVar("F", bound=Callable[..., Any])
+PANEL = "Global options"
+
+BootstrapOpt = Annotated[str | None, typer.Option(
+    "-b", "--bootstrap", metavar="HOST:PORT[,..]", rich_help_panel=PANEL,
+    help="Kafka bootstrap servers (env KCLI_BOOTSTRAP; default: the running local "
+         "cluster, else localhost:9092).")]
+ProfileOpt = Annotated[str | None, typer.Option(
+    "-p", "--profile", metavar="NAME", rich_help_panel=PANEL,
+    help="Connection profile from config.toml (env KCLI_PROFILE).")]
+PropertyOpt = Annotated[list[str] | None, typer.Option(
+    "-X", metavar="KEY=VALUE", rich_help_panel=PANEL,
+    help="librdkafka property, repeatable; wins over the profile.")]
+OutputOpt = Annotated[str | None, typer.Option(
+    "-o", "--output", metavar="table|json|jsonl", rich_help_panel=PANEL,
+    help="Output format (default: table on a terminal, json when piped).")]
+QuietOpt = Annotated[bool, typer.Option(
+    "-q", "--quiet", rich_help_panel=PANEL, help="No progress or summaries on stderr.")]
+DebugOpt = Annotated[bool, typer.Option(
+    "--debug", rich_help_panel=PANEL, help="Client logs and tracebacks on stderr.")]
+TimeoutOpt = Annotated[float | None, typer.Option(
+    "--timeout", metavar="SECONDS", rich_help_panel=PANEL,
+    help="Give up on an unanswered cluster request after this long (env KCLI_TIMEOUT; "
+         "default 30).")]
+
+_GLOBAL_PARAMS = [
+    inspect.Parameter("kcli_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
+] + [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+    for name, kind, default in (
+        ("kcli_bootstrap", BootstrapOpt, None),
+        ("kcli_profile", ProfileOpt, None),
+        ("kcli_x", PropertyOpt, None),
+        ("kcli_output", OutputOpt, None),
+        ("kcli_quiet", QuietOpt, False),
+        ("kcli_debug", DebugOpt, False),
+        ("kcli_timeout", TimeoutOpt, None),
+    )
+]
+
+
+def flags_from(values: dict[str, Any]) -> GlobalFlags:
+    """Pop the global options out of a command's keyword arguments."""
+    return GlobalFlags(
+        bootstrap=values.pop("kcli_bootstrap", None),
+        profile=values.pop("kcli_profile", None),
+        overrides=tuple(values.pop("kcli_x", None) or ()),
+        output=values.pop("kcli_output", None),
+        quiet=bool(values.pop("kcli_quiet", False)),
+        debug=bool(values.pop("kcli_debug", False)),
+        timeout=values.pop("kcli_timeout", None),
+    )
+
+
+def root_flags(ctx: typer.Context | None) -> GlobalFlags:
+    """The global options given before the subcommand (stored by the root callback)."""
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, GlobalFlags) else GlobalFlags()
+
+
+def with_global_options(func: Callable[..., Any], *, use_profiles: bool = True,
+                        ) -> Callable[..., Any]:
+    """Wrap ``func(opts, **own)`` into a typer command taking its own options plus the
+    global ones. ``use_profiles=False`` (the profile commands) skips loading a profile,
+    so a broken default profile can still be repaired."""
+    signature = inspect.signature(func, eval_str=True)
+    params = list(signature.parameters.values())
+    if not params or params[0].name != "opts":
+        raise TypeError(f"{func.__name__}: the first parameter must be 'opts: Options'")
+    own = params[1:]
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        flags = root_flags(kwargs.pop("kcli_ctx", None)).then(flags_from(kwargs))
+        opts = resolve(flags, use_profiles=use_profiles)
+        try:
+            return func(opts, **kwargs)
+        except BrokenPipeError:
+            # The reader went away (`kcli consume T | head`): that is a normal end.
+            # Handled here because typer's click turns EPIPE into exit status 1.
+            quiet_stdout()
+            raise typer.Exit(0) from None
+
+    new_params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + _GLOBAL_PARAMS
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=new_params, return_annotation=None)
+    wrapper.__annotations__ = {p.name: p.annotation for p in new_params}
+    del wrapper.__wrapped__
+    return wrapper
+
+
+def command(app: typer.Typer, name: str, *, use_profiles: bool = True,
+            **kwargs: Any) -> Callable[[F], F]:
+    """Register ``func(opts, ...)`` as ``name`` on ``app``, with the global options."""
+
+    def register(func: F) -> F:
+        app.command(name, **kwargs)(with_global_options(func, use_profiles=use_profiles))
+        return func
+
+    return register
+
+
+def quiet_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so that no later flush (ours or
+    the interpreter's at exit) can fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def stderr_is_terminal() -> bool:
+    """Whether progress bars and prompts may be shown."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def say(opts: Options, message: str) -> None:
+    """A diagnostic line on stderr, unless -q."""
+    if not opts.quiet:
+        print(message, file=sys.stderr)

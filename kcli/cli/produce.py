@@ -1,0 +1,207 @@
+"""`kcli produce`: records from stdin or a file, one per line (raw, JSON envelope or Avro)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+
+from kcli.cli.common import connect, progress
+from kcli.cli.options import say
+from kcli.config import Options
+from kcli.errors import BadInput
+
+FORMATS = ("raw", "json", "avro")
+ACKS = ("0", "1", "all", "-1")
+COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
+CHUNK = 1 << 20
+
+
+def read_lines(stream: IO[bytes], advance: object = None) -> Iterator[list[bytes]]:
+    """Complete lines (without the newline) in lists, reading large binary chunks.
+    A final line without a newline counts; a trailing newline adds no empty record."""
+    read = getattr(stream, "read1", stream.read)
+    rest = b""
+    while True:
+        data = read(CHUNK)
+        if not data:
+            break
+        if callable(advance):
+            advance(len(data))
+        lines = (rest + data).split(b"\n") if rest else data.split(b"\n")
+        rest = lines.pop()
+        if lines:
+            yield lines
+    if rest:
+        yield [rest]
+
+
+def parse_rate(text: str | None) -> float | None:
+    """'100', '100/s' -> records per second."""
+    if text is None:
+        return None
+    value = text.strip().removesuffix("/s")
+    try:
+        rate = float(value)
+    except ValueError:
+        raise BadInput(f"--rate: expected records per second like 100/s, not {text!r}") from None
+    if rate <= 0:
+        raise BadInput("--rate must be positive")
+    return rate
+
+
+def _choice(value: str | None, choices: tuple[str, ...], option: str) -> str | None:
+    if value is not None and value not in choices:
+        raise BadInput(f"{option}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def produce(
+    opts: Options,
+    topic: Annotated[str, typer.Argument(metavar="TOPIC", help="Topic to write to.",
+                                         show_default=False)],
+    key_separator: Annotated[str | None, typer.Option(
+        "-k", "--key-separator", metavar="SEP",
+        help="Split each line at the first SEP into key and value.")] = None,
+    header: Annotated[list[str] | None, typer.Option(
+        "-H", "--header", metavar="KEY=VALUE", help="Header on every record, repeatable.")] = None,
+    fmt: Annotated[str, typer.Option(
+        "-f", "--format", metavar="raw|json|avro",
+        help="raw: a value per line; json: the record envelope per line (as consume "
+             "-o jsonl writes it); avro: a JSON value per line, written as Avro.")] = "raw",
+    schema: Annotated[Path | None, typer.Option(
+        "--schema", metavar="FILE.avsc", help="Avro schema (for -f avro).")] = None,
+    partition: Annotated[int | None, typer.Option(
+        "-P", "--partition", min=0, help="Write every record to this partition.")] = None,
+    file: Annotated[Path | None, typer.Option(
+        "--file", metavar="FILE", help="Read records from FILE instead of stdin.")] = None,
+    acks: Annotated[str | None, typer.Option(
+        "--acks", metavar="0|1|all", help="Acknowledgements to wait for [default: all].")] = None,
+    compression: Annotated[str | None, typer.Option(
+        "--compression", metavar="none|gzip|snappy|lz4|zstd", help="Batch compression.")] = None,
+    rate: Annotated[str | None, typer.Option(
+        "--rate", metavar="N/s", help="At most N records per second.")] = None,
+) -> None:
+    """Write records to a topic: one per line from stdin or --file. Prints how many were
+    written; exits non-zero if any record failed."""
+    from kcli.client.producer import RecordProducer
+    from kcli.client.topics import ensure_topic
+
+    _choice(fmt, FORMATS, "-f")
+    _choice(acks, ACKS, "--acks")
+    _choice(compression, COMPRESSIONS, "--compression")
+    per_second = parse_rate(rate)
+    headers: list[tuple[str, bytes | None]] = []
+    for item in header or ():  # duplicates and order kept exactly as given
+        name, found, value = item.partition("=")
+        if not found or not name:
+            raise BadInput(f"-H expects key=value, got {item!r}")
+        headers.append((name, value.encode("utf-8")))
+    codec = None
+    if fmt == "avro":
+        if schema is None:
+            raise BadInput("-f avro needs --schema FILE.avsc")
+        from kcli.formats.avro import AvroCodec
+
+        codec = AvroCodec.from_file(schema)
+    elif schema is not None:
+        raise BadInput("--schema is only used with -f avro")
+    sep = key_separator.encode("utf-8") if key_separator else None
+    if key_separator == "":
+        raise BadInput("-k needs a non-empty separator")
+    if fmt == "json" and (sep or header):
+        raise BadInput("-k and -H do not apply to -f json (the envelope carries keys and "
+                       "headers)")
+
+    try:
+        stream: IO[bytes] = open(file, "rb") if file else sys.stdin.buffer  # noqa: SIM115
+    except OSError as error:
+        raise BadInput(f"cannot read {file}: {error.strerror or error}") from None
+    size = None
+    if file is not None:
+        try:
+            size = file.stat().st_size
+        except OSError:
+            size = None
+
+    cluster = connect(opts)
+    ensure_topic(cluster, topic)
+    extra: dict[str, object] = {}
+    if acks is not None:
+        extra["acks"] = "all" if acks == "-1" else acks
+    if compression is not None:
+        extra["compression.type"] = compression
+    config = opts.client_config(extra)
+    producer = RecordProducer(config, topic, timeout=opts.timeout)
+    part = -1 if partition is None else partition
+    started = time.monotonic()
+    try:
+        with progress(opts, size, f"producing to {topic}", unit="bytes") as advance:
+            lines = read_lines(stream, advance if size else None)
+            simple = fmt == "raw" and sep is None and not headers and per_second is None
+            if simple:
+                for batch in lines:
+                    producer.send_values(batch, part)
+            else:
+                _produce_each(producer, lines, fmt, sep, headers, part, codec, per_second)
+    except BadInput as error:
+        # Records before the bad line are written; say so in the one error line.
+        done = producer.flush()
+        raise BadInput(f"{error.message} ({done.delivered} records before it were "
+                       f"written to {topic})") from None
+    finally:
+        if file is not None:
+            stream.close()
+    report = producer.flush()
+    failure = report.failure(topic)
+    if failure is not None:
+        raise failure
+    elapsed = time.monotonic() - started
+    say(opts, f"produced {report.delivered} records to {topic} in {elapsed:.2f}s")
+
+
+def _produce_each(producer: object, lines: Iterator[list[bytes]], fmt: str,
+                  sep: bytes | None, headers: list[tuple[str, bytes | None]], partition: int,
+                  codec: object, per_second: float | None) -> None:
+    from kcli.client.producer import RecordProducer
+    from kcli.formats import envelope
+    from kcli.formats.avro import AvroCodec
+
+    assert isinstance(producer, RecordProducer)
+    send = producer.send
+    started = time.monotonic()
+    lineno = 0
+    sent = 0
+    for batch in lines:
+        for line in batch:
+            lineno += 1
+            if fmt == "json":
+                if not line.strip():
+                    continue
+                record = envelope.loads(line, lineno)
+                target = partition if partition >= 0 else (
+                    record.partition if record.partition is not None else -1)
+                send(record.value, record.key, target, record.timestamp or 0,
+                     record.headers or None)
+            else:
+                key = None
+                value: bytes | None = line
+                if sep is not None:
+                    head, found, tail = line.partition(sep)
+                    if found:
+                        key, value = head, tail
+                if fmt == "avro":
+                    assert isinstance(codec, AvroCodec)
+                    if not (value or b"").strip():
+                        continue
+                    value = codec.encode(value or b"", f"line {lineno}")
+                send(value, key, partition, 0, headers or None)
+            sent += 1
+            if per_second is not None:
+                ahead = sent / per_second - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)

@@ -1,0 +1,240 @@
+"""Consumer groups: list, describe, lag, reset and delete through the AdminClient.
+
+Lag is computed in batches: the committed offsets of every group are requested at once
+(one OffsetFetch per group, all in flight together) and the end offsets of every
+partition involved in ONE ListOffsets call. lag = max(0, end - committed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from kcli.client.cluster import Cluster
+from kcli.client.models import (
+    GroupDetail,
+    GroupMember,
+    GroupSummary,
+    OffsetChange,
+    PartitionLag,
+    lag_of,
+)
+from kcli.client.offsets import TP, PositionSpec, resolve_positions, watermarks
+from kcli.client.topics import topic_partitions
+from kcli.errors import BadInput, KcliError, NotFound, OperationFailed
+
+_STATES = {
+    "UNKNOWN": "Unknown", "PREPARING_REBALANCING": "PreparingRebalance",
+    "COMPLETING_REBALANCING": "CompletingRebalance", "STABLE": "Stable", "DEAD": "Dead",
+    "EMPTY": "Empty", "ASSIGNING": "Assigning", "RECONCILING": "Reconciling",
+}
+INACTIVE_STATES = frozenset({"Empty", "Dead"})
+
+
+def state_name(state: Any) -> str:
+    """Kafka's spelling of a group state (Stable, Empty, PreparingRebalance, ...)."""
+    name = getattr(state, "name", None) or str(state)
+    return _STATES.get(name.upper(), name)
+
+
+def list_group_ids(cluster: Cluster) -> list[tuple[str, str, str | None]]:
+    """(group id, state, protocol type) of every group the cluster lists."""
+    result = cluster.wait(cluster.admin.list_consumer_groups(request_timeout=cluster.timeout),
+                          "list groups")
+    out = []
+    for listing in result.valid:
+        kind = "simple" if listing.is_simple_consumer_group else "consumer"
+        out.append((listing.group_id, state_name(listing.state), kind))
+    return sorted(out)
+
+
+def _describe(cluster: Cluster, groups: Sequence[str]) -> dict[str, Any]:
+    if not groups:
+        return {}
+    futures = cluster.admin.describe_consumer_groups(list(groups),
+                                                     request_timeout=cluster.timeout)
+    return cluster.wait_all(futures, "describe group")
+
+
+def committed_offsets(cluster: Cluster, groups: Sequence[str]) -> dict[str, dict[TP, int]]:
+    """Committed offsets of many groups, all requests in flight at once."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    futures: dict[str, Any] = {}
+    for group in groups:
+        (future,) = cluster.admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group)], request_timeout=cluster.timeout).values()
+        futures[group] = future
+    results = cluster.wait_all(futures, "fetch committed offsets of")
+    out: dict[str, dict[TP, int]] = {}
+    for group, value in results.items():
+        if isinstance(value, KcliError):
+            raise value
+        out[group] = {(tp.topic, tp.partition): tp.offset for tp in value.topic_partitions
+                      if tp.offset >= 0}
+    return out
+
+
+def _members(description: Any) -> tuple[GroupMember, ...]:
+    members = []
+    for member in description.members or ():
+        assignment = getattr(member, "assignment", None)
+        tps = tuple(sorted((tp.topic, tp.partition)
+                           for tp in (getattr(assignment, "topic_partitions", None) or ())))
+        members.append(GroupMember(member.member_id, member.client_id or "",
+                                   member.host or "", tps))
+    return tuple(sorted(members, key=lambda m: (m.client_id, m.member_id)))
+
+
+def _lags(group: str, committed: dict[TP, int], assigned: dict[TP, str],
+          ends: dict[TP, int]) -> list[PartitionLag]:
+    rows = []
+    for tp in sorted(set(committed) | set(assigned)):
+        offset = committed.get(tp)
+        end = ends.get(tp)
+        rows.append(PartitionLag(group, tp[0], tp[1], offset, end, lag_of(offset, end),
+                                 assigned.get(tp)))
+    return rows
+
+
+def _assigned(members: Iterable[GroupMember]) -> dict[TP, str]:
+    return {tp: (m.client_id or m.member_id) + (f"/{m.host.lstrip('/')}" if m.host else "")
+            for m in members for tp in m.assignments}
+
+
+def _exists(description: Any, committed: dict[TP, int]) -> bool:
+    if isinstance(description, KcliError):
+        return False
+    state = state_name(description.state)
+    return not (state in ("Dead", "Unknown") and not description.members and not committed)
+
+
+def describe_groups(cluster: Cluster, groups: Sequence[str]) -> list[GroupDetail]:
+    """Members and per-partition lag of the named groups; NotFound for an unknown one."""
+    descriptions = _describe(cluster, groups)
+    committed = committed_offsets(cluster, groups)
+    details: list[tuple[str, Any, tuple[GroupMember, ...]]] = []
+    for group in groups:
+        description = descriptions.get(group)
+        if isinstance(description, KcliError) and not isinstance(description, NotFound):
+            raise description
+        if description is None or not _exists(description, committed.get(group, {})):
+            raise NotFound(f"group {group!r} does not exist")
+        details.append((group, description, _members(description)))
+    tps = {tp for g in groups for tp in committed.get(g, {})}
+    tps |= {tp for _, _, members in details for tp in _assigned(members)}
+    ends = watermarks(cluster, tps).high
+    out = []
+    for group, description, members in details:
+        coordinator = getattr(description, "coordinator", None)
+        out.append(GroupDetail(
+            group=group, state=state_name(description.state),
+            protocol_type="simple" if description.is_simple_consumer_group else "consumer",
+            protocol=description.partition_assignor or None,
+            coordinator=getattr(coordinator, "id", None),
+            members=members,
+            partitions=tuple(_lags(group, committed.get(group, {}), _assigned(members), ends)),
+        ))
+    return out
+
+
+def describe_group(cluster: Cluster, group: str) -> GroupDetail:
+    """One group's detail."""
+    return describe_groups(cluster, [group])[0]
+
+
+def list_groups(cluster: Cluster) -> list[GroupSummary]:
+    """Every group with state, member count and total lag."""
+    listed = list_group_ids(cluster)
+    if not listed:
+        return []
+    details = describe_groups(cluster, [g for g, _, _ in listed])
+    out = []
+    for detail in details:
+        lags = [p.lag for p in detail.partitions if p.lag is not None]
+        out.append(GroupSummary(
+            group=detail.group, state=detail.state, members=len(detail.members),
+            lag=sum(lags) if lags else None, max_lag=max(lags) if lags else None,
+            protocol_type=detail.protocol_type,
+            topics=tuple(sorted({p.topic for p in detail.partitions})),
+        ))
+    return out
+
+
+def group_lag(cluster: Cluster, group: str | None = None) -> list[PartitionLag]:
+    """Per-partition lag of one group, or of every group."""
+    if group is not None:
+        return list(describe_group(cluster, group).partitions)
+    groups = [g for g, _, _ in list_group_ids(cluster)]
+    return [row for detail in describe_groups(cluster, groups) for row in detail.partitions]
+
+
+def plan_reset(cluster: Cluster, group: str, topics: Sequence[str] | None,
+               spec: PositionSpec) -> tuple[GroupDetail, list[OffsetChange]]:
+    """Where each partition's committed offset would move (nothing is changed)."""
+    detail = describe_group_or_empty(cluster, group)
+    committed = {(p.topic, p.partition): p.committed for p in detail.partitions
+                 if p.committed is not None}
+    if topics:
+        tps = [(t, p) for t in topics for p in topic_partitions(cluster, t)]
+    else:
+        tps = sorted(committed)
+        if not tps:
+            raise BadInput(f"group {group!r} has no committed offsets: name topics with -t")
+    marks = watermarks(cluster, tps)
+    targets = resolve_positions(cluster, tps, spec, committed=committed, marks=marks)
+    changes = [
+        OffsetChange(topic=t, partition=p, current=committed.get((t, p)),
+                     target=targets[(t, p)][0], low=marks.low.get((t, p)),
+                     high=marks.high.get((t, p)), clamped=targets[(t, p)][1])
+        for t, p in tps
+    ]
+    return detail, changes
+
+
+def describe_group_or_empty(cluster: Cluster, group: str) -> GroupDetail:
+    """The group's detail, or an empty one for a group that does not exist yet
+    (resetting offsets of a new group is how one pre-positions it)."""
+    try:
+        return describe_group(cluster, group)
+    except NotFound:
+        return GroupDetail(group, "Dead", None, None, None, (), ())
+
+
+def apply_reset(cluster: Cluster, group: str, changes: Sequence[OffsetChange]) -> None:
+    """Commit the planned offsets; refuses while the group has active members."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    detail = describe_group_or_empty(cluster, group)
+    if detail.members or detail.state not in INACTIVE_STATES:
+        raise OperationFailed(
+            f"group {group!r} is {detail.state} with {len(detail.members)} member(s); "
+            "stop its consumers before resetting offsets")
+    if not changes:
+        return
+    request = ConsumerGroupTopicPartitions(
+        group, [TopicPartition(c.topic, c.partition, c.target) for c in changes])
+    (future,) = cluster.admin.alter_consumer_group_offsets(
+        [request], request_timeout=cluster.timeout).values()
+    result = cluster.wait(future, f"reset offsets of {group}")
+    for tp in result.topic_partitions or ():
+        if tp.error is not None and tp.error.code() != 0:
+            from kcli.errors import from_kafka_error
+
+            raise from_kafka_error(tp.error, f"reset {tp.topic}[{tp.partition}]")
+
+
+def delete_groups(cluster: Cluster, groups: Sequence[str]) -> dict[str, KcliError | None]:
+    """Delete groups; per group, None or the error it got."""
+    if not groups:
+        return {}
+    futures = cluster.admin.delete_consumer_groups(list(groups),
+                                                   request_timeout=cluster.timeout)
+    results = cluster.wait_all(futures, "delete group")
+    out: dict[str, KcliError | None] = {}
+    for group, value in results.items():
+        if isinstance(value, NotFound):
+            out[group] = NotFound(f"group {group!r} does not exist")
+        else:
+            out[group] = value if isinstance(value, KcliError) else None
+    return out

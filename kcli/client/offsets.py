@@ -1,0 +1,144 @@
+"""Offsets: batched watermark and timestamp lookups, and where a read or reset starts.
+
+Lookups use one ListOffsets call for any number of partitions (``AdminClient.list_offsets``),
+never one consumer per partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from kcli.client.cluster import Cluster
+from kcli.client.models import Watermarks
+from kcli.errors import BadInput, KcliError
+
+TP = tuple[str, int]
+
+SpecKind = Literal["beginning", "end", "offset", "last", "time", "shift", "committed"]
+
+
+@dataclass(frozen=True)
+class PositionSpec:
+    """A position on every partition: ``beginning``/``earliest``, ``end``/``latest``, an
+    absolute ``offset``, the ``last`` N records (``-N``), a ``time`` (ISO-8601),
+    ``shift:N`` from the committed offset (reset only), or the group's ``committed``."""
+
+    kind: SpecKind
+    value: int = 0
+
+    def __str__(self) -> str:
+        if self.kind in ("offset", "time"):
+            return f"{self.kind} {self.value}"
+        if self.kind in ("last", "shift"):
+            return f"{self.kind} {self.value}"
+        return self.kind
+
+
+def parse_position(text: str, *, allow_shift: bool = False, option: str = "--from") -> PositionSpec:
+    """Parse a user's position; raises BadInput naming the accepted forms."""
+    from kcli.formats.times import parse_time_ms
+
+    raw = text.strip()
+    lowered = raw.lower()
+    if lowered in ("beginning", "earliest", "start", "oldest"):
+        return PositionSpec("beginning")
+    if lowered in ("end", "latest", "newest"):
+        return PositionSpec("end")
+    if allow_shift and lowered.startswith("shift:"):
+        amount = lowered[len("shift:"):]
+        try:
+            return PositionSpec("shift", int(amount))
+        except ValueError:
+            pass
+    elif raw.isdigit():
+        return PositionSpec("offset", int(raw))
+    elif raw.startswith("-") and raw[1:].isdigit() and not allow_shift:
+        return PositionSpec("last", int(raw[1:]))
+    else:
+        try:
+            return PositionSpec("time", parse_time_ms(raw))
+        except ValueError:
+            pass
+    forms = "beginning, end, OFFSET, " + ("TIME (ISO-8601) or shift:N" if allow_shift
+                                         else "-N (last N records) or TIME (ISO-8601)")
+    raise BadInput(f"{option}: bad offset {text!r} (use {forms})")
+
+
+def watermarks(cluster: Cluster, partitions: Iterable[TP]) -> Watermarks:
+    """Low and high watermarks of many partitions: two batched ListOffsets calls.
+    Partitions whose lookup failed are absent from the result."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    tps = sorted(set(partitions))
+    result = Watermarks()
+    if not tps:
+        return result
+    for spec, target in ((OffsetSpec.earliest(), result.low), (OffsetSpec.latest(), result.high)):
+        futures = cluster.admin.list_offsets(
+            {TopicPartition(t, p): spec for t, p in tps}, request_timeout=cluster.timeout)
+        for tp, value in cluster.wait_all(futures, "list offsets").items():
+            if not isinstance(value, KcliError):
+                target[(tp.topic, tp.partition)] = value.offset
+    return result
+
+
+def offsets_for_time(cluster: Cluster, partitions: Iterable[TP], timestamp_ms: int,
+                     ) -> dict[TP, int | None]:
+    """First offset with a timestamp >= ``timestamp_ms`` per partition (None: no such
+    record, i.e. the end). One batched ListOffsets call."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    tps = sorted(set(partitions))
+    if not tps:
+        return {}
+    futures = cluster.admin.list_offsets(
+        {TopicPartition(t, p): OffsetSpec.for_timestamp(timestamp_ms) for t, p in tps},
+        request_timeout=cluster.timeout)
+    out: dict[TP, int | None] = {}
+    for tp, value in cluster.wait_all(futures, "offsets for time").items():
+        if isinstance(value, KcliError):
+            raise value
+        out[(tp.topic, tp.partition)] = value.offset if value.offset >= 0 else None
+    return out
+
+
+def resolve_positions(cluster: Cluster, partitions: Iterable[TP], spec: PositionSpec,
+                      committed: dict[TP, int] | None = None,
+                      marks: Watermarks | None = None) -> dict[TP, tuple[int, bool]]:
+    """Concrete offsets for ``spec`` on each partition, clamped to [low, high]:
+    {tp: (offset, clamped)}."""
+    tps = sorted(set(partitions))
+    marks = marks or watermarks(cluster, tps)
+    by_time: dict[TP, int | None] = {}
+    if spec.kind == "time":
+        by_time = offsets_for_time(cluster, tps, spec.value)
+    out: dict[TP, tuple[int, bool]] = {}
+    for tp in tps:
+        low, high = marks.low.get(tp), marks.high.get(tp)
+        if low is None or high is None:
+            raise BadInput(f"no offsets for {tp[0]}[{tp[1]}]")
+        if spec.kind == "beginning":
+            wanted = low
+        elif spec.kind == "end":
+            wanted = high
+        elif spec.kind == "offset":
+            wanted = spec.value
+        elif spec.kind == "last":
+            wanted = high - spec.value
+        elif spec.kind == "time":
+            found = by_time.get(tp)
+            wanted = high if found is None else found
+        elif spec.kind == "shift":
+            base = (committed or {}).get(tp)
+            wanted = (low if base is None or base < 0 else base) + spec.value
+        else:  # committed
+            base = (committed or {}).get(tp)
+            wanted = low if base is None or base < 0 else base
+        clamped_value = min(max(wanted, low), high)
+        clamped = clamped_value != wanted and spec.kind in ("offset", "shift")
+        out[tp] = (clamped_value, clamped)
+    return out

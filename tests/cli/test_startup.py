@@ -1,0 +1,35 @@
+"""`kcli --help` stays fast: the app imports no Kafka client, renderer or codec."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support.broker import kcli_command, kcli_env
+
+HEAVY = ("confluent_kafka", "rich", "fastavro", "orjson", "click")
+
+
+def test_importing_the_app_stays_light() -> None:
+    code = ("import sys, kcli.cli.app; "
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=kcli_env(), check=True)
+    assert done.stdout.strip() == ""
+
+
+def test_help_imports_no_heavy_module() -> None:
+    code = ("import sys, runpy; sys.argv = ['kcli', '--help']\n"
+            "try:\n    runpy.run_module('kcli', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            f"sys.stderr.write(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=kcli_env(), check=True)
+    assert done.stderr.strip() == ""
+    assert "Usage: kcli" in done.stdout
+
+
+def test_version() -> None:
+    done = subprocess.run(kcli_command("--version"), capture_output=True, text=True,
+                          env=kcli_env(), check=True)
+    assert done.stdout.startswith("kcli ")
