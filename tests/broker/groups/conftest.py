@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -72,6 +73,17 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "
         time.sleep(0.02)
 
 
+class _Collector(logging.Logger):
+    """A logger that keeps librdkafka's log lines in a list."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("librdkafka")
+        self.lines = lines
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        self.lines.append(str(msg) % args if args else str(msg))
+
+
 class GroupConsumer:
     """A confluent-kafka consumer polling in its own thread, recording what it owns and reads."""
 
@@ -83,7 +95,10 @@ class GroupConsumer:
         self.assigned_events = 0
         self.revoked_events = 0
         self.errors: list[str] = []
+        self.client_log: list[str] = []
         settings = {"bootstrap.servers": bootstrap, "group.id": group, **FAST_CONSUMER, **config}
+        if "debug" in settings:  # keep what librdkafka says, to look for errors it met
+            settings["logger"] = _Collector(self.client_log)
         self.consumer = Consumer(settings)
         self.cooperative = settings.get("partition.assignment.strategy") == "cooperative-sticky"
         self.stop = threading.Event()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -75,6 +76,36 @@ def test_members_share_partitions_and_read_every_record_once(
         consumer.commit_and_close()
     assert committed(gbootstrap, group_id, topic_name, PARTITIONS) == dict.fromkeys(
         range(PARTITIONS), PER_PARTITION)
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_members_coming_and_going_at_once_never_lose_their_membership(
+    gbootstrap: str, group_id: str, topic_name: str, consumers: list[GroupConsumer],
+    strategy: str,
+) -> None:
+    """Concurrent joins and leaves: nobody that stays is ever told it is unknown, fenced or
+    of an illegal generation (a gap other light brokers have)."""
+    create_topic(gbootstrap, topic_name, 12)
+    config = {"partition.assignment.strategy": strategy, "debug": "cgrp"}
+    for _ in range(4):
+        consumers.append(GroupConsumer(gbootstrap, group_id, topic_name, **config))
+    wait_for(lambda: balanced(consumers, 12), what="four balanced members")
+    leaving = consumers.pop(0)
+    leaving.stop.set()
+    closer = threading.Thread(target=leaving.close)
+    closer.start()
+    for _ in range(2):
+        consumers.append(GroupConsumer(gbootstrap, group_id, topic_name, **config))
+    closer.join(30)
+    wait_for(lambda: balanced(consumers, 12), what="five balanced members")
+    assert {len(c.partitions()) for c in consumers} <= {2, 3}
+    for consumer in consumers:
+        assert any("JoinGroup response" in line for line in consumer.client_log)
+        trouble = [line for line in consumer.client_log
+                   if any(word in line for word in ("Unknown member", "UNKNOWN_MEMBER",
+                                                    "Illegal generation", "ILLEGAL_GENERATION",
+                                                    "Fenced", "FENCED"))]
+        assert not trouble, trouble[:5]
 
 
 CHILD = textwrap.dedent("""
