@@ -27,11 +27,14 @@ from kcli.broker.group.group import (
     SyncResult,
     new_member_id,
 )
+from kcli.broker.group.records import storable
 from kcli.broker.group.runtime import OFFSETS_TOPIC, CoordinatorRuntime, now_ms
 from kcli.broker.group.shard import Shard, group_record
 
 log = logging.getLogger("kcli.broker.group")
 
+MEMBER_ID_SUFFIX = 37
+"""Bytes a member id adds to its client or instance id: a dash and a UUID."""
 NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
 """How long a new member's JoinGroup may stay parked (Kafka's constant): a client that
 gave up and retried must not leave defunct members behind forever."""
@@ -167,7 +170,7 @@ class Membership(CoordinatorRuntime):
         if group.join_timer is not None:
             group.join_timer.cancel()
             group.join_timer = None
-        if not self._is_current(shard, group):
+        if not self._is_current(shard, group) or not group.is_in(_PREPARING):
             return
         gone = [m for m in group.not_yet_rejoined() if not m.is_static]
         for member in gone:
@@ -267,6 +270,10 @@ class Membership(CoordinatorRuntime):
             shard = self._shard_for(group_id)
         except CoordinatorError as failure:
             return answer(failure.error_code)
+        prefix = group_instance_id if group_instance_id is not None else client_id
+        if not (storable(prefix, MEMBER_ID_SUFFIX) and storable(member_id)
+                and all(storable(name) for name, _ in protocols)):
+            return answer(errors.INVALID_REQUEST)  # could not be stored in a group record
         unknown = member_id == ""
         group = shard.groups.get(group_id)
         if group is None:

@@ -36,6 +36,7 @@ __all__ = [
     "encode_offset_commit_value",
     "java_string_hashcode",
     "partition_for_group",
+    "storable",
 ]
 
 OFFSET_COMMIT_KEY_VERSION = 1
@@ -52,6 +53,12 @@ _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
 _INT16_MAX = 32767
 _MAX_MEMBERS = 1 << 20
+
+
+def storable(text: str | None, reserve: int = 0) -> bool:
+    """Whether ``text`` (plus ``reserve`` more bytes) fits the int16-length strings of the
+    record versions written (flexible requests can carry longer ones)."""
+    return text is None or len(text.encode("utf-8")) + reserve <= _INT16_MAX
 
 
 class RecordFormatError(ValueError):

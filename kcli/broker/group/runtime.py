@@ -26,7 +26,7 @@ from kcli.broker.cluster.controller import ControllerError
 from kcli.broker.group import errors
 from kcli.broker.group.errors import CoordinatorError
 from kcli.broker.group.group import Group, GroupState, JoinResult, SyncResult
-from kcli.broker.group.records import partition_for_group
+from kcli.broker.group.records import partition_for_group, storable
 from kcli.broker.group.shard import CommittedOffset, KeyValue, Shard
 from kcli.broker.log import LogError, MessageTooLarge, Record
 from kcli.broker.partition import NotLeader
@@ -148,6 +148,8 @@ class CoordinatorRuntime:
         return info
 
     def _shard_for(self, group_id: str) -> Shard:
+        if not storable(group_id):
+            raise CoordinatorError(errors.INVALID_GROUP_ID, "the group id is too long to store")
         index = self.partition_for(group_id)
         shard = self._shards.get(index)
         if shard is None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kcli.broker.broker import Broker
+from kcli.broker.cluster.controller import ControllerError
 from kcli.broker.group import errors
 from kcli.broker.group.coordinator import OFFSETS_TOPIC, OffsetCommitEntry
 from kcli.broker.group.group import GroupState
@@ -139,6 +140,10 @@ def test_join_errors(tmp_path: Path) -> None:
         assert (await stranger.joined(stranger.join())).error == errors.UNKNOWN_MEMBER_ID
         unnamed = Client(broker.groups, "")
         assert (await unnamed.joined(unnamed.join())).error == errors.INVALID_GROUP_ID
+        huge = Client(broker.groups, "x" * 40_000)  # flexible versions allow such strings
+        assert (await huge.joined(huge.join())).error == errors.INVALID_GROUP_ID
+        long_instance = Client(broker.groups, "g", instance_id="i" * 32_760)
+        assert (await long_instance.joined(long_instance.join())).error == errors.INVALID_REQUEST
 
     run_broker(tmp_path, test)
 
@@ -587,3 +592,18 @@ def test_a_large_partition_loads_in_the_background(tmp_path: Path) -> None:
         assert coordinator.committed("g")[("t", 0)].offset == 49
 
     run_broker(tmp_path, test, {"offsets.load.buffer.size": "200"})
+
+
+def test_the_offsets_topic_is_internal_compacted_and_created_once(tmp_path: Path) -> None:
+    async def test(broker: Broker) -> None:
+        assert broker.topic(OFFSETS_TOPIC) is None
+        topic = await broker.auto_create_topic(OFFSETS_TOPIC)  # a Metadata request naming it
+        assert topic.internal
+        assert len(topic.partitions) == 5
+        assert topic.configs["cleanup.policy"] == "compact"
+        assert broker.groups.ensure_offsets_topic() is topic
+        assert len(broker.groups.committed("g")) == 0
+        with pytest.raises(ControllerError, match="internal"):
+            await broker.delete_topic(OFFSETS_TOPIC)
+
+    run_broker(tmp_path, test, {"offsets.topic.num.partitions": "5"})
