@@ -607,3 +607,17 @@ def test_the_offsets_topic_is_internal_compacted_and_created_once(tmp_path: Path
             await broker.delete_topic(OFFSETS_TOPIC)
 
     run_broker(tmp_path, test, {"offsets.topic.num.partitions": "5"})
+
+
+def test_initial_rebalance_delay_gathers_the_first_members(tmp_path: Path) -> None:
+    async def test(broker: Broker) -> None:
+        a, b = Client(broker.groups, "g", version=0), Client(broker.groups, "g", version=0)
+        a_join = a.join()
+        await asyncio.sleep(0.05)
+        assert not a_join.done()  # still waiting for more members
+        b_join = b.join()  # a new member extends the delay (up to the rebalance timeout)
+        first, second = await a.joined(a_join), await b.joined(b_join)
+        assert first.generation_id == second.generation_id == 1
+        assert len(first.members or second.members) == 2
+
+    run_broker(tmp_path, test, {"group.initial.rebalance.delay.ms": "200"})
