@@ -1,0 +1,554 @@
+"""Writing records to a target cluster exactly once, with an exact offset map.
+
+Shared by restore (records from an archive) and migrate (records from a live cluster).
+A :class:`Job` copies one source topic into one target topic. Its progress is a
+checkpoint in the target cluster (:mod:`kcli.backup.checkpoints`): per source partition
+the next source offset to copy, per target partition the next target offset and how
+many map chunks are stored; the offset map itself is stored in chunks.
+
+Exactly once without transactions: records go out through an idempotent producer
+(acks=all), so what reaches a target partition is always a prefix, in order, of what
+was sent to it. A checkpoint is written only after a flush (every record before it is
+acknowledged); the job's first checkpoint is written before any record. After a crash
+the target may hold records past the checkpoint: on resume they are read back (the
+"tail") and each is compared with the source record the copy would send next; a match
+is taken as already copied (its offset goes into the map), a difference stops the job
+(someone else wrote to the topic). So a rerun never duplicates and never skips.
+
+The map comes from delivery reports: librdkafka reports an idempotent producer's
+records in order per partition, so a FIFO of source offsets per target partition pairs
+each report with its source record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kcli.backup.checkpoints import CheckpointStore, Key
+from kcli.backup.events import Events
+from kcli.backup.offsetmap import OffsetMap, Run
+from kcli.backup.partitioner import partition_for
+from kcli.client.cluster import Cluster, ErrorWatch
+from kcli.errors import KcliError, OperationFailed, Unreachable, from_kafka_error
+
+STATE_VERSION = 1
+RUNS_PER_CHUNK = 20_000
+
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "batch.num.messages": 100_000,
+    "queue.buffering.max.messages": 1_000_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+}
+
+
+@dataclass
+class SourceState:
+    """Progress on one source partition."""
+
+    start: int
+    """First source offset the job covers."""
+    next: int
+    """Next source offset to copy (durable as of the last checkpoint)."""
+    end: int | None = None
+    """Where this run stops (None: follow forever)."""
+
+
+@dataclass
+class TargetState:
+    """Progress on one target partition."""
+
+    partition: int
+    base: int
+    """Target offset where the job began writing."""
+    next: int
+    """Target offset after the last copied record."""
+    records: int = 0
+    chunks: int = 0
+    persisted_runs: int = 0
+    persisted_last: Run | None = None
+    omap: OffsetMap | None = None
+    pending: deque[int] = field(default_factory=deque)
+
+
+class Job:
+    """One source topic copied into one target topic."""
+
+    def __init__(self, kind: str, identity: Mapping[str, Any], source_topic: str,
+                 target_topic: str, target_partitions: int,
+                 sources: Mapping[int, SourceState], repartition: bool = False) -> None:
+        self.kind = kind
+        self.identity = dict(identity)
+        self.source_topic = source_topic
+        self.target_topic = target_topic
+        self.target_partitions = target_partitions
+        self.repartition = repartition
+        self.initial = {p: SourceState(s.start, s.next, s.end) for p, s in sources.items()}
+        """Where a new job starts each source partition, and where this run stops."""
+        self.sources: dict[int, SourceState] = {
+            p: SourceState(s.start, s.next, s.end) for p, s in sources.items()}
+        self.targets: dict[int, TargetState] = {}
+        self.topic_id: str | None = None
+        self.resumed = False
+        self.done = False
+        self.log_append_time = 0
+
+    @property
+    def key(self) -> Key:
+        """The checkpoint key of this job's state."""
+        return {"kind": self.kind, **self.identity}
+
+    def chunk_key(self, partition: int, chunk: int) -> Key:
+        """Key of one stored piece of a partition's offset map."""
+        return {**self.key, "partition": partition, "chunk": chunk}
+
+    def matches(self, key: Key) -> bool:
+        """Whether a checkpoint record belongs to this job."""
+        return all(key.get(k) == v for k, v in self.key.items())
+
+    def state(self) -> dict[str, Any]:
+        """The checkpoint value."""
+        return {
+            "version": STATE_VERSION, "topic_id": self.topic_id,
+            "source_topic": self.source_topic, "target_topic": self.target_topic,
+            "repartition": self.repartition, "done": self.done,
+            "updated_at": int(time.time() * 1000),
+            "sources": {str(p): {"start": s.start, "next": s.next}
+                        for p, s in sorted(self.sources.items())},
+            "targets": {str(p): {"base": t.base, "next": t.next, "records": t.records,
+                                 "chunks": t.chunks}
+                        for p, t in sorted(self.targets.items())},
+        }
+
+    def restore_state(self, value: Mapping[str, Any],
+                      chunks: Mapping[tuple[int, int], Sequence[Sequence[int]]]) -> None:
+        """Load a checkpoint value (and the map chunks it declares)."""
+        try:
+            self.topic_id = value.get("topic_id")
+            self.done = bool(value.get("done"))
+            for p, s in value["sources"].items():
+                initial = self.initial.get(int(p))
+                self.sources[int(p)] = SourceState(int(s["start"]), int(s["next"]),
+                                                   initial.end if initial else None)
+            for p, t in value["targets"].items():
+                partition = int(p)
+                state = TargetState(partition, int(t["base"]), int(t["next"]),
+                                    int(t["records"]), int(t["chunks"]))
+                if not self.repartition:
+                    source = self.sources.get(partition)
+                    start = source.start if source else state.base
+                    state.omap = OffsetMap(start, start, state.base, state.next)
+                    for index in range(state.chunks):
+                        for run in chunks.get((partition, index), ()):
+                            state.omap.add_run((int(run[0]), int(run[1]), int(run[2])))
+                    state.persisted_runs = len(state.omap.runs)
+                    state.persisted_last = state.omap.runs[-1] if state.omap.runs else None
+                    if state.omap.records != state.records:
+                        raise ValueError(f"partition {partition}: the stored map holds "
+                                         f"{state.omap.records} records, the state says "
+                                         f"{state.records}")
+                self.targets[partition] = state
+        except (KeyError, TypeError, ValueError) as error:
+            raise OperationFailed(f"the checkpoint of {self.describe()} is unreadable "
+                                  f"({error})") from None
+        self.resumed = True
+
+    def new_chunks(self) -> list[tuple[Key, Any]]:
+        """Map pieces not stored yet (the last stored run again if it grew since)."""
+        out: list[tuple[Key, Any]] = []
+        for state in self.targets.values():
+            omap = state.omap
+            if omap is None or not omap.runs:
+                continue
+            runs = omap.runs
+            begin = state.persisted_runs
+            if begin and runs[begin - 1] != state.persisted_last:
+                begin -= 1
+            if begin >= len(runs):
+                continue
+            for i in range(begin, len(runs), RUNS_PER_CHUNK):
+                piece = [list(r) for r in runs[i:i + RUNS_PER_CHUNK]]
+                out.append((self.chunk_key(state.partition, state.chunks), {"runs": piece}))
+                state.chunks += 1
+            state.persisted_runs = len(runs)
+            state.persisted_last = runs[-1]
+        return out
+
+    def maps(self) -> dict[int, OffsetMap]:
+        """The offset map of every partition (1:1 jobs), bounded by the progress."""
+        out = {}
+        for p, state in self.targets.items():
+            source = self.sources.get(p)
+            if state.omap is None or source is None:
+                continue
+            out[p] = OffsetMap(source.start, source.next, state.base, state.next,
+                               state.omap.runs)
+        return out
+
+    def describe(self) -> str:
+        """Human name of the job."""
+        if self.source_topic == self.target_topic:
+            return f"{self.kind} of {self.source_topic}"
+        return f"{self.kind} of {self.source_topic} into {self.target_topic}"
+
+    @property
+    def copied(self) -> int:
+        """Records copied so far (all runs)."""
+        return sum(t.records for t in self.targets.values())
+
+
+@dataclass
+class _TailRecord:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    ts_type: int
+    timestamp: int
+
+
+def topic_id(cluster: Cluster, name: str) -> str | None:
+    """The topic's id (None if the cluster does not tell)."""
+    try:
+        from confluent_kafka import TopicCollection
+
+        futures = cluster.admin.describe_topics(TopicCollection([name]),
+                                                request_timeout=cluster.timeout)
+        description = cluster.wait(futures[name], f"describe topic {name}")
+    except (KcliError, ImportError, AttributeError, KeyError):
+        return None
+    value = getattr(description, "topic_id", None)
+    return str(value) if value is not None else None
+
+
+class Copier:
+    """Sends source records to their target partitions; keeps the maps and checkpoints."""
+
+    def __init__(self, target: Cluster, client_config: Mapping[str, Any],
+                 store: CheckpointStore, events: Events, *, max_record_bytes: int = 0,
+                 checkpoint_records: int = 200_000, checkpoint_bytes: int = 64 << 20,
+                 checkpoint_seconds: float = 10.0) -> None:
+        self.target = target
+        self.client_config = {k: v for k, v in client_config.items()
+                              if k != "allow.auto.create.topics"}
+        self.store = store
+        self.events = events
+        self.jobs: list[Job] = []
+        self._states: dict[tuple[str, int], TargetState] = {}
+        self._tails: dict[tuple[str, int], deque[_TailRecord]] = {}
+        self._errors: list[tuple[Any, Any]] = []
+        self._failed = 0
+        self._producer: Any = None
+        self.watch = ErrorWatch(target.bootstrap)
+        self.max_record_bytes = max_record_bytes
+        self.checkpoint_records = checkpoint_records
+        self.checkpoint_bytes = checkpoint_bytes
+        self.checkpoint_seconds = checkpoint_seconds
+        self._since_records = 0
+        self._since_bytes = 0
+        self._last_checkpoint = time.monotonic()
+        self.sent = 0
+        self.matched = 0
+
+    # -- jobs
+
+    def load(self, jobs: Sequence[Job]) -> None:
+        """Read the jobs' checkpoints from the target (jobs without one stay new)."""
+        self.jobs = list(jobs)
+        if not jobs:
+            return
+        records = self.store.load(lambda key: any(job.matches(key) for job in jobs))
+        for job in jobs:
+            value = None
+            chunks: dict[tuple[int, int], Any] = {}
+            for key, data in records.values():
+                if not job.matches(key):
+                    continue
+                if "chunk" in key:
+                    chunks[(int(key["partition"]), int(key["chunk"]))] = data.get("runs", [])
+                elif key == job.key:
+                    value = data
+            if value is not None:
+                job.restore_state(value, chunks)
+
+    def start(self, jobs: Sequence[Job]) -> None:
+        """Check every job against the target topic as it is now, write the first
+        checkpoint of new jobs, and read back the tails of resumed ones."""
+        from kcli.client.offsets import watermarks
+
+        tps = [(job.target_topic, p) for job in jobs for p in range(job.target_partitions)]
+        marks = watermarks(self.target, tps)
+        new_state: list[tuple[Key, Any]] = []
+        tails: dict[tuple[str, int], tuple[int, int]] = {}
+        for job in jobs:
+            current_id = topic_id(self.target, job.target_topic)
+            if job.resumed and job.topic_id and current_id and job.topic_id != current_id:
+                self.events.warn(f"{job.target_topic} was recreated since the last "
+                                 f"{job.kind}; starting over")
+                fresh = Job(job.kind, job.identity, job.source_topic, job.target_topic,
+                            job.target_partitions, job.initial, job.repartition)
+                job.__dict__.update(fresh.__dict__)
+            job.topic_id = current_id
+            for p in range(job.target_partitions):
+                low = marks.low.get((job.target_topic, p), 0)
+                high = marks.high.get((job.target_topic, p), 0)
+                state = job.targets.get(p)
+                if state is None:
+                    if high > low and not job.resumed:
+                        raise OperationFailed(
+                            f"{job.target_topic}[{p}] already holds {high - low} records and "
+                            f"there is no checkpoint of this {job.kind}: writing would mix "
+                            "them with the copy",
+                            hint="copy into a new or empty topic (restore --topic OLD=NEW, "
+                                 "migrate --rename OLD=NEW)")
+                    if high > low:
+                        raise OperationFailed(
+                            f"{job.target_topic} has gained partition {p} with records "
+                            f"since the last {job.kind}")
+                    state = TargetState(p, high, high)
+                    if not job.repartition:
+                        source = job.sources.get(p)
+                        start = source.start if source else high
+                        state.omap = OffsetMap(start, start, high, high)
+                    job.targets[p] = state
+                elif high < state.next:
+                    raise OperationFailed(
+                        f"{job.target_topic}[{p}] ends at offset {high}, before the "
+                        f"checkpoint of the last {job.kind} ({state.next}): records were "
+                        "deleted", hint="delete the target topic to copy it again from the "
+                                        "start")
+                elif high > state.next:
+                    tails[(job.target_topic, p)] = (state.next, high)
+                self._states[(job.target_topic, p)] = state
+            if not job.resumed:
+                new_state.append((job.key, job.state()))
+        self.store.write(new_state)
+        if tails:
+            self._read_tails(tails)
+
+    def _read_tails(self, tails: Mapping[tuple[str, int], tuple[int, int]]) -> None:
+        """Target records written after the last checkpoint, to match against."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        total = sum(high - start for start, high in tails.values())
+        self.events.info(f"checking {total} records written after the last checkpoint")
+        watch = ErrorWatch(self.target.bootstrap)
+        consumer = Consumer({**self.client_config, "group.id": "kcli-copy-check",
+                             "enable.auto.commit": False, "enable.partition.eof": False,
+                             "auto.offset.reset": "error", "error_cb": watch,
+                             "isolation.level": "read_uncommitted"})
+        consumer.assign([TopicPartition(t, p, start) for (t, p), (start, _h) in tails.items()])
+        wanting = dict(tails)
+        deadline = time.monotonic() + self.target.timeout
+        try:
+            while wanting:
+                watch.check()
+                if time.monotonic() > deadline:
+                    raise Unreachable("reading back the records after the checkpoint took "
+                                      f"longer than {self.target.timeout:g}s")
+                for m in consumer.consume(10_000, 0.2):
+                    if m.error() is not None:
+                        if m.error().name() in ("_PARTITION_EOF", "_TRANSPORT"):
+                            continue
+                        raise from_kafka_error(m.error(), "read back the target")
+                    tp = (m.topic(), m.partition())
+                    if tp not in wanting or m.offset() >= wanting[tp][1]:
+                        continue
+                    deadline = time.monotonic() + self.target.timeout
+                    ts_type, ts = m.timestamp()
+                    self._tails.setdefault(tp, deque()).append(_TailRecord(
+                        m.offset(), m.key(), m.value(), list(m.headers() or ()), ts_type, ts))
+                    if m.offset() >= wanting[tp][1] - 1:
+                        del wanting[tp]
+        finally:
+            consumer.close()
+
+    # -- sending
+
+    def producer(self) -> Any:
+        """The idempotent producer (created on first use)."""
+        if self._producer is None:
+            from confluent_kafka import Producer
+
+            config: dict[str, Any] = dict(PRODUCER_DEFAULTS)
+            config.update(self.client_config)
+            config.update({"enable.idempotence": True, "acks": "all",
+                           "delivery.report.only.error": False,
+                           "error_cb": self.watch, "on_delivery": self._delivered})
+            if self.max_record_bytes > 900_000:
+                size = self.max_record_bytes + 65_536
+                config["message.max.bytes"] = max(size, int(config.get("message.max.bytes",
+                                                                       0) or 0))
+            self._producer = Producer(config)
+        return self._producer
+
+    def _delivered(self, error: Any, message: Any) -> None:
+        state = self._states[(message.topic(), message.partition())]
+        source = state.pending.popleft()
+        if error is not None:
+            self._failed += 1
+            if len(self._errors) < 3:
+                self._errors.append((error, message))
+            return
+        offset = message.offset()
+        if state.omap is not None:
+            state.omap.add(source, offset)
+        state.next = offset + 1
+        state.records += 1
+
+    def route(self, job: Job, source_partition: int, key: bytes | None) -> int:
+        """Target partition of a record: the same, or by key hash when repartitioning
+        (a null key keeps source partition modulo the target count)."""
+        if not job.repartition:
+            return source_partition
+        if key is None:
+            return source_partition % job.target_partitions
+        return partition_for(key, job.target_partitions)
+
+    def send(self, job: Job, source_partition: int, offset: int, key: bytes | None,
+             value: bytes | None, headers: list[tuple[str, bytes | None]] | None,
+             ts_type: int, timestamp: int) -> None:
+        """Copy one record (or match it against the tail already in the target)."""
+        partition = self.route(job, source_partition, key) if job.repartition else (
+            source_partition)
+        if self._tails and self._match(job, partition, source_partition, offset, key, value,
+                                       headers, timestamp):
+            job.sources[source_partition].next = offset + 1
+            return
+        state = self._states[(job.target_topic, partition)]
+        state.pending.append(offset)
+        produce = self._producer.produce if self._producer is not None else (
+            self.producer().produce)
+        while True:
+            try:
+                produce(job.target_topic, value, key, partition,
+                        timestamp=timestamp if timestamp > 0 else 0, headers=headers)
+                break
+            except BufferError:
+                self._serve(0.05)
+            except Exception as error:
+                state.pending.pop()
+                raise from_kafka_error(error, f"write to {job.target_topic}") from None
+        if ts_type == 2:
+            job.log_append_time += 1
+        job.sources[source_partition].next = offset + 1
+        self.sent += 1
+        self._since_records += 1
+        self._since_bytes += (len(value) if value else 0) + (len(key) if key else 0)
+        if self._since_records & 0x3FF == 0:
+            self._serve(0)
+            if (self._since_records >= self.checkpoint_records
+                    or self._since_bytes >= self.checkpoint_bytes
+                    or time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds):
+                self.checkpoint()
+
+    def _match(self, job: Job, partition: int, source_partition: int, offset: int,
+               key: bytes | None, value: bytes | None,
+               headers: list[tuple[str, bytes | None]] | None, timestamp: int) -> bool:
+        tail = self._tails.get((job.target_topic, partition))
+        if not tail:
+            return False
+        record = tail.popleft()
+        if not tail:
+            del self._tails[(job.target_topic, partition)]
+        same = (record.key == key and record.value == value
+                and record.headers == list(headers or ()))
+        if same and record.ts_type == 1 and timestamp > 0 and record.timestamp != timestamp:
+            same = False
+        if not same:
+            raise OperationFailed(
+                f"{job.target_topic}[{partition}] offset {record.offset} is not the record "
+                f"this {job.kind} would write there (source {job.source_topic}"
+                f"[{source_partition}] offset {offset}): something else wrote to the topic "
+                "after the last checkpoint", hint="copy into a new topic")
+        state = self._states[(job.target_topic, partition)]
+        if state.omap is not None:
+            state.omap.add(offset, record.offset)
+        state.next = record.offset + 1
+        state.records += 1
+        self.matched += 1
+        return True
+
+    def source_done(self, job: Job, source_partition: int, next_offset: int) -> None:
+        """Everything of a source partition before ``next_offset`` was handled (the
+        offsets after the last record were gaps)."""
+        source = job.sources[source_partition]
+        source.next = max(source.next, next_offset)
+
+    def _serve(self, timeout: float) -> None:
+        if self._producer is not None:
+            self._producer.poll(timeout)
+        self.watch.check()
+        if self._failed:
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        error, message = self._errors[0] if self._errors else (None, None)
+        count = self._failed
+        if error is None:
+            raise OperationFailed(f"{count} records could not be written")
+        where = f"{message.topic()}[{message.partition()}]"
+        raise from_kafka_error(error, f"{count} record(s) to {where} failed")
+
+    def flush(self) -> None:
+        """Wait until every record sent is acknowledged (or failed)."""
+        if self._producer is None:
+            return
+        deadline = time.monotonic() + self.target.timeout
+        last = -1
+        while True:
+            remaining = self._producer.flush(0.1)
+            self.watch.check()
+            if self._failed:
+                self._raise_failure()
+            if remaining == 0:
+                return
+            if remaining != last:
+                last = remaining
+                deadline = time.monotonic() + self.target.timeout
+            elif time.monotonic() > deadline:
+                raise Unreachable(f"{remaining} records were not acknowledged within "
+                                  f"{self.target.timeout:g}s")
+
+    def checkpoint(self, final: bool = False) -> None:
+        """Flush, then store each job's map pieces and state."""
+        self.flush()
+        records: list[tuple[Key, Any]] = []
+        for job in self.jobs:
+            if final:
+                job.done = all(s.end is not None and s.next >= s.end
+                               for s in job.sources.values())
+            records.extend(job.new_chunks())
+            records.append((job.key, job.state()))
+        self.store.write(records)
+        self._since_records = 0
+        self._since_bytes = 0
+        self._last_checkpoint = time.monotonic()
+
+    def finish(self) -> None:
+        """After the last record: the target must not hold more than was copied."""
+        for (topic, partition), tail in self._tails.items():
+            if tail:
+                raise OperationFailed(
+                    f"{topic}[{partition}] holds {len(tail)} records after offset "
+                    f"{tail[0].offset} that this copy did not write", hint="copy into a "
+                                                                           "new topic")
+        self.checkpoint(final=True)
+
+    def close(self) -> None:
+        """Drop the producers (records not flushed are not waited for)."""
+        if self._producer is not None:
+            self._producer.purge()
+            self._producer.flush(0)
+            self._producer = None
+        self.store.close()
+
+
+def jobs_for(sources: Iterable[Job]) -> list[Job]:
+    """The jobs in a stable order."""
+    return sorted(sources, key=lambda j: (j.source_topic, j.target_topic))
