@@ -10,13 +10,14 @@ EOF event, as ``kcat -e`` does).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kcli.client.cluster import Cluster, ErrorWatch
 from kcli.client.offsets import TP, PositionSpec, resolve_positions, watermarks
 from kcli.client.topics import topic_partitions
-from kcli.errors import NotFound, from_kafka_error
+from kcli.errors import NotFound, Unreachable, from_kafka_error
 
 # kcli's defaults; a profile or -X overrides any of them. librdkafka backs off fetching
 # for fetch.queue.backoff.ms (default 1000) whenever its local queue is "full"
@@ -54,6 +55,7 @@ class RecordConsumer:
         self._assigned: set[TP] = set()
         self._eof: set[TP] = set()
         self._finished = False
+        self._assign_deadline = float("inf")
         self.total: int | None = None
         """Records between the start positions and the ends (None when unknown)."""
 
@@ -101,6 +103,7 @@ class RecordConsumer:
                 for (t, p), (offset, _high) in assignment.items()
             ])
         else:
+            self._assign_deadline = time.monotonic() + self.cluster.timeout
             self._consumer = Consumer(config)
             self._consumer.subscribe([self.topic], on_assign=self._on_assign,
                                      on_revoke=self._on_revoke, on_lost=self._on_revoke)
@@ -150,6 +153,10 @@ class RecordConsumer:
         messages = self._consumer.consume(max_messages, timeout)
         if not messages:
             self.watch.check()
+            if not self._assigned and time.monotonic() > self._assign_deadline:
+                raise Unreachable(
+                    f"no partitions of {self.topic} were assigned in group {self.group!r} "
+                    f"within {self.cluster.timeout:g}s (is the group coordinator available?)")
             return [] if not self.finished else None
         good = [m for m in messages if m.error() is None]
         if len(good) != len(messages):

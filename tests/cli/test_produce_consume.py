@@ -117,7 +117,8 @@ def test_copy_pipeline_is_lossless(kcli: Kcli, topic: str, topic_name: str,
     produce = subprocess.run(kcli_command("-b", bootstrap, "produce", target, "-f", "json"),
                              stdin=consume.stdout, capture_output=True, env=cli_env,
                              timeout=60, check=False)
-    assert consume.stdout is not None and consume.stderr is not None
+    assert consume.stdout is not None
+    assert consume.stderr is not None
     consume.stdout.close()
     assert consume.wait(30) == 0
     assert consume.stderr.read() == b""
@@ -223,7 +224,8 @@ def test_head_closes_the_pipe_quietly(kcli: Kcli, topic: str, bootstrap: str,
     kcli("produce", topic, input=b"".join(b"record %d\n" % i for i in range(30000))).ok()
     process = subprocess.Popen(kcli_command("-b", bootstrap, "consume", topic),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env)
-    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
     first = process.stdout.readline()
     process.stdout.close()
     code = process.wait(30)
