@@ -80,14 +80,13 @@ def produce(
     """Write COUNT records of SIZE bytes as fast as possible; report throughput and
     per-record delivery latency (send to acknowledgement) percentiles."""
     from kcli.client.producer import RecordProducer
-    from kcli.client.topics import ensure_topic
 
     if acks not in ("0", "1", "all", "-1"):
         raise BadInput(f"--acks: {acks!r} is not one of 0, 1, all")
-    ensure_topic(connect(opts), topic)
     payload = os.urandom(size)
     producer = RecordProducer(opts.client_config({"acks": acks}), topic,
                               timeout=opts.timeout, measure_latency=True)
+    producer.check_topic()
     started = time.perf_counter()
     with progress(opts, count, f"producing to {topic}") as advance:
         left = count

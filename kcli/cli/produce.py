@@ -10,7 +10,7 @@ from typing import IO, Annotated
 
 import typer
 
-from kcli.cli.common import connect, progress
+from kcli.cli.common import progress
 from kcli.cli.options import say
 from kcli.config import Options
 from kcli.errors import BadInput
@@ -89,7 +89,6 @@ def produce(
     """Write records to a topic: one per line from stdin or --file. Prints how many were
     written; exits non-zero if any record failed."""
     from kcli.client.producer import RecordProducer
-    from kcli.client.topics import ensure_topic
 
     _choice(fmt, FORMATS, "-f")
     _choice(acks, ACKS, "--acks")
@@ -128,8 +127,6 @@ def produce(
         except OSError:
             size = None
 
-    cluster = connect(opts)
-    ensure_topic(cluster, topic)
     extra: dict[str, object] = {}
     if acks is not None:
         extra["acks"] = "all" if acks == "-1" else acks
@@ -137,6 +134,7 @@ def produce(
         extra["compression.type"] = compression
     config = opts.client_config(extra)
     producer = RecordProducer(config, topic, timeout=opts.timeout)
+    producer.check_topic()
     part = -1 if partition is None else partition
     started = time.monotonic()
     try:

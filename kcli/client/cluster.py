@@ -109,7 +109,9 @@ class Cluster:
                  what: str) -> dict[Any, Any]:
         """Wait for every future of a dict; values are results or the KcliError each
         raised (callers decide whether one failure fails the command)."""
-        self._poll_until(lambda: all(f.done() for f in futures.values()), what)
+        labels = ", ".join(_label(k) for k in futures)
+        self._poll_until(lambda: all(f.done() for f in futures.values()),
+                         f"{what} {labels}".strip() if len(labels) <= 60 else what)
         results: dict[Any, Any] = {}
         for key, future in futures.items():
             try:

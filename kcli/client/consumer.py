@@ -96,12 +96,10 @@ class RecordConsumer:
                 self._finished = True
                 return self
             self._consumer = Consumer(config)
-            from confluent_kafka import OFFSET_STORED, TopicPartition
+            from confluent_kafka import TopicPartition
 
-            self._consumer.assign([
-                TopicPartition(t, p, OFFSET_STORED if offset < 0 else offset)
-                for (t, p), (offset, _high) in assignment.items()
-            ])
+            self._consumer.assign([TopicPartition(t, p, offset)
+                                   for (t, p), (offset, _high) in assignment.items()])
         else:
             self._assign_deadline = time.monotonic() + self.cluster.timeout
             self._consumer = Consumer(config)
@@ -110,16 +108,20 @@ class RecordConsumer:
         return self
 
     def _start_offsets(self, tps: list[TP]) -> dict[TP, tuple[int, int]]:
-        """{tp: (start offset or -1 for the group's committed one, high watermark)}."""
+        """{tp: (start offset, high watermark)}."""
         marks = watermarks(self.cluster, tps)
+        committed: dict[TP, int] = {}
+        spec = self.start or PositionSpec("beginning")
         if self.start is None and self.group is not None:
-            offsets = dict.fromkeys(tps, -1)
-            self.total = None
-        else:
-            spec = self.start or PositionSpec("beginning")
-            offsets = {tp: off for tp, (off, _) in resolve_positions(
-                self.cluster, tps, spec, marks=marks).items()}
-            self.total = sum(max(0, marks.high.get(tp, 0) - offsets[tp]) for tp in tps)
+            # The group's committed offsets, asked with a timeout (a consumer left to find
+            # them itself would wait forever for a missing coordinator).
+            from kcli.client.groups import committed_offsets
+
+            committed = committed_offsets(self.cluster, [self.group])[self.group]
+            spec = PositionSpec("committed")
+        offsets = {tp: off for tp, (off, _) in resolve_positions(
+            self.cluster, tps, spec, committed=committed, marks=marks).items()}
+        self.total = sum(max(0, marks.high.get(tp, 0) - offsets[tp]) for tp in tps)
         return {tp: (offsets[tp], marks.high.get(tp, 0)) for tp in tps}
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:

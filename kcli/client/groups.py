@@ -67,7 +67,7 @@ def committed_offsets(cluster: Cluster, groups: Sequence[str]) -> dict[str, dict
         (future,) = cluster.admin.list_consumer_group_offsets(
             [ConsumerGroupTopicPartitions(group)], request_timeout=cluster.timeout).values()
         futures[group] = future
-    results = cluster.wait_all(futures, "fetch committed offsets of")
+    results = cluster.wait_all(futures, "committed offsets of")
     out: dict[str, dict[TP, int]] = {}
     for group, value in results.items():
         if isinstance(value, KcliError):
