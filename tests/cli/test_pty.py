@@ -48,3 +48,16 @@ def test_table_on_a_terminal(kcli: Kcli, topic: str, bootstrap: str,
     assert lines[0].split() == ["NAME", "PARTITIONS", "REPLICATION", "RECORDS", "SIZE"]
     assert any(line.split()[:4] == [topic, "3", "1", "0"] for line in lines)
     assert "\x1b[" in child.before.decode()  # and it is styled
+
+
+def test_ctrl_c_stops_a_follow(kcli: Kcli, topic: str, bootstrap: str,
+                               cli_env: dict[str, str]) -> None:
+    kcli("produce", topic, "-P", "0", input=b"hello\n").ok()
+    child = spawn(cli_env, "-b", bootstrap, "consume", topic, "--follow")
+    child.expect_exact("hello")
+    child.sendintr()
+    child.expect_exact("kcli: error: interrupted")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    assert b"Traceback" not in (child.before or b"")
