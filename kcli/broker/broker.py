@@ -21,6 +21,7 @@ from kcli.broker.cluster.metadata import (
     new_cluster_id,
 )
 from kcli.broker.configs import Settings
+from kcli.broker.log.log import sync_segments
 from kcli.broker.partition import Partition, TopicSettings
 
 log = logging.getLogger("kcli.broker")
@@ -258,6 +259,10 @@ class Broker:
             for partition in list(self.partitions.values()):
                 try:
                     partition.log.flush_if_due()
+                    rolled = partition.log.rolled_unsynced()
+                    if rolled:  # fsync on segment roll, without stalling the event loop
+                        await asyncio.to_thread(sync_segments, rolled)
+                        partition.log.mark_synced(rolled)
                 except OSError:
                     log.exception("flush of %s-%d failed", partition.topic, partition.index)
 

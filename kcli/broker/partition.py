@@ -34,7 +34,8 @@ NOT_ENOUGH_REPLICAS = 19
 INVALID_RECORD = 87
 INVALID_TXN_STATE = 48
 LONG_MAX = 9223372036854775807
-_REBUILD_CHUNK = 4 * 1024 * 1024
+UNSUPPORTED_COMPRESSION_TYPE = 76
+ZSTD = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,36 +127,22 @@ class Partition:
         self.log.update_config(settings.log_config)
 
     def _load_producer_state(self) -> ProducerStateTable:
-        end = self.log.log_end_offset
-        table = ProducerStateTable.load(self.log.directory, end)
+        table = ProducerStateTable.load(self.log.directory, self.log.log_end_offset)
         if table is not None:
             return table
-        return ProducerStateTable.rebuild(self._batch_headers_from(self.log.log_start_offset))
+        return ProducerStateTable.rebuild(
+            (h.producer_id, h.producer_epoch, h.base_sequence, h.last_offset_delta,
+             h.base_offset, h.max_timestamp)
+            for h in self.log.batch_headers()
+        )
 
-    def _batch_headers_from(self, offset: int) -> list[tuple[int, int, int, int, int, int]]:
-        headers: list[tuple[int, int, int, int, int, int]] = []
-        end = self.log.log_end_offset
-        while offset < end:
-            chunk = self.log.read(offset, _REBUILD_CHUNK)
-            if not chunk:
-                break
-            pos = 0
-            while pos + 61 <= len(chunk):
-                h = read_header(chunk, pos)
-                if pos + h.size > len(chunk):
-                    break
-                headers.append(
-                    (h.producer_id, h.producer_epoch, h.base_sequence, h.last_offset_delta,
-                     h.base_offset, h.max_timestamp)
-                )
-                pos += h.size
-                offset = h.base_offset + h.last_offset_delta + 1
-            if pos == 0:
-                break
-        return headers
+    def append_client_batch(
+        self, records: bytes | None, acks: int, *, allow_zstd: bool = True
+    ) -> AppendResult:
+        """Validate, deduplicate and append a producer's batch as leader.
 
-    def append_client_batch(self, records: bytes | None, acks: int) -> AppendResult:
-        """Validate, deduplicate and append a producer's batch as leader."""
+        ``allow_zstd`` is False for Produce below v7, which predates zstd.
+        """
         start = self.log.log_start_offset
         if records is None:
             return AppendResult(INVALID_RECORD, log_start_offset=start, message="no records")
@@ -164,6 +151,11 @@ class Partition:
             header = validate_client_batch(records, settings.max_message_bytes)
         except BatchError as error:
             return AppendResult(error.error_code, log_start_offset=start, message=str(error))
+        if header.compression == ZSTD and not allow_zstd:
+            return AppendResult(
+                UNSUPPORTED_COMPRESSION_TYPE, log_start_offset=start,
+                message="zstd needs Produce v7 or later",
+            )
         if header.is_transactional:
             return AppendResult(
                 INVALID_TXN_STATE, log_start_offset=start,

@@ -15,6 +15,7 @@ import typer
 from kcli import __version__
 from kcli.cli import bench as bench_cli
 from kcli.cli import broker as broker_cli
+from kcli.cli import cluster as cluster_cli
 from kcli.cli import consume as consume_cli
 from kcli.cli import group as group_cli
 from kcli.cli import produce as produce_cli
@@ -43,6 +44,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: no rich import, `kcli --help` stays fast
 )
+app.add_typer(cluster_cli.app, name="cluster")
 app.add_typer(topic_cli.app, name="topic")
 app.command("produce")(with_global_options(produce_cli.produce))
 app.command("consume")(with_global_options(consume_cli.consume))

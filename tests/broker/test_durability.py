@@ -119,3 +119,31 @@ def test_torn_tail_is_cut_and_the_rest_kept(make_broker: BrokerFactory) -> None:
     producer.produce("torn", value=b"again")
     assert producer.flush(10) == 0
     assert read_partition(broker.bootstrap, "torn", 0)[-1][0] == 49
+
+
+def test_rolled_segments_are_synced_and_move_the_recovery_point(
+    make_broker: BrokerFactory,
+) -> None:
+    from kcli.broker.log.log import RECOVERY_POINT_FILE
+
+    broker = make_broker().start()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("rolling", 1, 1, config={"segment.bytes": "4096"})])[
+        "rolling"].result(10)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    for i in range(40):
+        producer.produce("rolling", value=b"x" * 500 + str(i).encode())
+        producer.flush(10)
+    segments = sorted((broker.data_dir / "rolling-0").glob("*.log"))
+    assert len(segments) > 3
+    active_base = int(segments[-1].stem)
+    point_file = broker.data_dir / "rolling-0" / RECOVERY_POINT_FILE
+    deadline = time.monotonic() + 10
+    point = -1
+    while time.monotonic() < deadline:  # the housekeeping task syncs rolled segments each second
+        if point_file.exists():
+            point = int(point_file.read_text().split()[0])
+            if point == active_base:
+                break
+        time.sleep(0.1)
+    assert point == active_base

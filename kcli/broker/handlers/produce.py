@@ -21,7 +21,7 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None, 
         return AppendResult(errors.NOT_LEADER_OR_FOLLOWER)
     if acks not in (0, 1, -1):
         return AppendResult(errors.INVALID_REQUIRED_ACKS)
-    return partition.append_client_batch(records, acks)
+    return partition.append_client_batch(records, acks, allow_zstd=ctx.version >= 7)
 
 
 @handles(ApiKey.PRODUCE)

@@ -1,4 +1,17 @@
-"""The broker's on-disk log: Kafka's segment layout, record batches stored as on the wire."""
+"""The broker's on-disk log: Kafka's segment layout, record batches stored as on the wire.
+
+How the broker uses it::
+
+    log = PartitionLog.open(data_dir / f"{topic}-{partition}", LogConfig(...))
+    # Produce (v3+): one batch per partition, checked, then stamped and appended in place
+    header = validate_client_batch(records, max_message_bytes)   # BatchError -> .error_code
+    info = log.append(bytearray(records), leader_epoch=epoch, log_append_time=None)
+    # Fetch: whole stored batches, never past the high watermark
+    data = log.read(fetch_offset, partition_max_bytes, upper_bound=high_watermark)
+    # ListOffsets: log.log_start_offset, log.log_end_offset, log.offset_for_timestamp(ts),
+    # log.max_timestamp(); OffsetForLeaderEpoch: log.end_offset_for_epoch(epoch)
+    log.flush()   # now and then (a timer), and log.close() on shutdown
+"""
 
 from kcli.broker.log.batch import (
     BatchHeader,

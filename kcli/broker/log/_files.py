@@ -56,13 +56,17 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 def read_small_file(path: Path, limit: int = 1 << 20) -> bytes | None:
-    """The content of a small metadata file, or None if it is missing or unreadable."""
+    """The content of a small file, or None if it is missing, unreadable or over `limit`
+    bytes (nothing larger than the file, or than `limit`, is ever allocated)."""
     try:
         fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
     except OSError:
         return None
     try:
-        return os.read(fd, limit)
+        size = os.fstat(fd).st_size
+        if size > limit:
+            return None
+        return read_whole(fd, size)
     except OSError:
         return None
     finally:

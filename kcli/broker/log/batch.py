@@ -216,7 +216,7 @@ def validate_client_batch(buf: bytes | bytearray | memoryview, max_batch_bytes: 
 
 
 def stamp_batch(
-    buf: bytearray, base_offset: int, leader_epoch: int, log_append_time: int | None
+    buf: bytearray | memoryview, base_offset: int, leader_epoch: int, log_append_time: int | None
 ) -> None:
     """Assign the batch at the start of `buf` its offsets and leader epoch, in place.
 

@@ -15,12 +15,13 @@ from array import array
 from bisect import bisect_left, bisect_right
 from pathlib import Path
 
+import crc32c
+
 from kcli.broker.log._files import WRITE_APPEND, read_small_file, write_all
 
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
 _SWAP = sys.byteorder == "little"
-_MAX_INDEX_FILE = 1 << 31
 
 
 def _strictly_increasing(values: array[int]) -> bool:
@@ -34,13 +35,35 @@ def _non_decreasing(values: array[int]) -> bool:
 
 
 class _IndexFile:
-    """The append-only file under an in-memory index."""
+    """The append-only file under an in-memory index, with a running digest of its bytes."""
 
-    __slots__ = ("_fd", "path")
+    __slots__ = ("_fd", "crc", "nbytes", "path")
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = -1
+        self.crc = 0
+        """CRC32C of the file's content."""
+        self.nbytes = 0
+        """The file's length."""
+
+    def digest(self) -> tuple[int, int]:
+        """(length, CRC32C) of the file as the in-memory entries say it is."""
+        return self.nbytes, self.crc
+
+    def _read_checked(self, expected: tuple[int, int] | None, limit: int) -> bytes | None:
+        """The file's bytes, None if missing, over `limit` bytes, or not `expected`."""
+        data = self._read(limit)
+        if data is None:
+            return None
+        digest = (len(data), int(crc32c.crc32c(data)))
+        if expected is not None and digest != expected:
+            return None
+        self.nbytes, self.crc = digest
+        return data
+
+    def _entries_bytes(self) -> bytes:
+        raise NotImplementedError
 
     def _writer(self) -> int:
         if self._fd < 0:
@@ -49,12 +72,17 @@ class _IndexFile:
 
     def _write(self, data: bytes) -> None:
         write_all(self._writer(), data)
+        self.crc = crc32c.crc32c(data, self.crc)
+        self.nbytes += len(data)
 
     def _truncate_file(self, size: int) -> None:
         os.ftruncate(self._writer(), size)
+        content = self._entries_bytes()
+        self.nbytes = len(content)
+        self.crc = int(crc32c.crc32c(content))
 
-    def _read(self) -> bytes | None:
-        return read_small_file(self.path, _MAX_INDEX_FILE)
+    def _read(self, limit: int) -> bytes | None:
+        return read_small_file(self.path, limit)
 
     def sync(self) -> None:
         if self._fd >= 0:
@@ -83,13 +111,15 @@ class OffsetIndex(_IndexFile):
     def __len__(self) -> int:
         return len(self.relative)
 
-    def load(self, segment_size: int) -> bool:
-        """Read the file; False (and empty) if it is missing, torn or not plausible."""
+    def load(self, segment_size: int, expected: tuple[int, int] | None = None) -> bool:
+        """Read the file; False (and empty) if it is missing, torn, not plausible, or not
+        the (length, CRC32C) `expected`."""
         self.relative = array("i")
         self.positions = array("i")
-        data = self._read()
+        # at most one entry per batch, and a batch takes at least a header
+        data = self._read_checked(expected, (segment_size // 61 + 1) * _OFFSET_ENTRY.size)
         if data is None:
-            return segment_size == 0
+            return segment_size == 0 and expected is None
         if len(data) % _OFFSET_ENTRY.size:
             return False
         flat = array("i")
@@ -115,6 +145,14 @@ class OffsetIndex(_IndexFile):
         self.relative = array("i")
         self.positions = array("i")
         self._truncate_file(0)
+
+    def _entries_bytes(self) -> bytes:
+        flat = array("i", bytes(8 * len(self.relative)))
+        flat[0::2] = self.relative
+        flat[1::2] = self.positions
+        if _SWAP:
+            flat.byteswap()
+        return flat.tobytes()
 
     def append(self, relative_offset: int, position: int) -> None:
         self.relative.append(relative_offset)
@@ -153,13 +191,14 @@ class TimeIndex(_IndexFile):
     def __len__(self) -> int:
         return len(self.timestamps)
 
-    def load(self, segment_size: int) -> bool:
-        """Read the file; False (and empty) if it is missing, torn or not plausible."""
+    def load(self, segment_size: int, expected: tuple[int, int] | None = None) -> bool:
+        """Read the file; False (and empty) if it is missing, torn, not plausible, or not
+        the (length, CRC32C) `expected`."""
         self.timestamps = array("q")
         self.relative = array("i")
-        data = self._read()
+        data = self._read_checked(expected, (segment_size // 61 + 2) * _TIME_ENTRY.size)
         if data is None:
-            return segment_size == 0
+            return segment_size == 0 and expected is None
         if len(data) % _TIME_ENTRY.size:
             return False
         timestamps = array("q")
@@ -179,6 +218,12 @@ class TimeIndex(_IndexFile):
         self.timestamps = array("q")
         self.relative = array("i")
         self._truncate_file(0)
+
+    def _entries_bytes(self) -> bytes:
+        pack = _TIME_ENTRY.pack
+        return b"".join(
+            pack(ts, rel) for ts, rel in zip(self.timestamps, self.relative, strict=True)
+        )
 
     def last(self) -> tuple[int, int] | None:
         """(timestamp, relative offset) of the last entry."""

@@ -20,14 +20,14 @@ import shutil
 import time
 import uuid
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import crc32c
 
-from kcli.broker.log._files import fsync_dir, read_int_file, write_atomically
+from kcli.broker.log._files import fsync_dir, read_int_file, read_small_file, write_atomically
 from kcli.broker.log.batch import (
     ATTR_LOG_APPEND_TIME,
     CRC_START,
@@ -100,6 +100,46 @@ def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_MARKER_HEADER = "kcli-log-clean-shutdown 1"
+_Digest = tuple[int, int, int, int, int]
+
+
+def _manifest(segments: Iterable[Segment]) -> list[str]:
+    """One line per segment: base offset, then its digest (sizes and index CRCs)."""
+    return [" ".join(map(str, (s.base_offset, *s.digest()))) for s in segments]
+
+
+def _parse_manifest(lines: list[str]) -> dict[int, _Digest]:
+    manifest: dict[int, _Digest] = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 6 and all(f.isdigit() for f in fields):
+            base, size, index_len, index_crc, time_len, time_crc = map(int, fields)
+            manifest[base] = (size, index_len, index_crc, time_len, time_crc)
+    return manifest
+
+
+def _parse_int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _read_lines(path: Path) -> list[str] | None:
+    data = read_small_file(path, 1 << 26)
+    if data is None:
+        return None
+    try:
+        return data.decode("ascii").splitlines()
+    except UnicodeDecodeError:
+        return []
+
+
+def _text(lines: list[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
 class PartitionLog:
     """Append-only storage of one partition's record batches. Create with `open`."""
 
@@ -145,9 +185,15 @@ class PartitionLog:
     def _load(self) -> None:
         directory = self.directory
         marker = directory / CLEAN_SHUTDOWN_FILE
-        clean = marker.exists()
+        marker_lines = _read_lines(marker)
+        clean = marker_lines is not None and marker_lines[:1] == [_MARKER_HEADER]
+        if marker_lines is not None and not clean:
+            log.warning("%s: unreadable clean shutdown marker: recovering", directory)
         start_checkpoint = read_int_file(directory / LOG_START_OFFSET_FILE)
-        self._recovery_point = read_int_file(directory / RECOVERY_POINT_FILE)
+        recovery_lines = _read_lines(directory / RECOVERY_POINT_FILE) or []
+        self._recovery_point = _parse_int(recovery_lines[0]) if recovery_lines else None
+        vouching = marker_lines if clean and marker_lines is not None else recovery_lines
+        manifest = _parse_manifest(vouching[1:])
         names = os.listdir(directory)
         bases: list[int] = []
         for name in names:
@@ -168,11 +214,12 @@ class PartitionLog:
             self._segments.append(Segment.open(directory, base, now))
             self._bases.append(base)
 
+        self.log_start_offset = max(start_checkpoint or 0, 0)  # provisional, for recovery
         if not self._segments:
-            self._add_segment(max(start_checkpoint or 0, 0))
+            self._add_segment(self.log_start_offset)
             self.log_end_offset = self._bases[0]
         else:
-            self._load_segments(clean)
+            self._load_segments(clean, manifest)
 
         start = max(start_checkpoint if start_checkpoint is not None else 0, self._bases[0])
         if start > self.log_end_offset:
@@ -187,13 +234,15 @@ class PartitionLog:
         self.log_start_offset = start
         self._epochs.truncate_from_end(self.log_end_offset)
         self._epochs.truncate_from_start(self.log_start_offset)
-        if clean:
-            marker.unlink()
+        if marker_lines is not None or marker.exists():
+            marker.unlink()  # from here on, a crash must not look like a clean shutdown
             self._dir_dirty = True
         if self._unsynced or self._dir_dirty:
             self.flush()
 
-    def _load_segments(self, clean: bool) -> None:
+    def _load_segments(self, clean: bool, manifest: dict[int, _Digest]) -> None:
+        """Trust what the clean shutdown marker (or, after a crash, the recovery point file)
+        vouches for, byte for byte; scan and rebuild everything else."""
         segments = self._segments
         if clean:
             first_recover = len(segments)
@@ -204,9 +253,10 @@ class PartitionLog:
         interval = self.config.index_interval_bytes
         last = len(segments) - 1
         for i, segment in enumerate(segments):
+            expected = manifest.get(segment.base_offset)
             recover = i >= first_recover
             if not recover:
-                recover = not segment.load_indexes()
+                recover = expected is None or not segment.load_indexes(expected)
                 if not recover and i == last:
                     next_offset = segment.read_next_offset()
                     time_entry = segment.time_index.last()
@@ -225,7 +275,7 @@ class PartitionLog:
                     )
             if not recover:
                 continue
-            cut = segment.recover(interval, self._note_epoch)
+            cut = segment.recover(interval, self._recovered_batch)
             self._unsynced.append(segment)
             if cut is not None:
                 later = segments[i + 1 :]
@@ -291,8 +341,10 @@ class PartitionLog:
         waited = max_ts - first if first >= 0 else self._clock() - segment.created_ms
         return waited > self.config.segment_ms
 
-    def _note_epoch(self, epoch: int, base_offset: int) -> None:
-        if epoch > self._epochs.latest_epoch:
+    def _recovered_batch(self, epoch: int, base_offset: int, last_offset: int) -> None:
+        """Recovery saw a sound batch: make sure the epoch cache knows its epoch (the
+        checkpoint may be older than the data), unless the batch is below the log start."""
+        if last_offset >= self.log_start_offset and epoch > self._epochs.latest_epoch:
             self._epochs.assign(epoch, base_offset)
 
     def _start_empty_at(self, offset: int) -> None:
@@ -309,7 +361,7 @@ class PartitionLog:
     # ================================================================== appending
 
     def append(
-        self, batch: bytearray, *, leader_epoch: int, log_append_time: int | None
+        self, batch: bytearray | memoryview, *, leader_epoch: int, log_append_time: int | None
     ) -> AppendInfo:
         """Append one client batch (already checked by validate_client_batch).
 
@@ -445,9 +497,9 @@ class PartitionLog:
             )
             want = end - position
             if want > remaining:
-                data = segment.read_whole_batches(position, remaining)
-                if data:
-                    parts.append(data)
+                end = segment.whole_batches_end(position, remaining)
+                if end > position:
+                    parts.append(segment.pread(position, end - position))
                 break
             if want > 0:
                 parts.append(segment.pread(position, want))
@@ -463,7 +515,12 @@ class PartitionLog:
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record at or after log_start_offset whose
         timestamp is >= `timestamp` (a LogAppendTime batch's records carry its
-        maxTimestamp); None if there is none."""
+        maxTimestamp); None if there is none.
+
+        For a real timestamp; ListOffsets' -1/-2/-3 are the high watermark,
+        log_start_offset and max_timestamp(). The result is not capped at the high
+        watermark: compare it there.
+        """
         start = self.log_start_offset
         first = max(bisect_right(self._bases, start) - 1, 0)
         for segment in self._segments[first:]:
@@ -539,6 +596,20 @@ class PartitionLog:
                 return top, record.offset
         return top, header.base_offset + header.last_offset_delta
 
+    def batch_headers(self, start_offset: int | None = None) -> Iterator[BatchHeader]:
+        """Headers of the stored batches from the one holding `start_offset` (default: the
+        log start) to the end, in order; `position` is within the batch's segment.
+
+        For slow paths such as rebuilding producer state at startup; do not change the
+        log while iterating.
+        """
+        start = self.log_start_offset if start_offset is None else start_offset
+        first = max(bisect_right(self._bases, start) - 1, 0)
+        for segment in self._segments[first:]:
+            for header in segment.scan(segment.offset_index.lookup(start - segment.base_offset)):
+                if header.base_offset + header.last_offset_delta >= start:
+                    yield header
+
     # ================================================================== trimming
 
     def delete_records_before(self, offset: int) -> int:
@@ -591,7 +662,9 @@ class PartitionLog:
         self._set_recovery_point(offset)
 
     def _set_recovery_point(self, offset: int) -> None:
-        write_atomically(self.directory / RECOVERY_POINT_FILE, f"{offset}\n".encode("ascii"))
+        """Persist that every segment below `offset` is on disk, with its digest."""
+        lines = [str(offset), *_manifest(s for s in self._segments if s.base_offset < offset)]
+        write_atomically(self.directory / RECOVERY_POINT_FILE, _text(lines))
         self._recovery_point = offset
 
     # ================================================================== leader epochs
@@ -629,7 +702,13 @@ class PartitionLog:
     # ================================================================== durability
 
     def flush(self) -> None:
-        """fsync what was appended; persist the recovery point when it moves."""
+        """fsync what was appended; persist the recovery point when it moves.
+
+        Call it now and then (Kafka checkpoints every 60 s) even without a flush policy:
+        after a crash, segments rolled since the last flush are scanned in full.
+        """
+        if self._closed:
+            return
         active = self._segments[-1]
         for segment in self._unsynced:
             segment.sync(indexes=True)
@@ -645,6 +724,30 @@ class PartitionLog:
         self._unflushed_records = 0
         self._last_flush_ms = self._clock()
 
+    def rolled_unsynced(self) -> list[Segment]:
+        """Rolled segments not yet fsynced: the broker syncs them soon after each roll,
+        off the event loop (``sync_segments``), then calls ``mark_synced``."""
+        active = self._segments[-1]
+        return [s for s in self._unsynced if s is not active]
+
+    def mark_synced(self, segments: list[Segment]) -> None:
+        """Record that ``segments`` (from ``rolled_unsynced``) are on disk: release their
+        index files and move the recovery point past them."""
+        if self._closed:
+            return
+        for segment in segments:
+            if segment in self._unsynced:
+                self._unsynced.remove(segment)
+                segment.close_indexes()
+        if self._dir_dirty:
+            fsync_dir(self.directory)
+            self._dir_dirty = False
+        active = self._segments[-1]
+        pending = [s.base_offset for s in self._unsynced if s is not active]
+        point = min(pending, default=active.base_offset)
+        if self._recovery_point is None or point > self._recovery_point:
+            self._set_recovery_point(point)
+
     def close(self) -> None:
         """fsync everything, mark the log cleanly shut down, release the files."""
         if self._closed:
@@ -653,14 +756,8 @@ class PartitionLog:
         active.seal()
         self.flush()
         active.sync(indexes=True)
-        fd = os.open(
-            self.directory / CLEAN_SHUTDOWN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644
-        )
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        fsync_dir(self.directory)
+        marker = [_MARKER_HEADER, *_manifest(self._segments)]
+        write_atomically(self.directory / CLEAN_SHUTDOWN_FILE, _text(marker))
         self._close_files()
 
     def _close_files(self) -> None:
@@ -682,3 +779,13 @@ class PartitionLog:
         os.rename(directory, doomed)
         fsync_dir(directory.parent)
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+def sync_segments(segments: list[Segment]) -> None:
+    """fsync rolled segments and their indexes; safe to run in a worker thread (a segment
+    deleted meanwhile only makes its fsync fail, which is ignored)."""
+    for segment in segments:
+        try:
+            segment.sync(indexes=True)
+        except (OSError, ValueError):
+            continue

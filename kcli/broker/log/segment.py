@@ -223,14 +223,9 @@ class Segment:
                 off += header.batch_length + LOG_OVERHEAD
             position += off
 
-    def locate(self, offset: int, from_position: int | None = None) -> BatchHeader | None:
+    def locate(self, offset: int) -> BatchHeader | None:
         """The first batch whose last offset is >= `offset` (the one holding it, if any)."""
-        position = (
-            self.offset_index.lookup(offset - self.base_offset)
-            if from_position is None
-            else from_position
-        )
-        for header in self.scan(position):
+        for header in self.scan(self.offset_index.lookup(offset - self.base_offset)):
             if header.base_offset + header.last_offset_delta >= offset:
                 return header
         return None
@@ -244,32 +239,48 @@ class Segment:
             return header.position
         return header.position + header.batch_length + LOG_OVERHEAD
 
-    def read_whole_batches(self, position: int, limit: int) -> bytes:
-        """Up to `limit` bytes from `position`, cut back to the last whole batch.
+    def whole_batches_end(self, position: int, limit: int) -> int:
+        """The end of the last whole batch within `limit` bytes from `position`.
 
-        The caller guarantees a batch starts at `position` and fits within `limit`.
+        The caller guarantees a batch starts at `position`. Walks batch lengths from the
+        last index entry inside the range, so the work is bounded by the index interval.
         """
-        data = os.pread(self.fd, limit, position)
-        end = len(data)
-        # Walk batch lengths from the last indexed batch start inside the data.
-        cursor = max(self.offset_index.floor_position(position + end), position) - position
+        end = min(position + limit, self.size)
+        cursor = max(self.offset_index.floor_position(end), position)
+        fd = self.fd
         while end - cursor >= LOG_OVERHEAD:
-            _, size = batch_extent(data, cursor)
-            if size < HEADER_SIZE or end - cursor < size:
+            window = os.pread(fd, min(end - cursor, _SCAN_WINDOW), cursor)
+            off = 0
+            n = len(window)
+            while n - off >= LOG_OVERHEAD:
+                _, size = batch_extent(window, off)
+                if size < HEADER_SIZE or end - cursor - off < size:
+                    return cursor + off
+                off += size
+            if off == 0:
                 break
-            cursor += size
-        if cursor < end:
-            return data[:cursor]
-        return data
+            cursor += off
+        return cursor
 
     def read_batch(self, header: BatchHeader) -> bytes:
         return os.pread(self.fd, header.batch_length + LOG_OVERHEAD, header.position)
 
     # ------------------------------------------------------------------ loading
 
-    def load_indexes(self) -> bool:
-        """Load the index files; False if they cannot be trusted (rebuild then)."""
-        if not self.offset_index.load(self.size) or not self.time_index.load(self.size):
+    def digest(self) -> tuple[int, int, int, int, int]:
+        """(log size, index length, index CRC32C, time index length, time index CRC32C)."""
+        return (self.size, *self.offset_index.digest(), *self.time_index.digest())
+
+    def load_indexes(self, expected: tuple[int, int, int, int, int] | None = None) -> bool:
+        """Load the index files; False if they cannot be trusted (rebuild then): they do
+        not match the `expected` digest, or are not plausible for the log file."""
+        if expected is not None and expected[0] != self.size:
+            return False
+        if not self.offset_index.load(
+            self.size, None if expected is None else (expected[1], expected[2])
+        ) or not self.time_index.load(
+            self.size, None if expected is None else (expected[3], expected[4])
+        ):
             return False
         base = self.base_offset
         index = self.offset_index
@@ -326,11 +337,11 @@ class Segment:
         return next_offset
 
     def recover(
-        self, index_interval: int, on_batch: Callable[[int, int], None] | None = None
+        self, index_interval: int, on_batch: Callable[[int, int, int], None] | None = None
     ) -> Recovery | None:
         """Check every batch (length, magic, CRC, offsets following on from the segment's
-        base offset) and rebuild the indexes; `on_batch(leader_epoch, base_offset)` sees
-        every sound batch.
+        base offset) and rebuild the indexes; `on_batch(leader_epoch, base_offset,
+        last_offset)` sees every sound batch.
 
         The first bad batch and everything after it are cut off the file; returns where,
         or None when the whole segment is sound.
@@ -387,7 +398,7 @@ class Segment:
                 reason = f"offsets {header.base_offset}..{last_offset} do not follow {expected - 1}"
                 break
             if on_batch is not None:
-                on_batch(header.partition_leader_epoch, header.base_offset)
+                on_batch(header.partition_leader_epoch, header.base_offset, last_offset)
             if position == 0:
                 self._first_timestamp = header.max_timestamp
             self._index_batch(

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kcli.broker.log import PartitionLog, Record, decode_records, encode_batch, iter_batches
 
 PROPERTY = settings(
-    max_examples=40,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -64,13 +64,37 @@ class Model:
     def __init__(self) -> None:
         self.batches: list[Stored] = []
         self.log_start = 0
+        self.end = 0
 
     def add(self, base_offset: int, last_offset: int, data: bytes) -> None:
+        assert base_offset == self.end
         self.batches.append(Stored(base_offset, last_offset, data))
+        self.end = last_offset + 1
 
-    @property
-    def end(self) -> int:
-        return self.batches[-1].last_offset + 1 if self.batches else self.log_start
+    def truncate(self, offset: int) -> None:
+        """truncate_to: whole batches go, one straddling `offset` too."""
+        if offset >= self.end:
+            return
+        if offset < self.log_start:
+            self.start_empty(offset)
+            return
+        dropped = [b for b in self.batches if b.last_offset >= offset]
+        self.batches = [b for b in self.batches if b.last_offset < offset]
+        if dropped:
+            self.end = dropped[0].base_offset
+        if self.end < self.log_start:
+            self.start_empty(self.log_start)
+
+    def cut_tail(self, offset: int) -> None:
+        """Recovery cut the log at `offset` (a batch boundary); it keeps its start offset."""
+        self.batches = [b for b in self.batches if b.last_offset < offset]
+        self.end = offset
+        if self.end < self.log_start:
+            self.start_empty(self.log_start)
+
+    def start_empty(self, offset: int) -> None:
+        self.batches = []
+        self.log_start = self.end = offset
 
     def read(self, offset: int, max_bytes: int, upper_bound: int | None = None) -> bytes:
         bound = self.end if upper_bound is None else min(upper_bound, self.end)
@@ -100,9 +124,12 @@ class Model:
                 return record.offset, record.timestamp
         return None
 
-    def max_timestamp(self) -> tuple[int, int] | None:
+    def max_timestamp(self, from_offset: int = 0) -> tuple[int, int] | None:
+        """Over the records of batches from `from_offset` (the first segment) on."""
         best: tuple[int, int] | None = None
         for record in self.records():
+            if record.offset < from_offset:
+                continue
             if record.timestamp >= 0 and (best is None or record.timestamp > best[0]):
                 best = (record.timestamp, record.offset)
         return best

@@ -1,0 +1,239 @@
+"""`kcli cluster`: local clusters of embedded brokers for development and failure drills."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kcli.cli.common import emit
+from kcli.cli.options import command, say
+from kcli.config import Options
+from kcli.errors import BadInput, KcliError
+
+app = typer.Typer(help="Start, stop and inspect a local cluster of embedded brokers.",
+                  no_args_is_help=True, rich_markup_mode=None)
+
+DataDirOpt = Annotated[Path | None, typer.Option(
+    "--data-dir", metavar="DIR",
+    help="The cluster's directory [default: the running cluster's, else the user data dir].")]
+BrokerArg = Annotated[int, typer.Argument(metavar="BROKER", help="Broker id.",
+                                          show_default=False)]
+
+
+def _cluster_opts(opts: Options, bootstrap: str) -> Options:
+    """Options pointing at a local cluster, unless -b/env/profile chose another."""
+    if opts.bootstrap_source in ("flag", "env", "profile"):
+        return opts
+    from dataclasses import replace
+
+    return replace(opts, bootstrap=bootstrap, bootstrap_source="local cluster")
+
+
+@command(app, "start")
+def start(
+    opts: Options,
+    brokers: Annotated[int | None, typer.Option(
+        "--brokers", "-n", min=1, max=9, help="Number of brokers [default: 1, or as before].")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    port: Annotated[int | None, typer.Option(
+        "--port", min=1, max=65535,
+        help="Port of broker 1; the others take the next ones [default: 9092].")] = None,
+    foreground: Annotated[bool, typer.Option(
+        "--foreground", help="Stay attached; Ctrl-C stops the cluster.")] = False,
+) -> None:
+    """Start a local cluster and print its bootstrap address."""
+    from kcli.local import supervisor
+
+    directory = supervisor.resolve_data_dir(data_dir)
+    cluster, already = supervisor.start(directory, brokers, port)
+    if already:
+        say(opts, f"the cluster in {directory} is already running")
+    else:
+        noun = "broker" if len(cluster.brokers) == 1 else "brokers"
+        say(opts, f"started {len(cluster.brokers)} {noun} in {directory}")
+    print(cluster.bootstrap)
+    sys.stdout.flush()
+    if foreground:
+        _stay_attached(opts, directory)
+
+
+def _stay_attached(opts: Options, directory: Path) -> None:
+    from kcli.local import supervisor
+
+    stopping = False
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    say(opts, "running in the foreground; Ctrl-C stops the cluster")
+    while not stopping:
+        time.sleep(0.2)
+    supervisor.stop(directory)
+    say(opts, "cluster stopped")
+
+
+@command(app, "stop")
+def stop(opts: Options, data_dir: DataDirOpt = None) -> None:
+    """Stop every broker cleanly (data is kept until `purge`)."""
+    from kcli.local import supervisor
+
+    directory = supervisor.resolve_data_dir(data_dir)
+    cluster, killed = supervisor.stop(directory)
+    if killed:
+        say(opts, f"broker(s) {', '.join(map(str, killed))} did not stop in time and were killed")
+    say(opts, f"stopped the cluster in {cluster.data_dir}")
+
+
+@command(app, "status")
+def status(opts: Options, data_dir: DataDirOpt = None) -> None:
+    """Brokers, processes, controller, topics and under-replicated partitions."""
+    from kcli.local import supervisor
+    from kcli.output import Column, Result, Table
+    from kcli.output.model import fields_table
+
+    directory = supervisor.resolve_data_dir(data_dir)
+    cluster = supervisor.require(directory)
+    health = _cluster_health(_cluster_opts(opts, cluster.bootstrap)) if cluster.running() else {}
+    live_ids = set(health.get("live_brokers", []))
+    controller = health.get("controller")
+    rows = [
+        {"broker": b.node_id, "port": b.port, "pid": b.pid if b.alive else None,
+         "process": "running" if b.alive else "stopped",
+         "serving": b.node_id in live_ids, "controller": b.node_id == controller}
+        for b in cluster.brokers
+    ]
+    data: dict[str, Any] = {
+        "data_dir": str(cluster.data_dir), "bootstrap": cluster.bootstrap,
+        "running": bool(cluster.running()), "brokers": rows,
+        "controller": controller, "topics": health.get("topics"),
+        "partitions": health.get("partitions"),
+        "under_replicated_partitions": health.get("under_replicated"),
+        "offline_partitions": health.get("offline"), "error": health.get("error"),
+    }
+    summary = fields_table([
+        ("data dir", data["data_dir"]), ("bootstrap", data["bootstrap"]),
+        ("state", "running" if data["running"] else "stopped"),
+        ("controller", controller), ("topics", data["topics"]),
+        ("partitions", data["partitions"]),
+        ("under-replicated", data["under_replicated_partitions"]),
+        ("offline", data["offline_partitions"]),
+        *((("error", data["error"]),) if data["error"] else ()),
+    ])
+    brokers = Table((Column("broker", "BROKER", "int"), Column("port", "PORT", "int"),
+                     Column("pid", "PID", "int"), Column("process", "PROCESS"),
+                     Column("controller", "CONTROLLER", "bool")), rows, title="Brokers")
+    emit(opts, Result(data, (summary, brokers)))
+
+
+def _cluster_health(opts: Options) -> dict[str, Any]:
+    """What the cluster itself reports, through the standard client."""
+    from kcli.cli.common import connect
+
+    try:
+        metadata = connect(opts).metadata()
+    except KcliError as error:  # shown in the status rather than failing it
+        return {"error": error.message}
+    partitions = [p for t in metadata.topics.values() for p in t.partitions.values()]
+    return {
+        "live_brokers": sorted(metadata.brokers),
+        "controller": getattr(metadata, "controller_id", None),
+        "topics": len([t for t in metadata.topics if not t.startswith("__")]),
+        "partitions": len(partitions),
+        "under_replicated": sum(1 for p in partitions if len(p.isrs) < len(p.replicas)),
+        "offline": sum(1 for p in partitions if p.leader < 0),
+    }
+
+
+@command(app, "logs")
+def logs(
+    opts: Options,
+    broker: Annotated[int | None, typer.Argument(
+        metavar="[BROKER]", help="Broker id [default: all].", show_default=False)] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+                      ] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0,
+                                       help="Lines to show from the end of each log.")] = 50,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Print broker logs (each line prefixed with its broker when showing several)."""
+    from kcli.local import supervisor
+
+    cluster = supervisor.require(supervisor.resolve_data_dir(data_dir))
+    files = supervisor.log_files(cluster, broker)
+    prefix = len(files) > 1
+    positions: dict[int, int] = {}
+    out = sys.stdout
+    for node_id, path in files:
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError:
+            text = b""
+        positions[node_id] = len(text)
+        tail = text.decode(errors="replace").splitlines()[-lines:] if lines else []
+        for line in tail:
+            out.write(f"[broker-{node_id}] {line}\n" if prefix else f"{line}\n")
+    out.flush()
+    while follow:
+        time.sleep(0.2)
+        for node_id, path in files:
+            try:
+                with open(path, "rb") as f:
+                    f.seek(positions[node_id])
+                    chunk = f.read()
+            except FileNotFoundError:
+                continue
+            if not chunk:
+                continue
+            positions[node_id] += len(chunk)
+            for line in chunk.decode(errors="replace").splitlines():
+                out.write(f"[broker-{node_id}] {line}\n" if prefix else f"{line}\n")
+            out.flush()
+
+
+@command(app, "purge")
+def purge(
+    opts: Options,
+    data_dir: DataDirOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Stop the cluster and delete all of its data (asks first unless --yes)."""
+    from kcli.local import supervisor
+
+    directory = supervisor.resolve_data_dir(data_dir)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise BadInput("refusing to purge without confirmation: stdin is not a terminal "
+                           "(pass --yes)")
+        if not typer.confirm(f"Stop the cluster and delete everything in {directory}?",
+                             default=False, err=True):
+            say(opts, "nothing deleted")
+            raise typer.Exit(1)
+    supervisor.purge(directory)
+    say(opts, f"purged {directory}")
+
+
+@command(app, "kill")
+def kill(opts: Options, broker: BrokerArg, data_dir: DataDirOpt = None) -> None:
+    """SIGKILL one broker, as a crash would (for failure drills)."""
+    from kcli.local import supervisor
+
+    killed = supervisor.kill(supervisor.resolve_data_dir(data_dir), broker)
+    say(opts, f"killed broker {killed.node_id} (pid {killed.pid})")
+
+
+@command(app, "restart")
+def restart(opts: Options, broker: BrokerArg, data_dir: DataDirOpt = None) -> None:
+    """Restart one broker (start it if it was killed) and wait until it answers."""
+    from kcli.local import supervisor
+
+    started = supervisor.restart(supervisor.resolve_data_dir(data_dir), broker)
+    say(opts, f"broker {started.node_id} is running (pid {started.pid}, port {started.port})")

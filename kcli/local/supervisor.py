@@ -1,0 +1,400 @@
+"""The local-cluster supervisor: start, stop, inspect and break broker processes.
+
+A local cluster lives in one data directory::
+
+    <data-dir>/cluster/          shared metadata of the cluster (metadata.json, locks)
+    <data-dir>/broker-<id>/      each broker's partitions
+    <data-dir>/logs/broker-<id>.log
+    <data-dir>/cluster.json      the supervisor's record: ports, pids, bootstrap
+
+and the same ``cluster.json`` is copied to the state directory (see
+:mod:`kcli.local.registry`) so every other kcli command finds the running cluster
+without ``-b``. Brokers run as detached processes (their own session), so the cluster
+outlives the command that started it, unless ``--foreground``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from kcli.broker.cluster.metadata import write_atomically
+from kcli.errors import BadInput, NotFound, OperationFailed
+from kcli.local.registry import REGISTRY_FILE, state_dir
+
+DEFAULT_PORT = 9092
+STATE_FILE = "cluster.json"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+
+
+def default_data_dir() -> Path:
+    """Where `kcli cluster start` keeps its data unless told otherwise."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("kcli")) / "cluster"
+
+
+@dataclass
+class BrokerProcess:
+    """One broker of the local cluster, as the supervisor started it."""
+
+    node_id: int
+    port: int
+    pid: int = 0
+
+    @property
+    def alive(self) -> bool:
+        """Whether the broker's process is still running."""
+        return pid_alive(self.pid)
+
+
+@dataclass
+class LocalCluster:
+    """The supervisor's record of one local cluster."""
+
+    data_dir: Path
+    brokers: list[BrokerProcess] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        """bootstrap.servers for clients."""
+        return ",".join(f"127.0.0.1:{b.port}" for b in self.brokers)
+
+    @property
+    def cluster_dir(self) -> Path:
+        """The shared metadata directory."""
+        return self.data_dir / "cluster"
+
+    def broker(self, node_id: int) -> BrokerProcess:
+        """A broker by id; NotFound names the ones that exist."""
+        for broker in self.brokers:
+            if broker.node_id == node_id:
+                return broker
+        ids = ", ".join(str(b.node_id) for b in self.brokers)
+        raise NotFound(f"no broker {node_id} in this cluster (brokers: {ids})")
+
+    def log_file(self, node_id: int) -> Path:
+        """Where a broker's stderr goes."""
+        return self.data_dir / "logs" / f"broker-{node_id}.log"
+
+    def running(self) -> list[BrokerProcess]:
+        """Brokers whose process is alive."""
+        return [b for b in self.brokers if b.alive]
+
+    def to_json(self) -> dict[str, object]:
+        """The document written to cluster.json (the registry's format)."""
+        return {
+            "bootstrap": self.bootstrap,
+            "data_dir": str(self.data_dir),
+            "brokers": [asdict(b) for b in self.brokers],
+            "settings": self.settings,
+        }
+
+    def save(self) -> None:
+        """Record the cluster in its data dir and as the current cluster."""
+        data = (json.dumps(self.to_json(), indent=2) + "\n").encode()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.data_dir / STATE_FILE, data)
+        registry = state_dir()
+        registry.mkdir(parents=True, exist_ok=True)
+        write_atomically(registry / REGISTRY_FILE, data)
+
+    def forget_if_current(self) -> None:
+        """Remove the current-cluster pointer if it names this cluster."""
+        path = state_dir() / REGISTRY_FILE
+        with contextlib.suppress(OSError, ValueError):
+            if Path(json.loads(path.read_text())["data_dir"]) == self.data_dir:
+                path.unlink()
+
+    @classmethod
+    def load(cls, data_dir: Path) -> LocalCluster | None:
+        """The cluster recorded in ``data_dir``, or None if there is none."""
+        try:
+            doc = json.loads((data_dir / STATE_FILE).read_text())
+            return cls(
+                data_dir=data_dir,
+                brokers=[BrokerProcess(int(b["node_id"]), int(b["port"]), int(b.get("pid", 0)))
+                         for b in doc["brokers"]],
+                settings={str(k): str(v) for k, v in doc.get("settings", {}).items()},
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise OperationFailed(f"{data_dir / STATE_FILE} is damaged: {error}") from None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (and is not a zombie of ours)."""
+    if pid <= 0:
+        return False
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def resolve_data_dir(data_dir: Path | None) -> Path:
+    """The data dir a cluster command means: the flag, else the current cluster's, else
+    the default."""
+    if data_dir is not None:
+        return data_dir.expanduser().resolve()
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        doc = json.loads((state_dir() / REGISTRY_FILE).read_text())
+        return Path(doc["data_dir"])
+    return default_data_dir()
+
+
+@contextlib.contextmanager
+def supervisor_lock(data_dir: Path) -> Iterator[None]:
+    """One supervisor command at a time per cluster."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / ".supervisor.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def port_in_use(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def cluster_settings(brokers: int) -> dict[str, str]:
+    """Broker settings of a local cluster: replicate internal and new topics to up to
+    three brokers, as a production-like default."""
+    from kcli.broker.configs import BROKER_SETTINGS
+
+    replication = str(min(3, brokers))
+    wanted = {"default.replication.factor": replication,
+              "offsets.topic.replication.factor": replication}
+    return {k: v for k, v in wanted.items() if k in BROKER_SETTINGS}
+
+
+def _spawn(cluster: LocalCluster, broker: BrokerProcess) -> None:
+    log_file = cluster.log_file(broker.node_id)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "kcli", "broker", "run",
+            "--node-id", str(broker.node_id),
+            "--data-dir", str(cluster.data_dir / f"broker-{broker.node_id}"),
+            "--listen", f"127.0.0.1:{broker.port}",
+            "--cluster-dir", str(cluster.cluster_dir)]
+    for key, value in sorted(cluster.settings.items()):
+        args += ["-c", f"{key}={value}"]
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   start_new_session=True, close_fds=True)
+    broker.pid = process.pid
+
+
+def _log_tail(path: Path) -> str:
+    """The last non-empty line of a log: a broker that fails says why there."""
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "no log"
+
+
+def _answers(port: int) -> bool:
+    """Whether a broker on this port answers an ApiVersions request."""
+    request = b"\x00\x12\x00\x00\x00\x00\x00\x01\x00\x04kcli"  # ApiVersions v0, id 1
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(len(request).to_bytes(4, "big") + request)
+            header = sock.recv(10)
+    except OSError:
+        return False
+    return len(header) >= 10 and header[4:8] == b"\x00\x00\x00\x01" and header[8:10] == b"\0\0"
+
+
+def wait_until_ready(cluster: LocalCluster, brokers: list[BrokerProcess],
+                     timeout: float = START_TIMEOUT) -> None:
+    """Wait until every broker answers; a broker that exits is an error with its log."""
+    deadline = time.monotonic() + timeout
+    pending = list(brokers)
+    while pending:
+        for broker in list(pending):
+            if not broker.alive:
+                log_file = cluster.log_file(broker.node_id)
+                raise OperationFailed(
+                    f"broker {broker.node_id} exited during start-up: {_log_tail(log_file)} "
+                    f"(log: {log_file})"
+                )
+            if _answers(broker.port):
+                pending.remove(broker)
+        if pending and time.monotonic() > deadline:
+            ids = ", ".join(str(b.node_id) for b in pending)
+            raise OperationFailed(f"broker(s) {ids} did not answer within {timeout:.0f}s; "
+                                  f"see {cluster.data_dir / 'logs'}")
+        if pending:
+            time.sleep(0.05)
+
+
+def start(data_dir: Path, brokers: int | None, port: int | None) -> tuple[LocalCluster, bool]:
+    """Start the cluster in ``data_dir``; returns it and whether it was already running."""
+    with supervisor_lock(data_dir):
+        existing = LocalCluster.load(data_dir)
+        if existing is not None and existing.running():
+            if len(existing.running()) < len(existing.brokers):
+                _start_stopped(existing)
+                return existing, False
+            return existing, True
+        if existing is not None:
+            count = len(existing.brokers) if brokers is None else brokers
+            if count < len(existing.brokers):
+                raise BadInput(
+                    f"this cluster has {len(existing.brokers)} brokers; start it with "
+                    f"--brokers {len(existing.brokers)} or purge it first"
+                )
+            base = existing.brokers[0].port if port is None else port
+        else:
+            count = brokers or 1
+            base = DEFAULT_PORT if port is None else port
+        if count < 1:
+            raise BadInput("--brokers must be at least 1")
+        if not 1 <= base <= 65535 - count:
+            raise BadInput(f"--port {base} leaves no room for {count} broker port(s)")
+        ports = list(range(base, base + count))
+        busy = [p for p in ports if port_in_use(p)]
+        if busy:
+            raise OperationFailed(
+                f"port {busy[0]} is already in use (another Kafka or kcli cluster?); "
+                "choose another with --port"
+            )
+        cluster = LocalCluster(
+            data_dir=data_dir,
+            brokers=[BrokerProcess(node_id=i + 1, port=p) for i, p in enumerate(ports)],
+            settings=cluster_settings(count),
+        )
+        for broker in cluster.brokers:
+            _spawn(cluster, broker)
+        cluster.save()
+        try:
+            wait_until_ready(cluster, cluster.brokers)
+        except BaseException:
+            _terminate(cluster.running(), STOP_TIMEOUT)
+            cluster.forget_if_current()
+            raise
+        return cluster, False
+
+
+def _start_stopped(cluster: LocalCluster) -> None:
+    stopped = [b for b in cluster.brokers if not b.alive]
+    for broker in stopped:
+        if port_in_use(broker.port):
+            raise OperationFailed(f"port {broker.port} of broker {broker.node_id} is in use")
+        _spawn(cluster, broker)
+    cluster.save()
+    wait_until_ready(cluster, stopped)
+
+
+def _terminate(brokers: list[BrokerProcess], timeout: float) -> list[int]:
+    """SIGTERM, wait, then SIGKILL the stragglers; returns the ids that had to be killed."""
+    for broker in brokers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(broker.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(b.alive for b in brokers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed = []
+    for broker in brokers:
+        if broker.alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(broker.pid, signal.SIGKILL)
+            killed.append(broker.node_id)
+    return killed
+
+
+def require(data_dir: Path) -> LocalCluster:
+    """The cluster recorded in ``data_dir``; NotFound when there is none."""
+    cluster = LocalCluster.load(data_dir)
+    if cluster is None:
+        raise NotFound(f"no local cluster in {data_dir} (start one with `kcli cluster start`)")
+    return cluster
+
+
+def stop(data_dir: Path, timeout: float = STOP_TIMEOUT) -> tuple[LocalCluster, list[int]]:
+    """Stop every broker cleanly; returns the cluster and the ids that had to be killed."""
+    with supervisor_lock(data_dir):
+        cluster = require(data_dir)
+        killed = _terminate(cluster.running(), timeout)
+        for broker in cluster.brokers:
+            broker.pid = 0
+        cluster.save()  # stays the current cluster (with no live pid) for status and start
+        return cluster, killed
+
+
+def kill(data_dir: Path, node_id: int) -> BrokerProcess:
+    """SIGKILL one broker: a crash, for failure drills."""
+    with supervisor_lock(data_dir):
+        cluster = require(data_dir)
+        broker = cluster.broker(node_id)
+        if not broker.alive:
+            raise OperationFailed(f"broker {node_id} is not running")
+        os.kill(broker.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while broker.alive and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return broker
+
+
+def restart(data_dir: Path, node_id: int) -> BrokerProcess:
+    """Stop one broker if it runs, start it again and wait until it answers."""
+    with supervisor_lock(data_dir):
+        cluster = require(data_dir)
+        broker = cluster.broker(node_id)
+        if broker.alive:
+            _terminate([broker], STOP_TIMEOUT)
+        _spawn(cluster, broker)
+        cluster.save()
+        wait_until_ready(cluster, [broker])
+        return broker
+
+
+def purge(data_dir: Path) -> None:
+    """Stop the cluster and delete its data directory."""
+    cluster = LocalCluster.load(data_dir)
+    if cluster is not None:
+        stop(data_dir)
+        cluster.forget_if_current()
+    elif not data_dir.exists():
+        raise NotFound(f"no local cluster in {data_dir}")
+    elif not (data_dir / "cluster").exists():
+        raise BadInput(f"{data_dir} does not look like a kcli cluster; not deleting it")
+    shutil.rmtree(data_dir)
+
+
+def log_files(cluster: LocalCluster, node_id: int | None) -> list[tuple[int, Path]]:
+    """(broker id, log path) for one broker or all."""
+    ids = [node_id] if node_id is not None else [b.node_id for b in cluster.brokers]
+    if node_id is not None:
+        cluster.broker(node_id)
+    return [(i, cluster.log_file(i)) for i in ids]

@@ -1,0 +1,88 @@
+"""`kcli cluster`: a local cluster of real broker processes, driven through the entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Kcli
+from tests.support.broker import free_port
+
+
+@pytest.fixture
+def cluster_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data dir for one test's cluster; any broker left running is killed afterwards."""
+    directory = tmp_path / "cluster"
+    yield directory
+    state = directory / "cluster.json"
+    if state.exists():
+        for broker in json.loads(state.read_text())["brokers"]:
+            if broker.get("pid"):
+                try:
+                    os.kill(broker["pid"], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def test_start_use_stop_start_purge(run_kcli: Kcli, cluster_dir: Path) -> None:
+    port = free_port()
+    started = run_kcli("cluster", "start", "--data-dir", str(cluster_dir), "--port", str(port))
+    assert started.ok().text == f"127.0.0.1:{port}\n"
+
+    again = run_kcli("cluster", "start", "--data-dir", str(cluster_dir)).ok()
+    assert "already running" in again.err
+
+    # other commands find the cluster without -b
+    run_kcli("topic", "create", "kept", "-P", "2").ok()
+    run_kcli("produce", "kept", input=b"one\ntwo\n").ok()
+    status = json.loads(run_kcli("cluster", "status", "-o", "json").ok().out)
+    assert status["running"] is True
+    assert status["controller"] == 1
+    assert status["topics"] == 1
+    assert status["partitions"] == 2
+    assert status["under_replicated_partitions"] == 0
+    assert [b["process"] for b in status["brokers"]] == ["running"]
+
+    run_kcli("cluster", "stop").ok()
+    stopped = json.loads(run_kcli("cluster", "status", "-o", "json").ok().out)
+    assert stopped["running"] is False
+    run_kcli("topic", "list", "--timeout", "2").fails(3, "cannot reach")
+
+    run_kcli("cluster", "start").ok()  # the same cluster again, data kept
+    values = run_kcli("consume", "kept", "-f", "raw").ok().text.split()
+    assert sorted(values) == ["one", "two"]
+
+    run_kcli("cluster", "purge").fails(2, "confirmation")
+    run_kcli("cluster", "purge", "--yes").ok()
+    assert not cluster_dir.exists()
+    run_kcli("cluster", "status", "--data-dir", str(cluster_dir)).fails(4, "no local cluster")
+
+
+def test_busy_port_is_a_clear_error(run_kcli: Kcli, cluster_dir: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        run_kcli("cluster", "start", "--data-dir", str(cluster_dir), "--port", str(port)).fails(
+            1, f"port {port} is already in use")
+
+
+def test_kill_restart_and_logs(run_kcli: Kcli, cluster_dir: Path) -> None:
+    run_kcli("cluster", "start", "--data-dir", str(cluster_dir), "--port", str(free_port())).ok()
+    run_kcli("cluster", "kill", "1").ok()
+    status = json.loads(run_kcli("cluster", "status", "-o", "json").ok().out)
+    assert status["brokers"][0]["process"] == "stopped"
+    run_kcli("cluster", "kill", "1").fails(1, "not running")
+    run_kcli("cluster", "kill", "7").fails(4, "no broker 7")
+    run_kcli("cluster", "restart", "1").ok()
+    run_kcli("topic", "create", "after-restart").ok()
+    logs = run_kcli("cluster", "logs", "1").ok().text
+    assert "ready, listening on" in logs
+    assert "created topic after-restart" in logs
+    run_kcli("cluster", "stop").ok()
