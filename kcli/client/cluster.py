@@ -128,17 +128,19 @@ class Cluster:
         from confluent_kafka import KafkaException
 
         deadline = self._deadline()
+        slice_ = 0.05  # short at first: a refused connection shows up in milliseconds
         while True:
             self.watch.check()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise Unreachable(f"no metadata from {self.bootstrap} in {self.timeout:g}s")
             try:
-                result = self.admin.list_topics(topic=topic, timeout=min(1.0, remaining))
+                result = self.admin.list_topics(topic=topic, timeout=min(slice_, remaining))
             except KafkaException as error:
                 name = error.args[0].name() if error.args else ""
                 if name in ("_TRANSPORT", "_TIMED_OUT"):
                     self.admin.poll(0)
+                    slice_ = min(slice_ * 2, 1.0)
                     continue
                 raise from_kafka_error(error, "metadata") from None
             self.watch.connected = True

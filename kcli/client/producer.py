@@ -101,6 +101,7 @@ class RecordProducer:
         from confluent_kafka import KafkaException
 
         deadline = time.monotonic() + self.timeout
+        slice_ = 0.05  # short at first: a refused connection shows up in milliseconds
         while True:
             self.watch.check()
             remaining = deadline - time.monotonic()
@@ -108,10 +109,12 @@ class RecordProducer:
                 raise Unreachable(f"no metadata from {self.watch.bootstrap} in "
                                   f"{self.timeout:g}s")
             try:
-                metadata = self._producer.list_topics(self.topic, timeout=min(1.0, remaining))
+                metadata = self._producer.list_topics(self.topic,
+                                                      timeout=min(slice_, remaining))
             except KafkaException as error:
                 if error.args and error.args[0].name() in ("_TRANSPORT", "_TIMED_OUT"):
                     self._producer.poll(0)
+                    slice_ = min(slice_ * 2, 1.0)
                     continue
                 raise from_kafka_error(error, "metadata") from None
             break
