@@ -258,3 +258,18 @@ def test_unreachable_cluster(run_kcli: Kcli) -> None:
                 3, rf"cannot reach 127.0.0.1:{port}")
         run_kcli("produce", "t", "-b", f"127.0.0.1:{port}", "--timeout", "5",
                  input=b"x\n").fails(3, r"cannot reach")
+
+
+def test_format_string_matches_kcat(kcli: Kcli, topic: str, kcat: str, bootstrap: str) -> None:
+    lines = [{"key": None, "value": "v1", "partition": 0, "timestamp": T0,
+              "headers": [["a", "1"], ["b", ""], ["c", None]]},
+             {"key": "k2", "value": None, "partition": 0, "timestamp": T0 + 1},
+             {"key": "", "value": "", "partition": 0}]
+    kcli("produce", topic, "-f", "json",
+         input=b"".join(orjson.dumps(line) + b"\n" for line in lines)).ok()
+    fmt = r"%t|%p|%o|%k|%s|%h|%T|%K|%S|%%\n"
+    theirs = subprocess.run([kcat, "-C", "-b", bootstrap, "-t", topic, "-p", "0", "-e", "-q",
+                             "-f", fmt], capture_output=True, check=True, timeout=30).stdout
+    ours = kcli("consume", topic, "-P", "0", "-F", fmt).ok().out
+    assert ours == theirs
+    assert ours.count(b"\n") == 3
