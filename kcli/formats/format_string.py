@@ -5,9 +5,10 @@
     %K key length (-1 for null)  %S value length (-1 for null)     %% a percent sign
     \\n newline   \\t tab   \\r carriage return   \\\\ backslash
 
-A null key or value prints as nothing and a null header value as NULL, as kcat does. :func:`parse` turns the text
-into tokens (literal bytes or a field letter); :func:`compile_format` turns tokens into a
-function from a confluent-kafka Message to the bytes to write.
+A null key or value prints as nothing and a null header value as NULL, as kcat does.
+:func:`parse` turns the text into tokens (literal bytes or a field letter);
+:func:`compile_format` turns tokens into a function from a confluent-kafka Message to the
+bytes to write.
 """
 
 from __future__ import annotations
