@@ -21,6 +21,7 @@ from kcli.broker.cluster.metadata import (
     new_cluster_id,
 )
 from kcli.broker.configs import Settings
+from kcli.broker.group import OFFSETS_TOPIC, GroupCoordinator
 from kcli.broker.log.log import sync_segments
 from kcli.broker.partition import Partition, TopicSettings
 
@@ -71,6 +72,7 @@ class Broker:
         store = MetadataStore(config.metadata_dir)
         self.store = store
         self.controller: Controller  # set in open()
+        self.groups = GroupCoordinator(self)
 
     @property
     def metadata(self) -> ClusterMetadata:
@@ -157,6 +159,7 @@ class Broker:
             self._drop_partition(key)
         for name in [n for n in self.topic_settings if n not in self.metadata.topics]:
             del self.topic_settings[name]
+        self.groups.on_metadata_changed()
 
     def _drop_partition(self, key: tuple[str, int]) -> None:
         partition = self.partitions.pop(key)
@@ -206,12 +209,15 @@ class Broker:
 
     async def auto_create_topic(self, name: str) -> TopicState:
         """Create a topic a client asked Metadata for, with the broker defaults."""
+        if name == OFFSETS_TOPIC:  # internal: created as the group coordinator needs it
+            return self.groups.ensure_offsets_topic()
         return await self.create_topic(name, -1, -1, {})
 
     async def delete_topic(self, name: str) -> None:
         """Delete a topic and its data."""
         self.controller.delete_topic(name)
         self.apply_metadata()
+        self.groups.on_topic_deleted(name)
         log.info("deleted topic %s", name)
 
     async def create_partitions(
@@ -250,8 +256,9 @@ class Broker:
         """Note how far a follower has fetched (no followers on a single broker)."""
 
     def start_background(self) -> None:
-        """Start housekeeping tasks (periodic flush, producer state expiry)."""
+        """Start housekeeping tasks (periodic flush, producer state expiry, offset expiry)."""
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        self.groups.start()
 
     async def _housekeeping(self) -> None:
         while True:
@@ -270,6 +277,7 @@ class Broker:
         """Stop background work and close every partition durably."""
         for task in self._tasks:
             task.cancel()
+        self.groups.close()
         for partition in self.partitions.values():
             try:
                 partition.close()

@@ -173,6 +173,38 @@ BROKER_SETTINGS: dict[str, ConfigDef] = {
                   "In-sync replicas required for acks=all writes.", _at_least(1)),
         ConfigDef("unclean.leader.election.enable", _B, "false",
                   "Allow an out-of-sync replica to become leader."),
+        # The group coordinator (classic protocol) and its offsets topic.
+        ConfigDef("group.min.session.timeout.ms", _I, "6000",
+                  "Shortest session timeout a JoinGroup may ask for.", _at_least(1)),
+        ConfigDef("group.max.session.timeout.ms", _I, "1800000",
+                  "Longest session timeout a JoinGroup may ask for.", _at_least(1)),
+        ConfigDef("group.initial.rebalance.delay.ms", _I, "0",
+                  "How long the first rebalance of an empty group waits for more members to "
+                  "join. Kafka's default is 3000; a local dev broker answers at once (0).",
+                  _at_least(0)),
+        ConfigDef("group.max.size", _I, str(INT_MAX), "Most members a classic group may have.",
+                  _at_least(1)),
+        ConfigDef("offsets.topic.num.partitions", _I, "16",
+                  "Partitions of __consumer_offsets, created on first use (Kafka's default is "
+                  "50); fixed once the topic exists.", _at_least(1)),
+        ConfigDef("offsets.topic.replication.factor", ConfigType.SHORT, "1",
+                  "Replication factor of __consumer_offsets, capped at the live brokers.",
+                  _at_least(1)),
+        ConfigDef("offsets.topic.segment.bytes", _I, "104857600",
+                  "Segment size of __consumer_offsets.", _at_least(14)),
+        ConfigDef("offsets.load.buffer.size", _I, "5242880",
+                  "Bytes read at a time when loading groups and offsets from __consumer_offsets.",
+                  _at_least(1)),
+        ConfigDef("offsets.retention.minutes", _I, "10080",
+                  "Committed offsets of a group that has been empty this long are removed.",
+                  _at_least(1)),
+        ConfigDef("offsets.retention.check.interval.ms", _L, "600000",
+                  "How often expired offsets are looked for.", _at_least(1)),
+        ConfigDef("offsets.commit.timeout.ms", _I, "5000",
+                  "How long an offset commit waits for its write to reach the in-sync replicas.",
+                  _at_least(1)),
+        ConfigDef("offset.metadata.max.bytes", _I, "4096",
+                  "Longest metadata string an offset commit may carry.", _at_least(0)),
     )
 }
 

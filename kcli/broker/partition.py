@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kcli.broker.cluster.metadata import PartitionState
 from kcli.broker.configs import Settings
 from kcli.broker.log import (
+    AppendInfo,
     BatchError,
     LogConfig,
+    MessageTooLarge,
     PartitionLog,
+    Record,
     decode_records,
     encode_batch,
     read_header,
@@ -74,6 +78,10 @@ class TopicSettings:
                 flush_ms=None if flush_ms >= LONG_MAX else flush_ms,
             ),
         )
+
+
+class NotLeader(Exception):
+    """This broker does not lead the partition."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +208,40 @@ class Partition:
         )
         self.maybe_advance_high_watermark()
         return AppendResult(NONE, info.base_offset, info.log_append_time, start)
+
+    def append_records(self, records: Sequence[Record]) -> AppendInfo:
+        """Append records the broker writes itself (the group coordinator's), as leader.
+
+        One batch, through the same leader append path as client batches (offsets, leader
+        epoch, high watermark), so replication treats it like any other. The records'
+        own offsets are ignored: the log assigns them. Raises NotLeader, MessageTooLarge
+        (batch over the topic's max.message.bytes), or the log's OSError.
+        """
+        if not self.is_leader:
+            raise NotLeader(f"{self.topic}-{self.index} is not led by broker {self.node_id}")
+        if not records:
+            raise ValueError("append_records needs at least one record")
+        settings = self.settings
+        now = int(time.time() * 1000)
+        codec = _CODEC_IDS.get(settings.compression, 0)
+        batch = bytearray(
+            encode_batch(
+                [Record(i, r.timestamp, r.key, r.value, r.headers) for i, r in enumerate(records)],
+                compression=codec,
+            )
+        )
+        if len(batch) > settings.max_message_bytes:
+            raise MessageTooLarge(
+                f"a batch of {len(batch)} bytes is over max.message.bytes "
+                f"{settings.max_message_bytes} of {self.topic}"
+            )
+        info = self.log.append(
+            batch,
+            leader_epoch=self.state.leader_epoch,
+            log_append_time=now if settings.log_append_time else None,
+        )
+        self.maybe_advance_high_watermark()
+        return info
 
     def maybe_advance_high_watermark(self) -> None:
         """Move the high watermark up to what every in-sync replica has; wake fetchers."""

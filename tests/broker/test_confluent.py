@@ -190,3 +190,21 @@ def test_auto_create_on_metadata(bootstrap: str) -> None:
     producer.produce(name, b"hello")
     assert producer.flush(10) == 0
     assert name in AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
+
+
+def test_internal_topics_refuse_clients(admin: AdminClient, bootstrap: str,
+                                        topic_name: str) -> None:
+    with pytest.raises(KafkaException, match="INVALID_REQUEST"):
+        admin.create_topics([NewTopic("__transaction_state", 1, 1)])[
+            "__transaction_state"].result(10)
+    # a commit makes the coordinator create __consumer_offsets; clients may not write to it
+    admin.create_topics([NewTopic(topic_name, 1, 1)])[topic_name].result(10)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex}"})
+    consumer.commit(offsets=[TopicPartition(topic_name, 0, 0)], asynchronous=False)
+    consumer.close()
+    errors: list[str] = []
+    producer = Producer({"bootstrap.servers": bootstrap, "allow.auto.create.topics": False})
+    producer.produce("__consumer_offsets", b"x", partition=0,
+                     on_delivery=lambda err, _m: errors.append(err.name() if err else "ok"))
+    producer.flush(10)
+    assert errors == ["TOPIC_EXCEPTION"]

@@ -30,6 +30,7 @@ UNKNOWN_TOPIC_OR_PARTITION = 3
 TOPIC_DELETION_DISABLED = 73
 INVALID_REQUEST = 42
 MAX_PARTITIONS = 100_000
+RESERVED_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 PRODUCER_ID_BLOCK = 1000
 
 
@@ -107,6 +108,8 @@ class Controller:
             raise ControllerError(INVALID_TOPIC_EXCEPTION, str(error)) from None
         if name in self.metadata.topics:
             raise ControllerError(TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
+        if name in RESERVED_TOPICS and not internal:
+            raise ControllerError(INVALID_REQUEST, f"{name!r} is reserved for the broker")
         try:
             overrides = validate_topic_configs(configs)
         except InvalidConfig as error:

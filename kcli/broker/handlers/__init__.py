@@ -9,6 +9,7 @@ from kcli.broker.handlers import (  # noqa: F401  (imported to register their ha
     cluster,
     configs,
     fetch,
+    groups,
     metadata,
     offsets,
     produce,

@@ -16,6 +16,9 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None, 
     state = broker.topic(topic)
     if state is None or not 0 <= index < len(state.partitions):
         return AppendResult(errors.UNKNOWN_TOPIC_OR_PARTITION)
+    if state.internal:
+        return AppendResult(errors.INVALID_TOPIC_EXCEPTION,
+                            message=f"{topic} is internal; only the broker writes to it")
     partition = broker.partition(topic, index)
     if partition is None or not partition.is_leader:
         return AppendResult(errors.NOT_LEADER_OR_FOLLOWER)

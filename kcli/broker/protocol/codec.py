@@ -17,6 +17,7 @@ from kio.index import load_request_schema, load_response_schema
 from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import SerialError
 
+from kcli.broker.protocol.bounds import OutOfBounds, check_body
 from kcli.broker.protocol.versions import SUPPORTED_VERSIONS, ApiKey, is_supported
 
 _HEADER = struct.Struct(">hhih")
@@ -125,9 +126,18 @@ def parse_header(frame: bytes) -> tuple[RequestHeader, int]:
 
 
 def decode_request(frame: bytes) -> tuple[RequestHeader, Any]:
-    """Parse a whole request frame into its header and kio request object."""
+    """Parse a whole request frame into its header and kio request object.
+
+    The body is bounds-checked first: kio's native reader trusts array counts.
+    """
     header, pos = parse_header(frame)
     reader, _flexible = _request_codec(header.api_key, header.api_version)
+    try:
+        check_body(load_request_schema(header.api_key, header.api_version), frame, pos)
+    except OutOfBounds as error:
+        raise MalformedRequest(
+            f"api {header.api_key} v{header.api_version}: {error}"
+        ) from None
     try:
         request, _size = reader(frame, pos)
     except (SerialError, ValueError, TypeError, OverflowError, UnicodeDecodeError) as error:

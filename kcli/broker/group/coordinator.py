@@ -1,0 +1,509 @@
+"""The group coordinator: classic consumer groups and committed offsets, as Kafka runs them.
+
+Groups and offsets live in ``__consumer_offsets`` (internal, compacted), created on first
+use. A group belongs to partition ``abs(hash(group_id)) % partitions`` of that topic and
+is coordinated by the broker that leads that partition; every other broker answers
+NOT_COORDINATOR, so moving leadership moves the coordinator. When this broker becomes
+leader of an offsets partition it replays the partition's log (latest record per key
+wins) before serving its groups; until then they get COORDINATOR_LOAD_IN_PROGRESS.
+
+Layers: ``runtime`` (where groups live: loading, writing, timers), ``membership`` (the
+rebalance protocol), and here the offsets and the group administration APIs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kcli.broker.group import errors
+from kcli.broker.group.errors import CoordinatorError
+from kcli.broker.group.group import (
+    CONSUMER_PROTOCOL_TYPE,
+    Group,
+    GroupState,
+    JoinedMember,
+    JoinResult,
+    SyncResult,
+)
+from kcli.broker.group.membership import Membership, append_error_for_group
+from kcli.broker.group.runtime import OFFSETS_TOPIC, now_ms
+from kcli.broker.group.shard import (
+    CommittedOffset,
+    KeyValue,
+    Shard,
+    group_tombstone,
+    offset_record,
+    offset_tombstone,
+)
+
+log = logging.getLogger("kcli.broker.group")
+
+GROUP_TYPE_CLASSIC = "classic"
+_DEAD = GroupState.DEAD
+_EMPTY = GroupState.EMPTY
+_PREPARING = GroupState.PREPARING_REBALANCE
+_COMPLETING = GroupState.COMPLETING_REBALANCE
+_STABLE = GroupState.STABLE
+
+@dataclass(frozen=True, slots=True)
+class OffsetCommitEntry:
+    """One partition of an OffsetCommit request."""
+
+    topic: str
+    partition: int
+    offset: int
+    leader_epoch: int = -1
+    metadata: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberDescription:
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    metadata: bytes
+    assignment: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDescription:
+    group_id: str
+    error: int
+    state: str = ""
+    protocol_type: str = ""
+    protocol_data: str = ""
+    members: tuple[MemberDescription, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListedGroup:
+    group_id: str
+    protocol_type: str
+    state: str
+    group_type: str = GROUP_TYPE_CLASSIC
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedOffset:
+    partition: int
+    offset: int
+    leader_epoch: int = -1
+    metadata: str = ""
+    error: int = errors.NONE
+
+
+class GroupCoordinator(Membership):
+    """Serves the group APIs for the groups whose offsets partitions this broker leads."""
+
+    def start(self) -> None:
+        """Start background work: offset expiry."""
+        super().start()
+        self._spawn(self._expire_periodically(), "offsets-expiry")
+
+    # ================================================================== offsets
+
+    def _known_partition(self, topic: str, partition: int) -> bool:
+        state = self.broker.topic(topic)
+        return state is not None and 0 <= partition < len(state.partitions)
+
+    def _metadata_too_large(self, metadata: str | None) -> bool:
+        if metadata is None:
+            return False
+        limit = self._setting("offset.metadata.max.bytes")
+        # Kafka counts UTF-16 code units; the stored string also needs an int16 length
+        return (len(metadata.encode("utf-16-le")) // 2 > limit
+                or len(metadata.encode("utf-8")) > 32767)
+
+    @staticmethod
+    def _validate_offset_commit(group: Group, member_id: str, instance_id: str | None,
+                                generation_id: int) -> int:
+        if group.is_in(_DEAD):
+            return errors.COORDINATOR_NOT_AVAILABLE
+        if generation_id < 0 and group.is_in(_EMPTY):
+            return errors.NONE  # a commit without membership (admin tools, assign())
+        if generation_id >= 0 or member_id or instance_id is not None:
+            error = group.validate_member(member_id, instance_id)
+            if error != errors.NONE:
+                return error
+            if generation_id != group.generation_id:
+                return errors.ILLEGAL_GENERATION
+        elif not group.is_in(_EMPTY):
+            return errors.UNKNOWN_MEMBER_ID
+        if group.is_in(_COMPLETING):
+            return errors.REBALANCE_IN_PROGRESS
+        return errors.NONE
+
+    async def commit_offsets(
+        self,
+        *,
+        group_id: str | None,
+        generation_id: int,
+        member_id: str,
+        group_instance_id: str | None,
+        entries: Sequence[OffsetCommitEntry],
+        retention_ms: int = -1,
+        api_version: int = 9,
+    ) -> list[int]:
+        """Handle an OffsetCommit; returns an error code per entry."""
+        if group_id is None:
+            return [errors.INVALID_GROUP_ID] * len(entries)
+        try:
+            shard = self._shard_for(group_id)
+        except CoordinatorError as failure:
+            return [failure.error_code] * len(entries)
+        results = [errors.NONE if self._known_partition(e.topic, e.partition)
+                   else errors.UNKNOWN_TOPIC_OR_PARTITION for e in entries]
+        group = shard.groups.get(group_id)
+        if group is None:
+            if generation_id < 0:
+                log.info("group %s: created by an offset commit without membership", group_id)
+                group = shard.groups[group_id] = Group(group_id, now_ms())
+                error = errors.NONE
+            else:
+                error = (errors.GROUP_ID_NOT_FOUND if api_version >= 9
+                         else errors.ILLEGAL_GENERATION)
+        else:
+            error = self._validate_offset_commit(group, member_id, group_instance_id,
+                                                 generation_id)
+        if error != errors.NONE:
+            return [r if r != errors.NONE else error for r in results]
+        assert group is not None
+        if group.is_in(_STABLE, _PREPARING) and member_id in group.members:
+            self._reschedule_heartbeat(shard, group, group.members[member_id])
+        now = now_ms()
+        expire = now + retention_ms if retention_ms >= 0 else -1
+        records: list[KeyValue] = []
+        committed: dict[tuple[str, int], CommittedOffset] = {}
+        written: list[int] = []
+        for i, entry in enumerate(entries):
+            if results[i] != errors.NONE:
+                continue
+            if self._metadata_too_large(entry.metadata):
+                results[i] = errors.OFFSET_METADATA_TOO_LARGE
+                continue
+            value = CommittedOffset(entry.offset, entry.leader_epoch, entry.metadata or "", now,
+                                    expire)
+            committed[(entry.topic, entry.partition)] = value
+            records.append(offset_record(group_id, entry.topic, entry.partition, value))
+            written.append(i)
+        if not records:
+            return results
+        try:
+            last = self._append(shard, records)
+        except CoordinatorError as failure:
+            code = _append_error_for_commit(failure.error_code)
+            for i in written:
+                results[i] = code
+            return results
+        shard.commit(group_id, committed)
+        try:
+            await self._await_committed(shard, last)
+        except CoordinatorError as failure:
+            for i in written:
+                results[i] = failure.error_code
+        return results
+
+    def fetch_offsets(self, group_id: str | None,
+                      topics: Sequence[tuple[str, Sequence[int]]] | None
+                      ) -> tuple[int, list[tuple[str, list[FetchedOffset]]]]:
+        """Handle one group of an OffsetFetch: the committed offsets of the partitions
+        asked (-1 for none), or of every partition with one when ``topics`` is None."""
+        if group_id is None:
+            return errors.INVALID_GROUP_ID, []
+        try:
+            shard = self._shard_for(group_id)
+        except CoordinatorError as failure:
+            return failure.error_code, []
+        group = shard.groups.get(group_id)
+        offsets = shard.offsets.get(group_id, {}) if group is not None else {}
+        if topics is None:
+            by_topic: dict[str, list[FetchedOffset]] = {}
+            for (topic, partition), o in sorted(offsets.items()):
+                by_topic.setdefault(topic, []).append(
+                    FetchedOffset(partition, o.offset, o.leader_epoch, o.metadata))
+            return errors.NONE, list(by_topic.items())
+        result = []
+        for topic, partitions in topics:
+            fetched = []
+            for partition in partitions:
+                found = offsets.get((topic, partition))
+                fetched.append(FetchedOffset(partition, -1) if found is None else FetchedOffset(
+                    partition, found.offset, found.leader_epoch, found.metadata))
+            result.append((topic, fetched))
+        return errors.NONE, result
+
+    async def delete_offsets(self, group_id: str, topics: Sequence[tuple[str, Sequence[int]]]
+                             ) -> tuple[int, list[tuple[str, list[tuple[int, int]]]]]:
+        """Handle an OffsetDelete: refused per partition for topics the group subscribes to."""
+        if not group_id:
+            return errors.INVALID_GROUP_ID, []
+        try:
+            shard = self._shard_for(group_id)
+        except CoordinatorError as failure:
+            return failure.error_code, []
+        group = shard.groups.get(group_id)
+        if group is None or group.is_in(_DEAD):
+            return errors.GROUP_ID_NOT_FOUND, []
+        if not group.is_in(_EMPTY) and group.protocol_type != CONSUMER_PROTOCOL_TYPE:
+            return errors.NON_EMPTY_GROUP, []
+        offsets = shard.offsets.get(group_id, {})
+        records: list[KeyValue] = []
+        doomed: list[tuple[str, int]] = []
+        result = []
+        for topic, partitions in topics:
+            subscribed = group.is_subscribed_to(topic)
+            answers = []
+            for partition in partitions:
+                if not self._known_partition(topic, partition):
+                    answers.append((partition, errors.UNKNOWN_TOPIC_OR_PARTITION))
+                elif subscribed:
+                    answers.append((partition, errors.GROUP_SUBSCRIBED_TO_TOPIC))
+                else:
+                    answers.append((partition, errors.NONE))
+                    if (topic, partition) in offsets:
+                        records.append(offset_tombstone(group_id, topic, partition))
+                        doomed.append((topic, partition))
+            result.append((topic, answers))
+        if records:
+            try:
+                last = self._append(shard, records)
+            except CoordinatorError as failure:
+                return append_error_for_group(failure.error_code), []
+            shard.forget(group_id, doomed)
+            try:
+                await self._await_committed(shard, last)
+            except CoordinatorError as failure:
+                return failure.error_code, []
+        return errors.NONE, result
+
+    # ================================================================== groups
+
+    def describe_groups(self, group_ids: Sequence[str | None], *, not_found_error: bool
+                        ) -> list[GroupDescription]:
+        """Handle a DescribeGroups; an unknown group is "Dead", with GROUP_ID_NOT_FOUND
+        when ``not_found_error`` (v6+)."""
+        described = []
+        for group_id in group_ids:
+            if group_id is None:
+                described.append(GroupDescription("", errors.INVALID_GROUP_ID))
+                continue
+            try:
+                shard = self._shard_for(group_id)
+            except CoordinatorError as failure:
+                described.append(GroupDescription(group_id, failure.error_code))
+                continue
+            group = shard.groups.get(group_id)
+            if group is None or group.is_in(_DEAD):
+                error = errors.GROUP_ID_NOT_FOUND if not_found_error else errors.NONE
+                described.append(GroupDescription(group_id, error, _DEAD.value))
+                continue
+            stable = group.is_in(_STABLE)
+            members = tuple(
+                MemberDescription(m.member_id, m.group_instance_id, m.client_id, m.client_host,
+                                  m.metadata(group.protocol_name) if stable else b"",
+                                  m.assignment)
+                for m in group.members.values()
+            )
+            described.append(GroupDescription(
+                group_id, errors.NONE, group.state.value, group.protocol_type or "",
+                (group.protocol_name or "") if stable else "", members,
+            ))
+        return described
+
+    def list_groups(self, states: Sequence[str] = (), types: Sequence[str] = ()
+                    ) -> tuple[int, list[ListedGroup]]:
+        """Handle a ListGroups: every group this broker coordinates, filtered by state and
+        type (case-insensitive; every group here is "classic")."""
+        if any(shard.loading for shard in self._shards.values()):
+            return errors.COORDINATOR_LOAD_IN_PROGRESS, []
+        wanted_states = {s.strip().lower() for s in states}
+        if types and GROUP_TYPE_CLASSIC not in {t.strip().lower() for t in types}:
+            return errors.NONE, []
+        listed = []
+        for shard in self._shards.values():
+            for group in shard.groups.values():
+                if group.is_in(_DEAD):
+                    continue
+                if wanted_states and group.state.value.lower() not in wanted_states:
+                    continue
+                listed.append(ListedGroup(group.group_id, group.protocol_type or "",
+                                          group.state.value))
+        return errors.NONE, sorted(listed, key=lambda g: g.group_id)
+
+    async def delete_groups(self, group_ids: Sequence[str | None]) -> list[tuple[str | None, int]]:
+        """Handle a DeleteGroups: only empty groups; their offsets go with them."""
+        results: dict[int, int] = {}
+        by_shard: dict[int, list[tuple[int, Group]]] = {}
+        for i, group_id in enumerate(group_ids):
+            if group_id is None:
+                results[i] = errors.INVALID_GROUP_ID
+                continue
+            try:
+                shard = self._shard_for(group_id)
+            except CoordinatorError as failure:
+                results[i] = failure.error_code
+                continue
+            group = shard.groups.get(group_id)
+            if group is None or group.is_in(_DEAD):
+                results[i] = errors.GROUP_ID_NOT_FOUND
+            elif not group.is_in(_EMPTY):
+                results[i] = errors.NON_EMPTY_GROUP
+            else:
+                by_shard.setdefault(shard.index, []).append((i, group))
+        for index, doomed in by_shard.items():
+            shard = self._shards[index]
+            records: list[KeyValue] = []
+            for _i, group in doomed:
+                for topic, partition in sorted(shard.offsets.get(group.group_id, {})):
+                    records.append(offset_tombstone(group.group_id, topic, partition))
+                records.append(group_tombstone(group.group_id))
+            try:
+                last = self._append(shard, records)
+            except CoordinatorError as failure:
+                for i, _group in doomed:
+                    results[i] = append_error_for_group(failure.error_code)
+                continue
+            for i, group in doomed:
+                self._drop_group(shard, group)
+                results[i] = errors.NONE
+                log.info("group %s: deleted", group.group_id)
+            try:
+                await self._await_committed(shard, last)
+            except CoordinatorError as failure:
+                for i, _group in doomed:
+                    results[i] = failure.error_code
+        return [(group_id, results[i]) for i, group_id in enumerate(group_ids)]
+
+    def _drop_group(self, shard: Shard, group: Group) -> None:
+        group.transition_to(_DEAD, now_ms())
+        group.cancel_timers()
+        shard.groups.pop(group.group_id, None)
+        shard.offsets.pop(group.group_id, None)
+
+    # ================================================================== housekeeping
+
+    def on_topic_deleted(self, topic: str) -> None:
+        """Remove every group's committed offsets of a deleted topic."""
+        for shard in list(self._shards.values()):
+            if shard.loading:
+                continue
+            records: list[KeyValue] = []
+            doomed: list[tuple[str, tuple[str, int]]] = []
+            for group_id, offsets in shard.offsets.items():
+                for key in offsets:
+                    if key[0] == topic:
+                        records.append(offset_tombstone(group_id, *key))
+                        doomed.append((group_id, key))
+            if not records:
+                continue
+            try:
+                self._append(shard, records)
+            except CoordinatorError as failure:
+                log.error("cannot remove offsets of deleted topic %s: %s", topic, failure)
+                continue
+            for group_id, key in doomed:
+                shard.forget(group_id, [key])
+            log.info("removed %d committed offset(s) of deleted topic %s", len(doomed), topic)
+
+    async def _expire_periodically(self) -> None:
+        interval = self._setting("offsets.retention.check.interval.ms") / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.expire_offsets(now_ms())
+            except Exception:  # keep expiring on the next round whatever happened
+                log.exception("offset expiry failed")
+
+    def expire_offsets(self, now_ms: int) -> int:
+        """Remove offsets past ``offsets.retention.minutes`` (for an empty group, counted
+        from when it became empty) and empty groups left without offsets; returns how
+        many records were written."""
+        retention = self._retention_ms
+        written = 0
+        for shard in list(self._shards.values()):
+            if shard.loading:
+                continue
+            records: list[KeyValue] = []
+            expired: list[tuple[str, tuple[str, int]]] = []
+            deleted: list[Group] = []
+            for group in list(shard.groups.values()):
+                offsets = shard.offsets.get(group.group_id, {})
+                all_expired = True
+                base = _expiry_base(group)
+                if offsets and base is None:
+                    all_expired = False
+                for key, o in offsets.items():
+                    if base is None or group.is_subscribed_to(key[0]):
+                        all_expired = False
+                        continue
+                    if o.expire_timestamp >= 0:
+                        is_expired = now_ms >= o.expire_timestamp
+                    else:
+                        is_expired = now_ms - base(o) >= retention
+                    if is_expired:
+                        records.append(offset_tombstone(group.group_id, *key))
+                        expired.append((group.group_id, key))
+                    else:
+                        all_expired = False
+                if all_expired and group.is_in(_EMPTY):
+                    records.append(group_tombstone(group.group_id))
+                    deleted.append(group)
+            if not records:
+                continue
+            try:
+                self._append(shard, records)
+            except CoordinatorError as failure:
+                log.error("%s-%d: cannot write expired offsets: %s", OFFSETS_TOPIC, shard.index,
+                          failure)
+                continue
+            written += len(records)
+            for group_id, key in expired:
+                shard.forget(group_id, [key])
+            for group in deleted:
+                self._drop_group(shard, group)
+            if expired or deleted:
+                log.info("%s-%d: expired %d offset(s), removed %d empty group(s)", OFFSETS_TOPIC,
+                         shard.index, len(expired), len(deleted))
+        return written
+
+
+def _expiry_base(group: Group) -> Callable[[CommittedOffset], int] | None:
+    """What an offset's age is counted from, or None when the group's offsets do not
+    expire now (Kafka's rules)."""
+    if group.protocol_type is None:
+        return lambda o: o.commit_timestamp  # offsets committed without membership
+    if group.is_in(_EMPTY):
+        became_empty = group.state_timestamp
+        if became_empty is None:
+            return lambda o: o.commit_timestamp
+        return lambda o: became_empty
+    if (group.protocol_type == CONSUMER_PROTOCOL_TYPE and group.subscribed_topics is not None
+            and group.is_in(_STABLE)):
+        return lambda o: o.commit_timestamp
+    return None
+
+
+def _append_error_for_commit(error: int) -> int:
+    """Kafka's mapping of a failed offset write to the error a committer sees."""
+    if error in (errors.UNKNOWN_TOPIC_OR_PARTITION, errors.REQUEST_TIMED_OUT):
+        return errors.COORDINATOR_NOT_AVAILABLE
+    return error
+
+
+__all__ = [
+    "OFFSETS_TOPIC",
+    "CommittedOffset",
+    "FetchedOffset",
+    "GroupCoordinator",
+    "GroupDescription",
+    "JoinResult",
+    "JoinedMember",
+    "ListedGroup",
+    "MemberDescription",
+    "OffsetCommitEntry",
+    "SyncResult",
+]

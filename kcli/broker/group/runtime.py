@@ -1,0 +1,330 @@
+"""The coordinator's runtime: where groups live, how they are loaded, written and timed.
+
+Groups and offsets live in ``__consumer_offsets`` (internal, compacted), created on first
+use. A group belongs to partition ``abs(hash(group_id)) % partitions`` of that topic and
+is coordinated by the broker that leads that partition; every other broker answers
+NOT_COORDINATOR, so moving leadership moves the coordinator. When this broker becomes
+leader of an offsets partition it replays the partition's log (latest record per key
+wins) before serving its groups; until then they get COORDINATOR_LOAD_IN_PROGRESS.
+
+State changes are applied when their records are appended to the leader's log; the
+answer to the client waits until the write is committed (the high watermark passes
+it), as Kafka's coordinator answers only after acks=all. Everything runs on the event
+loop; deadlines are loop timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from kcli.broker.cluster.controller import ControllerError
+from kcli.broker.group import errors
+from kcli.broker.group.errors import CoordinatorError
+from kcli.broker.group.group import Group, GroupState, JoinResult, SyncResult
+from kcli.broker.group.records import partition_for_group, storable
+from kcli.broker.group.shard import CommittedOffset, KeyValue, Shard
+from kcli.broker.log import LogError, MessageTooLarge, Record
+from kcli.broker.partition import NotLeader
+
+if TYPE_CHECKING:
+    from kcli.broker.broker import Broker
+    from kcli.broker.cluster.metadata import BrokerInfo, TopicState
+    from kcli.broker.partition import Partition
+
+log = logging.getLogger("kcli.broker.group")
+
+OFFSETS_TOPIC = "__consumer_offsets"
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, as stored in records."""
+    return time.time_ns() // 1_000_000
+
+
+class CoordinatorRuntime:
+    """Shards of the offsets partitions this broker leads, their loading, writes and timers."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._shards: dict[int, Shard] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
+
+    # ================================================================== settings
+
+    def _setting(self, name: str) -> int:
+        return self.broker.settings.get_int(name)
+
+    @property
+    def _retention_ms(self) -> int:
+        return self._setting("offsets.retention.minutes") * 60_000
+
+    # ================================================================== lifecycle
+
+    def start(self) -> None:
+        """From now on, loads after a leadership change run in the background."""
+        self._started = True
+
+    def close(self) -> None:
+        """Stop: every parked request is answered NOT_COORDINATOR, timers are cancelled."""
+        for index in list(self._shards):
+            self._unload(index)
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("group coordinator task %s failed", task.get_name(),
+                      exc_info=task.exception())
+
+    def _schedule(self, delay_ms: int, callback: Callable[..., None], *args: Any
+                  ) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(
+            max(delay_ms, 0) / 1000, self._run_timer, callback, args
+        )
+
+    @staticmethod
+    def _run_timer(callback: Callable[..., None], args: tuple[Any, ...]) -> None:
+        try:
+            callback(*args)
+        except Exception:  # a bug in one timer must not stop the others
+            log.exception("group coordinator timer %s failed", callback.__name__)
+
+    # ================================================================== the offsets topic
+
+    def offsets_topic(self) -> TopicState | None:
+        """``__consumer_offsets`` if it exists."""
+        return self.broker.topic(OFFSETS_TOPIC)
+
+    def ensure_offsets_topic(self) -> TopicState:
+        """``__consumer_offsets``, created now if it does not exist yet."""
+        topic = self.offsets_topic()
+        if topic is not None:
+            return topic
+        settings = self.broker.settings
+        replication = min(settings.get_int("offsets.topic.replication.factor"),
+                          len(self.broker.live_broker_ids()))
+        configs = {
+            "cleanup.policy": "compact",
+            "compression.type": "producer",
+            "segment.bytes": settings.get("offsets.topic.segment.bytes"),
+        }
+        try:
+            topic = self.broker.controller.create_topic(
+                OFFSETS_TOPIC, settings.get_int("offsets.topic.num.partitions"),
+                max(replication, 1), configs, internal=True,
+            )
+        except ControllerError as error:
+            log.error("cannot create %s: %s", OFFSETS_TOPIC, error.message)
+            raise CoordinatorError(errors.COORDINATOR_NOT_AVAILABLE, error.message) from None
+        self.broker.apply_metadata()
+        log.info("created %s with %d partitions", OFFSETS_TOPIC, len(topic.partitions))
+        return topic
+
+    def partition_for(self, group_id: str) -> int:
+        """The offsets partition of a group (creating the topic on first use)."""
+        topic = self.ensure_offsets_topic()
+        return partition_for_group(group_id, len(topic.partitions))
+
+    def find_coordinator(self, group_id: str) -> BrokerInfo:
+        """The broker coordinating ``group_id``: the leader of its offsets partition."""
+        topic = self.ensure_offsets_topic()
+        state = topic.partitions[partition_for_group(group_id, len(topic.partitions))]
+        info = self.broker.metadata.brokers.get(state.leader)
+        if info is None or state.leader not in self.broker.live_broker_ids():
+            raise CoordinatorError(errors.COORDINATOR_NOT_AVAILABLE,
+                                   f"the coordinator of group {group_id!r} is not available")
+        return info
+
+    def _shard_for(self, group_id: str) -> Shard:
+        if not storable(group_id):
+            raise CoordinatorError(errors.INVALID_GROUP_ID, "the group id is too long to store")
+        index = self.partition_for(group_id)
+        shard = self._shards.get(index)
+        if shard is None:
+            raise CoordinatorError(errors.NOT_COORDINATOR,
+                                   f"broker {self.broker.node_id} does not coordinate {group_id!r}")
+        if shard.loading:
+            raise CoordinatorError(errors.COORDINATOR_LOAD_IN_PROGRESS)
+        return shard
+
+    def _is_current(self, shard: Shard, group: Group) -> bool:
+        """Whether ``group`` is still the live object for its id (timers may outlive it)."""
+        return (self._shards.get(shard.index) is shard and not group.is_in(GroupState.DEAD)
+                and shard.groups.get(group.group_id) is group)
+
+    # ================================================================== loading
+
+    def on_metadata_changed(self) -> None:
+        """Load the offsets partitions this broker now leads; drop the ones it lost."""
+        topic = self.offsets_topic()
+        led: set[int] = set()
+        if topic is not None:
+            for index in range(len(topic.partitions)):
+                partition = self.broker.partition(OFFSETS_TOPIC, index)
+                if partition is not None and partition.is_leader:
+                    led.add(index)
+        for index in [i for i in self._shards if i not in led]:
+            self._unload(index)
+        for index in sorted(led - self._shards.keys()):
+            self._load(index)
+
+    def _load(self, index: int) -> None:
+        shard = self._shards[index] = Shard(index, f"{OFFSETS_TOPIC}-{index}")
+        partition = self.broker.partition(OFFSETS_TOPIC, index)
+        assert partition is not None
+        small = partition.log.size_bytes() <= self._setting("offsets.load.buffer.size")
+        if not self._started or small:
+            for _ in self._load_steps(shard, partition):
+                pass
+            self._loaded(shard)
+        else:
+            shard.load_task = asyncio.get_running_loop().create_task(
+                self._load_in_background(shard, partition), name=f"load-{OFFSETS_TOPIC}-{index}"
+            )
+
+    async def _load_in_background(self, shard: Shard, partition: Partition) -> None:
+        started = time.monotonic()
+        for _ in self._load_steps(shard, partition):
+            await asyncio.sleep(0)
+            if self._shards.get(shard.index) is not shard:
+                return
+        shard.load_task = None
+        self._loaded(shard)
+        log.info("loaded %s-%d in %.2fs", OFFSETS_TOPIC, shard.index, time.monotonic() - started)
+
+    def _load_steps(self, shard: Shard, partition: Partition) -> Iterator[None]:
+        """Replay the partition's log up to its high watermark, one chunk per step."""
+        offset = partition.log.log_start_offset
+        end = partition.high_watermark
+        chunk = self._setting("offsets.load.buffer.size")
+        where = shard.where
+        while offset < end:
+            try:
+                data = partition.log.read(offset, chunk, upper_bound=end)
+            except (LogError, OSError) as error:
+                log.error("%s: cannot read at offset %d (%s); groups after it are not loaded",
+                          where, offset, error)
+                return
+            if not data:
+                return
+            next_offset = shard.replay_chunk(data)
+            if next_offset <= offset:
+                log.error("%s: unreadable log at offset %d; groups after it are not loaded",
+                          where, offset)
+                return
+            offset = next_offset
+            yield
+
+    def _loaded(self, shard: Shard) -> None:
+        """Called once a shard is replayed: start its members' timers."""
+        raise NotImplementedError
+
+    def _unload(self, index: int) -> None:
+        shard = self._shards.pop(index)
+        if shard.load_task is not None:
+            shard.load_task.cancel()
+        for group in shard.groups.values():
+            previous = group.state
+            group.state = GroupState.DEAD
+            if previous is GroupState.PREPARING_REBALANCE:
+                for member in list(group.members.values()):
+                    group.complete_join(member, JoinResult(errors.NOT_COORDINATOR,
+                                                           member_id=member.member_id))
+            elif previous in (GroupState.COMPLETING_REBALANCE, GroupState.STABLE):
+                for member in group.members.values():
+                    group.complete_sync(member, SyncResult(errors.NOT_COORDINATOR))
+            group.cancel_timers()
+        shard.groups.clear()
+        shard.offsets.clear()
+
+    # ================================================================== writing
+
+    def _append(self, shard: Shard, records: Sequence[KeyValue]) -> int:
+        """Append records to the shard's partition; returns the last offset written.
+
+        Raises CoordinatorError with the code Kafka's coordinator answers for the failure.
+        """
+        partition = self.broker.partition(OFFSETS_TOPIC, shard.index)
+        if partition is None:
+            raise CoordinatorError(errors.NOT_COORDINATOR)
+        now = now_ms()
+        try:
+            info = partition.append_records([Record(0, now, k, v) for k, v in records])
+        except NotLeader:
+            raise CoordinatorError(errors.NOT_COORDINATOR) from None
+        except MessageTooLarge as error:
+            raise CoordinatorError(errors.INVALID_COMMIT_OFFSET_SIZE, str(error)) from None
+        except (OSError, LogError) as error:
+            log.error("%s-%d: append failed: %s", OFFSETS_TOPIC, shard.index, error)
+            raise CoordinatorError(errors.NOT_COORDINATOR, str(error)) from None
+        return info.last_offset
+
+    def _is_committed(self, shard: Shard, last_offset: int) -> bool:
+        partition = self.broker.partition(OFFSETS_TOPIC, shard.index)
+        return partition is not None and partition.high_watermark > last_offset
+
+    async def _await_committed(self, shard: Shard, last_offset: int) -> None:
+        """Wait until the in-sync replicas have the write (at once with one replica)."""
+        if self._is_committed(shard, last_offset):
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._setting("offsets.commit.timeout.ms") / 1000
+        while not self._is_committed(shard, last_offset):
+            partition = self.broker.partition(OFFSETS_TOPIC, shard.index)
+            if partition is None or not partition.is_leader:
+                raise CoordinatorError(errors.NOT_COORDINATOR)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise CoordinatorError(errors.COORDINATOR_NOT_AVAILABLE,
+                                       "the write did not reach the in-sync replicas in time")
+            waiter: asyncio.Future[None] = loop.create_future()
+            partition.add_waiter(waiter)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, remaining)
+
+    def _after_commit(self, shard: Shard, last_offset: int, done: Callable[[int], None]) -> None:
+        """Call ``done(NONE)`` once the write is committed, or ``done(error)``; at once
+        when it already is."""
+        if self._is_committed(shard, last_offset):
+            done(errors.NONE)
+            return
+
+        async def wait() -> None:
+            try:
+                await self._await_committed(shard, last_offset)
+            except CoordinatorError as failure:
+                done(failure.error_code)
+            else:
+                done(errors.NONE)
+
+        self._spawn(wait(), f"commit-{OFFSETS_TOPIC}-{shard.index}")
+
+    # ================================================================== introspection
+
+    def group(self, group_id: str) -> Group | None:
+        """The live group object (tests and diagnostics)."""
+        for shard in self._shards.values():
+            group = shard.groups.get(group_id)
+            if group is not None:
+                return group
+        return None
+
+    def committed(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
+        """A group's committed offsets (tests and diagnostics)."""
+        for shard in self._shards.values():
+            if group_id in shard.offsets:
+                return dict(shard.offsets[group_id])
+        return {}
+
