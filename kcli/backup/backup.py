@@ -16,6 +16,7 @@ removed: the archive is only ever what a committed manifest names.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -524,7 +525,8 @@ class BackupRun:
         records it and writes the checkpoint."""
         self._ship(part)
         builder = part.builder
-        assert self._writer is not None and self.checkpoint is not None
+        assert self._writer is not None
+        assert self.checkpoint is not None
         gaps = merge_gaps(builder.gaps)
         if builder.records:
             entry = SegmentEntry(
@@ -594,10 +596,8 @@ class BackupRun:
         writer = self._writer
         if writer is None:
             return
-        try:
+        with contextlib.suppress(BaseException):  # the original failure is what matters
             writer.close()
-        except BaseException:  # noqa: S110 - the original failure is what matters
-            pass
         for part in self._parts.values():
             if part.slot.file is not None:
                 part.slot.file.abort()

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from kcli.client.cluster import Cluster, ErrorWatch
-from kcli.errors import KcliError, OperationFailed, Unreachable, from_kafka_error
+from kcli.errors import OperationFailed, Unreachable, from_kafka_error
 
 CHECKPOINT_TOPIC = "__kcli_checkpoints"
 
@@ -96,11 +96,13 @@ class CheckpointStore:
                 if time.monotonic() > deadline:
                     raise Unreachable(f"reading {CHECKPOINT_TOPIC} took longer than "
                                       f"{self.cluster.timeout:g}s")
+                message: Any
                 for message in consumer.consume(10_000, 0.2):
-                    if message.error() is not None:
-                        if message.error().name() in ("_PARTITION_EOF", "_TRANSPORT"):
+                    error = message.error()
+                    if error is not None:
+                        if error.name() in ("_PARTITION_EOF", "_TRANSPORT"):
                             continue
-                        raise from_kafka_error(message.error(), f"read {CHECKPOINT_TOPIC}")
+                        raise from_kafka_error(error, f"read {CHECKPOINT_TOPIC}")
                     position = message.offset() + 1
                     deadline = time.monotonic() + self.cluster.timeout
                     raw_key = message.key()
@@ -168,8 +170,5 @@ class CheckpointStore:
     def close(self) -> None:
         """Flush and drop the producer."""
         if self._producer is not None:
-            try:
-                self._producer.flush(1.0)
-            except KcliError:
-                pass
+            self._producer.flush(1.0)
             self._producer = None

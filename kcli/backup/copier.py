@@ -97,6 +97,10 @@ class Job:
         self.resumed = False
         self.done = False
         self.log_append_time = 0
+        self.sent = 0
+        """Records sent by this run."""
+        self.matched = 0
+        """Records this run found already copied (written after the last checkpoint)."""
 
     @property
     def key(self) -> Key:
@@ -351,11 +355,13 @@ class Copier:
                 if time.monotonic() > deadline:
                     raise Unreachable("reading back the records after the checkpoint took "
                                       f"longer than {self.target.timeout:g}s")
+                m: Any
                 for m in consumer.consume(10_000, 0.2):
-                    if m.error() is not None:
-                        if m.error().name() in ("_PARTITION_EOF", "_TRANSPORT"):
+                    error = m.error()
+                    if error is not None:
+                        if error.name() in ("_PARTITION_EOF", "_TRANSPORT"):
                             continue
-                        raise from_kafka_error(m.error(), "read back the target")
+                        raise from_kafka_error(error, "read back the target")
                     tp = (m.topic(), m.partition())
                     if tp not in wanting or m.offset() >= wanting[tp][1]:
                         continue
@@ -437,6 +443,7 @@ class Copier:
         if ts_type == 2:
             job.log_append_time += 1
         job.sources[source_partition].next = offset + 1
+        job.sent += 1
         self.sent += 1
         self._since_records += 1
         self._since_bytes += (len(value) if value else 0) + (len(key) if key else 0)
@@ -471,8 +478,17 @@ class Copier:
             state.omap.add(offset, record.offset)
         state.next = record.offset + 1
         state.records += 1
+        job.matched += 1
         self.matched += 1
         return True
+
+    def idle(self) -> None:
+        """Nothing to send right now: serve delivery reports, and checkpoint if records
+        went out since the last checkpoint and it is time."""
+        self._serve(0)
+        if self._since_records and (
+                time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds):
+            self.checkpoint()
 
     def source_done(self, job: Job, source_partition: int, next_offset: int) -> None:
         """Everything of a source partition before ``next_offset`` was handled (the
@@ -488,10 +504,10 @@ class Copier:
             self._raise_failure()
 
     def _raise_failure(self) -> None:
-        error, message = self._errors[0] if self._errors else (None, None)
         count = self._failed
-        if error is None:
+        if not self._errors:
             raise OperationFailed(f"{count} records could not be written")
+        error, message = self._errors[0]
         where = f"{message.topic()}[{message.partition()}]"
         raise from_kafka_error(error, f"{count} record(s) to {where} failed")
 

@@ -89,10 +89,10 @@ class _Fields:
             raise self._fail(name, "has the wrong type")
         return value
 
-    def int(self, name: str, *, optional: bool = False) -> Any:
+    def num(self, name: str, *, optional: bool = False) -> Any:
         return self.get(name, int, optional=optional)
 
-    def str(self, name: str, *, optional: bool = False) -> Any:
+    def text(self, name: str, *, optional: bool = False) -> Any:
         return self.get(name, str, optional=optional)
 
     def obj(self, name: str, *, optional: bool = False) -> _Fields | None:
@@ -117,6 +117,11 @@ class _Fields:
         return out
 
 
+def _required(value: _Fields | None) -> _Fields:
+    assert value is not None  # obj() without optional=True raises instead of returning None
+    return value
+
+
 def _clean(data: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(map(list, v)) if k == "gaps" else v) for k, v in data.items()}
 
@@ -134,7 +139,7 @@ class FileEntry:
     @classmethod
     def parse(cls, f: _Fields) -> FileEntry:
         """From JSON."""
-        return cls(f.str("path"), f.int("bytes"), f.str("sha256"))
+        return cls(f.text("path"), f.num("bytes"), f.text("sha256"))
 
 
 @dataclass
@@ -162,12 +167,12 @@ class SegmentEntry:
     def parse(cls, f: _Fields) -> SegmentEntry:
         """From JSON."""
         return cls(
-            path=f.str("path"), run=f.int("run"), start_offset=f.int("start_offset"),
-            next_offset=f.int("next_offset"), first_offset=f.int("first_offset"),
-            last_offset=f.int("last_offset"), record_count=f.int("record_count"),
-            min_ts=f.int("min_ts", optional=True), max_ts=f.int("max_ts", optional=True),
-            bytes=f.int("bytes"), raw_bytes=f.int("raw_bytes"), codec=f.str("codec"),
-            sha256=f.str("sha256"))
+            path=f.text("path"), run=f.num("run"), start_offset=f.num("start_offset"),
+            next_offset=f.num("next_offset"), first_offset=f.num("first_offset"),
+            last_offset=f.num("last_offset"), record_count=f.num("record_count"),
+            min_ts=f.num("min_ts", optional=True), max_ts=f.num("max_ts", optional=True),
+            bytes=f.num("bytes"), raw_bytes=f.num("raw_bytes"), codec=f.text("codec"),
+            sha256=f.text("sha256"))
 
 
 @dataclass
@@ -199,15 +204,15 @@ class PartitionEntry:
     def parse(cls, f: _Fields) -> PartitionEntry:
         """From JSON."""
         return cls(
-            partition=f.int("partition"), start_offset=f.int("start_offset"),
-            next_offset=f.int("next_offset"), record_count=f.int("record_count"),
-            first_offset=f.int("first_offset", optional=True),
-            last_offset=f.int("last_offset", optional=True),
-            log_start_offset=f.int("log_start_offset"), high_watermark=f.int("high_watermark"),
-            last_stable_offset=f.int("last_stable_offset"),
-            snapshot_target=f.int("snapshot_target"),
-            log_append_time_records=f.int("log_append_time_records"),
-            max_record_bytes=f.int("max_record_bytes"),
+            partition=f.num("partition"), start_offset=f.num("start_offset"),
+            next_offset=f.num("next_offset"), record_count=f.num("record_count"),
+            first_offset=f.num("first_offset", optional=True),
+            last_offset=f.num("last_offset", optional=True),
+            log_start_offset=f.num("log_start_offset"), high_watermark=f.num("high_watermark"),
+            last_stable_offset=f.num("last_stable_offset"),
+            snapshot_target=f.num("snapshot_target"),
+            log_append_time_records=f.num("log_append_time_records"),
+            max_record_bytes=f.num("max_record_bytes"),
             gaps=f.pairs("gaps"), segments=f.objects("segments", SegmentEntry.parse))
 
     def to_dict(self) -> dict[str, Any]:
@@ -254,7 +259,7 @@ class TopicEntry:
     @classmethod
     def parse(cls, f: _Fields) -> TopicEntry:
         """From JSON."""
-        return cls(f.str("name"), f.objects("partitions", PartitionEntry.parse))
+        return cls(f.text("name"), f.objects("partitions", PartitionEntry.parse))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -289,11 +294,11 @@ class RunEntry:
         """From JSON."""
         topics = f.get("topics", list)
         files = f.get("cluster_files", dict, optional=True, default={})
-        return cls(run=f.int("run"), id=f.str("id"), started_at=f.int("started_at"),
-                   finished_at=f.int("finished_at"), codec=f.str("codec"),
-                   topics=[str(t) for t in topics], until=f.int("until", optional=True),
-                   records=f.int("records"), bytes=f.int("bytes"),
-                   parent_sha256=f.str("parent_sha256", optional=True),
+        return cls(run=f.num("run"), id=f.text("id"), started_at=f.num("started_at"),
+                   finished_at=f.num("finished_at"), codec=f.text("codec"),
+                   topics=[str(t) for t in topics], until=f.num("until", optional=True),
+                   records=f.num("records"), bytes=f.num("bytes"),
+                   parent_sha256=f.text("parent_sha256", optional=True),
                    cluster_files={str(k): str(v) for k, v in files.items()})
 
 
@@ -353,23 +358,21 @@ class Manifest:
     def parse(cls, data: Any, path: str) -> Manifest:
         """From the JSON document; ArchiveCorrupt on anything unexpected."""
         f = _Fields(data, "", path)
-        if f.str("format") != FORMAT:
+        if f.text("format") != FORMAT:
             raise ArchiveCorrupt(path, f"not a kcli archive manifest (format {f.data['format']!r})")
-        version = f.int("version")
+        version = f.num("version")
         if version > FORMAT_VERSION:
             raise ArchiveCorrupt(path, f"format version {version} is newer than this kcli "
                                        f"reads ({FORMAT_VERSION}); upgrade kcli")
-        source = f.obj("source")
-        cluster = f.obj("cluster")
-        assert source is not None and cluster is not None
-        topics_file = cluster.obj("topics")
-        groups_file = cluster.obj("groups")
-        assert topics_file is not None and groups_file is not None
+        source = _required(f.obj("source"))
+        cluster = _required(f.obj("cluster"))
+        topics_file = _required(cluster.obj("topics"))
+        groups_file = _required(cluster.obj("groups"))
         manifest = cls(
-            archive_id=f.str("archive_id"), cluster_id=source.str("cluster_id", optional=True),
-            bootstrap=source.str("bootstrap"), created_at=f.int("created_at"),
-            updated_at=f.int("updated_at"), topics_file=FileEntry.parse(topics_file),
-            groups_file=FileEntry.parse(groups_file), group_count=groups_file.int("groups"),
+            archive_id=f.text("archive_id"), cluster_id=source.text("cluster_id", optional=True),
+            bootstrap=source.text("bootstrap"), created_at=f.num("created_at"),
+            updated_at=f.num("updated_at"), topics_file=FileEntry.parse(topics_file),
+            groups_file=FileEntry.parse(groups_file), group_count=groups_file.num("groups"),
             topics=f.objects("topics", TopicEntry.parse), runs=f.objects("runs", RunEntry.parse),
             version=version)
         _check_paths(manifest, path)
@@ -414,7 +417,7 @@ class TopicPlan:
             parsed = {int(k): int(v) for k, v in targets.items()}
         except (TypeError, ValueError):
             raise ArchiveCorrupt(f.path, "checkpoint targets are not offsets") from None
-        return cls(f.str("name"), f.objects("partitions", PartitionEntry.parse), parsed)
+        return cls(f.text("name"), f.objects("partitions", PartitionEntry.parse), parsed)
 
 
 @dataclass
@@ -452,21 +455,19 @@ class Checkpoint:
     def parse(cls, data: Any, path: str) -> Checkpoint:
         """From JSON; ArchiveCorrupt on anything unexpected."""
         f = _Fields(data, "", path)
-        if f.str("format") != CHECKPOINT_FORMAT:
+        if f.text("format") != CHECKPOINT_FORMAT:
             raise ArchiveCorrupt(path, "not a kcli backup checkpoint")
-        source = f.obj("source")
-        cluster = f.obj("cluster")
-        assert source is not None and cluster is not None
-        topics_file = cluster.obj("topics")
-        groups_file = cluster.obj("groups")
-        assert topics_file is not None and groups_file is not None
+        source = _required(f.obj("source"))
+        cluster = _required(f.obj("cluster"))
+        topics_file = _required(cluster.obj("topics"))
+        groups_file = _required(cluster.obj("groups"))
         return cls(
-            run=f.int("run"), run_id=f.str("run_id"), archive_id=f.str("archive_id"),
-            started_at=f.int("started_at"), request=f.get("request", dict),
-            cluster_id=source.str("cluster_id", optional=True), bootstrap=source.str("bootstrap"),
-            parent_sha256=f.str("parent_sha256", optional=True),
+            run=f.num("run"), run_id=f.text("run_id"), archive_id=f.text("archive_id"),
+            started_at=f.num("started_at"), request=f.get("request", dict),
+            cluster_id=source.text("cluster_id", optional=True), bootstrap=source.text("bootstrap"),
+            parent_sha256=f.text("parent_sha256", optional=True),
             topics_file=FileEntry.parse(topics_file), groups_file=FileEntry.parse(groups_file),
-            group_count=groups_file.int("groups"), topics=f.objects("topics", TopicPlan.parse))
+            group_count=groups_file.num("groups"), topics=f.objects("topics", TopicPlan.parse))
 
 
 def load_json(path: Path) -> Any:

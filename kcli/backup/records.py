@@ -149,9 +149,23 @@ class BlockBuilder:
     timestamps, gaps). :meth:`take` hands over a block and starts the next one; the
     statistics cover the builder's whole life (one segment)."""
 
-    __slots__ = ("count", "expected", "first_offset", "gaps", "last_offset",
-                 "log_append", "max_record", "max_ts", "min_ts", "parts", "partition",
-                 "records", "size", "target", "topic")
+    __slots__ = (
+        "count",
+        "expected",
+        "first_offset",
+        "gaps",
+        "last_offset",
+        "log_append",
+        "max_record",
+        "max_ts",
+        "min_ts",
+        "partition",
+        "parts",
+        "records",
+        "size",
+        "target",
+        "topic",
+    )
 
     def __init__(self, topic: str, partition: int, expected: int, target: int,
                  gaps: list[tuple[int, int]] | None = None) -> None:
@@ -253,7 +267,7 @@ class BlockBuilder:
             else:
                 put(_NULL)
             size += record_size
-            if record_size > biggest:
+            if record_size > biggest:  # noqa: PLR1730 (hot loop: no call)
                 biggest = record_size
             taken += 1
             i += 1
@@ -437,7 +451,7 @@ def _register_zstandard() -> None:
     current = fastavro.read.BLOCK_READERS.get("zstandard")
     if current is None or getattr(current, "__name__", "") == "missing":
         import zstandard
-        from fastavro._read import read_long
+        from fastavro._read import read_long  # type: ignore[attr-defined]
 
         decompressor = zstandard.ZstdDecompressor()
 
@@ -519,7 +533,7 @@ def read_container(path: Path, check: FileCheck | None = None,
         hasher = _HashingReader(raw) if check is not None else None
         source: Any = hasher if hasher is not None else raw
         try:
-            reader = fastavro.reader(source)
+            reader: Iterator[dict[str, Any]] = fastavro.reader(source)  # type: ignore[assignment]
             meta = file_metadata(reader)
             for key, value in (expect or {}).items():
                 if meta.get(key) != value:

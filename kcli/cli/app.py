@@ -19,6 +19,7 @@ from kcli.cli import broker as broker_cli
 from kcli.cli import cluster as cluster_cli
 from kcli.cli import consume as consume_cli
 from kcli.cli import group as group_cli
+from kcli.cli import migrate as migrate_cli
 from kcli.cli import produce as produce_cli
 from kcli.cli import profile as profile_cli
 from kcli.cli import restore as restore_cli
@@ -56,6 +57,7 @@ app.add_typer(bench_cli.app, name="bench")
 app.add_typer(broker_cli.app, name="broker")
 app.add_typer(backup_cli.app, name="backup")
 app.command("restore")(with_global_options(restore_cli.restore))
+app.command("migrate")(with_global_options(migrate_cli.migrate))
 
 
 def _print_version(value: bool) -> None:
