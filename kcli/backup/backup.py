@@ -349,8 +349,8 @@ class BackupRun:
         write_json_atomic(self.root / CHECKPOINT, checkpoint.to_dict())
 
     def _clean_leftovers(self) -> None:
-        """Delete temp files of an interrupted run and segments it renamed but never
-        recorded (they are rewritten)."""
+        """Delete temp files of an interrupted run, and segments it renamed but never
+        recorded (they are written again)."""
         assert self.checkpoint is not None
         keep = set()
         if self.previous is not None:
@@ -358,7 +358,8 @@ class BackupRun:
         for topic in self.checkpoint.topics:
             for part in topic.partitions:
                 keep.update(s.path for s in part.segments)
-        keep.update({self.checkpoint.topics_file.path, self.checkpoint.groups_file.path})
+        for path in self.root.rglob("*.tmp"):
+            path.unlink()
         base = self.root / "topics"
         for plan in self.checkpoint.topics:
             folder = base / plan.name

@@ -127,6 +127,13 @@ class CheckpointStore:
             consumer.close()
         return out
 
+    def share(self, producer: Any, watch: ErrorWatch) -> None:
+        """Write with this (idempotent, acks=all) producer instead of creating one: an
+        idempotent producer waits about half a second for its producer id, so a copy
+        creates one early and shares it."""
+        self._producer = producer
+        self._watch = watch
+
     def _producer_for(self) -> Any:
         if self._producer is None:
             from confluent_kafka import Producer
@@ -134,8 +141,7 @@ class CheckpointStore:
             self._watch = ErrorWatch(self.cluster.bootstrap)
             self._producer = Producer({
                 **self.config, "enable.idempotence": True, "acks": "all", "linger.ms": 0,
-                "message.max.bytes": 4_000_000, "error_cb": self._watch,
-                "on_delivery": self._delivered})
+                "message.max.bytes": 4_000_000, "error_cb": self._watch})
         return self._producer
 
     def _delivered(self, error: Any, message: Any) -> None:
@@ -152,7 +158,8 @@ class CheckpointStore:
             data = None if value is None else orjson.dumps(value)
             while True:
                 try:
-                    producer.produce(CHECKPOINT_TOPIC, data, key_bytes(key), 0)
+                    producer.produce(CHECKPOINT_TOPIC, data, key_bytes(key), 0,
+                                     on_delivery=self._delivered)
                     break
                 except BufferError:
                     producer.poll(0.05)
@@ -166,9 +173,3 @@ class CheckpointStore:
             error = self._errors[0]
             self._errors.clear()
             raise from_kafka_error(error, f"write checkpoint to {CHECKPOINT_TOPIC}")
-
-    def close(self) -> None:
-        """Flush and drop the producer."""
-        if self._producer is not None:
-            self._producer.flush(1.0)
-            self._producer = None

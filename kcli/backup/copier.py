@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +97,9 @@ class Job:
         self.resumed = False
         self.done = False
         self.log_append_time = 0
+        self.held_configs: dict[str, str] | None = None
+        """Timestamp configs of the target topic set aside while records are written
+        (see :func:`hold_timestamp_configs`); put back at the end."""
         self.sent = 0
         """Records sent by this run."""
         self.matched = 0
@@ -121,6 +124,7 @@ class Job:
             "version": STATE_VERSION, "topic_id": self.topic_id,
             "source_topic": self.source_topic, "target_topic": self.target_topic,
             "repartition": self.repartition, "done": self.done,
+            "held_configs": self.held_configs,
             "updated_at": int(time.time() * 1000),
             "sources": {str(p): {"start": s.start, "next": s.next}
                         for p, s in sorted(self.sources.items())},
@@ -135,6 +139,8 @@ class Job:
         try:
             self.topic_id = value.get("topic_id")
             self.done = bool(value.get("done"))
+            held = value.get("held_configs")
+            self.held_configs = {str(k): str(v) for k, v in held.items()} if held else None
             for p, s in value["sources"].items():
                 initial = self.initial.get(int(p))
                 self.sources[int(p)] = SourceState(int(s["start"]), int(s["next"]),
@@ -258,6 +264,7 @@ class Copier:
         self._last_checkpoint = time.monotonic()
         self.sent = 0
         self.matched = 0
+        store.share(self.producer(), self.watch)  # started now: it needs time to get its id
 
     # -- jobs
 
@@ -329,8 +336,7 @@ class Copier:
                 elif high > state.next:
                     tails[(job.target_topic, p)] = (state.next, high)
                 self._states[(job.target_topic, p)] = state
-            if not job.resumed:
-                new_state.append((job.key, job.state()))
+            new_state.append((job.key, job.state()))
         self.store.write(new_state)
         if tails:
             self._read_tails(tails)
@@ -557,14 +563,77 @@ class Copier:
         self.checkpoint(final=True)
 
     def close(self) -> None:
-        """Drop the producers (records not flushed are not waited for)."""
+        """Drop the producer (records not flushed are not waited for)."""
         if self._producer is not None:
             self._producer.purge()
             self._producer.flush(0)
             self._producer = None
-        self.store.close()
 
 
-def jobs_for(sources: Iterable[Job]) -> list[Job]:
-    """The jobs in a stable order."""
-    return sorted(sources, key=lambda j: (j.source_topic, j.target_topic))
+# ------------------------------------------------------------------------ timestamp configs
+
+TIMESTAMP_CONFIGS = frozenset({
+    "message.timestamp.type", "message.timestamp.difference.max.ms",
+    "message.timestamp.before.max.ms", "message.timestamp.after.max.ms",
+})
+"""Topic configs that make a broker restamp (LogAppendTime) or refuse (bounds) the
+timestamps being copied."""
+
+
+def _interferes(configs: Mapping[str, str]) -> bool:
+    return configs.get("message.timestamp.type") == "LogAppendTime" or any(
+        k in configs for k in TIMESTAMP_CONFIGS - {"message.timestamp.type"})
+
+
+def hold_timestamp_configs(cluster: Cluster, jobs: Sequence[Job],
+                           created: Mapping[str, Mapping[str, str]]) -> None:
+    """Decide, per job, which timestamp configs the target topic must get back at the
+    end (``created``: the source's, for topics this run creates without them; else the
+    topic's own). Call before :meth:`Copier.start`, which stores the decision in the
+    checkpoint, then :func:`relax_timestamp_configs`. A run interrupted in between
+    leaves the decision in the checkpoint, so the next run still puts them back."""
+    from kcli.client.topics import describe_topic
+
+    for job in jobs:
+        if job.held_configs is not None:
+            continue
+        if job.target_topic in created:
+            job.held_configs = dict(created[job.target_topic])
+            continue
+        detail = describe_topic(cluster, job.target_topic)
+        job.held_configs = {c.name: c.value for c in detail.configs
+                            if c.name in TIMESTAMP_CONFIGS and c.value is not None}
+
+
+def relax_timestamp_configs(cluster: Cluster, jobs: Sequence[Job], events: Events) -> None:
+    """While records are copied, let the target keep their timestamps: CreateTime and
+    no timestamp bounds on topics whose held configs would interfere."""
+    from kcli.client.topics import alter_configs
+
+    for job in jobs:
+        held = job.held_configs or {}
+        if not _interferes(held):
+            continue
+        bounds = [k for k in held if k != "message.timestamp.type"]
+        if held.get("message.timestamp.type") == "LogAppendTime":
+            events.info(f"{job.target_topic}: CreateTime while copying (LogAppendTime would "
+                        "restamp the records); put back at the end")
+        alter_configs(cluster, job.target_topic, {"message.timestamp.type": "CreateTime"},
+                      delete=bounds)
+
+
+def release_timestamp_configs(cluster: Cluster, jobs: Sequence[Job],
+                              store: CheckpointStore) -> None:
+    """Put the held configs back and forget them (in the checkpoint too)."""
+    from kcli.client.topics import alter_configs
+
+    changed = []
+    for job in jobs:
+        held = job.held_configs
+        if held is None:
+            continue
+        if held:
+            alter_configs(cluster, job.target_topic, held)
+        job.held_configs = None
+        changed.append((job.key, job.state()))
+    store.write(changed)

@@ -23,7 +23,14 @@ from typing import Any
 
 from kcli.backup import capture
 from kcli.backup.checkpoints import CheckpointStore
-from kcli.backup.copier import Copier, Job, SourceState
+from kcli.backup.copier import (
+    Copier,
+    Job,
+    SourceState,
+    hold_timestamp_configs,
+    relax_timestamp_configs,
+    release_timestamp_configs,
+)
 from kcli.backup.events import Events
 from kcli.backup.offsetmap import (
     GroupChange,
@@ -195,19 +202,19 @@ class Migration:
             wait_for_topic(self.target, target, layout.partitions)
         groups: list[GroupChange] = []
         interrupted = False
+        created = {target: deferred.get(target, {}) for _name, target in to_create}
         try:
+            hold_timestamp_configs(self.target, jobs, created)
             copier.start(jobs)
+            relax_timestamp_configs(self.target, jobs, self.events)
             interrupted = self._copy(copier, jobs, statuses)
             if request.follow or interrupted:
                 copier.checkpoint(final=not request.follow)
             else:
                 copier.finish()
+            release_timestamp_configs(self.target, jobs, self.store)
         finally:
             copier.close()
-        for target, configs in deferred.items():
-            from kcli.client.topics import alter_configs
-
-            alter_configs(self.target, target, configs)
         if request.groups:
             groups = self.sync_groups(jobs)
         for job, status in zip(jobs, statuses, strict=True):

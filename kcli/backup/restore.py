@@ -25,7 +25,14 @@ from typing import Any
 from kcli.backup.archive import Archive, GroupOffset, TopicLayout
 from kcli.backup.capture import DEFERRED_CONFIGS
 from kcli.backup.checkpoints import CheckpointStore
-from kcli.backup.copier import Copier, Job, SourceState
+from kcli.backup.copier import (
+    Copier,
+    Job,
+    SourceState,
+    hold_timestamp_configs,
+    relax_timestamp_configs,
+    release_timestamp_configs,
+)
 from kcli.backup.events import Events
 from kcli.backup.manifest import TopicEntry
 from kcli.backup.offsetmap import (
@@ -207,30 +214,29 @@ class Restore:
                 plan.action = "nothing"
         groups: list[GroupChange] = []
         if self.request.dry_run:
+            copier.close()
             if self.request.groups:
                 groups = self._group_plan(jobs, selected, predicted=True)
             return RestoreResult(str(self.request.root), True, plans, groups,
                                  time.monotonic() - started)
         try:
             self._create_topics(plans, layouts, brokers)
+            created = {p.target: p.deferred for p in plans if p.action == "create"}
+            busy = [job for job in jobs if job.target_topic in created or _has_work(job)]
+            hold_timestamp_configs(self.cluster, busy, created)
             copier.start(jobs)
+            relax_timestamp_configs(self.cluster, busy, self.events)
             total = sum(p.to_copy for p in plans)
             self.events.start(f"restoring {self.request.root}", total)
             for plan, job in zip(plans, jobs, strict=True):
                 entry = manifest.topic(plan.source)
                 assert entry is not None
-                before_sent, before_matched = copier.sent, copier.matched
                 self._copy(copier, job, entry)
-                plan.copied = copier.sent - before_sent
-                plan.matched = copier.matched - before_matched
+                plan.copied, plan.matched = job.sent, job.matched
             copier.finish()
+            release_timestamp_configs(self.cluster, busy, self.store)
         finally:
             copier.close()
-        for plan in plans:
-            if plan.deferred:
-                from kcli.client.topics import alter_configs
-
-                alter_configs(self.cluster, plan.target, plan.deferred)
         if self.request.groups:
             groups = self._group_plan(jobs, selected, predicted=False)
             self._apply_groups(groups)
@@ -423,6 +429,10 @@ class Restore:
 
 
 _TS_TYPE = {"NOT_AVAILABLE": 0, "CREATE_TIME": 1, "LOG_APPEND_TIME": 2}
+
+
+def _has_work(job: Job) -> bool:
+    return any(s.end is None or s.next < s.end for s in job.sources.values())
 
 
 def _records_after(entry: TopicEntry, positions: Mapping[int, int]) -> int:
