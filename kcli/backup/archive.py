@@ -219,6 +219,7 @@ class Archive:
             for partition in topic.partitions:
                 self._verify_partition(topic.name, partition, report)
         referenced = {Path(name) for name, _, _ in self.manifest.files()}
+        referenced |= {Path(f) for run in self.manifest.runs for f in run.cluster_files.values()}
         for path in sorted(self.root.rglob("*")):
             rel = path.relative_to(self.root)
             if (path.is_file() and rel.parts[0] in ("topics", "cluster")

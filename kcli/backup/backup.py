@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ from kcli.backup.records import (
     GROUP_SCHEMA,
     BlockBuilder,
     SegmentFile,
-    file_sha256,
+    compress_block,
     fsync_dir,
     write_container,
 )
@@ -59,9 +60,13 @@ from kcli.errors import BadInput, KcliError, NotFound, OperationFailed, from_kaf
 
 BLOCK_BYTES = 1 << 20
 """Uncompressed size of an Avro block (the unit of compression)."""
-SEGMENT_BYTES = 256 << 20
+SEGMENT_BYTES = 64 << 20
 """Default uncompressed size after which a segment is closed and a new one started."""
 _QUEUE_BLOCKS = 24
+COMPRESSION_THREADS = max(2, min(4, os.cpu_count() or 2))
+"""Blocks are compressed in parallel (zstd and zlib release the GIL) and written in
+order by the writer thread; with one compressing thread, compression is what a backup
+waits for."""
 _TRANSIENT = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE",
                         "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION",
                         "_MSG_TIMED_OUT"})
@@ -184,6 +189,7 @@ class BackupRun:
         self.previous: Archive | None = None
         self.checkpoint: Checkpoint | None = None
         self._writer: _Writer | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._parts: dict[tuple[str, int], _Part] = {}
 
     # -- entry point
@@ -392,6 +398,7 @@ class BackupRun:
         self._parts = {(p.topic, p.partition): p for p in parts}
         writer = self._writer = _Writer()
         writer.start()
+        self._pool = ThreadPoolExecutor(COMPRESSION_THREADS, "kcli-backup-compress")
         consumer = self._consumer(parts)
         try:
             self._read(consumer, request)
@@ -401,6 +408,7 @@ class BackupRun:
             raise
         finally:
             consumer.close()
+            self._pool.shutdown(cancel_futures=True)
 
     def _consumer(self, parts: Sequence[_Part]) -> Any:
         from confluent_kafka import Consumer, TopicPartition
@@ -437,6 +445,7 @@ class BackupRun:
         block_bytes = min(BLOCK_BYTES, request.segment_bytes)
         segment_bytes = request.segment_bytes
         events = self.events
+        check_topic = len({p.topic for p in parts.values()}) > 1
         current: _Part | None = None
         while remaining:
             messages = consumer.consume(10_000, 0.1)
@@ -474,7 +483,7 @@ class BackupRun:
                     continue
                 builder = part.builder
                 try:
-                    j = builder.add(messages, i, block_bytes)
+                    j = builder.add(messages, i, block_bytes, check_topic)
                 except ValueError as problem:
                     raise OperationFailed(f"{part.topic}: {problem}") from None
                 taken += j - i
@@ -494,10 +503,14 @@ class BackupRun:
                 events.advance(taken)
 
     def _ship(self, part: _Part) -> None:
-        """Hand the builder's block to the writer thread (opening the segment first)."""
+        """Hand the builder's block to a compression thread, and its writing to the
+        writer thread (opening the segment first)."""
         parts, count, size = part.builder.take()
         if not count:
             return
+        assert self._pool is not None
+        compressed = self._pool.submit(compress_block, self.request.codec, self.request.level,
+                                       parts)
         assert self._writer is not None
         slot = part.slot
         if part.seg_raw == 0:
@@ -517,7 +530,8 @@ class BackupRun:
 
         def write() -> None:
             assert slot.file is not None
-            slot.file.write_block(parts, count)
+            body, raw = compressed.result()
+            slot.file.append_block(body, raw, count)
 
         self._writer.put(write)
 
@@ -646,9 +660,12 @@ class BackupRun:
             groups_file=checkpoint.groups_file, group_count=checkpoint.group_count,
             topics=[topics[name] for name in order],
             runs=(previous.runs if previous else []) + [run])
-        for name, size, sha in manifest.files():  # never commit a manifest naming a bad file
-            actual_sha, actual_size = file_sha256(self.root / name)
-            if (actual_sha, actual_size) != (sha, size):
+        for name, size, _sha in manifest.files():  # never name a missing or short file
+            try:
+                actual = (self.root / name).stat().st_size
+            except FileNotFoundError:
+                actual = -1
+            if actual != size:
                 raise OperationFailed(f"{self.root / name} changed while the backup ran")
         write_json_atomic(self.root / MANIFEST, manifest.to_dict())
         (self.root / CHECKPOINT).unlink()

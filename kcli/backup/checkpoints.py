@@ -97,7 +97,7 @@ class CheckpointStore:
                     raise Unreachable(f"reading {CHECKPOINT_TOPIC} took longer than "
                                       f"{self.cluster.timeout:g}s")
                 message: Any
-                for message in consumer.consume(10_000, 0.2):
+                for message in consumer.consume(max(1, min(10_000, high - position)), 0.2):
                     error = message.error()
                     if error is not None:
                         if error.name() in ("_PARTITION_EOF", "_TRANSPORT"):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ from kcli.client.cluster import Cluster, ErrorWatch
 from kcli.errors import KcliError, OperationFailed, Unreachable, from_kafka_error
 
 STATE_VERSION = 1
+_TS_TYPES = {"NOT_AVAILABLE": 0, "CREATE_TIME": 1, "LOG_APPEND_TIME": 2}
 RUNS_PER_CHUNK = 20_000
 
 PRODUCER_DEFAULTS: dict[str, Any] = {
@@ -74,6 +75,19 @@ class TargetState:
     persisted_last: Run | None = None
     omap: OffsetMap | None = None
     pending: deque[int] = field(default_factory=deque)
+    """Source offsets of the records sent and not yet reported, in order."""
+    run_src: int = 0
+    run_tgt: int = 0
+    run_len: int = 0
+    """The run being extended by delivery reports, not yet in ``omap``."""
+
+    def close_run(self) -> None:
+        """Move the open run into the map (it keeps growing there if the next record
+        continues it)."""
+        if self.run_len:
+            if self.omap is not None:
+                self.omap.add_run((self.run_src, self.run_tgt, self.run_len))
+            self.run_len = 0
 
 
 class Job:
@@ -172,6 +186,7 @@ class Job:
         """Map pieces not stored yet (the last stored run again if it grew since)."""
         out: list[tuple[Key, Any]] = []
         for state in self.targets.values():
+            state.close_run()
             omap = state.omap
             if omap is None or not omap.runs:
                 continue
@@ -193,6 +208,7 @@ class Job:
         """The offset map of every partition (1:1 jobs), bounded by the progress."""
         out = {}
         for p, state in self.targets.items():
+            state.close_run()
             source = self.sources.get(p)
             if state.omap is None or source is None:
                 continue
@@ -253,6 +269,7 @@ class Copier:
         self._tails: dict[tuple[str, int], deque[_TailRecord]] = {}
         self._errors: list[tuple[Any, Any]] = []
         self._failed = 0
+        self._single: list[TargetState] | None = None
         self._producer: Any = None
         self.watch = ErrorWatch(target.bootstrap)
         self.max_record_bytes = max_record_bytes
@@ -340,6 +357,8 @@ class Copier:
         self.store.write(new_state)
         if tails:
             self._read_tails(tails)
+        if len(jobs) == 1:
+            self.activate(jobs[0])
 
     def _read_tails(self, tails: Mapping[tuple[str, int], tuple[int, int]]) -> None:
         """Target records written after the last checkpoint, to match against."""
@@ -362,7 +381,8 @@ class Copier:
                     raise Unreachable("reading back the records after the checkpoint took "
                                       f"longer than {self.target.timeout:g}s")
                 m: Any
-                for m in consumer.consume(10_000, 0.2):
+                want = sum(high - start for start, high in wanting.values())
+                for m in consumer.consume(max(1, min(10_000, want)), 0.2):
                     error = m.error()
                     if error is not None:
                         if error.name() in ("_PARTITION_EOF", "_TRANSPORT"):
@@ -399,8 +419,21 @@ class Copier:
             self._producer = Producer(config)
         return self._producer
 
+    def activate(self, job: Job | None) -> None:
+        """Deliveries will only be of ``job``'s records (until the next call): look its
+        partitions up by number alone. Flushes first. None: any job's."""
+        self.flush()
+        self._single = None
+        if job is not None:
+            self._single = [job.targets[p] for p in range(job.target_partitions)]
+
     def _delivered(self, error: Any, message: Any) -> None:
-        state = self._states[(message.topic(), message.partition())]
+        # called once per record: keep it lean
+        single = self._single
+        if single is not None:
+            state = single[message.partition()]
+        else:
+            state = self._states[(message.topic(), message.partition())]
         source = state.pending.popleft()
         if error is not None:
             self._failed += 1
@@ -408,8 +441,14 @@ class Copier:
                 self._errors.append((error, message))
             return
         offset = message.offset()
-        if state.omap is not None:
-            state.omap.add(source, offset)
+        length = state.run_len
+        if length and source == state.run_src + length and offset == state.run_tgt + length:
+            state.run_len = length + 1
+        else:
+            state.close_run()
+            state.run_src = source
+            state.run_tgt = offset
+            state.run_len = 1
         state.next = offset + 1
         state.records += 1
 
@@ -460,6 +499,73 @@ class Copier:
                     or time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds):
                 self.checkpoint()
 
+    def send_records(self, job: Job, source_partition: int, records: Iterable[Mapping[str, Any]],
+                     advance: Callable[[int], None]) -> None:
+        """Copy archive records (dicts of the record schema) of one source partition: the
+        hot path of a restore. Same effect as :meth:`send` for each."""
+        if job.repartition:
+            for r in records:
+                self._send_dict(job, source_partition, r)
+            return
+        topic = job.target_topic
+        state = self._states[(topic, source_partition)]
+        source = job.sources[source_partition]
+        pending = state.pending.append
+        produce = self.producer().produce
+        tails = self._tails
+        count = 0
+        size = 0
+        offset = source.next - 1
+        for r in records:
+            if tails and (topic, source_partition) in tails:
+                self._send_dict(job, source_partition, r)
+                continue
+            offset = r["offset"]
+            value = r["value"]
+            headers = r["headers"]
+            timestamp = r["timestamp"]
+            pending(offset)
+            try:
+                produce(topic, value, r["key"], source_partition,
+                        timestamp=timestamp if timestamp > 0 else 0,
+                        headers=[(h["key"], h["value"]) for h in headers] if headers else None)
+            except BufferError:
+                state.pending.pop()
+                self._send_dict(job, source_partition, r)
+                continue
+            except Exception as error:
+                state.pending.pop()
+                raise from_kafka_error(error, f"write to {topic}") from None
+            count += 1
+            if value:
+                size += len(value)
+            if count & 0x3FF == 0:
+                source.next = offset + 1
+                job.sent += 1024
+                self.sent += 1024
+                advance(1024)
+                self._since_records += 1024
+                self._since_bytes += size
+                size = 0
+                self._serve(0)
+                if (self._since_records >= self.checkpoint_records
+                        or self._since_bytes >= self.checkpoint_bytes
+                        or time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds):
+                    self.checkpoint()
+        rest = count & 0x3FF
+        source.next = max(source.next, offset + 1)
+        job.sent += rest
+        self.sent += rest
+        self._since_records += rest
+        self._since_bytes += size
+        advance(rest)
+
+    def _send_dict(self, job: Job, source_partition: int, r: Mapping[str, Any]) -> None:
+        headers = r["headers"]
+        self.send(job, source_partition, r["offset"], r["key"], r["value"],
+                  [(h["key"], h["value"]) for h in headers] if headers else None,
+                  _TS_TYPES[r["timestamp_type"]], r["timestamp"])
+
     def _match(self, job: Job, partition: int, source_partition: int, offset: int,
                key: bytes | None, value: bytes | None,
                headers: list[tuple[str, bytes | None]] | None, timestamp: int) -> bool:
@@ -480,6 +586,7 @@ class Copier:
                 f"[{source_partition}] offset {offset}): something else wrote to the topic "
                 "after the last checkpoint", hint="copy into a new topic")
         state = self._states[(job.target_topic, partition)]
+        state.close_run()
         if state.omap is not None:
             state.omap.add(offset, record.offset)
         state.next = record.offset + 1

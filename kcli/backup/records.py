@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -37,7 +38,12 @@ from kcli.errors import OperationFailed
 FORMAT_VERSION = 1
 CODECS = {"zstd": "zstandard", "deflate": "deflate", "null": "null"}
 """Command-line codec names -> Avro codec names."""
-DEFAULT_LEVELS = {"zstandard": 3, "deflate": 6, "null": 0}
+DEFAULT_LEVELS = {"zstandard": 1, "deflate": 6, "null": 0}
+"""zstd level 1: on record data it keeps nearly the ratio of level 3 at about twice the
+speed, and a backup competes with the consumer for the CPU."""
+SYNC_EVERY = 32 << 20
+"""fdatasync a segment after this many bytes, so the kernel writes back while the run
+goes on and the fsync at commit is short."""
 TIMESTAMP_TYPES = ("NOT_AVAILABLE", "CREATE_TIME", "LOG_APPEND_TIME")
 """Enum symbols, indexed by confluent-kafka's TIMESTAMP_* constants (0, 1, 2)."""
 SYNC_SIZE = 16
@@ -129,6 +135,8 @@ def encode_bytes(data: bytes) -> bytes:
 _TS_TYPE = (b"\x00", b"\x02", b"\x04")
 _NULL = b"\x00"
 _SOME = b"\x02"
+_SOME14 = [_SOME + v for v in _U14]
+"""A union's non-null branch followed by a short length."""
 
 
 def encode_headers(headers: Sequence[tuple[str, bytes | None]]) -> bytes:
@@ -190,11 +198,16 @@ class BlockBuilder:
         self.log_append = 0
         self.max_record = 0
 
-    def add(self, messages: Sequence[Any], i: int, max_size: int) -> int:
+    def add(self, messages: Sequence[Any], i: int, max_size: int,
+            check_topic: bool = True) -> int:
         """Encode ``messages[i:]`` while they are good records of this partition below
         the target, and the block is below ``max_size`` bytes. Returns the index of the
         first message not taken (an error event, another partition, a record at or past
-        the target, or simply the end)."""
+        the target, or simply the end). ``check_topic=False`` when every message is
+        known to be of this builder's topic (one topic per consumer)."""
+        # The hot loop of a backup: ~0.5 us a record on top of reading the Message.
+        # Locals only; the timestamp (with its type byte) is re-encoded only when it
+        # changes; small varints come from tables.
         put = self.parts.append
         n = len(messages)
         topic = self.topic
@@ -206,14 +219,18 @@ class BlockBuilder:
         lo = self.min_ts
         hi = self.max_ts
         u14 = _U14
-        uv = uvarint
-        ts_types = _TS_TYPE
+        c14 = _C14
+        some14 = _SOME14
         log_append = 0
         biggest = self.max_record
         first = self.first_offset
+        last_stamp: Any = None
+        stamp = b""
+        appended = 0
         while i < n and size < max_size:
             m = messages[i]
-            if m.error() is not None or m.partition() != partition or m.topic() != topic:
+            if m.error() is not None or m.partition() != partition or (
+                    check_topic and m.topic() != topic):
                 break
             offset = m.offset()
             if offset >= target:
@@ -223,55 +240,63 @@ class BlockBuilder:
                     raise ValueError(f"partition {partition}: offset {offset} after "
                                      f"{expected - 1} (the log went backwards)")
                 self.gaps.append((expected, offset))
-            if first < 0:
-                first = offset
             expected = offset + 1
-            ts_type, ts = m.timestamp()
-            key = m.key()
-            value = m.value()
-            headers = m.headers()
-            record_size = 24
             z = offset << 1
-            put(u14[z] if z < 0x4000 else uv(z))
-            if ts >= 0:
-                put(uv(ts << 1))
-                if lo is None or ts < lo:
-                    lo = ts
-                if hi is None or ts > hi:
-                    hi = ts
+            if z < 0x4000:
+                put(u14[z])
+            elif z < 0x1000_0000:
+                put(c14[z & 0x3FFF] + u14[z >> 14])
             else:
-                put(uv(((-ts) << 1) - 1))
-            put(ts_types[ts_type])
-            if ts_type == 2:
-                log_append += 1
+                put(uvarint(z))
+            timestamp = m.timestamp()
+            if timestamp != last_stamp:
+                last_stamp = timestamp
+                ts_type, ts = timestamp
+                if ts >= 0:
+                    stamp = uvarint(ts << 1) + _TS_TYPE[ts_type]
+                    if lo is None or ts < lo:
+                        lo = ts
+                    if hi is None or ts > hi:
+                        hi = ts
+                else:
+                    stamp = uvarint(((-ts) << 1) - 1) + _TS_TYPE[ts_type]
+                appended = 1 if ts_type == 2 else 0
+            put(stamp)
+            log_append += appended
+            key = m.key()
             if key is None:
                 put(_NULL)
+                record = 32
             else:
-                z = len(key) << 1
-                put(_SOME)
-                put(u14[z] if z < 0x4000 else uv(z))
+                record = len(key)
+                z = record << 1
+                put(some14[z] if z < 0x4000 else _SOME + uvarint(z))
                 put(key)
-                record_size += len(key)
+                record += 32
+            value = m.value()
             if value is None:
                 put(_NULL)
             else:
-                z = len(value) << 1
-                put(_SOME)
-                put(u14[z] if z < 0x4000 else uv(z))
+                z = len(value)
+                record += z
+                z <<= 1
+                put(some14[z] if z < 0x4000 else _SOME + uvarint(z))
                 put(value)
-                record_size += len(value)
+            headers = m.headers()
             if headers:
                 encoded = encode_headers(headers)
                 put(encoded)
-                record_size += len(encoded)
+                record += len(encoded)
             else:
                 put(_NULL)
-            size += record_size
-            if record_size > biggest:  # noqa: PLR1730 (hot loop: no call)
-                biggest = record_size
+            size += record
+            if record > biggest:  # noqa: PLR1730 (hot loop: no call)
+                biggest = record
             taken += 1
             i += 1
         if taken:
+            if first < 0:
+                first = messages[i - taken].offset()
             self.last_offset = expected - 1
             self.count += taken
             self.records += taken
@@ -312,19 +337,38 @@ def encode_records(records: Sequence[Mapping[str, Any]]) -> bytes:
 
 # ------------------------------------------------------------------------ container files
 
+_local = threading.local()
+
+
 def _compressor(codec: str, level: int) -> Any:
+    """This thread's compress function for a codec (compressor objects are not shared
+    between threads)."""
+    cache: dict[tuple[str, int], Any] = getattr(_local, "compressors", None) or {}
+    _local.compressors = cache
+    found = cache.get((codec, level))
+    if found is not None or (codec, level) in cache:
+        return found
     if codec == "zstandard":
         import zstandard
 
-        return zstandard.ZstdCompressor(level=level, write_content_size=True).compress
-    if codec == "deflate":
+        found = zstandard.ZstdCompressor(level=level, write_content_size=True).compress
+    elif codec == "deflate":
         def deflate(data: bytes) -> bytes:
             packer = zlib.compressobj(level, zlib.DEFLATED, -15)
             return packer.compress(data) + packer.flush()
-        return deflate
-    if codec == "null":
-        return None
-    raise ValueError(f"unknown codec {codec!r}")
+        found = deflate
+    elif codec != "null":
+        raise ValueError(f"unknown codec {codec!r}")
+    cache[(codec, level)] = found
+    return found
+
+
+def compress_block(codec: str, level: int | None, parts: Sequence[bytes]) -> tuple[bytes, int]:
+    """(the block body as stored, its uncompressed size) for encoded records. Thread-safe:
+    a backup compresses blocks on a pool of threads (zstd and zlib release the GIL)."""
+    body = b"".join(parts)
+    compress = _compressor(codec, DEFAULT_LEVELS[codec] if level is None else level)
+    return (compress(body) if compress is not None else body), len(body)
 
 
 def _header(schema: Mapping[str, Any], codec: str, metadata: Mapping[str, str],
@@ -354,12 +398,14 @@ class SegmentFile:
         self.path = path
         self.tmp = path.with_name(path.name + ".tmp")
         self.codec = codec
-        self._compress = _compressor(codec, DEFAULT_LEVELS[codec] if level is None else level)
+        self.level = DEFAULT_LEVELS[codec] if level is None else level
+        _compressor(codec, self.level)  # an unknown codec fails here, not later
         self._sync = os.urandom(SYNC_SIZE)
         self._hash = hashlib.sha256()
         self.bytes = 0
         self.raw_bytes = 0
         self.records = 0
+        self._unsynced = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[bytes] | None = open(self.tmp, "wb")  # noqa: SIM115
         self._write(_header(schema, codec, metadata or {}, self._sync))
@@ -372,16 +418,23 @@ class SegmentFile:
 
     def write_block(self, parts: Sequence[bytes], count: int) -> None:
         """Append one block of ``count`` encoded records (their bytes in ``parts``)."""
-        if not count:
-            return
-        body = b"".join(parts)
-        self.raw_bytes += len(body)
+        if count:
+            body, raw = compress_block(self.codec, self.level, parts)
+            self.append_block(body, raw, count)
+
+    def append_block(self, body: bytes, raw_size: int, count: int) -> None:
+        """Append a block already compressed with this file's codec."""
+        self.raw_bytes += raw_size
         self.records += count
-        if self._compress is not None:
-            body = self._compress(body)
         self._write(encode_long(count) + encode_long(len(body)))
         self._write(body)
         self._write(self._sync)
+        self._unsynced += len(body)
+        if self._unsynced >= SYNC_EVERY:
+            assert self._file is not None
+            self._file.flush()
+            os.fdatasync(self._file.fileno())
+            self._unsynced = 0
 
     @property
     def sha256(self) -> str:

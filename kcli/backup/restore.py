@@ -295,25 +295,14 @@ class Restore:
     # -- copying
 
     def _copy(self, copier: Copier, job: Job, entry: TopicEntry) -> None:
-        archive = self.archive
-        send = copier.send
-        advance = self.events.advance
+        copier.activate(job)
         for partition in entry.partitions:
             source = job.sources[partition.partition]
             if source.next >= partition.next_offset:
                 continue
-            count = 0
-            for record in archive.records(entry.name, partition, source.next):
-                headers = record["headers"]
-                send(job, partition.partition, record["offset"], record["key"],
-                     record["value"],
-                     [(h["key"], h["value"]) for h in headers] if headers else None,
-                     _TS_TYPE[record["timestamp_type"]], record["timestamp"])
-                count += 1
-                if count == 2000:
-                    advance(count)
-                    count = 0
-            advance(count)
+            copier.send_records(job, partition.partition,
+                                self.archive.records(entry.name, partition, source.next),
+                                self.events.advance)
             copier.source_done(job, partition.partition, partition.next_offset)
 
     # -- groups
@@ -426,9 +415,6 @@ class Restore:
             commit_offsets(self.cluster, group, [
                 (c.target_topic, c.partition, c.target_offset, c.metadata) for c in items
                 if c.target_offset is not None])
-
-
-_TS_TYPE = {"NOT_AVAILABLE": 0, "CREATE_TIME": 1, "LOG_APPEND_TIME": 2}
 
 
 def _has_work(job: Job) -> bool:

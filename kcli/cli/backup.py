@@ -116,7 +116,7 @@ def run(
     codec: Annotated[str, typer.Option("--codec", metavar="zstd|deflate|null",
                                        help=CODEC_HELP)] = "zstd",
     level: Annotated[int | None, typer.Option(
-        "--level", min=-7, max=22, help="Compression level (zstd 3, deflate 6 by default).",
+        "--level", min=-7, max=22, help="Compression level (zstd 1, deflate 6 by default).",
         show_default=False)] = None,
     until: Annotated[str | None, typer.Option(
         "--until", metavar="TIME",
@@ -128,7 +128,7 @@ def run(
                               "atomically).")] = False,
     segment_size: Annotated[str, typer.Option(
         "--segment-size", metavar="SIZE",
-        help="Start a new segment file after this much uncompressed data.")] = "256MB",
+        help="Start a new segment file after this much uncompressed data.")] = "64MB",
 ) -> None:
     """Back up topics into DIR: a consistent cut at the end of every partition as seen
     at the start (or --until), with configs, partition counts and every group's

@@ -4,7 +4,6 @@ record-by-record comparison through confluent-kafka (never through kcli)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,8 +213,8 @@ def fill_rich_topic(bootstrap: str, name: str, partitions: int = 3,
 
 
 @pytest.fixture
-def rich_topic(bootstrap: str, topic_name: str) -> Iterator[RichTopic]:
-    yield fill_rich_topic(bootstrap, topic_name)
+def rich_topic(bootstrap: str, topic_name: str) -> RichTopic:
+    return fill_rich_topic(bootstrap, topic_name)
 
 
 def assert_groups_point_at_same_records(

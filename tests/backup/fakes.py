@@ -72,6 +72,8 @@ def write_archive(root: Path, topic: str, partitions: dict[int, list[FakeMessage
     for p, messages in sorted(partitions.items()):
         start = starts.get(p, messages[0].offset_ if messages else 0)
         end = next_offsets[p]
+        for message in messages:
+            message.topic_, message.partition_ = topic, p
         builder = BlockBuilder(topic, p, start, end)
         assert builder.add(messages, 0, 1 << 30) == len(messages)
         if end > builder.expected:

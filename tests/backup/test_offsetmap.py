@@ -47,7 +47,7 @@ def build(start: int, end: int, sources: list[int], targets: list[int],
 
 @given(copies())
 def test_map_is_exact_and_minimal(case: tuple[int, int, list[int], list[int], int]) -> None:
-    start, end, sources, targets, tgt_start = case
+    start, end, sources, targets, _tgt_start = case
     omap = build(*case)
     assert omap.records == len(sources)
     pairs = dict(zip(sources, targets, strict=True))
@@ -62,7 +62,7 @@ def test_map_is_exact_and_minimal(case: tuple[int, int, list[int], list[int], in
 @given(copies(), st.data())
 def test_translation_rules(case: tuple[int, int, list[int], list[int], int],
                            data: st.DataObject) -> None:
-    start, end, sources, targets, tgt_start = case
+    start, end, sources, targets, _tgt_start = case
     omap = build(*case)
     committed = data.draw(st.integers(max(0, start - 20), end + 20))
     result = omap.translate(committed)

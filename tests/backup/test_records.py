@@ -4,6 +4,7 @@ reads back exactly (property test), for every codec, and gaps are recorded."""
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
 
 import fastavro
@@ -88,7 +89,7 @@ def test_block_builder_round_trip(tmp_path: Path, batch: list[FakeMessage], bloc
         assert (builder.min_ts, builder.max_ts) == ((min(stamps), max(stamps)) if stamps
                                                     else (None, None))
         assert builder.log_append == sum(m.ts_type == 2 for m in batch)
-        holes = [(a.offset_ + 1, b.offset_) for a, b in zip(batch, batch[1:], strict=False)
+        holes = [(a.offset_ + 1, b.offset_) for a, b in itertools.pairwise(batch)
                  if b.offset_ > a.offset_ + 1]
         assert builder.gaps == holes
 
@@ -130,9 +131,12 @@ def test_any_damage_is_reported_with_the_file(tmp_path: Path, where: str) -> Non
     data[position] ^= 0x55
     path.write_bytes(bytes(data))
     check = FileCheck()
+    message = None
     try:
         list(read_segment(path, check))
     except ArchiveCorrupt as error:
-        assert str(path) in error.message
+        message = error.message
+    if message is not None:
+        assert str(path) in message
     else:  # framing survived (a flipped sync byte can): the digest still catches it
         assert check.sha256 != segment.sha256

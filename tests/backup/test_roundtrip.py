@@ -55,7 +55,7 @@ def test_round_trip(kcli: Kcli, bootstrap: str, rich_topic: RichTopic, tmp_path:
     copied = read_all(bootstrap, target)
     assert_same_records(source, copied)
     assert {r.ts_type for r in copied} == {1}
-    assert [r.offset for r in copied if r.partition == 0][0] == 0
+    assert next(r.offset for r in copied if r.partition == 0) == 0
     # the deferred config is applied once the records are in
     assert topic_configs(bootstrap, target)["message.timestamp.type"] == "LogAppendTime"
     assert_groups_point_at_same_records(bootstrap, rich_topic, bootstrap, target, source,

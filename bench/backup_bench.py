@@ -1,0 +1,193 @@
+"""Backup and restore throughput against plain consume and produce, in the same run.
+
+    python bench/backup_bench.py [--mb 1024] [--partitions 4] [--repeat 3]
+                                 [--codec zstd] [--bootstrap HOST:PORT] [--dir DIR]
+
+Starts a private ``kcli broker run`` (unless --bootstrap), writes a data file of 1 KB
+JSON-like records (random ids and words: zstd level 1 keeps about half), then times the
+real commands as a user runs them, whole processes included:
+
+    kcli produce SRC --file DATA        produce throughput
+    kcli consume SRC > /dev/null        consume throughput
+    kcli backup SRC --to DIR            backup throughput   (ratio to consume)
+    kcli restore DIR --topic SRC=COPY   restore throughput  (ratio to produce)
+
+Each is run --repeat times, interleaved; the best run counts (the machine is shared, so
+the minimum is the least disturbed measurement) and the median is shown too. MB/s is
+record payload (MB = 10^6 bytes of values) per wall-clock second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECORD = 1024
+
+
+def kcli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kcli", *args]
+
+
+def env() -> dict[str, str]:
+    out = dict(os.environ)
+    out["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), out.get("PYTHONPATH")]))
+    out.pop("KCLI_BOOTSTRAP", None)
+    return out
+
+
+def generate(path: Path, count: int, seed: int = 7) -> None:
+    """1 KB lines of JSON events: random ids, small enums, numbers and random words."""
+    rnd = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = ["".join(rnd.choice(letters) for _ in range(rnd.randrange(3, 10)))
+             for _ in range(5000)]
+    events = ["page_view", "add_to_cart", "checkout", "search", "login", "purchase"]
+    countries = ["DE", "FR", "US", "GB", "NL", "SE", "JP", "BR", "IN", "ES"]
+    with open(path, "wb") as f:
+        for i in range(count):
+            event = {
+                "event_id": rnd.randbytes(16).hex(), "type": rnd.choice(events),
+                "ts": 1_700_000_000_000 + i * 3,
+                "user": {"id": rnd.randrange(10**7), "country": rnd.choice(countries)},
+                "session": rnd.randbytes(8).hex(),
+                "cart": [{"sku": f"SKU-{rnd.randrange(10**6):06d}", "qty": rnd.randrange(1, 5),
+                          "price": round(rnd.random() * 200, 2)}
+                         for _ in range(rnd.randrange(1, 4))],
+                "note": "",
+            }
+            room = RECORD - 1 - len(json.dumps(event, separators=(",", ":")))
+            words: list[str] = []
+            used = 0
+            while used < room:
+                word = rnd.choice(vocab) if rnd.random() < 0.8 else str(rnd.randrange(10**6))
+                words.append(word)
+                used += len(word) + 1
+            event["note"] = " ".join(words)[:max(0, room)]
+            line = json.dumps(event, separators=(",", ":")).encode()[:RECORD - 1]
+            f.write(line.ljust(RECORD - 1, b" ") + b"\n")
+
+
+class Broker:
+    """A private `kcli broker run` in a temp dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.log = data_dir.parent / "broker.log"
+        log = open(self.log, "wb")  # noqa: SIM115 (kept open by the child)
+        self.process = subprocess.Popen(
+            kcli("broker", "run", "--node-id", "1", "--data-dir", str(data_dir), "--listen",
+                 "127.0.0.1:0"), stdout=log, stderr=log, env=env())
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            match = re.search(r"ready, listening on [^\s]+:(\d+)", self.log.read_text())
+            if match:
+                self.bootstrap = f"127.0.0.1:{match.group(1)}"
+                return
+            if self.process.poll() is not None:
+                raise SystemExit(f"broker exited:\n{self.log.read_text()}")
+            time.sleep(0.05)
+        raise SystemExit("broker did not start")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(30)
+
+
+def timed(args: list[str], stdout: int | None = subprocess.DEVNULL) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(args, env=env(), stdout=stdout, stderr=subprocess.PIPE, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({done.returncode}):\n"
+                         f"{done.stderr.decode()}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mb", type=int, default=1024, help="data size in MB (10^6 bytes)")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--codec", default="zstd")
+    parser.add_argument("--bootstrap", help="use this cluster instead of a private broker")
+    parser.add_argument("--dir", type=Path, help="work directory (default: a temp dir)")
+    args = parser.parse_args()
+
+    work = Path(args.dir or tempfile.mkdtemp(prefix="kcli-backup-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    broker = None
+    try:
+        if args.bootstrap:
+            bootstrap = args.bootstrap
+        else:
+            shutil.rmtree(work / "broker", ignore_errors=True)
+            broker = Broker(work / "broker")
+            bootstrap = broker.bootstrap
+        count = args.mb * 1_000_000 // RECORD
+        data = work / f"data-{count}.jsonl"
+        if not data.exists():
+            print(f"generating {count} records of {RECORD} bytes ...", file=sys.stderr)
+            generate(data, count)
+        payload = count * (RECORD - 1)
+        b = ["-b", bootstrap, "-q"]
+        times: dict[str, list[float]] = {"produce": [], "consume": [], "backup": [],
+                                         "restore": []}
+        source = None
+        for rep in range(args.repeat):
+            topic = f"bench-{rep}"
+            subprocess.run(kcli(*b, "topic", "create", topic, "-P", str(args.partitions)),
+                           env=env(), check=True, stdout=subprocess.DEVNULL)
+            times["produce"].append(timed(kcli(*b, "produce", topic, "--file", str(data))))
+            if source is None:
+                source = topic
+            else:
+                subprocess.run(kcli(*b, "topic", "delete", topic, "--yes"), env=env(),
+                               check=True, stdout=subprocess.DEVNULL)
+            times["consume"].append(timed(kcli(*b, "consume", source)))
+            archive = work / f"archive-{rep}"
+            shutil.rmtree(archive, ignore_errors=True)
+            times["backup"].append(timed(kcli(*b, "backup", source, "--to", str(archive),
+                                              "--codec", args.codec)))
+            copy = f"bench-copy-{rep}"
+            times["restore"].append(timed(kcli(*b, "restore", str(archive), "--topic",
+                                               f"{source}={copy}")))
+            subprocess.run(kcli(*b, "topic", "delete", copy, "--yes"), env=env(), check=True,
+                           stdout=subprocess.DEVNULL)
+            archive_bytes = sum(p.stat().st_size for p in archive.rglob("*") if p.is_file())
+            if rep < args.repeat - 1:
+                shutil.rmtree(archive)
+            print(f"round {rep + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s"
+                                                   for k, v in times.items()), file=sys.stderr)
+        mb = payload / 1e6
+        rates = {k: mb / min(v) for k, v in times.items()}
+        print(f"\n{count} records of {RECORD} bytes ({mb:.0f} MB of values), "
+              f"{args.partitions} partitions, codec {args.codec}, archive "
+              f"{archive_bytes / 1e6:.0f} MB, best of {args.repeat}, {os.cpu_count()} cores\n")
+        print(f"{'':10}{'best s':>9}{'median s':>10}{'MB/s':>9}")
+        for name, values in times.items():
+            print(f"{name:10}{min(values):9.2f}{statistics.median(values):10.2f}"
+                  f"{rates[name]:9.1f}")
+        print(f"\nbackup / consume  = {rates['backup'] / rates['consume']:.0%}")
+        print(f"restore / produce = {rates['restore'] / rates['produce']:.0%}")
+    finally:
+        if broker is not None:
+            broker.stop()
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
