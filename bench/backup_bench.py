@@ -1,11 +1,12 @@
 """Backup and restore throughput against plain consume and produce, in the same run.
 
     python bench/backup_bench.py [--mb 1024] [--partitions 4] [--repeat 3]
-                                 [--codec zstd] [--bootstrap HOST:PORT] [--dir DIR]
+                                 [--codec zstd] [--data words|logs]
+                                 [--bootstrap HOST:PORT] [--dir DIR]
 
 Starts a private ``kcli broker run`` (unless --bootstrap), writes a data file of 1 KB
-JSON-like records (random ids and words: zstd level 1 keeps about half), then times the
-real commands as a user runs them, whole processes included:
+JSON records (see --data), then times the real commands as a user runs them, whole
+processes included:
 
     kcli produce SRC --file DATA        produce throughput
     kcli consume SRC > /dev/null        consume throughput
@@ -48,9 +49,13 @@ def env() -> dict[str, str]:
     return out
 
 
-def generate(path: Path, count: int, seed: int = 7) -> None:
-    """1 KB lines of JSON events: random ids, small enums, numbers and random words."""
+def generate(path: Path, count: int, kind: str, seed: int = 7) -> None:
+    """1 KB lines of JSON events: random ids, small enums and numbers, then ``words``:
+    random words (zstd level 1 keeps about half), or ``logs``: a log message from a few
+    templates, padded (about a tenth)."""
     rnd = random.Random(seed)
+    templates = [f"request {{}} handled by worker {w} in {{}} ms status 200 path /api/v1/"
+                 f"{name}" for w in range(8) for name in ("orders", "users", "items", "cart")]
     letters = "abcdefghijklmnopqrstuvwxyz"
     vocab = ["".join(rnd.choice(letters) for _ in range(rnd.randrange(3, 10)))
              for _ in range(5000)]
@@ -72,7 +77,10 @@ def generate(path: Path, count: int, seed: int = 7) -> None:
             words: list[str] = []
             used = 0
             while used < room:
-                word = rnd.choice(vocab) if rnd.random() < 0.8 else str(rnd.randrange(10**6))
+                if kind == "logs":
+                    word = rnd.choice(templates).format(rnd.randrange(10**6), rnd.randrange(500))
+                else:
+                    word = rnd.choice(vocab) if rnd.random() < 0.8 else str(rnd.randrange(10**6))
                 words.append(word)
                 used += len(word) + 1
             event["note"] = " ".join(words)[:max(0, room)]
@@ -122,6 +130,8 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--codec", default="zstd")
+    parser.add_argument("--data", choices=("words", "logs"), default="words",
+                        help="record content: random words (hard to compress) or log lines")
     parser.add_argument("--bootstrap", help="use this cluster instead of a private broker")
     parser.add_argument("--dir", type=Path, help="work directory (default: a temp dir)")
     args = parser.parse_args()
@@ -137,10 +147,10 @@ def main() -> None:
             broker = Broker(work / "broker")
             bootstrap = broker.bootstrap
         count = args.mb * 1_000_000 // RECORD
-        data = work / f"data-{count}.jsonl"
+        data = work / f"data-{args.data}-{count}.jsonl"
         if not data.exists():
             print(f"generating {count} records of {RECORD} bytes ...", file=sys.stderr)
-            generate(data, count)
+            generate(data, count, args.data)
         payload = count * (RECORD - 1)
         b = ["-b", bootstrap, "-q"]
         times: dict[str, list[float]] = {"produce": [], "consume": [], "backup": [],
@@ -173,7 +183,7 @@ def main() -> None:
                                                    for k, v in times.items()), file=sys.stderr)
         mb = payload / 1e6
         rates = {k: mb / min(v) for k, v in times.items()}
-        print(f"\n{count} records of {RECORD} bytes ({mb:.0f} MB of values), "
+        print(f"\n{count} records of {RECORD} bytes ({mb:.0f} MB of values, {args.data}), "
               f"{args.partitions} partitions, codec {args.codec}, archive "
               f"{archive_bytes / 1e6:.0f} MB, best of {args.repeat}, {os.cpu_count()} cores\n")
         print(f"{'':10}{'best s':>9}{'median s':>10}{'MB/s':>9}")

@@ -330,4 +330,5 @@ class Archive:
             "records": sum(t.record_count for t in m.topics),
             "bytes": sum(size for _, size, _ in m.files()),
             "groups": m.group_count, "topics": topics,
+            "unfinished_run": (self.root / CHECKPOINT).exists(),
         }

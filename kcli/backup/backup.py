@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -58,11 +59,17 @@ from kcli.backup.records import (
 from kcli.client.cluster import Cluster, ErrorWatch
 from kcli.errors import BadInput, KcliError, NotFound, OperationFailed, from_kafka_error
 
-BLOCK_BYTES = 1 << 20
-"""Uncompressed size of an Avro block (the unit of compression)."""
+BLOCK_BYTES = 4 << 20
+"""Uncompressed size of an Avro block (the unit of compression). Large blocks mean few
+hand-overs between the reading thread and the compressing and writing threads, each of
+which waits for the GIL."""
 SEGMENT_BYTES = 64 << 20
 """Default uncompressed size after which a segment is closed and a new one started."""
-_QUEUE_BLOCKS = 24
+_QUEUE_BLOCKS = 12
+SWITCH_INTERVAL = 0.001
+"""While copying, the reading thread holds the GIL almost all the time; a compressing or
+writing thread that finished its C call waits for it up to the switch interval (5 ms by
+default), which made the writers, not the reader, the bottleneck."""
 COMPRESSION_THREADS = max(2, min(4, os.cpu_count() or 2))
 """Blocks are compressed in parallel (zstd and zlib release the GIL) and written in
 order by the writer thread; with one compressing thread, compression is what a backup
@@ -400,6 +407,8 @@ class BackupRun:
         writer.start()
         self._pool = ThreadPoolExecutor(COMPRESSION_THREADS, "kcli-backup-compress")
         consumer = self._consumer(parts)
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             self._read(consumer, request)
             writer.close()
@@ -407,6 +416,7 @@ class BackupRun:
             self._abort_writer()
             raise
         finally:
+            sys.setswitchinterval(interval)
             consumer.close()
             self._pool.shutdown(cancel_futures=True)
 
@@ -509,8 +519,9 @@ class BackupRun:
         if not count:
             return
         assert self._pool is not None
+        body = b"".join(parts)
         compressed = self._pool.submit(compress_block, self.request.codec, self.request.level,
-                                       parts)
+                                       body, count)
         assert self._writer is not None
         slot = part.slot
         if part.seg_raw == 0:
@@ -528,10 +539,11 @@ class BackupRun:
             self._writer.put(open_file)
         part.seg_raw += size
 
+        raw = len(body)
+
         def write() -> None:
             assert slot.file is not None
-            body, raw = compressed.result()
-            slot.file.append_block(body, raw, count)
+            slot.file.append_block(compressed.result(), raw, count)
 
         self._writer.put(write)
 

@@ -124,6 +124,13 @@ class Job:
         """The checkpoint key of this job's state."""
         return {"kind": self.kind, **self.identity}
 
+    def reset(self) -> None:
+        """Forget a checkpoint that belongs to a topic that no longer exists (the target
+        was deleted, or deleted and created again): start over."""
+        fresh = Job(self.kind, self.identity, self.source_topic, self.target_topic,
+                    self.target_partitions, self.initial, self.repartition)
+        self.__dict__.update(fresh.__dict__)
+
     def chunk_key(self, partition: int, chunk: int) -> Key:
         """Key of one stored piece of a partition's offset map."""
         return {**self.key, "partition": partition, "chunk": chunk}
@@ -318,9 +325,7 @@ class Copier:
             if job.resumed and job.topic_id and current_id and job.topic_id != current_id:
                 self.events.warn(f"{job.target_topic} was recreated since the last "
                                  f"{job.kind}; starting over")
-                fresh = Job(job.kind, job.identity, job.source_topic, job.target_topic,
-                            job.target_partitions, job.initial, job.repartition)
-                job.__dict__.update(fresh.__dict__)
+                job.reset()
             job.topic_id = current_id
             for p in range(job.target_partitions):
                 low = marks.low.get((job.target_topic, p), 0)

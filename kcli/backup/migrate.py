@@ -185,6 +185,10 @@ class Migration:
                         checkpoint_seconds=request.checkpoint_seconds)
         copier.load(jobs)
         for job, status in zip(jobs, statuses, strict=True):
+            if job.resumed and status.created:
+                self.events.warn(f"{job.target_topic} no longer exists on the target; the "
+                                 "checkpoint of an earlier migration into it is ignored")
+                job.reset()
             status.resumed = job.resumed
             for p, state in job.sources.items():
                 state.end = job.initial[p].end if p in job.initial else state.end

@@ -363,12 +363,13 @@ def _compressor(codec: str, level: int) -> Any:
     return found
 
 
-def compress_block(codec: str, level: int | None, parts: Sequence[bytes]) -> tuple[bytes, int]:
-    """(the block body as stored, its uncompressed size) for encoded records. Thread-safe:
-    a backup compresses blocks on a pool of threads (zstd and zlib release the GIL)."""
-    body = b"".join(parts)
+def compress_block(codec: str, level: int | None, body: bytes, count: int) -> bytes:
+    """A block of ``count`` encoded records as a container file stores it, without the
+    sync marker: record count, size, then the (compressed) body. Thread-safe: a backup
+    compresses blocks on a pool of threads (zstd and zlib release the GIL)."""
     compress = _compressor(codec, DEFAULT_LEVELS[codec] if level is None else level)
-    return (compress(body) if compress is not None else body), len(body)
+    data = compress(body) if compress is not None else body
+    return b"".join((encode_long(count), encode_long(len(data)), data))
 
 
 def _header(schema: Mapping[str, Any], codec: str, metadata: Mapping[str, str],
@@ -419,17 +420,17 @@ class SegmentFile:
     def write_block(self, parts: Sequence[bytes], count: int) -> None:
         """Append one block of ``count`` encoded records (their bytes in ``parts``)."""
         if count:
-            body, raw = compress_block(self.codec, self.level, parts)
-            self.append_block(body, raw, count)
+            body = b"".join(parts)
+            self.append_block(compress_block(self.codec, self.level, body, count),
+                              len(body), count)
 
-    def append_block(self, body: bytes, raw_size: int, count: int) -> None:
-        """Append a block already compressed with this file's codec."""
+    def append_block(self, block: bytes, raw_size: int, count: int) -> None:
+        """Append a block made by :func:`compress_block` with this file's codec."""
         self.raw_bytes += raw_size
         self.records += count
-        self._write(encode_long(count) + encode_long(len(body)))
-        self._write(body)
+        self._write(block)
         self._write(self._sync)
-        self._unsynced += len(body)
+        self._unsynced += len(block)
         if self._unsynced >= SYNC_EVERY:
             assert self._file is not None
             self._file.flush()

@@ -203,6 +203,10 @@ class Restore:
                                               for p in t.partitions), default=0))
         copier.load(jobs)
         for plan, job in zip(plans, jobs, strict=True):
+            if job.resumed and plan.action == "create":
+                self.events.warn(f"{plan.target} no longer exists; an earlier restore's "
+                                 "checkpoint of it is ignored")
+                job.reset()
             if job.resumed:
                 plan.action = "done" if job.done and all(
                     s.next >= (s.end or 0) for s in job.sources.values()) else "resume"

@@ -56,19 +56,16 @@ def restore(
             "warnings": events.warnings}
     topic_table = Table(
         (Column("source", "TOPIC"), Column("target", "TARGET"), Column("action", "ACTION"),
-         Column("partitions", "PARTITIONS", "int"), Column("records", "RECORDS", "int"),
-         Column("to_copy", "TO COPY", "int"), Column("copied", "COPIED", "int"),
-         Column("already_there", "ALREADY THERE", "int")),
+         Column("records", "RECORDS", "int"), Column("to_copy", "TO COPY", "int"),
+         Column("copied", "COPIED", "int"), Column("already_there", "FOUND", "int")),
         topics, title="Plan" if result.dry_run else "Topics", empty="(no topics)")
     tables = [topic_table]
     if request.groups:
         tables.append(Table(
             (Column("group", "GROUP"), Column("target_topic", "TOPIC"),
-             Column("partition", "PARTITION", "int"),
-             Column("source_offset", "SOURCE OFFSET", "int"),
-             Column("target_offset", "TARGET OFFSET", "int"),
-             Column("current", "CURRENT", "int"), Column("rule", "RULE", "int"),
-             Column("action", "ACTION"), Column("reason", "NOTE")),
+             Column("partition", "P", "int"), Column("source_offset", "FROM", "int"),
+             Column("target_offset", "TO", "int"), Column("action", "ACTION"),
+             Column("reason", "NOTE")),
             changes, title="Group offsets", empty="(no committed offsets in the archive)"))
     emit(opts, Result(data, tables))
     if result.dry_run:

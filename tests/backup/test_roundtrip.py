@@ -115,3 +115,12 @@ def test_incremental_and_until(kcli: Kcli, bootstrap: str, topic_name: str,
                               "-o", "json").ok().out)
     assert (again["topics"][0]["action"], again["topics"][0]["copied"]) == ("resume", 10)
     assert_same_records(read_all(bootstrap, topic_name), read_all(bootstrap, target))
+    verify = orjson.loads(kcli("backup", "verify", str(archive), "-o", "json").ok().out)
+    assert verify["warnings"] == []  # earlier runs' cluster files are part of the archive
+
+    # the target deleted: its checkpoint no longer applies, everything is restored again
+    kcli("topic", "delete", target, "--yes").ok()
+    fresh = kcli("restore", str(archive), "--topic", f"{topic_name}={target}", "-o", "json").ok()
+    assert orjson.loads(fresh.out)["topics"][0]["copied"] == 60
+    assert "checkpoint" in fresh.err
+    assert_same_records(read_all(bootstrap, topic_name), read_all(bootstrap, target))
