@@ -129,7 +129,8 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=1024, help="data size in MB (10^6 bytes)")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--codec", default="zstd")
+    parser.add_argument("--codec", default="zstd",
+                        help="backup codec; a comma-separated list times each (zstd,null)")
     parser.add_argument("--data", choices=("words", "logs"), default="words",
                         help="record content: random words (hard to compress) or log lines")
     parser.add_argument("--bootstrap", help="use this cluster instead of a private broker")
@@ -153,8 +154,10 @@ def main() -> None:
             generate(data, count, args.data)
         payload = count * (RECORD - 1)
         b = ["-b", bootstrap, "-q"]
-        times: dict[str, list[float]] = {"produce": [], "consume": [], "backup": [],
-                                         "restore": []}
+        codecs = args.codec.split(",")
+        times: dict[str, list[float]] = {"produce": [], "consume": []}
+        times.update({f"backup {c}": [] for c in codecs})
+        times["restore"] = []
         source = None
         for rep in range(args.repeat):
             topic = f"bench-{rep}"
@@ -167,10 +170,14 @@ def main() -> None:
                 subprocess.run(kcli(*b, "topic", "delete", topic, "--yes"), env=env(),
                                check=True, stdout=subprocess.DEVNULL)
             times["consume"].append(timed(kcli(*b, "consume", source)))
-            archive = work / f"archive-{rep}"
-            shutil.rmtree(archive, ignore_errors=True)
-            times["backup"].append(timed(kcli(*b, "backup", source, "--to", str(archive),
-                                              "--codec", args.codec)))
+            for codec in codecs:
+                archive = work / f"archive-{rep}-{codec}"
+                shutil.rmtree(archive, ignore_errors=True)
+                times[f"backup {codec}"].append(timed(kcli(*b, "backup", source, "--to",
+                                                           str(archive), "--codec", codec)))
+                if codec != codecs[0]:
+                    shutil.rmtree(archive)
+            archive = work / f"archive-{rep}-{codecs[0]}"
             copy = f"bench-copy-{rep}"
             times["restore"].append(timed(kcli(*b, "restore", str(archive), "--topic",
                                                f"{source}={copy}")))
@@ -184,13 +191,18 @@ def main() -> None:
         mb = payload / 1e6
         rates = {k: mb / min(v) for k, v in times.items()}
         print(f"\n{count} records of {RECORD} bytes ({mb:.0f} MB of values, {args.data}), "
-              f"{args.partitions} partitions, codec {args.codec}, archive "
+              f"{args.partitions} partitions, restored from the {codecs[0]} archive of "
               f"{archive_bytes / 1e6:.0f} MB, best of {args.repeat}, {os.cpu_count()} cores\n")
-        print(f"{'':10}{'best s':>9}{'median s':>10}{'MB/s':>9}")
+        print(f"load average at the end: {os.getloadavg()[0]:.2f} (other work on the machine "
+              "slows every measurement)\n")
+        print(f"{'':14}{'best s':>9}{'median s':>10}{'MB/s':>9}")
         for name, values in times.items():
-            print(f"{name:10}{min(values):9.2f}{statistics.median(values):10.2f}"
+            print(f"{name:14}{min(values):9.2f}{statistics.median(values):10.2f}"
                   f"{rates[name]:9.1f}")
-        print(f"\nbackup / consume  = {rates['backup'] / rates['consume']:.0%}")
+        print()
+        for codec in codecs:
+            ratio = rates[f"backup {codec}"] / rates["consume"]
+            print(f"backup ({codec}) / consume = {ratio:.0%}")
         print(f"restore / produce = {rates['restore'] / rates['produce']:.0%}")
     finally:
         if broker is not None:

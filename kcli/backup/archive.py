@@ -12,6 +12,20 @@ An archive is a directory::
 Nothing here writes; everything that reads checks what it reads against the manifest
 (sha256, sizes, offsets) and raises :class:`~kcli.backup.records.ArchiveCorrupt` with
 the file named.
+
+Where this departs from ``shared/reference/backup-and-migration.md``, and why:
+
+- Incremental run N (N > 1) writes its cluster files to ``cluster/run-<N>/`` instead of
+  replacing ``cluster/topics.json`` and ``cluster/groups.avro``: replacing them before
+  the new manifest is committed would leave the old manifest naming changed files, and
+  after it the new one naming files not yet written. Each run's files stay (the group
+  offsets of every run are kept), the manifest names the latest ones, and each run
+  entry names its own.
+- Segments record a ``first_offset`` (the first record) besides ``start_offset`` (where
+  the segment's range begins: the previous segment's ``next_offset``), ``raw_bytes``
+  and the ``run`` that wrote them: with gaps the two offsets differ.
+- Configs are kept in ``cluster/topics.json`` only (the manifest names that file with
+  its sha256).
 """
 
 from __future__ import annotations
@@ -66,14 +80,13 @@ class GroupOffset:
     partition: int
     offset: int
     metadata: str | None = None
-    leader_epoch: int | None = None
     captured_at: int = 0
 
     def to_record(self) -> dict[str, Any]:
         """The Avro record (see GROUP_SCHEMA)."""
         return {"group": self.group, "topic": self.topic, "partition": self.partition,
                 "offset": self.offset, "metadata": self.metadata,
-                "leader_epoch": self.leader_epoch, "captured_at": self.captured_at}
+                "captured_at": self.captured_at}
 
 
 def parse_layouts(data: Any, path: str) -> dict[str, TopicLayout]:
@@ -136,10 +149,7 @@ class Archive:
 
     def _checked(self, entry: FileEntry) -> Path:
         path = self.root / entry.path
-        try:
-            sha, size = file_sha256(path)
-        except FileNotFoundError:
-            raise ArchiveCorrupt(path, "file is missing") from None
+        sha, size = file_sha256(path)
         if size != entry.bytes or sha != entry.sha256:
             raise ArchiveCorrupt(path, "sha256 differs from the manifest (the file changed)")
         return path
@@ -175,10 +185,7 @@ class Archive:
         files are compressed, so this reads far less than the records)."""
         for name, size, sha in self.manifest.files():
             path = self.root / name
-            try:
-                actual_sha, actual_size = file_sha256(path)
-            except FileNotFoundError:
-                raise ArchiveCorrupt(path, "file is missing") from None
+            actual_sha, actual_size = file_sha256(path)
             if actual_size != size or actual_sha != sha:
                 raise ArchiveCorrupt(path, "sha256 differs from the manifest")
 

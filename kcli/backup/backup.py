@@ -118,10 +118,13 @@ class BackupResult:
 
 class _Writer(threading.Thread):
     """Runs file jobs in order on its own thread; the first failure stops it and is
-    raised to the main thread on its next call."""
+    raised to the main thread on its next call. A backup has two: the writer appends
+    compressed blocks to segment files; the committer fsyncs and renames finished
+    segments and writes the checkpoint, so a slow fsync does not hold up the writing of
+    the next segment."""
 
-    def __init__(self) -> None:
-        super().__init__(name="kcli-backup-writer", daemon=True)
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
         self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(_QUEUE_BLOCKS)
         self.error: BaseException | None = None
 
@@ -137,7 +140,7 @@ class _Writer(threading.Thread):
                     self.error = error
 
     def check(self) -> None:
-        """Raise the writer's failure, if any."""
+        """Raise the thread's failure, if any."""
         if self.error is not None:
             error, self.error = self.error, None
             if isinstance(error, OSError):
@@ -196,6 +199,7 @@ class BackupRun:
         self.previous: Archive | None = None
         self.checkpoint: Checkpoint | None = None
         self._writer: _Writer | None = None
+        self._committer: _Writer | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._parts: dict[tuple[str, int], _Part] = {}
 
@@ -403,8 +407,10 @@ class BackupRun:
         if not parts:
             return
         self._parts = {(p.topic, p.partition): p for p in parts}
-        writer = self._writer = _Writer()
+        writer = self._writer = _Writer("kcli-backup-writer")
         writer.start()
+        committer = self._committer = _Writer("kcli-backup-committer")
+        committer.start()
         self._pool = ThreadPoolExecutor(COMPRESSION_THREADS, "kcli-backup-compress")
         consumer = self._consumer(parts)
         interval = sys.getswitchinterval()
@@ -412,6 +418,7 @@ class BackupRun:
         try:
             self._read(consumer, request)
             writer.close()
+            committer.close()
         except BaseException:
             self._abort_writer()
             raise
@@ -462,6 +469,8 @@ class BackupRun:
             if not messages:
                 self.watch.check()
                 writer.check()
+                if self._committer is not None:
+                    self._committer.check()
                 continue
             i = 0
             n = len(messages)
@@ -569,15 +578,19 @@ class BackupRun:
         log_append, biggest = builder.log_append, builder.max_record
         durable = part.entry
 
-        def finalize() -> None:
+        def finalize() -> None:  # on the writer thread: hand the file to the committer
+            segment = slot.file
+            slot.file = None
+            assert self._committer is not None
+            self._committer.put(lambda: commit(segment))
+
+        def commit(segment: SegmentFile | None) -> None:  # on the committer thread
             if entry is not None:
-                assert slot.file is not None
-                segment = slot.file
+                assert segment is not None
                 segment.commit()
                 entry.bytes = segment.bytes
                 entry.raw_bytes = segment.raw_bytes
                 entry.sha256 = segment.sha256
-                slot.file = None
                 durable.segments.append(entry)
                 durable.record_count += entry.record_count
                 if durable.first_offset is None:
@@ -620,11 +633,10 @@ class BackupRun:
         return 1
 
     def _abort_writer(self) -> None:
-        writer = self._writer
-        if writer is None:
-            return
-        with contextlib.suppress(BaseException):  # the original failure is what matters
-            writer.close()
+        for thread in (self._writer, self._committer):
+            if thread is not None:
+                with contextlib.suppress(BaseException):  # the original failure matters
+                    thread.close()
         for part in self._parts.values():
             if part.slot.file is not None:
                 part.slot.file.abort()

@@ -113,6 +113,5 @@ def group_commits(cluster: Cluster, topics: Iterable[str]) -> list[GroupOffset]:
     for group, offsets in committed_offsets_with_metadata(cluster, groups).items():
         for (topic, partition), (offset, metadata) in sorted(offsets.items()):
             if topic in wanted:
-                out.append(GroupOffset(group, topic, partition, offset, metadata, None,
-                                       captured))
+                out.append(GroupOffset(group, topic, partition, offset, metadata, captured))
     return sorted(out, key=lambda g: (g.group, g.topic, g.partition))

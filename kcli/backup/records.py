@@ -41,9 +41,7 @@ CODECS = {"zstd": "zstandard", "deflate": "deflate", "null": "null"}
 DEFAULT_LEVELS = {"zstandard": 1, "deflate": 6, "null": 0}
 """zstd level 1: on record data it keeps nearly the ratio of level 3 at about twice the
 speed, and a backup competes with the consumer for the CPU."""
-SYNC_EVERY = 32 << 20
-"""fdatasync a segment after this many bytes, so the kernel writes back while the run
-goes on and the fsync at commit is short."""
+
 TIMESTAMP_TYPES = ("NOT_AVAILABLE", "CREATE_TIME", "LOG_APPEND_TIME")
 """Enum symbols, indexed by confluent-kafka's TIMESTAMP_* constants (0, 1, 2)."""
 SYNC_SIZE = 16
@@ -79,7 +77,6 @@ GROUP_SCHEMA: dict[str, Any] = {
         {"name": "partition", "type": "int"},
         {"name": "offset", "type": "long"},
         {"name": "metadata", "type": ["null", "string"]},
-        {"name": "leader_epoch", "type": ["null", "int"]},
         {"name": "captured_at", "type": "long"},
     ],
 }
@@ -406,7 +403,6 @@ class SegmentFile:
         self.bytes = 0
         self.raw_bytes = 0
         self.records = 0
-        self._unsynced = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[bytes] | None = open(self.tmp, "wb")  # noqa: SIM115
         self._write(_header(schema, codec, metadata or {}, self._sync))
@@ -430,12 +426,6 @@ class SegmentFile:
         self.records += count
         self._write(block)
         self._write(self._sync)
-        self._unsynced += len(block)
-        if self._unsynced >= SYNC_EVERY:
-            assert self._file is not None
-            self._file.flush()
-            os.fdatasync(self._file.fileno())
-            self._unsynced = 0
 
     @property
     def sha256(self) -> str:
@@ -583,6 +573,8 @@ def read_container(path: Path, check: FileCheck | None = None,
         raw = open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:
         raise ArchiveCorrupt(path, "file is missing") from None
+    except OSError as error:
+        raise OperationFailed(f"cannot read {path}: {error.strerror or error}") from None
     with raw:
         hasher = _HashingReader(raw) if check is not None else None
         source: Any = hasher if hasher is not None else raw
@@ -610,14 +602,20 @@ def read_segment(path: Path, check: FileCheck | None = None,
 
 
 def file_sha256(path: Path) -> tuple[str, int]:
-    """(hex sha256, size) of a file."""
+    """(hex sha256, size) of a file; ArchiveCorrupt if it is missing, OperationFailed if
+    it cannot be read."""
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(1 << 20)
-            if not chunk:
-                break
-            digest.update(chunk)
-            size += len(chunk)
+    try:
+        with open(path, "rb") as f:
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                size += len(chunk)
+    except FileNotFoundError:
+        raise ArchiveCorrupt(path, "file is missing") from None
+    except OSError as error:
+        raise OperationFailed(f"cannot read {path}: {error.strerror or error}") from None
     return digest.hexdigest(), size
