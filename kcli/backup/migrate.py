@@ -39,6 +39,7 @@ from kcli.backup.offsetmap import (
     TargetGroup,
     changes_to_apply,
     plan_groups,
+    predicted_map,
 )
 from kcli.backup.restore import split_configs, wait_for_topic
 from kcli.client.cluster import Cluster, ErrorWatch
@@ -58,6 +59,7 @@ class MigrateRequest:
     groups: bool = False
     follow: bool = False
     force_groups: bool = False
+    dry_run: bool = False
     checkpoint_seconds: float = 5.0
     report_seconds: float = 5.0
     groups_seconds: float = 30.0
@@ -78,13 +80,17 @@ class TopicStatus:
     """Records this run found already written (after the last checkpoint)."""
     total: int = 0
     """Records the migration has copied over all its runs."""
+    to_copy: int = 0
+    """Offsets between where this run starts and where it stops (the records to copy,
+    gaps included)."""
     lag: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"source": self.source, "target": self.target, "partitions": self.partitions,
                 "created": self.created, "resumed": self.resumed, "copied": self.copied,
-                "already_there": self.matched, "total": self.total, "lag": self.lag}
+                "already_there": self.matched, "total": self.total, "to_copy": self.to_copy,
+                "lag": self.lag}
 
 
 @dataclass
@@ -95,6 +101,7 @@ class MigrateResult:
     groups: list[GroupChange]
     seconds: float
     interrupted: bool = False
+    dry_run: bool = False
 
 
 class StopFlag:
@@ -194,6 +201,13 @@ class Migration:
                 state.end = job.initial[p].end if p in job.initial else state.end
             for p, initial in job.initial.items():
                 job.sources.setdefault(p, initial)
+            status.to_copy = sum(max(0, cuts[(job.source_topic, p)].high - s.next)
+                                 for p, s in job.sources.items())
+        if request.dry_run:
+            copier.close()
+            would_create = {target for _name, target in to_create}
+            plan = self.sync_groups(jobs, created=would_create) if request.groups else []
+            return MigrateResult(statuses, plan, time.monotonic() - started, dry_run=True)
         for name, target in to_create:
             from kcli.client.topics import create_topic
 
@@ -369,10 +383,14 @@ class Migration:
 
     # -- groups
 
-    def sync_groups(self, jobs: Sequence[Job]) -> list[GroupChange]:
+    def sync_groups(self, jobs: Sequence[Job], created: set[str] | None = None,
+                    ) -> list[GroupChange]:
         """Translate the source groups' committed offsets through the maps and commit
-        them on the target (empty groups only, never backwards unless forced)."""
+        them on the target (empty groups only, never backwards unless forced). With
+        ``created`` (a dry run: the target topics that would be created), nothing is
+        written and the part not copied yet is predicted as a copy without gaps."""
         from kcli.client.groups import commit_offsets, describe_group_or_empty
+        from kcli.client.offsets import watermarks
 
         names = [job.source_topic for job in jobs]
         commits = capture.group_commits(self.source, names)
@@ -380,10 +398,30 @@ class Migration:
             return []
         maps: dict[tuple[str, int], OffsetMap] = {}
         renames: dict[str, str] = {}
+        ends = {}
+        if created is not None:
+            existing = [(j.target_topic, p) for j in jobs if j.target_topic not in created
+                        for p in j.sources]
+            ends = watermarks(self.target, existing).high
+            stops = watermarks(self.source, [(j.source_topic, p) for j in jobs
+                                             for p in j.sources]).high
         for job in jobs:
             renames[job.source_topic] = job.target_topic
-            for p, omap in job.maps().items():
-                maps[(job.source_topic, p)] = omap
+            actual = job.maps()
+            if created is None:
+                for p, omap in actual.items():
+                    maps[(job.source_topic, p)] = omap
+                continue
+            for p, source in job.sources.items():
+                base = actual.get(p)
+                state = job.targets.get(p)
+                tgt_from = state.next if state else ends.get((job.target_topic, p), 0)
+                stop = max(source.next, stops.get((job.source_topic, p), source.next))
+                predicted = predicted_map(source.next, stop, [], tgt_from,
+                                          base if base is not None and base.runs else None)
+                if base is None or not base.runs:
+                    predicted.src_start = source.start
+                maps[(job.source_topic, p)] = predicted
         targets: dict[str, TargetGroup] = {}
         for group in sorted({c.group for c in commits}):
             detail = describe_group_or_empty(self.target, group)
@@ -396,6 +434,8 @@ class Migration:
         changes = plan_groups([SourceCommit(c.group, c.topic, c.partition, c.offset,
                                             c.metadata) for c in commits],
                               maps, renames, targets, self.request.force_groups)
+        if created is not None:
+            return changes
         for group, items in changes_to_apply(changes).items():
             commit_offsets(self.target, group, [
                 (c.target_topic, c.partition, c.target_offset, c.metadata) for c in items

@@ -59,11 +59,15 @@ def migrate(
                          "stderr.")] = False,
     force_groups: Annotated[bool, typer.Option(
         "--force-groups", help="Let --groups move a committed offset backwards.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show the plan (topics, records to copy, group offsets assuming "
+                          "no gaps in what is not copied yet); change nothing.")] = False,
 ) -> None:
     """Copy topics to another cluster: configs, partition counts, records (same
     partition, order, keys, values, headers, timestamps) and, with --groups, committed
     offsets translated record for record. Progress is checkpointed in the target
-    (topic __kcli_checkpoints): rerunning resumes without duplicates."""
+    (topic __kcli_checkpoints): rerunning resumes without duplicates. Without --follow,
+    Ctrl-C also stops cleanly after a checkpoint, and exits 130 (not finished)."""
     from kcli.backup.migrate import MigrateRequest, run_migrate
     from kcli.client.cluster import Cluster
     from kcli.output import Result, Table
@@ -84,7 +88,7 @@ def migrate(
     target_config = target_opts.client_config({"allow.auto.create.topics": False})
     request = MigrateRequest(patterns=tuple(topics or ()), all_topics=all_topics,
                              renames=renames, groups=groups, follow=follow,
-                             force_groups=force_groups)
+                             force_groups=force_groups, dry_run=dry_run)
     with CliEvents(opts) as events:
         result = run_migrate(Cluster(source_config, source_opts.timeout), source_config,
                              Cluster(target_config, target_opts.timeout), target_config,
@@ -92,12 +96,13 @@ def migrate(
     rows = [t.to_dict() for t in result.topics]
     changes = [c.to_dict() for c in result.groups]
     data = {"source": source_opts.bootstrap, "target": target_opts.bootstrap,
-            "follow": follow, "interrupted": result.interrupted, "topics": rows,
+            "follow": follow, "dry_run": result.dry_run, "interrupted": result.interrupted,
+            "topics": rows,
             "groups": changes, "seconds": round(result.seconds, 3),
             "warnings": events.warnings}
     tables = [Table((Column("source", "TOPIC"), Column("target", "TARGET"),
                      Column("partitions", "PARTITIONS", "int"),
-                     Column("copied", "COPIED", "int"),
+                     Column("to_copy", "TO COPY", "int"), Column("copied", "COPIED", "int"),
                      Column("already_there", "ALREADY THERE", "int"),
                      Column("total", "TOTAL", "int"), Column("lag", "LAG", "int")), rows,
                     empty="(no topics)")]
@@ -109,6 +114,9 @@ def migrate(
              Column("action", "ACTION"), Column("reason", "NOTE")),
             changes, title="Group offsets", empty="(no committed offsets)"))
     emit(opts, Result(data, tables))
+    if result.dry_run:
+        say(opts, "dry run: nothing changed")
+        return
     copied = sum(t.copied for t in result.topics)
     say(opts, f"migrated {copied} records in {result.seconds:.2f}s")
     if result.interrupted and not follow:

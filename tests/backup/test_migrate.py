@@ -32,13 +32,20 @@ def target(make_broker: Callable[..., BrokerProcess]) -> str:
     return make_broker("target").start().bootstrap
 
 
-def test_migrate_with_groups_then_resume(kcli: Kcli, bootstrap: str, target: str,
-                                         rich_topic: RichTopic) -> None:
+def test_migrate_with_groups_then_resume(kcli: Kcli, run_kcli: Kcli, bootstrap: str,
+                                         target: str, rich_topic: RichTopic) -> None:
     name = rich_topic.name
     renamed = f"{name}-moved"
+    plan = orjson.loads(kcli("migrate", name, "--to", target, "--rename", f"{name}={renamed}",
+                             "--groups", "--dry-run", "-o", "json").ok().out)
+    assert plan["topics"][0]["to_copy"] == 176
+    planned = {(c["group"], c["partition"]): c["target_offset"] for c in plan["groups"]}
+    listed = orjson.loads(kcli("-b", target, "topic", "list", "-o", "json").ok().out)
+    assert renamed not in {t["name"] for t in listed}
     done = orjson.loads(kcli("migrate", name, "--to", target, "--rename", f"{name}={renamed}",
                              "--groups", "-o", "json").ok().out)
     assert done["topics"][0]["copied"] == 176
+    assert planned == {(c["group"], c["partition"]): c["target_offset"] for c in done["groups"]}
     source = read_all(bootstrap, name)
     copied = read_all(target, renamed)
     assert_same_records(source, copied)
@@ -53,8 +60,11 @@ def test_migrate_with_groups_then_resume(kcli: Kcli, bootstrap: str, target: str
     moved = {(name, p): (40 + p, "moved on") for p in range(3)}
     commit(bootstrap, f"{name}-mid", moved)
     rich_topic.groups[f"{name}-mid"] = moved
-    again = orjson.loads(kcli("migrate", name, "--to", target, "--rename", f"{name}={renamed}",
-                              "--groups", "-o", "json").ok().out)
+    # this time the two clusters are named by profiles (no -b at all)
+    run_kcli("profile", "add", "src", "-b", bootstrap).ok()
+    run_kcli("profile", "add", "dst", "-b", target).ok()
+    again = orjson.loads(run_kcli("migrate", name, "--from", "src", "--to", "dst", "--rename",
+                                  f"{name}={renamed}", "--groups", "-o", "json").ok().out)
     topic = again["topics"][0]
     assert (topic["resumed"], topic["copied"], topic["already_there"]) == (True, 25, 0)
     assert topic["lag"] == 0

@@ -139,3 +139,38 @@ def test_killed_restore_resumes_without_duplicates(kcli: Kcli, bootstrap: str, t
     assert topic["copied"] == 3 * per_partition - before
     source: list[Rec] = read_all(bootstrap, big_topic)
     assert_same_records(source, read_all(bootstrap, target))
+
+
+def test_killed_repartitioning_restore_resumes(kcli: Kcli, bootstrap: str, topic_name: str,
+                                               tmp_path: Path, cli_env: dict[str, str]
+                                               ) -> None:
+    from kcli.backup.partitioner import partition_for
+    from tests.backup.conftest import create_topic
+
+    per_partition = 10_000
+    source = fill(bootstrap, topic_name, per_partition, 1000)
+    archive = tmp_path / "archive"
+    kcli("backup", source, "--to", str(archive)).ok()
+    target = f"{source}-five"
+    create_topic(bootstrap, target, 5)
+    args = ["-b", bootstrap, "restore", str(archive), "--topic", f"{source}={target}",
+            "--repartition"]
+    watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": "w", "log_level": 0})
+
+    def written() -> int:
+        return sum(watcher.get_watermark_offsets(TopicPartition(target, p), 1)[1]
+                   for p in range(5))
+
+    try:
+        kill_when(args, cli_env, lambda: written() > 1000, "1000 restored records")
+        time.sleep(0.2)
+        before = written()
+    finally:
+        watcher.close()
+    assert before < 3 * per_partition
+    done = orjson.loads(kcli(*args[2:], "-o", "json").ok().out)
+    assert done["topics"][0]["already_there"] == before
+    records = read_all(bootstrap, target)
+    assert len(records) == 3 * per_partition
+    assert len({r.value for r in records}) == 3 * per_partition  # no duplicates
+    assert all(r.partition == partition_for(r.key or b"", 5) for r in records)
