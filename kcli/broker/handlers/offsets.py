@@ -25,6 +25,9 @@ def leader_partition(
         return None, errors.UNKNOWN_TOPIC_OR_PARTITION
     partition = ctx.broker.partition(topic, index)
     if partition is None or not partition.is_leader:
+        ctx.broker.refresh_metadata()  # maybe we lead it since the last poll
+        partition = ctx.broker.partition(topic, index)
+    if partition is None or not partition.is_leader:
         return None, errors.NOT_LEADER_OR_FOLLOWER
     if current_leader_epoch >= 0:
         if current_leader_epoch < partition.leader_epoch:
