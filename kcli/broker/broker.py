@@ -111,6 +111,7 @@ class Broker:
         self._live: set[int] = {self.node_id}
         self._live_at = -1.0
         self._seen_live: set[int] = set()  # brokers seen live since this one started
+        self._settled: tuple[int, frozenset[int]] | None = None  # nothing to elect at these
         self._stopping = False
         self._isr_attempts: dict[tuple[str, int], float] = {}
 
@@ -420,7 +421,11 @@ class Broker:
         never_seen = set(metadata.brokers) - self._seen_live
         if never_seen and time.monotonic() - self._started_at < STARTUP_GRACE_S:
             return  # they may be starting with us: give them a moment
+        settled = (metadata.epoch, frozenset(live))
+        if settled == self._settled:
+            return
         if not elect_leaders(metadata, live, self.settings, dry_run=True):
+            self._settled = settled
             return
         for change in self.controller.elect_leaders(live):
             log.info("controller: %s", change)
