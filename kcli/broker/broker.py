@@ -28,6 +28,7 @@ from kcli.broker.cluster.fetcher import ReplicaFetcherManager
 from kcli.broker.cluster.metadata import (
     BrokerInfo,
     ClusterMetadata,
+    MetadataBusy,
     MetadataStore,
     TopicState,
 )
@@ -133,7 +134,7 @@ class Broker:
             self.live_broker_ids()  # who runs now, before anyone can die unseen
             if self.cluster.try_acquire_controller():
                 self.controller.claim_controller()
-        except (BrokerIdInUse, ControllerError, ValueError) as error:
+        except (BrokerIdInUse, ControllerError, MetadataBusy, ValueError) as error:
             self._release_locks()
             raise BrokerStartError(str(error)) from None
         except BaseException:

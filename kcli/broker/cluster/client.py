@@ -106,7 +106,8 @@ class BrokerClient:
             async with asyncio.timeout(time_limit):
                 if self._writer is None:
                     await self._connect()
-                assert self._reader is not None and self._writer is not None
+                assert self._reader is not None
+                assert self._writer is not None
                 self._writer.write(self.encode(body))
                 await self._writer.drain()
                 (size,) = _SIZE.unpack(await self._reader.readexactly(4))

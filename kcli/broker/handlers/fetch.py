@@ -124,7 +124,17 @@ class _FetchPlan:
         if not partition.is_leader:
             result.error_code = errors.NOT_LEADER_OR_FOLLOWER
             return b""
-        error = _check_epoch(partition, int(getattr(fp, "current_leader_epoch", -1)))
+        known_epoch = int(getattr(fp, "current_leader_epoch", -1))
+        error = _check_epoch(partition, known_epoch)
+        if error == errors.UNKNOWN_LEADER_EPOCH and not self._recorded:
+            broker = self.ctx.broker
+            broker.refresh_metadata()  # the asker may have seen a newer epoch first
+            if broker.partition(partition.topic, partition.index) is not partition or (
+                not partition.is_leader
+            ):
+                result.error_code = errors.NOT_LEADER_OR_FOLLOWER
+                return b""
+            error = _check_epoch(partition, known_epoch)
         if error:
             result.error_code = error
             return b""
