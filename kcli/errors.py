@@ -69,6 +69,15 @@ class NotFound(KcliError):
     exit_code = ExitCode.NOT_FOUND
 
 
+class Interrupted(KcliError):
+    """Stopped by Ctrl-C."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, message: str = "interrupted") -> None:
+        super().__init__(message)
+
+
 # Kafka error names (KafkaError.name(): broker codes and librdkafka's local "_" codes)
 # grouped by what they mean to a user. Anything not listed is OperationFailed.
 _UNREACHABLE = frozenset({

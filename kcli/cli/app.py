@@ -93,7 +93,9 @@ def _debugging() -> bool:
 def main() -> None:
     """Console entry point: run the app and turn every failure into one line and an exit code."""
     try:
-        app(prog_name="kcli", standalone_mode=False)
+        code = app(prog_name="kcli", standalone_mode=False)
+        if isinstance(code, int) and code:  # typer.Exit(n) comes back as a return value
+            raise SystemExit(code)
     except KcliError as error:
         if _debugging():
             traceback.print_exc()

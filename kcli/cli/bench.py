@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
     """Nearest-rank percentile of already sorted values."""
     if not sorted_values:
         return None
-    rank = max(1, min(len(sorted_values), round(fraction * len(sorted_values) + 0.5)))
+    rank = max(1, min(len(sorted_values), math.ceil(fraction * len(sorted_values))))
     return sorted_values[rank - 1]
 
 
@@ -79,14 +80,13 @@ def produce(
     """Write COUNT records of SIZE bytes as fast as possible; report throughput and
     per-record delivery latency (send to acknowledgement) percentiles."""
     from kcli.client.producer import RecordProducer
-    from kcli.client.topics import ensure_topic
 
     if acks not in ("0", "1", "all", "-1"):
         raise BadInput(f"--acks: {acks!r} is not one of 0, 1, all")
-    ensure_topic(connect(opts), topic)
     payload = os.urandom(size)
     producer = RecordProducer(opts.client_config({"acks": acks}), topic,
                               timeout=opts.timeout, measure_latency=True)
+    producer.check_topic()
     started = time.perf_counter()
     with progress(opts, count, f"producing to {topic}") as advance:
         left = count

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kcli.config import Options, parse_overrides
 from kcli.errors import BadInput
@@ -50,15 +51,47 @@ def _noop(amount: int) -> None:
     return None
 
 
+SHOW_AFTER = 1.0
+"""Seconds an operation must have run before its progress bar appears."""
+_clock = time.monotonic
+
+
 @contextmanager
 def progress(opts: Options, total: int | None, description: str,
              unit: str = "records") -> Iterator[Advance]:
-    """A rich progress bar on stderr, only for a known size on a terminal, never with -q."""
+    """A rich progress bar on stderr for an operation of known size, shown only on a
+    terminal, never with -q, and only once the operation has run for SHOW_AFTER
+    seconds (quick commands never flash a bar)."""
     from kcli.cli.options import stderr_is_terminal
 
     if opts.quiet or not total or not stderr_is_terminal():
         yield _noop
         return
+    started = _clock()
+    done = 0
+    bar: Any = None
+    task: Any = None
+
+    def advance(amount: int) -> None:
+        nonlocal done, bar, task
+        done += amount
+        if bar is None:
+            if _clock() - started < SHOW_AFTER:
+                return
+            bar = _progress_bar(unit)
+            bar.start()
+            task = bar.add_task(description, total=total, completed=done)
+        else:
+            bar.update(task, completed=done)
+
+    try:
+        yield advance
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def _progress_bar(unit: str) -> Any:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -72,10 +105,6 @@ def progress(opts: Options, total: int | None, description: str,
     columns = [TextColumn("{task.description}"), BarColumn(),
                TransferSpeedColumn() if unit == "bytes" else MofNCompleteColumn(),
                TimeRemainingColumn()]
-    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-
-        def advance(amount: int) -> None:
-            bar.advance(task, amount)
-
-        yield advance
+    # only called once stderr is known to be a terminal
+    console = Console(file=sys.stderr, force_terminal=True)
+    return Progress(*columns, console=console, transient=True)

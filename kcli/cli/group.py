@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -10,7 +10,10 @@ from kcli.cli.common import connect, emit, progress
 from kcli.cli.options import command, say
 from kcli.config import Options
 from kcli.errors import KcliError
-from kcli.output.model import Column
+from kcli.output.model import Column, Result, Table, fields_table
+
+if TYPE_CHECKING:
+    from kcli.client.models import GroupDetail, GroupSummary, PartitionLag
 
 app = typer.Typer(help="Consumer groups: state, members, lag, offset resets.",
                   no_args_is_help=True, rich_markup_mode=None)
@@ -27,27 +30,17 @@ def _lag_columns(with_group: bool) -> tuple[Column, ...]:
     return tuple(columns)
 
 
-@command(app, "list")
-def list_(opts: Options) -> None:
-    """Groups with state, member count and lag."""
-    from kcli.client.groups import list_groups
-    from kcli.output import Result, Table
-
-    rows = [g.to_dict() for g in list_groups(connect(opts))]
+def list_result(groups: list[GroupSummary]) -> Result:
+    """What `group list` prints."""
+    rows = [g.to_dict() for g in groups]
     columns = (Column("group", "GROUP"), Column("state", "STATE"),
                Column("members", "MEMBERS", "int"), Column("lag", "LAG", "int"),
                Column("max_lag", "MAX LAG", "int"), Column("topics", "TOPICS", "list"))
-    emit(opts, Result(rows, (Table(columns, rows, empty="(no groups)"),)))
+    return Result(rows, (Table(columns, rows, empty="(no groups)"),))
 
 
-@command(app, "describe")
-def describe(opts: Options, group: GroupArg) -> None:
-    """Members, assignments and per-partition committed offset, end and lag."""
-    from kcli.client.groups import describe_group
-    from kcli.output import Result, Table
-    from kcli.output.model import fields_table
-
-    detail = describe_group(connect(opts), group)
+def describe_result(detail: GroupDetail) -> Result:
+    """What `group describe` prints."""
     data = detail.to_dict()
     header = fields_table([
         ("group", detail.group), ("state", detail.state), ("protocol", detail.protocol),
@@ -63,7 +56,29 @@ def describe(opts: Options, group: GroupArg) -> None:
         title="Members", empty="(no active members)")
     partitions = Table(_lag_columns(False), data["partitions"], title="Offsets",
                        empty="(no committed offsets)")
-    emit(opts, Result(data, (header, members, partitions)))
+    return Result(data, (header, members, partitions))
+
+
+def lag_result(rows: list[PartitionLag]) -> Result:
+    """What `group lag` prints."""
+    data = [r.to_dict() for r in rows]
+    return Result(data, (Table(_lag_columns(True), data, empty="(no committed offsets)"),))
+
+
+@command(app, "list")
+def list_(opts: Options) -> None:
+    """Groups with state, member count and lag."""
+    from kcli.client.groups import list_groups
+
+    emit(opts, list_result(list_groups(connect(opts))))
+
+
+@command(app, "describe")
+def describe(opts: Options, group: GroupArg) -> None:
+    """Members, assignments and per-partition committed offset, end and lag."""
+    from kcli.client.groups import describe_group
+
+    emit(opts, describe_result(describe_group(connect(opts), group)))
 
 
 @command(app, "lag")
@@ -74,11 +89,8 @@ def lag(
 ) -> None:
     """Per-partition lag (end - committed) of one group or of all of them."""
     from kcli.client.groups import group_lag
-    from kcli.output import Result, Table
 
-    rows = [r.to_dict() for r in group_lag(connect(opts), group)]
-    emit(opts, Result(rows, (Table(_lag_columns(True), rows,
-                                   empty="(no committed offsets)"),)))
+    emit(opts, lag_result(group_lag(connect(opts), group)))
 
 
 @command(app, "reset")
@@ -98,7 +110,6 @@ def reset(
     while the group has active members."""
     from kcli.client.groups import apply_reset, plan_reset
     from kcli.client.offsets import parse_position
-    from kcli.output import Result, Table
 
     spec = parse_position(to, allow_shift=True, option="--to")
     cluster = connect(opts)

@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from kcli.config import GlobalFlags, Options, resolve
+from kcli.errors import Interrupted
 
 F = TypeVar("F", bound=Callable[..., Any])
 PANEL = "Global options"
@@ -96,6 +97,9 @@ def with_global_options(func: Callable[..., Any], *, use_profiles: bool = True,
         opts = resolve(flags, use_profiles=use_profiles)
         try:
             return func(opts, **kwargs)
+        except KeyboardInterrupt:
+            # typer would turn it into a silent exit 130; say what happened, once
+            raise Interrupted() from None
         except BrokenPipeError:
             # The reader went away (`kcli consume T | head`): that is a normal end.
             # Handled here because typer's click turns EPIPE into exit status 1.

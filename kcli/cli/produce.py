@@ -6,38 +6,21 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from kcli.cli.common import connect, progress
+from kcli.cli.common import progress
 from kcli.cli.options import say
 from kcli.config import Options
 from kcli.errors import BadInput
 
-FORMATS = ("raw", "json", "avro")
+if TYPE_CHECKING:
+    from kcli.client.producer import RecordProducer
+    from kcli.formats.lines import LineFormat
+
 ACKS = ("0", "1", "all", "-1")
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
-CHUNK = 1 << 20
-
-
-def read_lines(stream: IO[bytes], advance: object = None) -> Iterator[list[bytes]]:
-    """Complete lines (without the newline) in lists, reading large binary chunks.
-    A final line without a newline counts; a trailing newline adds no empty record."""
-    read = getattr(stream, "read1", stream.read)
-    rest = b""
-    while True:
-        data = read(CHUNK)
-        if not data:
-            break
-        if callable(advance):
-            advance(len(data))
-        lines = (rest + data).split(b"\n") if rest else data.split(b"\n")
-        rest = lines.pop()
-        if lines:
-            yield lines
-    if rest:
-        yield [rest]
 
 
 def parse_rate(text: str | None) -> float | None:
@@ -89,9 +72,9 @@ def produce(
     """Write records to a topic: one per line from stdin or --file. Prints how many were
     written; exits non-zero if any record failed."""
     from kcli.client.producer import RecordProducer
-    from kcli.client.topics import ensure_topic
+    from kcli.formats.lines import LINE_FORMATS, LineFormat, read_lines
 
-    _choice(fmt, FORMATS, "-f")
+    _choice(fmt, LINE_FORMATS, "-f")
     _choice(acks, ACKS, "--acks")
     _choice(compression, COMPRESSIONS, "--compression")
     per_second = parse_rate(rate)
@@ -101,6 +84,11 @@ def produce(
         if not found or not name:
             raise BadInput(f"-H expects key=value, got {item!r}")
         headers.append((name, value.encode("utf-8")))
+    if key_separator == "":
+        raise BadInput("-k needs a non-empty separator")
+    if fmt == "json" and (key_separator or header):
+        raise BadInput("-k and -H do not apply to -f json (the envelope carries keys and "
+                       "headers)")
     codec = None
     if fmt == "avro":
         if schema is None:
@@ -110,12 +98,8 @@ def produce(
         codec = AvroCodec.from_file(schema)
     elif schema is not None:
         raise BadInput("--schema is only used with -f avro")
-    sep = key_separator.encode("utf-8") if key_separator else None
-    if key_separator == "":
-        raise BadInput("-k needs a non-empty separator")
-    if fmt == "json" and (sep or header):
-        raise BadInput("-k and -H do not apply to -f json (the envelope carries keys and "
-                       "headers)")
+    line_format = LineFormat(fmt, key_separator.encode("utf-8") if key_separator else None,
+                             tuple(headers), codec)
 
     try:
         stream: IO[bytes] = open(file, "rb") if file else sys.stdin.buffer  # noqa: SIM115
@@ -128,8 +112,6 @@ def produce(
         except OSError:
             size = None
 
-    cluster = connect(opts)
-    ensure_topic(cluster, topic)
     extra: dict[str, object] = {}
     if acks is not None:
         extra["acks"] = "all" if acks == "-1" else acks
@@ -137,17 +119,17 @@ def produce(
         extra["compression.type"] = compression
     config = opts.client_config(extra)
     producer = RecordProducer(config, topic, timeout=opts.timeout)
+    producer.check_topic()
     part = -1 if partition is None else partition
     started = time.monotonic()
     try:
         with progress(opts, size, f"producing to {topic}", unit="bytes") as advance:
             lines = read_lines(stream, advance if size else None)
-            simple = fmt == "raw" and sep is None and not headers and per_second is None
-            if simple:
+            if line_format.plain_values and per_second is None:
                 for batch in lines:
                     producer.send_values(batch, part)
             else:
-                _produce_each(producer, lines, fmt, sep, headers, part, codec, per_second)
+                _produce_records(producer, lines, line_format, part, per_second)
     except BadInput as error:
         # Records before the bad line are written; say so in the one error line.
         done = producer.flush()
@@ -164,42 +146,25 @@ def produce(
     say(opts, f"produced {report.delivered} records to {topic} in {elapsed:.2f}s")
 
 
-def _produce_each(producer: object, lines: Iterator[list[bytes]], fmt: str,
-                  sep: bytes | None, headers: list[tuple[str, bytes | None]], partition: int,
-                  codec: object, per_second: float | None) -> None:
-    from kcli.client.producer import RecordProducer
-    from kcli.formats import envelope
-    from kcli.formats.avro import AvroCodec
-
-    assert isinstance(producer, RecordProducer)
+def _produce_records(producer: RecordProducer, lines: Iterator[list[bytes]],
+                     line_format: LineFormat, partition: int,
+                     per_second: float | None) -> None:
+    """The general path: each line through its format, -P over the record's partition,
+    optionally paced to a rate."""
     send = producer.send
     started = time.monotonic()
-    lineno = 0
-    sent = 0
+    lineno = sent = 0
     for batch in lines:
         for line in batch:
             lineno += 1
-            if fmt == "json":
-                if not line.strip():
-                    continue
-                record = envelope.loads(line, lineno)
-                target = partition if partition >= 0 else (
-                    record.partition if record.partition is not None else -1)
-                send(record.value, record.key, target, record.timestamp or 0,
-                     record.headers or None)
-            else:
-                key = None
-                value: bytes | None = line
-                if sep is not None:
-                    head, found, tail = line.partition(sep)
-                    if found:
-                        key, value = head, tail
-                if fmt == "avro":
-                    assert isinstance(codec, AvroCodec)
-                    if not (value or b"").strip():
-                        continue
-                    value = codec.encode(value or b"", f"line {lineno}")
-                send(value, key, partition, 0, headers or None)
+            record = line_format.record(line, lineno)
+            if record is None:
+                continue
+            target = partition
+            if target < 0 and record.partition is not None:
+                target = record.partition
+            send(record.value, record.key, target, record.timestamp or 0,
+                 record.headers or None)
             sent += 1
             if per_second is not None:
                 ahead = sent / per_second - (time.monotonic() - started)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +11,10 @@ from kcli.cli.common import connect, emit, key_values
 from kcli.cli.options import command, say
 from kcli.config import Options
 from kcli.errors import BadInput, KcliError
+from kcli.output.model import Column, Result, Table, fields_table
+
+if TYPE_CHECKING:
+    from kcli.client.models import TopicDetail, TopicSummary
 
 app = typer.Typer(help="List, describe, create, change and delete topics.",
                   no_args_is_help=True, rich_markup_mode=None)
@@ -20,36 +24,17 @@ ConfigOpt = Annotated[list[str] | None, typer.Option(
     "-c", "--config", metavar="KEY=VALUE", help="Topic config, repeatable.")]
 
 
-@command(app, "list")
-def list_(
-    opts: Options,
-    internal: Annotated[bool, typer.Option("--internal", help="Include internal topics.")] = False,
-) -> None:
-    """Topics with partitions, replication, record count and size."""
-    from kcli.client.topics import list_topics
-    from kcli.output import Column, Result, Table
-
-    topics = list_topics(connect(opts), include_internal=internal)
+def list_result(topics: list[TopicSummary]) -> Result:
+    """What `topic list` prints."""
     rows = [t.to_dict() for t in topics]
     columns = (Column("name", "NAME"), Column("partitions", "PARTITIONS", "int"),
                Column("replication", "REPLICATION", "int"), Column("records", "RECORDS", "int"),
                Column("size", "SIZE", "bytes"))
-    emit(opts, Result(rows, (Table(columns, rows, empty="(no topics)"),)))
+    return Result(rows, (Table(columns, rows, empty="(no topics)"),))
 
 
-@command(app, "describe")
-def describe(
-    opts: Options,
-    topic: TopicArg,
-    all_configs: Annotated[bool, typer.Option(
-        "--all-configs", help="Show every config, not only the non-default ones.")] = False,
-) -> None:
-    """Partitions (leader, replicas, ISR, offsets) and configs of a topic."""
-    from kcli.client.topics import describe_topic
-    from kcli.output import Column, Result, Table
-    from kcli.output.model import fields_table
-
-    detail = describe_topic(connect(opts), topic, all_configs=all_configs)
+def describe_result(detail: TopicDetail, all_configs: bool = False) -> Result:
+    """What `topic describe` prints."""
     data = detail.to_dict()
     header = fields_table([
         ("topic", detail.name), ("partitions", len(detail.partitions)),
@@ -65,7 +50,32 @@ def describe(
         (Column("name", "NAME"), Column("value", "VALUE"), Column("source", "SOURCE")),
         [c.to_dict() | ({"value": "****"} if c.sensitive else {}) for c in detail.configs],
         title="Configs" if all_configs else "Configs (non-default)", empty="(none)")
-    emit(opts, Result(data, (header, partitions, configs)))
+    return Result(data, (header, partitions, configs))
+
+
+@command(app, "list")
+def list_(
+    opts: Options,
+    internal: Annotated[bool, typer.Option("--internal", help="Include internal topics.")] = False,
+) -> None:
+    """Topics with partitions, replication, record count and size."""
+    from kcli.client.topics import list_topics
+
+    emit(opts, list_result(list_topics(connect(opts), include_internal=internal)))
+
+
+@command(app, "describe")
+def describe(
+    opts: Options,
+    topic: TopicArg,
+    all_configs: Annotated[bool, typer.Option(
+        "--all-configs", help="Show every config, not only the non-default ones.")] = False,
+) -> None:
+    """Partitions (leader, replicas, ISR, offsets) and configs of a topic."""
+    from kcli.client.topics import describe_topic
+
+    detail = describe_topic(connect(opts), topic, all_configs=all_configs)
+    emit(opts, describe_result(detail, all_configs))
 
 
 @command(app, "create")
@@ -166,7 +176,6 @@ def delete_records(
     """Delete the oldest records of a topic."""
     from kcli.client.offsets import parse_position
     from kcli.client.topics import delete_records as run
-    from kcli.output import Column, Result, Table
 
     spec = parse_position(before, option="--before")
     if spec.kind not in ("offset", "time", "end"):

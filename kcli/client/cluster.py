@@ -109,7 +109,9 @@ class Cluster:
                  what: str) -> dict[Any, Any]:
         """Wait for every future of a dict; values are results or the KcliError each
         raised (callers decide whether one failure fails the command)."""
-        self._poll_until(lambda: all(f.done() for f in futures.values()), what)
+        labels = ", ".join(_label(k) for k in futures)
+        self._poll_until(lambda: all(f.done() for f in futures.values()),
+                         f"{what} {labels}".strip() if len(labels) <= 60 else what)
         results: dict[Any, Any] = {}
         for key, future in futures.items():
             try:
@@ -126,17 +128,19 @@ class Cluster:
         from confluent_kafka import KafkaException
 
         deadline = self._deadline()
+        slice_ = 0.05  # short at first: a refused connection shows up in milliseconds
         while True:
             self.watch.check()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise Unreachable(f"no metadata from {self.bootstrap} in {self.timeout:g}s")
             try:
-                result = self.admin.list_topics(topic=topic, timeout=min(1.0, remaining))
+                result = self.admin.list_topics(topic=topic, timeout=min(slice_, remaining))
             except KafkaException as error:
                 name = error.args[0].name() if error.args else ""
                 if name in ("_TRANSPORT", "_TIMED_OUT"):
                     self.admin.poll(0)
+                    slice_ = min(slice_ * 2, 1.0)
                     continue
                 raise from_kafka_error(error, "metadata") from None
             self.watch.connected = True

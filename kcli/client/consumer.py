@@ -10,13 +10,14 @@ EOF event, as ``kcat -e`` does).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kcli.client.cluster import Cluster, ErrorWatch
 from kcli.client.offsets import TP, PositionSpec, resolve_positions, watermarks
 from kcli.client.topics import topic_partitions
-from kcli.errors import NotFound, from_kafka_error
+from kcli.errors import NotFound, Unreachable, from_kafka_error
 
 # kcli's defaults; a profile or -X overrides any of them. librdkafka backs off fetching
 # for fetch.queue.backoff.ms (default 1000) whenever its local queue is "full"
@@ -54,6 +55,7 @@ class RecordConsumer:
         self._assigned: set[TP] = set()
         self._eof: set[TP] = set()
         self._finished = False
+        self._assign_deadline = float("inf")
         self.total: int | None = None
         """Records between the start positions and the ends (None when unknown)."""
 
@@ -94,29 +96,32 @@ class RecordConsumer:
                 self._finished = True
                 return self
             self._consumer = Consumer(config)
-            from confluent_kafka import OFFSET_STORED, TopicPartition
+            from confluent_kafka import TopicPartition
 
-            self._consumer.assign([
-                TopicPartition(t, p, OFFSET_STORED if offset < 0 else offset)
-                for (t, p), (offset, _high) in assignment.items()
-            ])
+            self._consumer.assign([TopicPartition(t, p, offset)
+                                   for (t, p), (offset, _high) in assignment.items()])
         else:
+            self._assign_deadline = time.monotonic() + self.cluster.timeout
             self._consumer = Consumer(config)
             self._consumer.subscribe([self.topic], on_assign=self._on_assign,
                                      on_revoke=self._on_revoke, on_lost=self._on_revoke)
         return self
 
     def _start_offsets(self, tps: list[TP]) -> dict[TP, tuple[int, int]]:
-        """{tp: (start offset or -1 for the group's committed one, high watermark)}."""
+        """{tp: (start offset, high watermark)}."""
         marks = watermarks(self.cluster, tps)
+        committed: dict[TP, int] = {}
+        spec = self.start or PositionSpec("beginning")
         if self.start is None and self.group is not None:
-            offsets = dict.fromkeys(tps, -1)
-            self.total = None
-        else:
-            spec = self.start or PositionSpec("beginning")
-            offsets = {tp: off for tp, (off, _) in resolve_positions(
-                self.cluster, tps, spec, marks=marks).items()}
-            self.total = sum(max(0, marks.high.get(tp, 0) - offsets[tp]) for tp in tps)
+            # The group's committed offsets, asked with a timeout (a consumer left to find
+            # them itself would wait forever for a missing coordinator).
+            from kcli.client.groups import committed_offsets
+
+            committed = committed_offsets(self.cluster, [self.group])[self.group]
+            spec = PositionSpec("committed")
+        offsets = {tp: off for tp, (off, _) in resolve_positions(
+            self.cluster, tps, spec, committed=committed, marks=marks).items()}
+        self.total = sum(max(0, marks.high.get(tp, 0) - offsets[tp]) for tp in tps)
         return {tp: (offsets[tp], marks.high.get(tp, 0)) for tp in tps}
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
@@ -150,6 +155,10 @@ class RecordConsumer:
         messages = self._consumer.consume(max_messages, timeout)
         if not messages:
             self.watch.check()
+            if not self._assigned and time.monotonic() > self._assign_deadline:
+                raise Unreachable(
+                    f"no partitions of {self.topic} were assigned in group {self.group!r} "
+                    f"within {self.cluster.timeout:g}s (is the group coordinator available?)")
             return [] if not self.finished else None
         good = [m for m in messages if m.error() is None]
         if len(good) != len(messages):

@@ -21,7 +21,7 @@ from kcli.client.models import (
 )
 from kcli.client.offsets import TP, PositionSpec, resolve_positions, watermarks
 from kcli.client.topics import topic_partitions
-from kcli.errors import BadInput, KcliError, NotFound, OperationFailed
+from kcli.errors import BadInput, KcliError, NotFound, OperationFailed, from_kafka_error
 
 _STATES = {
     "UNKNOWN": "Unknown", "PREPARING_REBALANCING": "PreparingRebalance",
@@ -41,6 +41,8 @@ def list_group_ids(cluster: Cluster) -> list[tuple[str, str, str | None]]:
     """(group id, state, protocol type) of every group the cluster lists."""
     result = cluster.wait(cluster.admin.list_consumer_groups(request_timeout=cluster.timeout),
                           "list groups")
+    if result.errors:  # a broker that could not answer: the list would be incomplete
+        raise from_kafka_error(result.errors[0], "list groups")
     out = []
     for listing in result.valid:
         kind = "simple" if listing.is_simple_consumer_group else "consumer"
@@ -65,7 +67,7 @@ def committed_offsets(cluster: Cluster, groups: Sequence[str]) -> dict[str, dict
         (future,) = cluster.admin.list_consumer_group_offsets(
             [ConsumerGroupTopicPartitions(group)], request_timeout=cluster.timeout).values()
         futures[group] = future
-    results = cluster.wait_all(futures, "fetch committed offsets of")
+    results = cluster.wait_all(futures, "committed offsets of")
     out: dict[str, dict[TP, int]] = {}
     for group, value in results.items():
         if isinstance(value, KcliError):
@@ -219,8 +221,6 @@ def apply_reset(cluster: Cluster, group: str, changes: Sequence[OffsetChange]) -
     result = cluster.wait(future, f"reset offsets of {group}")
     for tp in result.topic_partitions or ():
         if tp.error is not None and tp.error.code() != 0:
-            from kcli.errors import from_kafka_error
-
             raise from_kafka_error(tp.error, f"reset {tp.topic}[{tp.partition}]")
 
 

@@ -8,12 +8,12 @@ loop pays nothing per successful record; batching is tuned with ``linger.ms`` an
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kcli.client.cluster import ErrorWatch
-from kcli.errors import KcliError, Unreachable, from_kafka_error, kafka_error_class
+from kcli.errors import KcliError, NotFound, Unreachable, from_kafka_error, kafka_error_class
 
 # kcli's defaults; a profile or -X overrides any of them.
 PRODUCER_DEFAULTS: dict[str, Any] = {
@@ -95,6 +95,39 @@ class RecordProducer:
         else:
             self._on_delivery(error, message)
 
+    def check_topic(self) -> None:
+        """Make sure the topic exists, asking through this producer's own connection
+        (the cluster may auto-create it, as for any producer); NotFound otherwise."""
+        from confluent_kafka import KafkaException
+
+        deadline = time.monotonic() + self.timeout
+        slice_ = 0.05  # short at first: a refused connection shows up in milliseconds
+        while True:
+            self.watch.check()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Unreachable(f"no metadata from {self.watch.bootstrap} in "
+                                  f"{self.timeout:g}s")
+            try:
+                metadata = self._producer.list_topics(self.topic,
+                                                      timeout=min(slice_, remaining))
+            except KafkaException as error:
+                if error.args and error.args[0].name() in ("_TRANSPORT", "_TIMED_OUT"):
+                    self._producer.poll(0)
+                    slice_ = min(slice_ * 2, 1.0)
+                    continue
+                raise from_kafka_error(error, "metadata") from None
+            break
+        self.watch.connected = True
+        topic = metadata.topics.get(self.topic)
+        problem = topic.error if topic is not None else None
+        if topic is None or (problem is not None and problem.name() in (
+                "UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC")):
+            raise NotFound(f"topic {self.topic!r} does not exist (and the cluster does not "
+                           "create topics automatically)", hint="kcli topic create")
+        if problem is not None and problem.code() != 0 and problem.name() != "LEADER_NOT_AVAILABLE":
+            raise from_kafka_error(problem, f"topic {self.topic}")
+
     # -- sending
 
     def _serve(self, timeout: float = 0.0) -> None:
@@ -126,32 +159,37 @@ class RecordProducer:
             self._since_poll = 0
             self._serve()
 
-    def send_values(self, values: Iterable[bytes], partition: int = -1) -> int:
-        """The hot path: queue plain values (no key, no headers). Returns how many."""
+    def send_values(self, values: Sequence[bytes], partition: int = -1) -> int:
+        """The hot path: queue plain values (no key, no headers). Returns how many.
+
+        The loop does nothing but call produce(); the queue is served once per call
+        (a chunk of lines), or when it is full."""
         produce = self._producer.produce
         topic = self.topic
-        count = 0
-        for value in values:
-            try:
-                if partition < 0:
+        if partition < 0:
+            for value in values:
+                try:
                     produce(topic, value)
-                else:
+                except BufferError:
+                    self._send_when_room(value, partition)
+        else:
+            for value in values:
+                try:
                     produce(topic, value, None, partition)
+                except BufferError:
+                    self._send_when_room(value, partition)
+        self.report.sent += len(values)
+        self._serve()  # once per chunk: measurably faster than leaving reports queued
+        return len(values)
+
+    def _send_when_room(self, value: bytes, partition: int) -> None:
+        while True:
+            self._wait_for_room()
+            try:
+                self._producer.produce(self.topic, value, None, partition)
+                return
             except BufferError:
-                self._wait_for_room()
-                while True:
-                    try:
-                        produce(topic, value, None, partition)
-                        break
-                    except BufferError:
-                        self._wait_for_room()
-            count += 1
-        self.report.sent += count
-        self._since_poll += count
-        if self._since_poll >= POLL_EVERY:
-            self._since_poll = 0
-            self._serve()
-        return count
+                continue
 
     def flush(self) -> ProduceReport:
         """Wait until every queued record is acknowledged or failed."""

@@ -66,23 +66,6 @@ def topic_partitions(cluster: Cluster, name: str) -> list[int]:
     return sorted(topic.partitions)
 
 
-def ensure_topic(cluster: Cluster, name: str) -> None:
-    """Make sure a topic can be produced to: ask for its metadata allowing the cluster to
-    auto-create it (as producers do); NotFound if it still does not exist."""
-    from kcli.client.cluster import Cluster as _Cluster
-
-    creating = _Cluster({**cluster.config, "allow.auto.create.topics": True}, cluster.timeout)
-    creating.watch = cluster.watch
-    topic = creating.metadata(name).topics.get(name)
-    if topic is None or (topic.error is not None
-                         and topic.error.name() in ("UNKNOWN_TOPIC_OR_PART", "_UNKNOWN_TOPIC")):
-        raise NotFound(f"topic {name!r} does not exist (and the cluster does not create "
-                       "topics automatically)", hint="create it with: kcli topic create")
-    if topic.error is not None and topic.error.code() != 0 and topic.error.name() not in (
-            "LEADER_NOT_AVAILABLE",):
-        raise from_kafka_error(topic.error, f"topic {name}")
-
-
 def describe_topic(cluster: Cluster, name: str, all_configs: bool = False) -> TopicDetail:
     """Partitions (leader, replicas, ISR, watermarks) and configs of one topic."""
     from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType

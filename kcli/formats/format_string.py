@@ -5,9 +5,10 @@
     %K key length (-1 for null)  %S value length (-1 for null)     %% a percent sign
     \\n newline   \\t tab   \\r carriage return   \\\\ backslash
 
-A null key or value prints as nothing, as kcat does. :func:`parse` turns the text
-into tokens (literal bytes or a field letter); :func:`compile_format` turns tokens into a
-function from a confluent-kafka Message to the bytes to write.
+A null key or value prints as nothing and a null header value as NULL, as kcat does.
+:func:`parse` turns the text into tokens (literal bytes or a field letter);
+:func:`compile_format` turns tokens into a function from a confluent-kafka Message to the
+bytes to write.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def _headers(message: Any) -> bytes:
     headers = message.headers()
     if not headers:
         return b""
-    return b",".join(k.encode("utf-8") + b"=" + (v or b"") for k, v in headers)
+    return b",".join(k.encode("utf-8") + b"=" + (b"NULL" if v is None else v)
+                     for k, v in headers)
 
 
 def _timestamp(message: Any) -> bytes:

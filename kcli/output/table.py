@@ -53,7 +53,8 @@ class TableFormat:
 
         isatty = out.isatty() if hasattr(out, "isatty") else False
         color = isatty if self.color is None else self.color
-        target: TextIO = out if color else io.StringIO()
+        buffer = io.StringIO()
+        target: TextIO = out if color else buffer
         console = Console(
             file=target, width=self.width, force_terminal=color, no_color=not color,
             color_system="auto" if color else None, highlight=False, emoji=False,
@@ -83,4 +84,4 @@ class TableFormat:
             console.print(view)
         if target is not out:  # plain text: no trailing spaces (stable for diffs and files)
             out.write("".join(line.rstrip() + "\n"
-                              for line in target.getvalue().splitlines()))
+                              for line in buffer.getvalue().splitlines()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +59,8 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     env["KCLI_STATE_DIR"] = str(tmp_path / "state")
     env["COLUMNS"] = "100"
-    for name in ("KCLI_PROFILE", "KCLI_TIMEOUT", "KCLI_DEBUG"):
+    env["KCLI_TIMEOUT"] = "15"  # a failure reports in seconds, not the default 30
+    for name in ("KCLI_PROFILE", "KCLI_DEBUG"):
         env.pop(name, None)
     return env
 
@@ -93,17 +94,18 @@ def kcli(run_kcli: Kcli, bootstrap: str) -> Kcli:
 
 
 @pytest.fixture
-def topic(kcli: Kcli, topic_name: str) -> Iterator[str]:
+def topic(kcli: Kcli, topic_name: str) -> str:
     """A fresh 3-partition topic."""
     kcli("topic", "create", topic_name, "-P", "3").ok()
-    yield topic_name
+    return topic_name
 
 
 def golden(name: str, actual: str, replacements: dict[str, str] | None = None) -> None:
-    """Compare with tests/cli/golden/NAME after replacing volatile strings; set
+    """Compare with tests/cli/golden/NAME after replacing volatile strings (padded with
+    '_' to the same length, so table columns keep their widths); set
     KCLI_UPDATE_GOLDEN=1 to rewrite the files."""
     for old, new in (replacements or {}).items():
-        actual = actual.replace(old, new)
+        actual = actual.replace(old, new.ljust(len(old), "_"))
     path = GOLDEN / name
     if os.environ.get("KCLI_UPDATE_GOLDEN"):
         path.write_text(actual, encoding="utf-8")

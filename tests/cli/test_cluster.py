@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,10 +25,8 @@ def cluster_dir(tmp_path: Path) -> Iterator[Path]:
     if state.exists():
         for broker in json.loads(state.read_text())["brokers"]:
             if broker.get("pid"):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(broker["pid"], signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 def test_start_use_stop_start_purge(run_kcli: Kcli, cluster_dir: Path) -> None:

@@ -116,7 +116,8 @@ def test_profiles_file_is_private_and_readable_by_tomllib(env: dict[str, str]) -
     assert data["current"] == "prod"
     assert data["profiles"]["prod"]["properties"]["sasl.password"] == 'p"w\\\n'
     store = ProfileStore.load(path).without("prod")
-    assert store.current is None and not store.profiles
+    assert store.current is None
+    assert not store.profiles
 
 
 def test_masking() -> None:

@@ -117,7 +117,8 @@ def test_copy_pipeline_is_lossless(kcli: Kcli, topic: str, topic_name: str,
     produce = subprocess.run(kcli_command("-b", bootstrap, "produce", target, "-f", "json"),
                              stdin=consume.stdout, capture_output=True, env=cli_env,
                              timeout=60, check=False)
-    assert consume.stdout is not None and consume.stderr is not None
+    assert consume.stdout is not None
+    assert consume.stderr is not None
     consume.stdout.close()
     assert consume.wait(30) == 0
     assert consume.stderr.read() == b""
@@ -223,7 +224,8 @@ def test_head_closes_the_pipe_quietly(kcli: Kcli, topic: str, bootstrap: str,
     kcli("produce", topic, input=b"".join(b"record %d\n" % i for i in range(30000))).ok()
     process = subprocess.Popen(kcli_command("-b", bootstrap, "consume", topic),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env)
-    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
     first = process.stdout.readline()
     process.stdout.close()
     code = process.wait(30)
@@ -256,3 +258,18 @@ def test_unreachable_cluster(run_kcli: Kcli) -> None:
                 3, rf"cannot reach 127.0.0.1:{port}")
         run_kcli("produce", "t", "-b", f"127.0.0.1:{port}", "--timeout", "5",
                  input=b"x\n").fails(3, r"cannot reach")
+
+
+def test_format_string_matches_kcat(kcli: Kcli, topic: str, kcat: str, bootstrap: str) -> None:
+    lines = [{"key": None, "value": "v1", "partition": 0, "timestamp": T0,
+              "headers": [["a", "1"], ["b", ""], ["c", None]]},
+             {"key": "k2", "value": None, "partition": 0, "timestamp": T0 + 1},
+             {"key": "", "value": "", "partition": 0}]
+    kcli("produce", topic, "-f", "json",
+         input=b"".join(orjson.dumps(line) + b"\n" for line in lines)).ok()
+    fmt = r"%t|%p|%o|%k|%s|%h|%T|%K|%S|%%\n"
+    theirs = subprocess.run([kcat, "-C", "-b", bootstrap, "-t", topic, "-p", "0", "-e", "-q",
+                             "-f", fmt], capture_output=True, check=True, timeout=30).stdout
+    ours = kcli("consume", topic, "-P", "0", "-F", fmt).ok().out
+    assert ours == theirs
+    assert ours.count(b"\n") == 3

@@ -110,7 +110,8 @@ def test_delete_with_globs_and_confirmation(kcli: Kcli, topic_name: str,
     assert sorted(done.err.split("\n")[:2]) == [f"deleted topic {topic_name}-a",
                                                 f"deleted topic {topic_name}-b"]
     remaining = admin.list_topics().topics
-    assert f"{topic_name}-a" not in remaining and f"{topic_name}-b" not in remaining
+    assert f"{topic_name}-a" not in remaining
+    assert f"{topic_name}-b" not in remaining
 
 
 def test_unknown_topic_is_not_found(kcli: Kcli) -> None:

@@ -41,7 +41,8 @@ def test_null_and_empty_stay_apart() -> None:
     assert obj["key"] is None
     assert obj["value"] == ""
     assert obj["headers"] == [["a", None], ["a", ""]]
-    assert "key_encoding" not in obj and "value_encoding" not in obj
+    assert "key_encoding" not in obj
+    assert "value_encoding" not in obj
 
 
 def test_binary_is_base64_with_an_encoding_field() -> None:
