@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kcli.broker.cluster.checkpoint import read_checkpoint, write_checkpoint
 from kcli.broker.cluster.controller import Controller, ControllerError, elect_leaders
 from kcli.broker.cluster.coordination import BrokerIdInUse, ClusterDirectory
 from kcli.broker.cluster.fetcher import ReplicaFetcherManager
@@ -54,6 +55,9 @@ STARTUP_GRACE_S = 5.0
 broker has not been seen live since: that one may merely be starting with it. (A broker
 seen live and then gone has died.)"""
 ISR_CHANGE_RETRY_S = 0.2
+HW_CHECKPOINT_S = 5.0
+"""How often moved high watermarks are written to replication-offset-checkpoint (Kafka's
+replica.high.watermark.checkpoint.interval.ms)."""
 
 ProduceResults = list[tuple[str, list[tuple[int, AppendResult]]]]
 
@@ -115,6 +119,8 @@ class Broker:
         self._settled: tuple[int, frozenset[int]] | None = None  # nothing to elect at these
         self._stopping = False
         self._isr_attempts: dict[tuple[str, int], float] = {}
+        self._checkpointed: dict[tuple[str, int], int] = {}  # as last written
+        self._recovered: dict[tuple[str, int], int] = {}  # as read at start, until opened
 
     @property
     def metadata(self) -> ClusterMetadata:
@@ -141,6 +147,7 @@ class Broker:
             self._release_locks()
             raise
         self._remove_deleted_dirs()
+        self._recovered = read_checkpoint(self.data_dir)
         self.apply_metadata()
         log.info(
             "broker %d of cluster %s: %d partition(s) in %s%s",
@@ -200,7 +207,8 @@ class Broker:
                 if partition is None:
                     directory = self.data_dir / f"{topic.name}-{index}"
                     self.partitions[key] = Partition(
-                        topic.name, index, directory, state, settings, self.node_id
+                        topic.name, index, directory, state, settings, self.node_id,
+                        self._recovered.pop(key, None),
                     )
                 else:
                     partition.update_state(state)
@@ -466,8 +474,16 @@ class Broker:
             (METADATA_POLL_S, self.refresh_metadata, "metadata-poll"),
             (CONTROLLER_POLL_S, self._control, "controller"),
             (min(max_lag / 2, 500) / 1000, self._shrink_isrs, "isr-shrink"),
+            (HW_CHECKPOINT_S, self._checkpoint_high_watermarks, "hw-checkpoint"),
         ):
             self._tasks.append(asyncio.create_task(_every(interval, step, name), name=name))
+
+    def _checkpoint_high_watermarks(self) -> None:
+        """Write replication-offset-checkpoint when a high watermark moved."""
+        current = {key: p.high_watermark for key, p in self.partitions.items()}
+        if current != self._checkpointed:
+            write_checkpoint(self.data_dir, current)
+            self._checkpointed = current
 
     async def _housekeeping(self) -> None:
         while True:
@@ -488,6 +504,10 @@ class Broker:
             task.cancel()
         if self.fetchers is not None:
             self.fetchers.cancel()
+        try:
+            self._checkpoint_high_watermarks()
+        except OSError:
+            log.exception("cannot write the high watermark checkpoint")
         self.groups.close()
         for partition in self.partitions.values():
             try:

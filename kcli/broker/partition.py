@@ -132,6 +132,7 @@ class Partition:
         state: PartitionState,
         settings: TopicSettings,
         node_id: int,
+        high_watermark: int | None = None,
     ) -> None:
         self.topic = topic
         self.index = index
@@ -139,7 +140,11 @@ class Partition:
         self.settings = settings
         self.state = state
         self.log = PartitionLog.open(directory, settings.log_config)
-        self.high_watermark = self.log.log_end_offset
+        end = self.log.log_end_offset
+        self.high_watermark = (  # a checkpointed one, else everything counts as committed
+            end if high_watermark is None
+            else max(min(high_watermark, end), self.log.log_start_offset)
+        )
         self.producers = self._load_producer_state()
         self._waiters: list[asyncio.Future[None]] = []  # high watermark moves, role changes
         self._append_waiters: list[asyncio.Future[None]] = []  # followers' fetches: appends
@@ -176,8 +181,11 @@ class Partition:
         progress is unknown until they fetch (in-sync ones count as caught up now)."""
         now = time.monotonic()
         end = self.log.log_end_offset
-        self.log.leader_epoch_start(self.state.leader_epoch, end)
-        self.leader_epoch_start_offset = end
+        epoch = self.state.leader_epoch
+        self.log.leader_epoch_start(epoch, end)
+        self.leader_epoch_start_offset = next(  # earlier when we led this epoch before
+            (start for e, start in reversed(self.log.leader_epochs) if e == epoch), end
+        )
         self.followers = {
             r: FollowerProgress(last_caught_up_time=now if r in self.state.isr else 0.0)
             for r in self.state.replicas

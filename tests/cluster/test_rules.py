@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kcli.broker.cluster.checkpoint import read_checkpoint, write_checkpoint
 from kcli.broker.cluster.controller import (
     FENCED_LEADER_EPOCH,
     INELIGIBLE_REPLICA,
@@ -215,3 +216,19 @@ def test_a_follower_truncates_where_it_diverges(tmp_path: Path) -> None:
     p.truncate_fully_and_start_at(10)
     assert (p.log.log_start_offset, p.log.log_end_offset, p.high_watermark) == (10, 10, 10)
     p.close()
+
+
+def test_high_watermarks_are_checkpointed_as_kafka_does(tmp_path: Path) -> None:
+    write_checkpoint(tmp_path, {("t", 1): 5, ("a.b", 0): 7})
+    assert (tmp_path / "replication-offset-checkpoint").read_text() == "0\n2\na.b 0 7\nt 1 5\n"
+    assert read_checkpoint(tmp_path) == {("t", 1): 5, ("a.b", 0): 7}
+    (tmp_path / "replication-offset-checkpoint").write_text("0\n3\nt 1 5\n")
+    assert read_checkpoint(tmp_path) == {}  # garbled: ignored
+    p = Partition("t", 0, tmp_path / "t-0", state([1, 2], 2, [2, 1]), settings(), 1)
+    p.append_replicated(encode_batch([Record(0, 1, None, b"v", [])] * 1))
+    p.close()
+    again = Partition("t", 0, tmp_path / "t-0", state([1, 2], 2, [2, 1]), settings(), 1, 0)
+    assert (again.high_watermark, again.log.log_end_offset) == (0, 1)
+    again.update_state(state([1, 2], 1, [1], epoch=1))  # leads alone: all of it is committed
+    assert again.high_watermark == 1
+    again.close()
