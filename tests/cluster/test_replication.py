@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from confluent_kafka import KafkaError, Producer
@@ -89,3 +90,24 @@ def test_a_diverged_follower_truncates_when_it_returns(make_cluster: MakeCluster
     assert new != old
     again = [v for _o, v in read_all(cluster.node(old).bootstrap, topic, 1)[0]]
     assert again == seen
+
+
+def test_a_stalled_follower_leaves_the_isr_and_rejoins(make_cluster: MakeCluster) -> None:
+    cluster = make_cluster(settings={"replica.lag.time.max.ms": "1000"}).start()
+    topic = "stalling"
+    cluster.create_topic(topic, 1, 3, {"min.insync.replicas": "2"})
+    leader = cluster.leader(topic, 0)
+    stalled = next(n for n in cluster.nodes if n != leader)
+    cluster.node(stalled).pause()  # alive (its lock is held) but not fetching
+    try:
+        started = time.monotonic()
+        # acks=all waits while the stalled follower still counts, then goes through
+        results = produce(cluster.node(leader).bootstrap, topic,
+                          [f"v{i}".encode() for i in range(20)], acks="all")
+        assert [e for e, _ in results] == [None] * 20
+        isr = cluster.metadata_file()["topics"][topic]["partitions"][0]["isr"]
+        assert stalled not in isr
+        assert time.monotonic() - started >= 1.0
+    finally:
+        cluster.node(stalled).resume()
+    cluster.wait_in_sync(topic, 1, 3)

@@ -234,7 +234,7 @@ class MetadataStore:
         write_atomically(self.path, data)
 
     @contextlib.contextmanager
-    def locked(self, timeout: float = 10.0) -> Iterator[None]:
+    def locked(self, timeout: float = 5.0) -> Iterator[None]:
         """Hold ``flock(metadata.lock)`` (one transaction at a time over all brokers).
 
         Waits by polling so that a holder that is stopped (SIGSTOP) cannot hang the
