@@ -345,8 +345,12 @@ class Broker:
         pending: list[tuple[tuple[str, int], Partition, AppendResult]] = []
         for topic, partitions in results:
             for index, result in partitions:
+                if result.error_code != NONE:
+                    continue
                 partition = self.partitions.get((topic, index))
-                if result.error_code == NONE and partition is not None:
+                if partition is None:  # gone since the append
+                    final[(topic, index)] = _failed(result, NOT_LEADER_OR_FOLLOWER)
+                else:
                     pending.append(((topic, index), partition, result))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_ms / 1000
@@ -420,6 +424,8 @@ class Broker:
 
     def _control(self) -> None:
         """One round of the controller's duties, if this broker is (or becomes) it."""
+        if self._stopping:
+            return
         live = self._probe_live()
         metadata = self.metadata
         if not self.cluster.is_controller:

@@ -152,7 +152,11 @@ class _FetchPlan:
         if follower and not self._recorded and log.log_start_offset <= offset <= log.log_end_offset:
             # the follower has everything below its fetch offset: this may move the high
             # watermark, and the answer carries the moved one
-            self.ctx.broker.record_follower_fetch(partition, self.replica_id, offset)
+            broker = self.ctx.broker
+            broker.record_follower_fetch(partition, self.replica_id, offset)
+            if broker.partition(partition.topic, partition.index) is not partition:
+                result.error_code = errors.NOT_LEADER_OR_FOLLOWER  # gone meanwhile
+                return b""
             result.high_watermark = partition.high_watermark
         upper = log.log_end_offset if follower else partition.high_watermark
         if budget <= 0 and not first:
