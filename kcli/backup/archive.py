@@ -47,11 +47,13 @@ from kcli.backup.manifest import (
     merge_gaps,
 )
 from kcli.backup.records import (
+    GROUP_SCHEMA,
     ArchiveCorrupt,
     FileCheck,
     file_sha256,
     read_container,
     read_segment,
+    read_segment_ahead,
 )
 from kcli.errors import NotFound, OperationFailed
 
@@ -167,7 +169,8 @@ class Archive:
         """Committed offsets captured by the latest run."""
         path = self._checked(self.manifest.groups_file)
         out = []
-        for record in read_container(path, expect={"kcli.content": "group-offsets"}):
+        for record in read_container(path, expect={"kcli.content": "group-offsets"},
+                                     schema=GROUP_SCHEMA):
             try:
                 out.append(GroupOffset(**record))
             except TypeError:
@@ -190,8 +193,9 @@ class Archive:
                 raise ArchiveCorrupt(path, "sha256 differs from the manifest")
 
     def records(self, topic: str, partition: PartitionEntry,
-                from_offset: int | None = None) -> Iterator[dict[str, Any]]:
-        """Records of one partition in offset order, from ``from_offset`` on."""
+                from_offset: int | None = None, pool: Any = None) -> Iterator[dict[str, Any]]:
+        """Records of one partition in offset order, from ``from_offset`` on. With
+        ``pool`` (a ThreadPoolExecutor), blocks are decompressed ahead on it."""
         segments = partition.segments
         start = 0
         if from_offset is not None and segments:
@@ -199,9 +203,23 @@ class Archive:
             start = bisect.bisect_right(nexts, from_offset)
         for segment in segments[start:]:
             expect = {"kcli.topic": topic, "kcli.partition": str(partition.partition)}
-            for record in read_segment(self.path_of(segment), expect=expect):
-                if from_offset is None or record["offset"] >= from_offset:
+            path = self.path_of(segment)
+            records = (read_segment_ahead(path, pool, expect) if pool is not None
+                       else read_segment(path, expect=expect))
+            count = 0
+            previous = segment.start_offset - 1
+            for record in records:
+                count += 1
+                offset = record["offset"]
+                if not previous < offset < segment.next_offset:
+                    raise ArchiveCorrupt(path, f"record offset {offset} out of order or "
+                                               "outside the segment's range")
+                previous = offset
+                if from_offset is None or offset >= from_offset:
                     yield record
+            if count != segment.record_count:  # a reader may stop early on a damaged count
+                raise ArchiveCorrupt(path, f"{count} records, the manifest says "
+                                           f"{segment.record_count}")
 
     # -- verify
 

@@ -299,15 +299,17 @@ class Restore:
     # -- copying
 
     def _copy(self, copier: Copier, job: Job, entry: TopicEntry) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         copier.activate(job)
-        for partition in entry.partitions:
-            source = job.sources[partition.partition]
-            if source.next >= partition.next_offset:
-                continue
-            copier.send_records(job, partition.partition,
-                                self.archive.records(entry.name, partition, source.next),
-                                self.events.advance)
-            copier.source_done(job, partition.partition, partition.next_offset)
+        with ThreadPoolExecutor(2, "kcli-restore-read") as pool:
+            for partition in entry.partitions:
+                source = job.sources[partition.partition]
+                if source.next >= partition.next_offset:
+                    continue
+                records = self.archive.records(entry.name, partition, source.next, pool)
+                copier.send_records(job, partition.partition, records, self.events.advance)
+                copier.source_done(job, partition.partition, partition.next_offset)
 
     # -- groups
 
