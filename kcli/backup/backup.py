@@ -276,8 +276,10 @@ class BackupRun:
         started = capture.now_ms()
         layouts = capture.layouts(cluster, names)
         tps = [(name, p) for name in names for p in range(layouts[name].partitions)]
-        cuts = capture.cuts(cluster, tps, request.until_ms)
-        commits = capture.group_commits(cluster, names)
+        with ThreadPoolExecutor(2) as pool:  # two independent sets of round trips
+            groups_future = pool.submit(capture.group_commits, cluster, names)
+            cuts = capture.cuts(cluster, tps, request.until_ms)
+            commits = groups_future.result()
         source_id = capture.cluster_id(cluster)
         if previous is not None and previous.cluster_id and source_id and (
                 previous.cluster_id != source_id):

@@ -34,20 +34,33 @@ def cluster_id(cluster: Cluster) -> str | None:
 
 
 def layouts(cluster: Cluster, names: Sequence[str]) -> dict[str, TopicLayout]:
-    """Partitions, replication factor and non-default (dynamic) configs of topics."""
-    from kcli.client.topics import describe_topic
+    """Partitions, replication factor and non-default (dynamic) configs of topics: one
+    Metadata and one DescribeConfigs request for all of them."""
+    from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType
 
     metadata = cluster.metadata()
-    out = {}
     for name in names:
         topic = metadata.topics.get(name)
         if topic is None or (topic.error is not None and topic.error.code() != 0):
             raise NotFound(f"topic {name!r} does not exist")
-        detail = describe_topic(cluster, name)
-        configs = {c.name: c.value for c in detail.configs
-                   if c.value is not None and not c.sensitive}
+    configs: dict[str, dict[str, str]] = {name: {} for name in names}
+    if names:
+        futures = cluster.admin.describe_configs(
+            [ConfigResource(ResourceType.TOPIC, name) for name in names],
+            request_timeout=cluster.timeout)
+        dynamic = ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+        for resource, entries in cluster.wait_all(futures, "describe configs of").items():
+            if isinstance(entries, KcliError):
+                raise entries
+            configs[resource.name] = {
+                entry.name: entry.value for entry in entries.values()
+                if getattr(entry.source, "value", entry.source) == dynamic
+                and entry.value is not None and not entry.is_sensitive}
+    out = {}
+    for name in names:
+        topic = metadata.topics[name]
         replication = max((len(p.replicas) for p in topic.partitions.values()), default=1)
-        out[name] = TopicLayout(name, len(topic.partitions), replication, configs)
+        out[name] = TopicLayout(name, len(topic.partitions), replication, configs[name])
     return out
 
 
