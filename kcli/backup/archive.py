@@ -46,15 +46,14 @@ from kcli.backup.manifest import (
     load_json,
     merge_gaps,
 )
-from kcli.backup.records import (
-    GROUP_SCHEMA,
-    ArchiveCorrupt,
+from kcli.backup.reading import (
     FileCheck,
     file_sha256,
     read_container,
     read_segment,
     read_segment_ahead,
 )
+from kcli.backup.records import GROUP_SCHEMA, ArchiveCorrupt
 from kcli.errors import NotFound, OperationFailed
 
 

@@ -13,17 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kcli.backup.reading import FileCheck, file_sha256, read_segment, read_segment_ahead
 from kcli.backup.records import (
     RECORD_SCHEMA,
     ArchiveCorrupt,
     BlockBuilder,
-    FileCheck,
     SegmentFile,
     encode_long,
     encode_records,
-    file_sha256,
-    read_segment,
-    read_segment_ahead,
 )
 from tests.backup.fakes import FakeMessage, records_of
 
