@@ -11,8 +11,9 @@ No typer or rich here (the commands in :mod:`kcli.cli` drive these modules):
   records :mod:`~kcli.backup.segments` copies into segment files;
 - :mod:`~kcli.backup.offsetmap`: the exact source->target offset map and the rules that
   translate committed offsets through it;
-- :mod:`~kcli.backup.copier` and :mod:`~kcli.backup.checkpoints`: writing records to a
-  target cluster with an offset map and a checkpoint kept in that cluster, shared by
+- :mod:`~kcli.backup.copier`, :mod:`~kcli.backup.jobs` and
+  :mod:`~kcli.backup.checkpoints`: writing records to a target cluster with an offset
+  map and a checkpoint kept in that cluster, shared by
   :mod:`~kcli.backup.restore` and :mod:`~kcli.backup.migrate`;
 - :mod:`~kcli.backup.partitioner`: Kafka's murmur2 key partitioner (``--repartition``).
 """

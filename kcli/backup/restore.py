@@ -27,13 +27,12 @@ from kcli.backup.capture import DEFERRED_CONFIGS
 from kcli.backup.checkpoints import CheckpointStore
 from kcli.backup.copier import (
     Copier,
-    Job,
-    SourceState,
     hold_timestamp_configs,
     relax_timestamp_configs,
     release_timestamp_configs,
 )
 from kcli.backup.events import Events
+from kcli.backup.jobs import Job, SourceState
 from kcli.backup.manifest import TopicEntry
 from kcli.backup.offsetmap import (
     GroupChange,

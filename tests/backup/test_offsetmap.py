@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kcli.backup.copier import Job, SourceState
+from kcli.backup.jobs import Job, SourceState
 from kcli.backup.offsetmap import (
     OffsetMap,
     SourceCommit,
@@ -118,7 +118,7 @@ def test_stored_chunks_rebuild_the_map(case: tuple[int, int, list[int], list[int
     start, end, sources, targets, tgt_start = case
     job = Job("restore", {"archive": "a", "source_topic": "s", "target_topic": "t"}, "s", "t",
               1, {0: SourceState(start, start, end)})
-    from kcli.backup.copier import TargetState
+    from kcli.backup.jobs import TargetState
 
     state = TargetState(0, tgt_start, tgt_start, omap=OffsetMap(start, start, tgt_start,
                                                                  tgt_start))
