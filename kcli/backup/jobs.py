@@ -9,6 +9,7 @@ exact offset map itself is stored in chunks of runs. The
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -17,10 +18,35 @@ from typing import Any
 
 from kcli.backup.checkpoints import Key
 from kcli.backup.offsetmap import OffsetMap, Run
-from kcli.errors import OperationFailed
+from kcli.errors import BadInput, OperationFailed
 
 STATE_VERSION = 1
 RUNS_PER_CHUNK = 20_000
+_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+
+
+def topic_renames(values: Sequence[str], option: str, *, plain: bool) -> dict[str, str]:
+    """``OLD=NEW`` values of ``option`` (and, where ``plain``, a bare ``OLD``: same name)
+    -> {old: new}. A source named twice, two sources into one target, or a target name
+    Kafka would refuse are bad input, found before anything is written."""
+    form = "OLD or OLD=NEW" if plain else "OLD=NEW"
+    out: dict[str, str] = {}
+    for value in values:
+        old, sep, new = value.partition("=")
+        old, new = old.strip(), new.strip()
+        if not old or (sep and not new) or not (sep or plain):
+            raise BadInput(f"{option} expects {form}, got {value!r}")
+        if old in out:
+            raise BadInput(f"{option} names {old!r} twice")
+        target = new if sep else old
+        if not _TOPIC_NAME.match(target) or target in {".", ".."}:
+            raise BadInput(f"{option}: {target!r} is not a valid topic name (1 to 249 "
+                           "ASCII letters, digits, '.', '_' and '-')")
+        out[old] = target
+    targets = list(out.values())
+    if len(set(targets)) != len(targets):
+        raise BadInput(f"{option} maps two topics to the same name")
+    return out
 
 
 @dataclass

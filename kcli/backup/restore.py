@@ -32,7 +32,7 @@ from kcli.backup.copier import (
     release_timestamp_configs,
 )
 from kcli.backup.events import Events
-from kcli.backup.jobs import Job, SourceState
+from kcli.backup.jobs import Job, SourceState, topic_renames
 from kcli.backup.manifest import TopicEntry
 from kcli.backup.offsetmap import (
     GroupChange,
@@ -44,7 +44,7 @@ from kcli.backup.offsetmap import (
     predicted_map,
 )
 from kcli.client.cluster import Cluster
-from kcli.errors import BadInput, NotFound, OperationFailed, Unreachable
+from kcli.errors import NotFound, OperationFailed, Unreachable
 
 
 @dataclass(frozen=True)
@@ -100,23 +100,6 @@ class RestoreResult:
     groups: list[GroupChange] = field(default_factory=list)
     seconds: float = 0.0
     bytes: int = 0
-
-
-def parse_topic_options(values: Sequence[str]) -> dict[str, str]:
-    """``--topic OLD`` / ``--topic OLD=NEW`` values -> {old: new}."""
-    out: dict[str, str] = {}
-    for value in values:
-        old, sep, new = value.partition("=")
-        old, new = old.strip(), new.strip()
-        if not old or (sep and not new):
-            raise BadInput(f"--topic expects OLD or OLD=NEW, got {value!r}")
-        if old in out:
-            raise BadInput(f"--topic names {old!r} twice")
-        out[old] = new if sep else old
-    targets = list(out.values())
-    if len(set(targets)) != len(targets):
-        raise BadInput("--topic maps two topics to the same name")
-    return out
 
 
 def wait_for_topic(cluster: Cluster, name: str, partitions: int) -> None:
@@ -253,7 +236,7 @@ class Restore:
         names = [t.name for t in manifest.topics]
         if not self.request.topics:
             return {n: n for n in names}
-        chosen = parse_topic_options(self.request.topics)
+        chosen = topic_renames(self.request.topics, "--topic", plain=True)
         for old in chosen:
             if old not in names:
                 raise NotFound(f"the archive has no topic {old!r} (it has "

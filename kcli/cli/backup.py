@@ -26,10 +26,32 @@ class DefaultRunGroup(TyperGroup):
     """A command group whose ``run`` subcommand is implied: ``kcli backup T --to D``."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        """Insert ``run`` unless the first argument names a subcommand or asks for help."""
-        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
-            args = ["run", *args]
+        """Insert ``run`` unless the first argument that is not an option names a
+        subcommand (options before it move after it: ``kcli backup -q ls DIR``), or
+        the arguments ask for help."""
+        if args and args[0] not in ctx.help_option_names:
+            first = self._first_word(args)
+            if first is None or args[first] not in self.commands:
+                args = ["run", *args]
+            elif first:
+                args = [args[first], *args[:first], *args[first + 1:]]
         return super().parse_args(ctx, args)
+
+    def _first_word(self, args: list[str]) -> int | None:
+        """Index of the first argument that is neither an option nor an option's value
+        (the options are ``run``'s, which include the global ones)."""
+        takes_value = {name for param in self.commands["run"].params
+                       if param.param_type_name == "option"
+                       and not getattr(param, "is_flag", False) for name in param.opts}
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                return i + 1 if i + 1 < len(args) else None
+            if not arg.startswith("-") or arg == "-":
+                return i
+            i += 2 if arg in takes_value else 1
+        return None
 
 
 app = typer.Typer(

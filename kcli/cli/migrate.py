@@ -76,12 +76,9 @@ def migrate(
         raise BadInput("give the target cluster with --to PROFILE|HOST:PORT")
     if all_topics and topics:
         raise BadInput("give topics or --all, not both")
-    renames: dict[str, str] = {}
-    for item in rename or ():
-        old, sep, new = item.partition("=")
-        if not sep or not old.strip() or not new.strip():
-            raise BadInput(f"--rename expects OLD=NEW, got {item!r}")
-        renames[old.strip()] = new.strip()
+    from kcli.backup.jobs import topic_renames
+
+    renames = topic_renames(rename or (), "--rename", plain=False)
     source_opts = endpoint(opts, source, "--from") if source else opts
     target_opts = endpoint(opts, to, "--to")
     source_config = source_opts.client_config({"allow.auto.create.topics": False})

@@ -87,6 +87,18 @@ def test_exit_codes(kcli: Kcli, run_kcli: Kcli, tmp_path: Path, topic_name: str,
     kcli("backup", topic_name, "--to", str(tmp_path / "z"), "--until", "yesterday").fails(
         2, "--until")
     kcli("restore", str(archive), "--topic", "a=").fails(2, "--topic expects")
+    kcli("restore", str(archive), "--topic", f"{topic_name}=bad name").fails(
+        2, "not a valid topic name")
+    kcli("restore", str(archive), "--topic", f"{topic_name}=a", "--topic",
+         f"{topic_name}=b").fails(2, f"names '{topic_name}' twice")
+    kcli("migrate", topic_name, "x", "--to", "127.0.0.1:1", "--rename", f"{topic_name}=y",
+         "--rename", "x=y").fails(2, "two topics to the same name")
+    kcli("migrate", topic_name, "--to", "127.0.0.1:1", "--rename", topic_name).fails(
+        2, "--rename expects OLD=NEW")
+    # options before a backup subcommand go to it, not to an implied `run`
+    assert orjson.loads(kcli("backup", "-o", "json", "ls", str(archive)).ok().out)[
+        "records"] == 200
+    kcli("backup", "-q", "verify", str(archive)).ok()
     kcli("restore", str(archive), "--topic", "unknown=x").fails(4, "has no topic 'unknown'")
     kcli("migrate", topic_name).fails(2, "--to")
     kcli("migrate", topic_name, "--to", "no-such-profile").fails(4, "no profile")
