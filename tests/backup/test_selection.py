@@ -55,7 +55,7 @@ def test_globs_and_every_codec_in_plain_avro(kcli: Kcli, bootstrap: str, topic_n
                     assert [r["offset"] for r in records] == list(
                         range(segment["start_offset"], segment["next_offset"]))
                     seen.setdefault(topic["name"], []).extend(
-                        r["value"] for r in records)  # type: ignore[call-overload,index]
+                        r["value"] for r in records)
         assert {n: sorted(v) for n, v in seen.items()} == {
             n: sorted(b"value %d" % i for i in range(30)) for n in chosen}
         kcli("backup", "verify", str(archive)).ok()
