@@ -174,3 +174,49 @@ def test_killed_repartitioning_restore_resumes(kcli: Kcli, bootstrap: str, topic
     assert len(records) == 3 * per_partition
     assert len({r.value for r in records}) == 3 * per_partition  # no duplicates
     assert all(r.partition == partition_for(r.key or b"", 5) for r in records)
+
+
+def test_killed_incremental_run_keeps_the_last_manifest(kcli: Kcli, bootstrap: str,
+                                                        big_topic: str, tmp_path: Path,
+                                                        cli_env: dict[str, str]) -> None:
+    import hashlib
+
+    import fastavro
+
+    archive = tmp_path / "archive"
+    options = ["--to", str(archive), "--segment-size", "16KB", "--codec", "deflate"]
+    kcli("backup", big_topic, *options).ok()
+    args = ["-b", bootstrap, "backup", "--incremental", *options]  # the archive's topics
+    first = (archive / "manifest.json").read_bytes()
+    producer = Producer({"bootstrap.servers": bootstrap, "log_level": 0, "linger.ms": 20})
+    for i in range(3 * PER_PARTITION):
+        producer.produce(big_topic, value=os.urandom(200), key=b"later %d" % i,
+                         partition=i % 3)
+    assert producer.flush(30) == 0
+
+    kill_when(args, cli_env, lambda: durable_segments(archive) >= 6, "6 durable segments")
+    # the committed archive is still exactly run 1, whole and restorable
+    assert hashlib.sha256((archive / "manifest.json").read_bytes()).digest() == \
+        hashlib.sha256(first).digest()
+    listing = orjson.loads(kcli("backup", "ls", str(archive), "-o", "json").ok().out)
+    assert (listing["runs"], listing["records"], listing["unfinished_run"]) == (
+        1, 3 * PER_PARTITION, True)
+    kcli("backup", "verify", str(archive)).ok()
+    plan = orjson.loads(kcli("restore", str(archive), "--topic", f"{big_topic}=new",
+                             "--dry-run", "-o", "json").ok().out)
+    assert plan["topics"][0]["to_copy"] == 3 * PER_PARTITION
+
+    done = kcli(*args[2:]).ok()
+    assert "resuming run 2" in done.err
+    verify = orjson.loads(kcli("backup", "verify", str(archive), "-o", "json").ok().out)
+    assert verify["warnings"] == []
+    assert not (archive / "checkpoint.json").exists()
+    assert not list(archive.rglob("*.tmp"))
+    manifest = orjson.loads((archive / "manifest.json").read_bytes())
+    assert [r["run"] for r in manifest["runs"]] == [1, 2]
+    for partition in manifest["topics"][0]["partitions"]:
+        seen = []
+        for segment in partition["segments"]:
+            with open(archive / segment["path"], "rb") as f:
+                seen.extend(r["offset"] for r in fastavro.reader(f))
+        assert seen == list(range(2 * PER_PARTITION)), "every record exactly once, in order"
