@@ -360,14 +360,14 @@ class Migration:
             consumer.close()
 
     def _lag_from(self, consumer: Any, job: Job) -> int:
-        from confluent_kafka import TopicPartition
+        from confluent_kafka import KafkaException, TopicPartition
 
         lag = 0
         for p, state in job.sources.items():
             try:
                 _low, high = consumer.get_watermark_offsets(
                     TopicPartition(job.source_topic, p), cached=True)
-            except Exception:  # lag is informative only
+            except KafkaException:  # lag is informative only
                 continue
             if high is not None and high >= 0:
                 lag += max(0, high - state.next)
