@@ -12,10 +12,12 @@ processes included:
     kcli consume SRC > /dev/null        consume throughput
     kcli backup SRC --to DIR            backup throughput   (ratio to consume)
     kcli restore DIR --topic SRC=COPY   restore throughput  (ratio to produce)
+    kcat -P -t T -l DATA                a peer's produce    (when kcat is installed)
+    kcat -C -t SRC -e > /dev/null       a peer's consume
 
 Each is run --repeat times, interleaved; the best run counts (the machine is shared, so
 the minimum is the least disturbed measurement) and the median is shown too. MB/s is
-record payload (MB = 10^6 bytes of values) per wall-clock second.
+record payload (MB = 10^6 bytes of values) per wall-clock second; records/s likewise.
 """
 
 from __future__ import annotations
@@ -135,7 +137,9 @@ def main() -> None:
                         help="record content: random words (hard to compress) or log lines")
     parser.add_argument("--bootstrap", help="use this cluster instead of a private broker")
     parser.add_argument("--dir", type=Path, help="work directory (default: a temp dir)")
+    parser.add_argument("--no-kcat", action="store_true", help="do not time kcat")
     args = parser.parse_args()
+    kcat = None if args.no_kcat else shutil.which("kcat") or shutil.which("kafkacat")
 
     work = Path(args.dir or tempfile.mkdtemp(prefix="kcli-backup-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -156,6 +160,8 @@ def main() -> None:
         b = ["-b", bootstrap, "-q"]
         codecs = args.codec.split(",")
         times: dict[str, list[float]] = {"produce": [], "consume": []}
+        if kcat:
+            times.update({"kcat produce": [], "kcat consume": []})
         times.update({f"backup {c}": [] for c in codecs})
         times["restore"] = []
         source = None
@@ -170,6 +176,16 @@ def main() -> None:
                 subprocess.run(kcli(*b, "topic", "delete", topic, "--yes"), env=env(),
                                check=True, stdout=subprocess.DEVNULL)
             times["consume"].append(timed(kcli(*b, "consume", source)))
+            if kcat:
+                peer = f"bench-kcat-{rep}"
+                subprocess.run(kcli(*b, "topic", "create", peer, "-P", str(args.partitions)),
+                               env=env(), check=True, stdout=subprocess.DEVNULL)
+                times["kcat produce"].append(timed([kcat, "-P", "-b", bootstrap, "-t", peer,
+                                                    "-l", str(data)]))
+                subprocess.run(kcli(*b, "topic", "delete", peer, "--yes"), env=env(),
+                               check=True, stdout=subprocess.DEVNULL)
+                times["kcat consume"].append(timed([kcat, "-C", "-b", bootstrap, "-t", source,
+                                                    "-e", "-q", "-o", "beginning"]))
             for codec in codecs:
                 archive = work / f"archive-{rep}-{codec}"
                 shutil.rmtree(archive, ignore_errors=True)
@@ -195,15 +211,18 @@ def main() -> None:
               f"{archive_bytes / 1e6:.0f} MB, best of {args.repeat}, {os.cpu_count()} cores\n")
         print(f"load average at the end: {os.getloadavg()[0]:.2f} (other work on the machine "
               "slows every measurement)\n")
-        print(f"{'':14}{'best s':>9}{'median s':>10}{'MB/s':>9}")
+        print(f"{'':14}{'best s':>9}{'median s':>10}{'MB/s':>9}{'records/s':>12}")
         for name, values in times.items():
             print(f"{name:14}{min(values):9.2f}{statistics.median(values):10.2f}"
-                  f"{rates[name]:9.1f}")
+                  f"{rates[name]:9.1f}{count / min(values):12,.0f}")
         print()
+        peers = ["consume", "kcat consume"] if kcat else ["consume"]
         for codec in codecs:
-            ratio = rates[f"backup {codec}"] / rates["consume"]
-            print(f"backup ({codec}) / consume = {ratio:.0%}")
-        print(f"restore / produce = {rates['restore'] / rates['produce']:.0%}")
+            for peer in peers:
+                ratio = rates[f"backup {codec}"] / rates[peer]
+                print(f"backup ({codec}) / {peer} = {ratio:.0%}")
+        for peer in ["produce", "kcat produce"] if kcat else ["produce"]:
+            print(f"restore / {peer} = {rates['restore'] / rates[peer]:.0%}")
     finally:
         if broker is not None:
             broker.stop()
