@@ -31,18 +31,12 @@ from kcli.backup.events import Events
 from kcli.backup.jobs import Job, TargetState
 from kcli.backup.offsetmap import OffsetMap
 from kcli.backup.partitioner import partition_for
+from kcli.backup.records import TIMESTAMP_TYPES
 from kcli.client.cluster import Cluster, ErrorWatch
+from kcli.client.producer import PRODUCER_DEFAULTS
 from kcli.errors import KcliError, OperationFailed, Unreachable, from_kafka_error
 
-_TS_TYPES = {"NOT_AVAILABLE": 0, "CREATE_TIME": 1, "LOG_APPEND_TIME": 2}
-
-PRODUCER_DEFAULTS: dict[str, Any] = {
-    "linger.ms": 20,
-    "batch.size": 1_000_000,
-    "batch.num.messages": 100_000,
-    "queue.buffering.max.messages": 1_000_000,
-    "queue.buffering.max.kbytes": 1_048_576,
-}
+_TS_TYPES = {name: code for code, name in enumerate(TIMESTAMP_TYPES)}
 
 
 @dataclass
