@@ -60,6 +60,29 @@ def kill_when(args: list[str], env: dict[str, str], ready: object, what: str,
             process.stderr.close()
 
 
+def kill_restore(args: list[str], env: dict[str, str], bootstrap: str, target: str,
+                 partitions: int) -> int:
+    """Run a restore, SIGKILL it once 1000 records are in ``target``; returns how many
+    records the target holds once what was in flight has landed (or not)."""
+    watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": "w", "log_level": 0})
+
+    def written() -> int:
+        total = 0
+        for p in range(partitions):
+            try:
+                total += watcher.get_watermark_offsets(TopicPartition(target, p), 1)[1]
+            except KafkaException:  # not created yet
+                return 0
+        return total
+
+    try:
+        kill_when(args, env, lambda: written() > 1000, "1000 restored records")
+        time.sleep(0.2)  # in flight when killed: landed or not, the rerun must cope
+        return written()
+    finally:
+        watcher.close()
+
+
 def durable_segments(archive: Path) -> int:
     try:
         checkpoint = orjson.loads((archive / "checkpoint.json").read_bytes())
@@ -112,23 +135,7 @@ def test_killed_restore_resumes_without_duplicates(kcli: Kcli, bootstrap: str, t
     kcli("backup", big_topic, "--to", str(archive), "--segment-size", "1MB").ok()
     target = f"{big_topic}-r"
     args = ["-b", bootstrap, "restore", str(archive), "--topic", f"{big_topic}={target}"]
-    watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": "w", "log_level": 0})
-
-    def written() -> int:
-        total = 0
-        for p in range(3):
-            try:
-                total += watcher.get_watermark_offsets(TopicPartition(target, p), 1)[1]
-            except KafkaException:
-                return 0
-        return total
-
-    try:
-        kill_when(args, cli_env, lambda: written() > 1000, "1000 restored records")
-        time.sleep(0.2)  # in flight when killed: landed or not, the rerun must cope
-        before = written()
-    finally:
-        watcher.close()
+    before = kill_restore(args, cli_env, bootstrap, target, 3)
     assert before < 3 * per_partition
     done = orjson.loads(kcli(*args[2:], "-o", "json").ok().out)
     topic = done["topics"][0]
@@ -155,18 +162,7 @@ def test_killed_repartitioning_restore_resumes(kcli: Kcli, bootstrap: str, topic
     create_topic(bootstrap, target, 5)
     args = ["-b", bootstrap, "restore", str(archive), "--topic", f"{source}={target}",
             "--repartition"]
-    watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": "w", "log_level": 0})
-
-    def written() -> int:
-        return sum(watcher.get_watermark_offsets(TopicPartition(target, p), 1)[1]
-                   for p in range(5))
-
-    try:
-        kill_when(args, cli_env, lambda: written() > 1000, "1000 restored records")
-        time.sleep(0.2)
-        before = written()
-    finally:
-        watcher.close()
+    before = kill_restore(args, cli_env, bootstrap, target, 5)
     assert before < 3 * per_partition
     done = orjson.loads(kcli(*args[2:], "-o", "json").ok().out)
     assert done["topics"][0]["already_there"] == before
