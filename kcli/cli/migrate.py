@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -25,15 +26,11 @@ def endpoint(opts: Options, value: str, option: str) -> Options:
     flags = GlobalFlags(overrides=opts.flags.overrides, output=opts.flags.output,
                         quiet=opts.quiet, debug=opts.debug, timeout=opts.flags.timeout)
     if value in store.profiles:
-        return resolve(GlobalFlags(profile=value, overrides=flags.overrides,
-                                   output=flags.output, quiet=flags.quiet, debug=flags.debug,
-                                   timeout=flags.timeout))
+        return resolve(replace(flags, profile=value))
     if ":" not in value:
         raise NotFound(f"{option} {value}: no profile of that name, and not a HOST:PORT "
                        "address")
-    return resolve(GlobalFlags(bootstrap=value, overrides=flags.overrides,
-                               output=flags.output, quiet=flags.quiet, debug=flags.debug,
-                               timeout=flags.timeout), use_profiles=False)
+    return resolve(replace(flags, bootstrap=value), use_profiles=False)
 
 
 def migrate(
