@@ -30,7 +30,7 @@ from kcli.broker.log.errors import (
     UnsupportedMagic,
 )
 from kcli.broker.log.log import AppendInfo, LogConfig, PartitionLog, SegmentInfo
-from kcli.broker.log.records import Record, decode_records, encode_batch
+from kcli.broker.log.records import Record, all_records_have_keys, decode_records, encode_batch
 
 __all__ = [
     "AppendInfo",
@@ -46,6 +46,7 @@ __all__ = [
     "Record",
     "SegmentInfo",
     "UnsupportedMagic",
+    "all_records_have_keys",
     "decode_records",
     "encode_batch",
     "iter_batches",

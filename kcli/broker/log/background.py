@@ -1,0 +1,180 @@
+"""Background work on the hosted logs, as asyncio tasks on the broker's event loop.
+
+- `retention_loop`: every log.retention.check.interval.ms, each log deletes the closed
+  segments retention lets go (`PartitionLog.apply_retention`).
+- `LogCleanerTask`: picks the compacted log most worth cleaning (`cleanable_range`),
+  runs one cleaning round in small steps (`clean_steps`), yielding to the loop between
+  steps and running fsyncs in a worker thread; sleeps log.cleaner.backoff.ms when no log
+  needs cleaning. log.cleaner.io.max.bytes.per.second throttles it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from kcli.broker.log.cleaner import (
+    Cleanable,
+    CleanAborted,
+    CleanStats,
+    Step,
+    clean_steps,
+    cleanable_range,
+)
+from kcli.broker.log.errors import LogError
+from kcli.broker.log.log import PartitionLog
+
+__all__ = ["CleanerSettings", "HostedLog", "LogCleanerTask", "drive_steps", "retention_loop"]
+
+log = logging.getLogger("kcli.broker.log")
+
+T = TypeVar("T")
+
+UNCLEANABLE_RETRY_MS = 600_000
+"""How long a log whose cleaning failed (corrupt batch, I/O error) is left alone."""
+
+
+class HostedLog(Protocol):
+    """What the background tasks need of a hosted partition."""
+
+    log: PartitionLog
+    high_watermark: int
+
+    def producer_last_offsets(self) -> dict[int, int]:
+        """Last offset of the last batch of each producer id the partition tracks."""
+        ...
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def retention_loop(hosted: Callable[[], Iterable[HostedLog]], interval_ms: int) -> None:
+    """Apply retention to every hosted log every `interval_ms`."""
+    while True:
+        await asyncio.sleep(interval_ms / 1000)
+        for partition in list(hosted()):
+            partition_log = partition.log
+            if partition_log.closed:
+                continue
+            try:
+                partition_log.apply_retention(partition.high_watermark)
+            except OSError:
+                log.exception("%s: retention failed", partition_log.directory)
+            await asyncio.sleep(0)
+
+
+async def drive_steps(
+    steps: Generator[Step, None, T],
+    *,
+    stats: CleanStats | None = None,
+    max_bytes_per_second: float | None = None,
+) -> T:
+    """Run a step generator on the event loop: yield to other tasks between steps, run
+    thread jobs in a worker thread, and keep `stats`' bytes within the rate limit."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        while True:
+            try:
+                step = next(steps)
+            except StopIteration as done:
+                return done.value
+            if step is not None:
+                await asyncio.to_thread(step.run)
+                continue
+            delay = 0.0
+            if stats is not None and max_bytes_per_second:
+                done_bytes = stats.bytes_read + stats.bytes_written
+                delay = done_bytes / max_bytes_per_second - (loop.time() - started)
+            await asyncio.sleep(max(delay, 0.0))
+    finally:
+        steps.close()
+
+
+@dataclass(frozen=True)
+class CleanerSettings:
+    """The broker's log.cleaner.* settings."""
+
+    backoff_ms: int = 15_000
+    dedupe_buffer_size: int = 134_217_728
+    io_max_bytes_per_second: float | None = None
+
+
+class LogCleanerTask:
+    """The broker's log cleaner: one round at a time, on the event loop."""
+
+    def __init__(self, hosted: Callable[[], Iterable[HostedLog]], settings: CleanerSettings):
+        self._hosted = hosted
+        self.settings = settings
+        self._uncleanable: dict[Path, int] = {}
+        self.rounds = 0
+        """Rounds completed since start (for tests and logs)."""
+
+    def pick(self, now_ms: int) -> tuple[HostedLog, Cleanable] | None:
+        """The compacted log most worth cleaning now, if any (Kafka: the filthiest)."""
+        best: tuple[tuple[bool, float], HostedLog, Cleanable] | None = None
+        for partition in list(self._hosted()):
+            partition_log = partition.log
+            config = partition_log.config
+            if not config.compact or partition_log.closed:
+                continue
+            if self._uncleanable.get(partition_log.directory, 0) > now_ms:
+                continue
+            cleanable = cleanable_range(partition_log, now_ms, partition.high_watermark)
+            if not cleanable.worth_cleaning(config.min_cleanable_dirty_ratio):
+                continue
+            rank = (cleanable.max_lag_passed, cleanable.dirty_ratio)
+            if best is None or rank > best[0]:
+                best = (rank, partition, cleanable)
+        return None if best is None else (best[1], best[2])
+
+    async def run(self) -> None:
+        """Clean forever (cancel the task to stop; a round in progress is abandoned and its
+        files removed)."""
+        while True:
+            picked = self.pick(_now_ms())
+            if picked is None:
+                await asyncio.sleep(self.settings.backoff_ms / 1000)
+                continue
+            await self.clean(*picked)
+            await asyncio.sleep(0)
+
+    async def clean(self, partition: HostedLog, cleanable: Cleanable) -> CleanStats | None:
+        """One round over `partition`'s log; None if it was abandoned or failed."""
+        partition_log = partition.log
+        stats = CleanStats()
+        steps = clean_steps(
+            partition_log,
+            cleanable,
+            now_ms=_now_ms(),
+            producer_offsets=partition.producer_last_offsets(),
+            map_budget_bytes=self.settings.dedupe_buffer_size,
+            stats=stats,
+        )
+        try:
+            await drive_steps(
+                steps, stats=stats, max_bytes_per_second=self.settings.io_max_bytes_per_second
+            )
+        except CleanAborted as aborted:
+            log.info("%s", aborted)
+            return None
+        except (LogError, OSError, ValueError):
+            log.exception("%s: cleaning failed; leaving the log alone for %d s",
+                          partition_log.directory, UNCLEANABLE_RETRY_MS // 1000)
+            self._uncleanable[partition_log.directory] = _now_ms() + UNCLEANABLE_RETRY_MS
+            return None
+        self.rounds += 1
+        log.info(
+            "%s: cleaned %.1f KB into %.1f KB in %.3f s (%d records removed, %d segments -> %d,"
+            " longest step %.1f ms)",
+            partition_log.directory, stats.bytes_read / 1024, stats.bytes_written / 1024,
+            stats.elapsed_seconds, stats.records_removed, stats.segments_before,
+            stats.segments_after, stats.max_step_seconds * 1000,
+        )
+        return stats
