@@ -76,15 +76,22 @@ async def drive_steps(
     max_bytes_per_second: float | None = None,
 ) -> T:
     """Run a step generator on the event loop: yield to other tasks between steps, run
-    thread jobs in a worker thread, and keep `stats`' bytes within the rate limit."""
+    thread jobs in a worker thread, keep `stats`' bytes within the rate limit, and record
+    the longest step in `stats.max_step_seconds`."""
     loop = asyncio.get_running_loop()
     started = loop.time()
+    clock = time.perf_counter
     try:
         while True:
+            step_started = clock()
             try:
                 step = next(steps)
             except StopIteration as done:
                 return done.value
+            finally:
+                if stats is not None:
+                    elapsed = clock() - step_started
+                    stats.max_step_seconds = max(stats.max_step_seconds, elapsed)
             if step is not None:
                 await asyncio.to_thread(step.run)
                 continue
@@ -148,6 +155,11 @@ class LogCleanerTask:
     async def clean(self, partition: HostedLog, cleanable: Cleanable) -> CleanStats | None:
         """One round over `partition`'s log; None if it was abandoned or failed."""
         partition_log = partition.log
+        log.info("%s: cleaning (dirty ratio %.2f, %d dirty and %d clean bytes%s%s)",
+                 partition_log.directory, cleanable.dirty_ratio, cleanable.dirty_bytes,
+                 cleanable.clean_bytes, ", max.compaction.lag.ms passed"
+                 if cleanable.max_lag_passed else "",
+                 ", tombstones due" if cleanable.tombstones_due else "")
         stats = CleanStats()
         steps = clean_steps(
             partition_log,
