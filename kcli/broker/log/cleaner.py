@@ -90,6 +90,16 @@ ATTR_DELETE_HORIZON = 0x40
 """Batch attribute bit 6 (KIP-534): baseTimestamp holds the delete horizon."""
 MAP_ENTRY_BYTES = 120
 """What one offset map entry costs in CPython beyond its key's bytes (measured)."""
+MAP_SHARDS = 64
+"""The offset map is this many dicts, picked by the key's hash: growing one dict rehashes
+all of it at once, and at millions of keys that would hold the loop for tens of ms."""
+
+OffsetMap = list[dict[bytes, int]]
+"""key -> offset of its latest record, sharded by `hash(key) % MAP_SHARDS`."""
+
+
+def new_offset_map() -> OffsetMap:
+    return [{} for _ in range(MAP_SHARDS)]
 STEP_SECONDS = 0.004
 """Work done between two yields to the event loop."""
 _READ_CHUNK = 256 * 1024
@@ -280,7 +290,7 @@ def filter_batch(
     buf: bytes,
     header: BatchHeader,
     *,
-    offset_map: Mapping[bytes, int],
+    offset_map: OffsetMap,
     map_end: int,
     now_ms: int,
     delete_retention_ms: int,
@@ -304,7 +314,7 @@ def filter_batch(
         if offset < map_end:
             if span.key is None:
                 continue  # Kafka's cleaner drops keyless records
-            latest = offset_map.get(span.key)
+            latest = offset_map[hash(span.key) % MAP_SHARDS].get(span.key)
             if latest is not None and offset < latest:
                 continue
             if not span.has_value and horizon is not None and now_ms >= horizon:
@@ -416,7 +426,7 @@ def clean_steps(
 
     # ---- map the dirty part
     first_dirty = cleanable.first_dirty_offset
-    offset_map: dict[bytes, int] = {}
+    offset_map = new_offset_map()
     cost = 0
     map_end = first_dirty
     mapped = cleanable.dirty  # segments [0, mapped) get rewritten
@@ -432,9 +442,10 @@ def clean_steps(
                     key = span.key
                     if key is None or base + span.offset_delta < first_dirty:
                         continue
-                    if key not in offset_map:
+                    shard = offset_map[hash(key) % MAP_SHARDS]
+                    if key not in shard:
                         cost += len(key) + MAP_ENTRY_BYTES
-                    offset_map[key] = base + span.offset_delta
+                    shard[key] = base + span.offset_delta
                 stats.records_read += header.records_count
             map_end = max(map_end, header.base_offset + header.last_offset_delta + 1)
             if cost >= map_budget_bytes:
@@ -447,7 +458,7 @@ def clean_steps(
         mapped = i + 1
         if full:
             break
-    stats.map_entries = len(offset_map)
+    stats.map_entries = sum(map(len, offset_map))
     if not full and cleanable.end > cleanable.dirty:
         active_or_next = partition_log.segment_after(segments[cleanable.end - 1])
         map_end = max(map_end, active_or_next.base_offset if active_or_next else map_end)
@@ -521,6 +532,9 @@ def clean_steps(
         finally:
             if not installed:
                 cleaned.delete()
+        yield None  # a swap is a step of its own
+        slice_start = clock()
+        check()
     first_dirty_after = map_end if mapped > cleanable.dirty else first_dirty
     partition_log.set_cleaner_checkpoint(first_dirty_after, min(horizons, default=-1))
     stats.first_dirty_after = first_dirty_after

@@ -923,10 +923,16 @@ class PartitionLog:
             raise ValueError("the segments to replace are no longer in the log")
         assert new is None or new.base_offset == old[0].base_offset
         assert new is not None or i > 0
-        self.raise_gap_limit(self._bases[i + len(old)])
         step = self._crash_point
+        try:
+            self.raise_gap_limit(self._bases[i + len(old)])
+            if new is not None:
+                new.rename(SWAP_SUFFIX, lambda path: step(f"swap {path.name}"))
+        except OSError:
+            if new is not None and not new.log_path.name.endswith(SWAP_SUFFIX):
+                new.delete()  # not committed: nothing changed
+            raise
         if new is not None:
-            new.rename(SWAP_SUFFIX, lambda path: step(f"swap {path.name}"))
             step("fsync directory")
             fsync_dir(self.directory)
             new.close_indexes()
