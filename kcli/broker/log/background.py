@@ -26,7 +26,6 @@ from kcli.broker.log.cleaner import (
     clean_steps,
     cleanable_range,
 )
-from kcli.broker.log.errors import LogError
 from kcli.broker.log.log import PartitionLog
 
 __all__ = ["CleanerSettings", "HostedLog", "LogCleanerTask", "drive_steps", "retention_loop"]
@@ -64,7 +63,7 @@ async def retention_loop(hosted: Callable[[], Iterable[HostedLog]], interval_ms:
                 continue
             try:
                 partition_log.apply_retention(partition.high_watermark)
-            except OSError:
+            except Exception:  # one log's failure (or a bug) must not stop retention
                 log.exception("%s: retention failed", partition_log.directory)
             await asyncio.sleep(0)
 
@@ -145,12 +144,14 @@ class LogCleanerTask:
         """Clean forever (cancel the task to stop; a round in progress is abandoned and its
         files removed)."""
         while True:
-            picked = self.pick(_now_ms())
-            if picked is None:
-                await asyncio.sleep(self.settings.backoff_ms / 1000)
-                continue
-            await self.clean(*picked)
-            await asyncio.sleep(0)
+            try:
+                picked = self.pick(_now_ms())
+                if picked is not None:
+                    await self.clean(*picked)
+            except Exception:  # a bug must not stop the cleaner for every log
+                log.exception("the log cleaner failed")
+                picked = None
+            await asyncio.sleep(0 if picked is not None else self.settings.backoff_ms / 1000)
 
     async def clean(self, partition: HostedLog, cleanable: Cleanable) -> CleanStats | None:
         """One round over `partition`'s log; None if it was abandoned or failed."""
@@ -161,22 +162,22 @@ class LogCleanerTask:
                  if cleanable.max_lag_passed else "",
                  ", tombstones due" if cleanable.tombstones_due else "")
         stats = CleanStats()
-        steps = clean_steps(
-            partition_log,
-            cleanable,
-            now_ms=_now_ms(),
-            producer_offsets=partition.producer_last_offsets(),
-            map_budget_bytes=self.settings.dedupe_buffer_size,
-            stats=stats,
-        )
         try:
+            steps = clean_steps(
+                partition_log,
+                cleanable,
+                now_ms=_now_ms(),
+                producer_offsets=partition.producer_last_offsets(),
+                map_budget_bytes=self.settings.dedupe_buffer_size,
+                stats=stats,
+            )
             await drive_steps(
                 steps, stats=stats, max_bytes_per_second=self.settings.io_max_bytes_per_second
             )
         except CleanAborted as aborted:
             log.info("%s", aborted)
             return None
-        except (LogError, OSError, ValueError):
+        except Exception:  # corrupt data, I/O errors, bugs: this log only, for a while
             log.exception("%s: cleaning failed; leaving the log alone for %d s",
                           partition_log.directory, UNCLEANABLE_RETRY_MS // 1000)
             self._uncleanable[partition_log.directory] = _now_ms() + UNCLEANABLE_RETRY_MS
