@@ -249,3 +249,22 @@ def test_a_kill_mid_clean_loses_nothing(make_broker: BrokerFactory, iterations: 
     broker.settings = dict(FAST_CLEANER)  # full speed: the next clean completes
     broker.start()
     wait_for(lambda: read_all(broker.bootstrap, "crashy") == expected, what="a complete clean")
+
+
+def test_a_clean_stop_mid_clean_is_prompt_and_loses_nothing(make_broker: BrokerFactory) -> None:
+    broker = make_broker(settings={"log.cleaner.enable": "false"}).start()
+    create(broker.bootstrap, "stopping", **{**COMPACT, "segment.bytes": "32768"})
+    produced = produce(broker.bootstrap, "stopping",
+                       keyed_updates(6_000, 500, seed=6, size=60) + filler(60, "fill"))
+    expected = survivors(produced)
+    broker.kill()
+    broker.settings = {**FAST_CLEANER, "log.cleaner.io.max.bytes.per.second": "100000"}
+    broker.start()
+    directory = broker.data_dir / "stopping-0"
+    wait_for(lambda: any(directory.glob("*.cleaned")), what="a clean to start")
+    started = time.monotonic()
+    assert broker.stop() == 0
+    assert time.monotonic() - started < 5, "the cleaner held up the shutdown"
+    broker.settings = dict(FAST_CLEANER)
+    broker.start()
+    wait_for(lambda: read_all(broker.bootstrap, "stopping") == expected, what="a complete clean")

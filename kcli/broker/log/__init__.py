@@ -11,6 +11,10 @@ How the broker uses it::
     # ListOffsets: log.log_start_offset, log.log_end_offset, log.offset_for_timestamp(ts),
     # log.max_timestamp(); OffsetForLeaderEpoch: log.end_offset_for_epoch(epoch)
     log.flush()   # now and then (a timer), and log.close() on shutdown
+    # Retention (a timer, log.retention.check.interval.ms): delete whole closed segments
+    log.apply_retention(high_watermark)
+    log.remove_deleted_files()   # `*.deleted` files once file.delete.delay.ms has passed
+    # Compaction: kcli.broker.log.cleaner (the rounds) and .background (the broker's tasks)
 """
 
 from kcli.broker.log.batch import (

@@ -3,15 +3,17 @@
 - `retention_loop`: every log.retention.check.interval.ms, each log deletes the closed
   segments retention lets go (`PartitionLog.apply_retention`).
 - `LogCleanerTask`: picks the compacted log most worth cleaning (`cleanable_range`),
-  runs one cleaning round in small steps (`clean_steps`), yielding to the loop between
-  steps and running fsyncs in a worker thread; sleeps log.cleaner.backoff.ms when no log
-  needs cleaning. log.cleaner.io.max.bytes.per.second throttles it.
+  runs one cleaning round (`clean_steps`) in a worker thread, its swaps and checkpoint on
+  the loop (see kcli.broker.log.cleaner for why); sleeps log.cleaner.backoff.ms when no
+  log needs cleaning. log.cleaner.io.max.bytes.per.second throttles it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
@@ -22,13 +24,14 @@ from kcli.broker.log.cleaner import (
     Cleanable,
     CleanAborted,
     CleanStats,
+    LoopJob,
     Step,
     clean_steps,
     cleanable_range,
 )
 from kcli.broker.log.log import PartitionLog
 
-__all__ = ["CleanerSettings", "HostedLog", "LogCleanerTask", "drive_steps", "retention_loop"]
+__all__ = ["CleanerSettings", "HostedLog", "LogCleanerTask", "drive_in_thread", "retention_loop"]
 
 log = logging.getLogger("kcli.broker.log")
 
@@ -68,39 +71,82 @@ async def retention_loop(hosted: Callable[[], Iterable[HostedLog]], interval_ms:
             await asyncio.sleep(0)
 
 
-async def drive_steps(
-    steps: Generator[Step, None, T],
+class _Stopped(Exception):
+    """The task driving a round was cancelled."""
+
+
+async def drive_in_thread(
+    steps: Generator[Step, object, T],
     *,
     stats: CleanStats | None = None,
     max_bytes_per_second: float | None = None,
-) -> T:
-    """Run a step generator on the event loop: yield to other tasks between steps, run
-    thread jobs in a worker thread, keep `stats`' bytes within the rate limit, and record
-    the longest step in `stats.max_step_seconds`."""
+) -> T | None:
+    """Run a step generator in a worker thread: its loop jobs run on this event loop (each
+    is timed into `stats.max_step_seconds`), thread jobs in the worker; `stats`' bytes
+    stay within the rate limit. Cancelling the awaiting task stops the worker at its next
+    step (the generator is closed there, in the worker, so it can clean up); None then.
+    """
     loop = asyncio.get_running_loop()
-    started = loop.time()
-    clock = time.perf_counter
-    try:
-        while True:
-            step_started = clock()
+    stop = threading.Event()
+
+    def on_loop(job: LoopJob) -> object:
+        future: concurrent.futures.Future[object] = concurrent.futures.Future()
+
+        def call() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            started = time.perf_counter()
             try:
-                step = next(steps)
-            except StopIteration as done:
-                return done.value
+                future.set_result(job.run())
+            except BaseException as error:  # handed to the worker
+                future.set_exception(error)
             finally:
                 if stats is not None:
-                    elapsed = clock() - step_started
-                    stats.max_step_seconds = max(stats.max_step_seconds, elapsed)
-            if step is not None:
-                await asyncio.to_thread(step.run)
-                continue
-            delay = 0.0
-            if stats is not None and max_bytes_per_second:
-                done_bytes = stats.bytes_read + stats.bytes_written
-                delay = done_bytes / max_bytes_per_second - (loop.time() - started)
-            await asyncio.sleep(max(delay, 0.0))
-    finally:
-        steps.close()
+                    held = time.perf_counter() - started
+                    stats.max_step_seconds = max(stats.max_step_seconds, held)
+
+        loop.call_soon_threadsafe(call)
+        while True:  # never wait for a loop that is going away
+            try:
+                return future.result(timeout=0.05)
+            except concurrent.futures.TimeoutError:
+                if stop.is_set() and future.cancel():
+                    raise _Stopped from None
+
+    def work() -> T | None:
+        started = time.monotonic()
+        value: object = None
+        error: BaseException | None = None
+        try:
+            while True:
+                if stop.is_set():
+                    return None
+                try:
+                    step = steps.throw(error) if error is not None else steps.send(value)
+                except StopIteration as done:
+                    return done.value
+                value, error = None, None
+                try:
+                    if isinstance(step, LoopJob):
+                        value = on_loop(step)
+                    elif step is not None:
+                        step.run()
+                    elif stats is not None and max_bytes_per_second:
+                        done_bytes = stats.bytes_read + stats.bytes_written
+                        delay = done_bytes / max_bytes_per_second - (time.monotonic() - started)
+                        stop.wait(max(delay, 0.0))
+                except _Stopped:
+                    return None
+                except Exception as exc:  # handed back to the generator, which re-raises it
+                    error = exc
+        finally:
+            steps.close()
+
+    try:
+        return await loop.run_in_executor(None, work)
+    except asyncio.CancelledError:
+        stop.set()
+        raise
 
 
 @dataclass(frozen=True)
@@ -171,7 +217,7 @@ class LogCleanerTask:
                 map_budget_bytes=self.settings.dedupe_buffer_size,
                 stats=stats,
             )
-            await drive_steps(
+            await drive_in_thread(
                 steps, stats=stats, max_bytes_per_second=self.settings.io_max_bytes_per_second
             )
         except CleanAborted as aborted:
@@ -185,7 +231,7 @@ class LogCleanerTask:
         self.rounds += 1
         log.info(
             "%s: cleaned %.1f KB into %.1f KB in %.3f s (%d records removed, %d segments -> %d,"
-            " longest step %.1f ms)",
+            " held the event loop %.1f ms at most)",
             partition_log.directory, stats.bytes_read / 1024, stats.bytes_written / 1024,
             stats.elapsed_seconds, stats.records_removed, stats.segments_before,
             stats.segments_after, stats.max_step_seconds * 1000,

@@ -5,11 +5,19 @@ Directory layout (Kafka's)::
     <base offset, 20 digits>.log        batches back to back, as on the wire
     <base offset>.index / .timeindex    sparse indexes
     leader-epoch-checkpoint             leader epoch cache
-    log-start-offset                    the log start offset (raised by DeleteRecords)
+    log-start-offset                    the log start offset (raised by DeleteRecords and
+                                        retention)
     recovery-point-offset               segments below this base offset are fsynced
     .kcli-clean-shutdown                present only while the log is cleanly closed
+    offset-gaps-below                   batches below this offset may skip offsets
+                                        (compacted); above it offsets follow on exactly
+    cleaner-offset-checkpoint           first dirty offset, next tombstone deadline
+    *.deleted                           deleted segment files, removed after
+                                        file.delete.delay.ms (or on open)
+    *.cleaned, *.swap                   the cleaner's output, before and after its commit
 
-Single-threaded: every call comes from the broker's event loop thread.
+Single-threaded: every call comes from the broker's event loop thread (the cleaner works
+in a thread on duplicated descriptors, and calls in here only on the loop).
 """
 
 from __future__ import annotations

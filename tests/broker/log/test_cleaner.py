@@ -7,7 +7,7 @@ import logging
 import random
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from kcli.broker.log.cleaner import (
     ATTR_DELETE_HORIZON,
     CleanAborted,
     CleanStats,
+    Step,
     clean_steps,
     cleanable_range,
     run_steps,
@@ -363,6 +364,17 @@ def test_segments_merge_as_they_shrink(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the log changing under it
 
 
+def advance(steps: Generator[Step, object, CleanStats], until: Callable[[Step], bool]) -> None:
+    """Drive `steps` (running their jobs) until a step satisfies `until`, left unrun."""
+    value: object = None
+    while True:
+        step = steps.send(value)
+        if until(step):
+            return
+        value = None if step is None else step.run()
+
+
+
 def test_a_round_is_abandoned_when_retention_takes_its_segments(tmp_path: Path) -> None:
     config = LogConfig(**{**CONFIG.__dict__, "delete": True, "retention_bytes": 0})
     log = open_log(tmp_path / "t-0", config)
@@ -371,7 +383,7 @@ def test_a_round_is_abandoned_when_retention_takes_its_segments(tmp_path: Path) 
     before = stored(log)
     steps = clean_steps(log, cleanable_range(log, NOW, log.log_end_offset), now_ms=NOW,
                         producer_offsets={}, map_budget_bytes=1 << 24, step_seconds=0)
-    next(steps)
+    advance(steps, lambda step: step is None)  # the map has begun
     assert log.apply_retention(high_watermark=log.log_end_offset) > 0
     with pytest.raises(CleanAborted):
         run_steps(steps)
@@ -385,9 +397,8 @@ def test_closing_the_round_midway_removes_its_files(tmp_path: Path) -> None:
     roll(log)
     steps = clean_steps(log, cleanable_range(log, NOW, log.log_end_offset), now_ms=NOW,
                         producer_offsets={}, map_budget_bytes=1 << 24, step_seconds=0)
-    while not list(log.directory.glob("*.cleaned")):
-        next(steps)
-    steps.close()  # what cancelling the cleaner task does
+    advance(steps, lambda _step: bool(list(log.directory.glob("*.cleaned"))))
+    steps.close()  # what stopping the cleaner does
     assert not list(log.directory.glob("*.cleaned"))
 
 
