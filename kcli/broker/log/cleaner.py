@@ -1,4 +1,4 @@
-"""The log cleaner: Kafka's compaction (LogCleaner), run in small steps.
+"""The log cleaner: Kafka's compaction (LogCleaner), one round at a time, as steps.
 
 A compacted log has a clean part (deduplicated by an earlier round) and a dirty part
 after it, from `first_dirty_offset` on. One round:
@@ -6,9 +6,9 @@ after it, from `first_dirty_offset` on. One round:
 1. `cleanable_range` finds the closed segments that may be cleaned: never the active
    segment, nothing at or past the high watermark or the recovery point (only segments
    already on disk), and no dirty segment holding a record younger than
-   min.compaction.lag.ms. `pick_log` chooses among logs: dirty ratio >=
-   min.cleanable.dirty.ratio, a dirty record older than max.compaction.lag.ms, or a kept
-   tombstone whose time is up.
+   min.compaction.lag.ms. `Cleanable.worth_cleaning` says whether a round is due: dirty
+   ratio >= min.cleanable.dirty.ratio, a dirty record older than max.compaction.lag.ms,
+   or a kept tombstone whose time is up (the broker cleans the filthiest log first).
 2. Map: key -> offset of its latest record over the dirty part (bounded by the dedupe
    budget; when it fills, the round stops there and the rest stays dirty).
 3. Rewrite, segment group by segment group (consecutive segments up to segment.bytes
@@ -108,7 +108,7 @@ OffsetMap = list[dict[bytes, int]]
 def new_offset_map() -> OffsetMap:
     return [{} for _ in range(MAP_SHARDS)]
 STEP_SECONDS = 0.004
-"""Work done between two yields to the event loop."""
+"""Work done between two yields (where the driver may throttle, or stop the round)."""
 _READ_CHUNK = 256 * 1024
 _WRITE_CHUNK = 1 << 20
 _U32 = struct.Struct(">I")
@@ -427,6 +427,8 @@ def clean_steps(
     config = partition_log.config
     segments = cleanable.segments[: cleanable.end]
     sizes = [s.size for s in segments]
+    if not segments:
+        return stats
     sources: list[_Source] = []
     clock = time.perf_counter
     slice_start = clock()

@@ -602,3 +602,11 @@ def test_cleaning_matches_the_model(events: list[tuple[int, bool, int]], codec: 
             assert [o for o in records if o >= offset] == following[: len(
                 [o for o in records if o >= offset])]
         log.close()
+
+
+def test_a_round_with_nothing_cleanable_does_nothing(tmp_path: Path) -> None:
+    log = open_log(tmp_path / "t-0")
+    append(log, [[(b"a", b"1")], [(b"a", b"2")]])  # all in the active segment
+    stats = clean(log)
+    assert (stats.records_read, stats.bytes_written) == (0, 0)
+    assert [r[1:] for r in stored(log)] == [(b"a", b"1"), (b"a", b"2")]
