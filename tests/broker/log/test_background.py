@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +13,13 @@ import pytest
 from kcli.broker.log import LogConfig, PartitionLog, Record, encode_batch
 from kcli.broker.log.background import CleanerSettings, LogCleanerTask, retention_loop
 from kcli.broker.log.cleaner import cleanable_range
+from tests.broker.log.helpers import closing_every_log
+
+
+@pytest.fixture(autouse=True)
+def _release_logs() -> Iterator[None]:
+    with closing_every_log():
+        yield
 
 CONFIG = LogConfig(segment_bytes=1_000, compact=True, delete=False, file_delete_delay_ms=0,
                    min_cleanable_dirty_ratio=0.5)

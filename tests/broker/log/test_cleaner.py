@@ -7,7 +7,7 @@ import logging
 import random
 import shutil
 import tempfile
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,19 @@ from kcli.broker.log.cleaner import (
 )
 from kcli.broker.log.log import GAPS_BELOW_FILE
 from kcli.broker.producer_state import ProducerStateTable
-from tests.broker.log.helpers import PROPERTY, all_bytes, crash_copy
+from tests.broker.log.helpers import (
+    PROPERTY,
+    abandon,
+    all_bytes,
+    closing_every_log,
+    crash_copy,
+)
+
+
+@pytest.fixture(autouse=True)
+def _release_logs() -> Iterator[None]:
+    with closing_every_log():
+        yield
 
 NOW = 1_700_000_000_000
 DAY = 86_400_000
@@ -467,6 +479,7 @@ def test_a_crash_at_every_step_of_the_swap_loses_nothing(
             with pytest.raises(Crash):
                 clean(log)
             copy = crash_copy(log, Path(tmp) / "crashed")
+            abandon(log)
             monkeypatch.undo()
             reopened = open_log(copy)
             assert not [p for p in copy.iterdir()

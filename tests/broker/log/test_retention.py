@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,13 @@ import pytest
 from kcli.broker.log import LogConfig, OffsetOutOfRange, PartitionLog
 from kcli.broker.log.log import SegmentInfo
 from kcli.broker.log.retention import deletable_segments
-from tests.broker.log.helpers import all_bytes, client_batch, crash_copy
+from tests.broker.log.helpers import all_bytes, client_batch, closing_every_log, crash_copy
+
+
+@pytest.fixture(autouse=True)
+def _release_logs() -> Iterator[None]:
+    with closing_every_log():
+        yield
 
 NOW = 1_700_000_000_000
 HOUR = 3_600_000
