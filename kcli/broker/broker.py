@@ -1,32 +1,66 @@
-"""The broker: owns metadata, partitions and the server, and wires them together."""
+"""The broker: owns metadata, partitions and the server, and wires them together.
+
+In a cluster (several brokers sharing a cluster directory, see
+``kcli.broker.cluster.coordination``) the broker also: holds its liveness lock, polls the
+shared metadata and applies each new version (opening and closing partitions, leading
+or following them), runs a replica fetcher per leader it follows, changes the ISR of the
+partitions it leads, and, while it holds the controller lock, elects leaders when
+brokers die or return. A single broker is the same machinery with one member.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
 import shutil
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kcli.broker.cluster.controller import Controller
+from kcli.broker.cluster.checkpoint import read_checkpoint, write_checkpoint
+from kcli.broker.cluster.controller import Controller, ControllerError, elect_leaders
+from kcli.broker.cluster.coordination import BrokerIdInUse, ClusterDirectory
+from kcli.broker.cluster.fetcher import ReplicaFetcherManager
 from kcli.broker.cluster.metadata import (
     BrokerInfo,
     ClusterMetadata,
+    MetadataBusy,
     MetadataStore,
     TopicState,
-    new_cluster_id,
 )
 from kcli.broker.configs import Settings
 from kcli.broker.group import OFFSETS_TOPIC, GroupCoordinator
 from kcli.broker.log.background import CleanerSettings, LogCleanerTask, retention_loop
 from kcli.broker.log.log import sync_segments
-from kcli.broker.partition import Partition, TopicSettings
+from kcli.broker.partition import AppendResult, Partition, TopicSettings
 
 log = logging.getLogger("kcli.broker")
+
+NONE = 0
+NOT_LEADER_OR_FOLLOWER = 6
+REQUEST_TIMED_OUT = 7
+NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
+
+METADATA_POLL_S = 0.1
+"""How often the shared metadata file is checked for a new version."""
+CONTROLLER_POLL_S = 0.2
+"""How often a broker tries to become the controller, and the controller probes liveness."""
+LIVENESS_CACHE_S = 0.1
+STARTUP_GRACE_S = 5.0
+"""For this long after it started, a controller moves no leadership while some registered
+broker has not been seen live since: that one may merely be starting with it. (A broker
+seen live and then gone has died.)"""
+ISR_CHANGE_RETRY_S = 0.2
+HW_CHECKPOINT_S = 5.0
+"""How often moved high watermarks are written to replication-offset-checkpoint (Kafka's
+replica.high.watermark.checkpoint.interval.ms)."""
+
+ProduceResults = list[tuple[str, list[tuple[int, AppendResult]]]]
 
 
 class BrokerStartError(Exception):
@@ -73,8 +107,22 @@ class Broker:
         self.log_cleaner: LogCleanerTask | None = None
         store = MetadataStore(config.metadata_dir)
         self.store = store
-        self.controller: Controller  # set in open()
+        self.cluster = ClusterDirectory(config.metadata_dir)
+        self.controller = Controller(
+            store, self.settings, self.node_id,
+            lambda ids: self.cluster.live_brokers(ids, self.node_id),
+        )
+        self.fetchers: ReplicaFetcherManager | None = None  # in start_background()
         self.groups = GroupCoordinator(self)
+        self._started_at = time.monotonic()
+        self._live: set[int] = {self.node_id}
+        self._live_at = -1.0
+        self._seen_live: set[int] = set()  # brokers seen live since this one started
+        self._settled: tuple[int, frozenset[int]] | None = None  # nothing to elect at these
+        self._stopping = False
+        self._isr_attempts: dict[tuple[str, int], float] = {}
+        self._checkpointed: dict[tuple[str, int], int] = {}  # as last written
+        self._recovered: dict[tuple[str, int], int] = {}  # as read at start, until opened
 
     @property
     def metadata(self) -> ClusterMetadata:
@@ -82,28 +130,31 @@ class Broker:
         return self.controller.metadata
 
     def open(self, port: int) -> None:
-        """Lock the data dir, load or create metadata, open every hosted partition."""
+        """Lock the data dir, take this broker's liveness lock, register in the cluster
+        metadata (creating it for a new cluster), open every hosted partition."""
         self.advertised_port = port
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
         try:
-            metadata = self.store.load()
-        except ValueError as error:
+            self.cluster.acquire_broker(self.node_id)
+            info = BrokerInfo(self.node_id, self.advertised_host, self.advertised_port)
+            metadata = self.controller.open(info, self._check_meta_properties)
+            self.live_broker_ids()  # who runs now, before anyone can die unseen
+            if self.cluster.try_acquire_controller():
+                self.controller.claim_controller()
+        except (BrokerIdInUse, ControllerError, MetadataBusy, ValueError) as error:
+            self._release_locks()
             raise BrokerStartError(str(error)) from None
-        if metadata is None:
-            metadata = ClusterMetadata(cluster_id=new_cluster_id())
-        self._check_meta_properties(metadata.cluster_id)
-        metadata.controller_id = self.node_id
-        metadata.brokers[self.node_id] = BrokerInfo(
-            self.node_id, self.advertised_host, self.advertised_port
-        )
-        self.controller = Controller(self.store, metadata, self.settings)
-        self.store.save(metadata)
+        except BaseException:
+            self._release_locks()
+            raise
         self._remove_deleted_dirs()
+        self._recovered = read_checkpoint(self.data_dir)
         self.apply_metadata()
         log.info(
-            "broker %d of cluster %s: %d partition(s) in %s",
+            "broker %d of cluster %s: %d partition(s) in %s%s",
             self.node_id, metadata.cluster_id, len(self.partitions), self.data_dir,
+            " (controller)" if self.cluster.is_controller else "",
         )
 
     def _lock_data_dir(self) -> None:
@@ -135,8 +186,15 @@ class Broker:
         for path in self.data_dir.glob("*-delete"):
             shutil.rmtree(path, ignore_errors=True)
 
+    def refresh_metadata(self) -> None:
+        """Apply the shared metadata if another broker changed it (a stat when it did not)."""
+        if self.controller.reload_if_changed():
+            self.apply_metadata()
+
     def apply_metadata(self) -> None:
-        """Open partitions this broker now hosts, close the ones it no longer does."""
+        """Open partitions this broker now hosts, close the ones it no longer does; lead
+        or follow each as the metadata says; point the replica fetchers at the leaders."""
+        self._live_at = -1.0  # brokers may have registered: probe afresh
         wanted: set[tuple[str, int]] = set()
         for topic in self.metadata.topics.values():
             settings = TopicSettings.resolve(self.settings, topic.configs)
@@ -151,17 +209,30 @@ class Broker:
                 if partition is None:
                     directory = self.data_dir / f"{topic.name}-{index}"
                     self.partitions[key] = Partition(
-                        topic.name, index, directory, state, settings, self.node_id
+                        topic.name, index, directory, state, settings, self.node_id,
+                        self._recovered.pop(key, None),
                     )
                 else:
-                    partition.state = state
+                    partition.update_state(state)
                     if old != settings:
                         partition.update_settings(settings)
         for key in [k for k in self.partitions if k not in wanted]:
             self._drop_partition(key)
         for name in [n for n in self.topic_settings if n not in self.metadata.topics]:
             del self.topic_settings[name]
+        self._update_fetchers()
         self.groups.on_metadata_changed()
+
+    def _update_fetchers(self) -> None:
+        if self.fetchers is None:
+            return
+        wanted: dict[int, set[tuple[str, int]]] = {}
+        if not self._stopping:
+            for key, partition in self.partitions.items():
+                leader = partition.state.leader
+                if leader >= 0 and leader != self.node_id:
+                    wanted.setdefault(leader, set()).add(key)
+        self.fetchers.update(wanted)
 
     def _drop_partition(self, key: tuple[str, int]) -> None:
         partition = self.partitions.pop(key)
@@ -181,8 +252,18 @@ class Broker:
         return self.partitions.get((topic, index))
 
     def live_broker_ids(self) -> set[int]:
-        """Ids of brokers currently alive (a single broker: itself)."""
-        return {self.node_id}
+        """Ids of registered brokers whose liveness lock is held (probed at most every
+        100 ms); always includes this broker."""
+        now = time.monotonic()
+        if now - self._live_at > LIVENESS_CACHE_S:
+            self._live = self.cluster.live_brokers(self.metadata.brokers, self.node_id)
+            self._live_at = now
+            self._seen_live |= self._live
+        return set(self._live)
+
+    def _probe_live(self) -> set[int]:
+        self._live_at = -1.0
+        return self.live_broker_ids()
 
     def live_brokers(self) -> list[BrokerInfo]:
         """Endpoints of live brokers, by id."""
@@ -251,15 +332,145 @@ class Broker:
         """Advance a partition's log start offset; returns the new low watermark."""
         return partition.delete_records_before(offset)
 
-    async def await_replication(self, results: object, ack_timeout: object) -> None:
-        """Wait until acks=all appends reach the in-sync replicas (one replica: at once)."""
+    # ================================================================== replication
+
+    async def await_replication(self, results: ProduceResults, timeout_ms: int) -> ProduceResults:
+        """Wait until every acks=all append is below its partition's high watermark (all
+        in-sync replicas have it), at most ``timeout_ms``; returns the results to answer.
+
+        Kafka's rules: REQUEST_TIMED_OUT when the time runs out first,
+        NOT_LEADER_OR_FOLLOWER when leadership moves meanwhile, and
+        NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR is below min.insync.replicas by the
+        time the high watermark passes the batch.
+        """
+        final: dict[tuple[str, int], AppendResult] = {}
+        pending: list[tuple[tuple[str, int], Partition, AppendResult]] = []
+        for topic, partitions in results:
+            for index, result in partitions:
+                if result.error_code != NONE:
+                    continue
+                partition = self.partitions.get((topic, index))
+                if partition is None:  # gone since the append
+                    final[(topic, index)] = _failed(result, NOT_LEADER_OR_FOLLOWER)
+                else:
+                    pending.append(((topic, index), partition, result))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000
+        while pending:
+            waiting = []
+            for key, partition, result in pending:
+                if partition.high_watermark > result.last_offset:
+                    if len(partition.state.isr) < partition.settings.min_insync_replicas:
+                        final[key] = _failed(result, NOT_ENOUGH_REPLICAS_AFTER_APPEND)
+                elif self.partitions.get(key) is not partition or not partition.is_leader:
+                    final[key] = _failed(result, NOT_LEADER_OR_FOLLOWER)
+                else:
+                    waiting.append((key, partition, result))
+            pending = waiting
+            remaining = deadline - loop.time()
+            if not pending:
+                break
+            if remaining <= 0:
+                for key, _partition, result in pending:
+                    final[key] = _failed(result, REQUEST_TIMED_OUT)
+                break
+            waiter: asyncio.Future[None] = loop.create_future()
+            for _key, partition, _result in pending:
+                partition.add_waiter(waiter)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, remaining)
+        if not final:
+            return results
+        return [(topic, [(index, final.get((topic, index), result))
+                         for index, result in partitions])
+                for topic, partitions in results]
 
     def record_follower_fetch(self, partition: Partition, replica_id: int, offset: int) -> None:
-        """Note how far a follower has fetched (no followers on a single broker)."""
+        """Note how far a follower has fetched; add it to the ISR once it caught up."""
+        if partition.record_follower_fetch(replica_id, offset):
+            isr = [r for r in partition.state.replicas
+                   if r in partition.state.isr or r == replica_id]
+            self._change_isr(partition, isr, f"{replica_id} caught up")
+
+    def _change_isr(self, partition: Partition, isr: list[int], why: str) -> None:
+        """Kafka's AlterPartition, as a metadata transaction with epoch checks."""
+        key = (partition.topic, partition.index)
+        now = time.monotonic()
+        if now - self._isr_attempts.get(key, -1.0) < ISR_CHANGE_RETRY_S:
+            return
+        self._isr_attempts[key] = now
+        state = partition.state
+        try:
+            self.controller.alter_isr(partition.topic, partition.index, state.leader_epoch,
+                                      state.partition_epoch, isr)
+        except ControllerError as error:
+            log.info("%s-%d: ISR change to %s refused: %s", partition.topic, partition.index,
+                     isr, error.message)
+            self.refresh_metadata()
+            return
+        log.info("%s-%d: ISR %s -> %s (%s)", partition.topic, partition.index, state.isr, isr,
+                 why)
+        del self._isr_attempts[key]
+        self.apply_metadata()
+
+    def _shrink_isrs(self) -> None:
+        """Take followers that stopped keeping up out of the ISRs this broker leads."""
+        max_lag = self.settings.get_int("replica.lag.time.max.ms")
+        for partition in list(self.partitions.values()):
+            lagging = partition.lagging_replicas(max_lag)
+            if lagging:
+                isr = [r for r in partition.state.isr if r not in lagging]
+                self._change_isr(partition, isr, f"{lagging} not caught up for {max_lag} ms")
+
+    # ================================================================== the controller
+
+    def _control(self) -> None:
+        """One round of the controller's duties, if this broker is (or becomes) it."""
+        if self._stopping:
+            return
+        live = self._probe_live()
+        metadata = self.metadata
+        if not self.cluster.is_controller:
+            if not self.cluster.try_acquire_controller():
+                return
+            log.info("broker %d is now the controller", self.node_id)
+            self.controller.claim_controller()
+        never_seen = set(metadata.brokers) - self._seen_live
+        if never_seen and time.monotonic() - self._started_at < STARTUP_GRACE_S:
+            return  # they may be starting with us: give them a moment
+        settled = (metadata.epoch, frozenset(live))
+        if settled == self._settled:
+            return
+        if not elect_leaders(metadata, live, self.settings, dry_run=True):
+            self._settled = settled
+            return
+        for change in self.controller.elect_leaders(live):
+            log.info("controller: %s", change)
+        self.apply_metadata()
+
+    async def shutdown(self) -> None:
+        """Controlled shutdown: hand the partitions this broker leads to other in-sync
+        replicas (so clients move at once instead of timing out), stop fetching."""
+        self._stopping = True
+        if self.fetchers is not None:
+            await self.fetchers.close()
+            self.fetchers = None
+        try:
+            changes = self.controller.controlled_shutdown(self._probe_live())
+        except ControllerError as error:
+            log.warning("controlled shutdown failed: %s", error.message)
+        else:
+            for change in changes:
+                log.info("%s", change)
+            self.apply_metadata()
+        self.cluster.release_controller()
+
+    # ================================================================== background
 
     def start_background(self) -> None:
         """Start housekeeping tasks (periodic flush, producer state expiry, offset expiry),
-        log retention and the log cleaner."""
+        log retention and the log cleaner, and the cluster's: metadata polling, the
+        controller, fetchers, ISR shrinking."""
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         settings = self.settings
         hosted = self.partitions.values
@@ -275,7 +486,27 @@ class Broker:
                 io_max_bytes_per_second=io_limit if io_limit < 1e300 else None,
             ))
             self._tasks.append(asyncio.create_task(self.log_cleaner.run(), name="log-cleaner"))
+        self._start_cluster_tasks()
         self.groups.start()
+
+    def _start_cluster_tasks(self) -> None:
+        self.fetchers = ReplicaFetcherManager(self)
+        self._update_fetchers()
+        max_lag = self.settings.get_int("replica.lag.time.max.ms")
+        for interval, step, name in (
+            (METADATA_POLL_S, self.refresh_metadata, "metadata-poll"),
+            (CONTROLLER_POLL_S, self._control, "controller"),
+            (min(max_lag / 2, 500) / 1000, self._shrink_isrs, "isr-shrink"),
+            (HW_CHECKPOINT_S, self._checkpoint_high_watermarks, "hw-checkpoint"),
+        ):
+            self._tasks.append(asyncio.create_task(_every(interval, step, name), name=name))
+
+    def _checkpoint_high_watermarks(self) -> None:
+        """Write replication-offset-checkpoint when a high watermark moved."""
+        current = {key: p.high_watermark for key, p in self.partitions.items()}
+        if current != self._checkpointed:
+            write_checkpoint(self.data_dir, current)
+            self._checkpointed = current
 
     async def _housekeeping(self) -> None:
         while True:
@@ -295,6 +526,12 @@ class Broker:
         """Stop background work and close every partition durably."""
         for task in self._tasks:
             task.cancel()
+        if self.fetchers is not None:
+            self.fetchers.cancel()
+        try:
+            self._checkpoint_high_watermarks()
+        except OSError:
+            log.exception("cannot write the high watermark checkpoint")
         self.groups.close()
         for partition in self.partitions.values():
             try:
@@ -302,6 +539,24 @@ class Broker:
             except OSError:
                 log.exception("closing %s-%d failed", partition.topic, partition.index)
         self.partitions.clear()
+        self._release_locks()
+
+    def _release_locks(self) -> None:
+        self.cluster.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _failed(result: AppendResult, error_code: int) -> AppendResult:
+    return AppendResult(error_code, log_start_offset=result.log_start_offset)
+
+
+async def _every(interval: float, step: Callable[[], None], name: str) -> None:
+    """Run ``step`` every ``interval`` seconds; an error is logged, never fatal."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            step()
+        except Exception:
+            log.exception("%s failed", name)

@@ -182,6 +182,20 @@ BROKER_SETTINGS: dict[str, ConfigDef] = {
                   "In-sync replicas required for acks=all writes.", _at_least(1)),
         ConfigDef("unclean.leader.election.enable", _B, "false",
                   "Allow an out-of-sync replica to become leader."),
+        # Replication between the brokers of a cluster.
+        ConfigDef("replica.lag.time.max.ms", _L, "30000",
+                  "A follower that has not caught up with the leader's log end for this long "
+                  "leaves the in-sync replicas.", _at_least(1)),
+        ConfigDef("replica.fetch.wait.max.ms", _I, "500",
+                  "How long a follower's fetch waits at the leader for new records.",
+                  _at_least(0)),
+        ConfigDef("replica.fetch.max.bytes", _I, "1048576",
+                  "Bytes a follower asks for per partition in one fetch.", _at_least(0)),
+        ConfigDef("replica.fetch.response.max.bytes", _I, "10485760",
+                  "Bytes a follower asks for in one fetch, over all partitions.", _at_least(0)),
+        ConfigDef("replica.fetch.backoff.ms", _I, "100",
+                  "Pause after a failed follower fetch before the next one (Kafka's default "
+                  "is 1000; a local cluster retries sooner).", _at_least(0)),
         # The group coordinator (classic protocol) and its offsets topic.
         ConfigDef("group.min.session.timeout.ms", _I, "6000",
                   "Shortest session timeout a JoinGroup may ask for.", _at_least(1)),

@@ -3,6 +3,15 @@
 Handlers call ``append_client_batch`` and ``read``; both work on stored bytes. The
 high watermark is the offset below which every in-sync replica holds the data; with
 a single replica it is the log end offset.
+
+As leader, a partition tracks each follower's progress from its fetches (Kafka's
+``Replica`` state): its log end offset and when it was last caught up. The high
+watermark is the smallest log end offset over the ISR; a follower that has not been
+caught up for ``replica.lag.time.max.ms`` is lagging (``lagging_replicas``) and one not
+in the ISR that reached the high watermark may join it (``record_follower_fetch``); the
+broker turns both into ISR changes. As follower, the replica fetcher appends the
+leader's batches (``append_replicated``), truncates where the logs diverge and copies
+the leader's high watermark and log start offset.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from kcli.broker.log import (
     all_records_have_keys,
     decode_records,
     encode_batch,
+    iter_batches,
     read_header,
     validate_client_batch,
 )
@@ -104,6 +114,22 @@ class AppendResult:
     log_append_time: int = -1
     log_start_offset: int = -1
     message: str | None = None
+    last_offset: int = -1
+    """The batch's last offset: acks=all waits until the high watermark passes it."""
+
+
+@dataclass(slots=True)
+class FollowerProgress:
+    """What a leader knows of one follower, from its fetches (Kafka's Replica state)."""
+
+    log_end_offset: int = -1
+    """The follower's fetch offset: everything before it is in its log (-1: unknown)."""
+    last_fetch_leader_end: int = -1
+    """The leader's log end offset when the follower fetched last."""
+    last_fetch_time: float = 0.0
+    last_caught_up_time: float = 0.0
+    """Kafka's rule: caught up at time T when its fetch at T asked for the leader's log
+    end offset, or for at least what that was at its previous fetch."""
 
 
 class Partition:
@@ -117,6 +143,7 @@ class Partition:
         state: PartitionState,
         settings: TopicSettings,
         node_id: int,
+        high_watermark: int | None = None,
     ) -> None:
         self.topic = topic
         self.index = index
@@ -124,16 +151,60 @@ class Partition:
         self.settings = settings
         self.state = state
         self.log = PartitionLog.open(directory, settings.log_config)
-        self.high_watermark = self.log.log_end_offset
+        end = self.log.log_end_offset
+        self.high_watermark = (  # a checkpointed one, else everything counts as committed
+            end if high_watermark is None
+            else max(min(high_watermark, end), self.log.log_start_offset)
+        )
         self.producers = self._load_producer_state()
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[asyncio.Future[None]] = []  # high watermark moves, role changes
+        self._append_waiters: list[asyncio.Future[None]] = []  # followers' fetches: appends
+        self.followers: dict[int, FollowerProgress] = {}
+        self.leader_epoch_start_offset = -1
+        self._leading = False
         if self.is_leader:
-            self.log.leader_epoch_start(state.leader_epoch, self.log.log_end_offset)
+            self._become_leader()
 
     @property
     def is_leader(self) -> bool:
         """Whether this broker leads the partition."""
         return self.state.leader == self.node_id
+
+    # ================================================================== roles
+
+    def update_state(self, state: PartitionState) -> None:
+        """Apply new metadata for this partition: become leader, follower, or follow an
+        ISR change."""
+        old = self.state
+        self.state = state
+        if self.is_leader:
+            if not self._leading or old.leader_epoch != state.leader_epoch:
+                self._become_leader()
+            else:
+                self.maybe_advance_high_watermark()  # the ISR may have shrunk
+        elif self._leading:
+            self._leading = False
+            self.followers = {}
+            self.wake_waiters()  # acks=all and consumers' fetches learn it at once
+
+    def _become_leader(self) -> None:
+        """Start leading at the current epoch: the epoch starts at our log end; followers'
+        progress is unknown until they fetch (in-sync ones count as caught up now)."""
+        now = time.monotonic()
+        end = self.log.log_end_offset
+        epoch = self.state.leader_epoch
+        self.log.leader_epoch_start(epoch, end)
+        self.leader_epoch_start_offset = next(  # earlier when we led this epoch before
+            (start for e, start in reversed(self.log.leader_epochs) if e == epoch), end
+        )
+        self.followers = {
+            r: FollowerProgress(last_caught_up_time=now if r in self.state.isr else 0.0)
+            for r in self.state.replicas
+            if r != self.node_id
+        }
+        self._leading = True
+        self.maybe_advance_high_watermark()
+        self.wake_waiters()
 
     @property
     def leader_epoch(self) -> int:
@@ -214,7 +285,8 @@ class Partition:
         except ProducerStateError as error:
             return AppendResult(error.error_code, log_start_offset=start, message=str(error))
         if duplicate is not None:
-            return AppendResult(NONE, duplicate.first_offset, -1, start)
+            return AppendResult(NONE, duplicate.first_offset, -1, start,
+                                last_offset=duplicate.last_offset)
         batch = bytearray(records)
         if settings.compression not in ("producer", _CODEC_NAMES[header.compression]):
             batch = recompress(batch, settings.compression)
@@ -227,8 +299,9 @@ class Partition:
             header.producer_id, header.producer_epoch, header.base_sequence,
             header.last_offset_delta, info.base_offset, info.max_timestamp,
         )
-        self.maybe_advance_high_watermark()
-        return AppendResult(NONE, info.base_offset, info.log_append_time, start)
+        self._appended()
+        return AppendResult(NONE, info.base_offset, info.log_append_time, start,
+                            last_offset=info.last_offset)
 
     def append_records(self, records: Sequence[Record]) -> AppendInfo:
         """Append records the broker writes itself (the group coordinator's), as leader.
@@ -261,26 +334,158 @@ class Partition:
             leader_epoch=self.state.leader_epoch,
             log_append_time=now if settings.log_append_time else None,
         )
-        self.maybe_advance_high_watermark()
+        self._appended()
         return info
 
+    def _appended(self) -> None:
+        """The log grew: wake followers' fetches, then see whether the high watermark moves
+        (at once with no other in-sync replica)."""
+        waiters, self._append_waiters = self._append_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.maybe_advance_high_watermark()
+
     def maybe_advance_high_watermark(self) -> None:
-        """Move the high watermark up to what every in-sync replica has; wake fetchers."""
+        """As leader, move the high watermark up to the smallest log end offset over the
+        ISR (never down); wake consumers' fetches and acks=all waiters when it moves."""
+        if not self.is_leader:
+            return
         new = self.log.log_end_offset
-        if new != self.high_watermark:
+        for replica in self.state.isr:
+            if replica == self.node_id:
+                continue
+            progress = self.followers.get(replica)
+            if progress is None or progress.log_end_offset < 0:
+                return  # an in-sync follower that has not fetched yet holds it where it is
+            new = min(new, progress.log_end_offset)
+        if new > self.high_watermark:
             self.high_watermark = new
             self.wake_waiters()
 
     def wake_waiters(self) -> None:
-        """Release every Fetch waiting on this partition."""
+        """Release every Fetch (and acks=all produce) waiting on this partition."""
         waiters, self._waiters = self._waiters, []
+        waiters += self._append_waiters
+        self._append_waiters = []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def add_waiter(self, waiter: asyncio.Future[None]) -> None:
-        """Have ``waiter`` completed on the next append or high watermark move."""
-        self._waiters.append(waiter)
+    def add_waiter(self, waiter: asyncio.Future[None], *, on_append: bool = False) -> None:
+        """Have ``waiter`` completed when the high watermark moves (or the partition's
+        role changes); with ``on_append`` (a follower's fetch) on every append too."""
+        if on_append:
+            self._append_waiters.append(waiter)
+        else:
+            self._waiters.append(waiter)
+
+    # ================================================================== as leader
+
+    def record_follower_fetch(self, replica_id: int, offset: int) -> bool:
+        """Note a follower's fetch at ``offset`` (its log end); may move the high
+        watermark. Returns True when the follower, out of the ISR, may now join it: it
+        has reached the high watermark and this leader epoch (Kafka's rule)."""
+        if (not self.is_leader or replica_id == self.node_id
+                or replica_id not in self.state.replicas):
+            return False
+        progress = self.followers.get(replica_id)
+        if progress is None:
+            progress = self.followers[replica_id] = FollowerProgress()
+        now = time.monotonic()
+        end = self.log.log_end_offset
+        if offset >= end:
+            progress.last_caught_up_time = max(progress.last_caught_up_time, now)
+        elif offset >= progress.last_fetch_leader_end:
+            progress.last_caught_up_time = max(progress.last_caught_up_time,
+                                               progress.last_fetch_time)
+        progress.last_fetch_leader_end = end
+        progress.last_fetch_time = now
+        progress.log_end_offset = offset
+        self.maybe_advance_high_watermark()
+        return (
+            replica_id not in self.state.isr
+            and offset >= self.high_watermark
+            and offset >= self.leader_epoch_start_offset
+        )
+
+    def lagging_replicas(self, max_lag_ms: int) -> list[int]:
+        """In-sync followers that have not been caught up for ``max_lag_ms``."""
+        if not self.is_leader:
+            return []
+        now = time.monotonic()
+        end = self.log.log_end_offset
+        lagging = []
+        for replica in self.state.isr:
+            if replica == self.node_id:
+                continue
+            progress = self.followers.get(replica)
+            if progress is None:
+                progress = self.followers[replica] = FollowerProgress(last_caught_up_time=now)
+            if progress.log_end_offset != end and (
+                now - progress.last_caught_up_time > max_lag_ms / 1000
+            ):
+                lagging.append(replica)
+        return lagging
+
+    # ================================================================== as follower
+
+    @property
+    def last_fetched_epoch(self) -> int:
+        """The leader epoch of the last batch in the log (-1 when there is none): what a
+        follower's fetch sends so the leader can tell where the logs diverge."""
+        end = self.log.log_end_offset
+        for epoch, start in reversed(self.log.leader_epochs):
+            if start < end:
+                return epoch
+        return -1
+
+    def append_replicated(self, data: bytes | bytearray | memoryview) -> int:
+        """Append batches fetched from the leader (offsets and epochs already set) and
+        keep the producer-state table as the leader does, so a new leader still
+        recognises an idempotent retry. Returns the number of batches appended."""
+        headers = list(iter_batches(data))
+        if not headers:
+            return 0
+        log = self.log
+        first = headers[0]
+        if first.base_offset < log.log_end_offset <= first.last_offset:
+            # The leader's log start (DeleteRecords) fell inside this batch and our log is
+            # empty there: restart the log at the batch, as Kafka's followers do.
+            if log.log_end_offset != log.log_start_offset:
+                raise BatchError(f"batch {first.base_offset}..{first.last_offset} overlaps "
+                                 f"the log end {log.log_end_offset}")
+            log.truncate_fully_and_start_at(first.base_offset)
+            self.producers = ProducerStateTable()
+        log.append_replicated(data)
+        for h in headers:
+            if h.producer_id >= 0 and h.base_sequence >= 0:
+                self.producers.update(h.producer_id, h.producer_epoch, h.base_sequence,
+                                      h.last_offset_delta, h.base_offset, h.max_timestamp)
+        self._appended()
+        return len(headers)
+
+    def follow_leader(self, leader_high_watermark: int, leader_log_start: int) -> None:
+        """Copy the leader's high watermark (capped at our log end) and log start offset."""
+        log = self.log
+        if leader_log_start > log.log_start_offset:
+            log.delete_records_before(min(leader_log_start, log.log_end_offset))
+        self.high_watermark = max(min(leader_high_watermark, log.log_end_offset),
+                                  log.log_start_offset)
+
+    def truncate_to(self, offset: int) -> None:
+        """Cut the log back to ``offset`` (where it diverged from the leader's)."""
+        self.log.truncate_to(offset)
+        end = self.log.log_end_offset
+        self.producers.truncate_to(end)
+        self.high_watermark = min(self.high_watermark, end)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Empty the log and restart it at ``offset`` (the leader's log start is past our
+        end)."""
+        self.log.truncate_fully_and_start_at(offset)
+        self.producers = ProducerStateTable()
+        self.high_watermark = offset
 
     def producer_last_offsets(self) -> dict[int, int]:
         """Last offset of the last batch of each producer tracked (the cleaner keeps it)."""

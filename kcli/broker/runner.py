@@ -53,8 +53,9 @@ async def serve(config: BrokerConfig, stop: asyncio.Event | None = None) -> None
     )
     try:
         await stop.wait()
-    finally:
         log.info("broker %d stopping", broker.node_id)
+        await broker.shutdown()  # hand leadership over while clients can still ask us
+    finally:
         await server.close()
         broker.close()
         log.info("broker %d stopped", broker.node_id)

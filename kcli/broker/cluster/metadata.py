@@ -3,15 +3,25 @@
 The metadata lives in one JSON file (``metadata.json`` in the cluster directory),
 written atomically (temp file, fsync, rename), so an engineer can read it with ``cat``
 or ``jq`` and a crash never leaves half of it. Every change bumps ``epoch``.
+
+Several broker processes share the file. A change is a transaction: take
+``flock(metadata.lock)``, reload ``metadata.json``, apply the change, write it back
+(epoch + 1), unlock (``MetadataStore.locked``); the controller module runs them.
+Readers never lock: the rename makes every read see one whole version, and
+``MetadataStore.signature`` tells cheaply whether the file changed since the last read.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import re
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,13 +189,31 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+class MetadataBusy(Exception):
+    """The metadata lock stayed taken longer than a transaction may wait."""
+
+
+Signature = tuple[int, int, int]
+"""(inode, mtime_ns, size) of ``metadata.json``: changes whenever the file is replaced."""
+
+
 class MetadataStore:
-    """Loads and saves the cluster metadata document."""
+    """Loads and saves the cluster metadata document; locks it for transactions."""
 
     FILE_NAME = "metadata.json"
+    LOCK_NAME = "metadata.lock"
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / self.FILE_NAME
+        self.lock_path = directory / self.LOCK_NAME
+
+    def signature(self) -> Signature | None:
+        """The file's identity now (a stat call), None when there is no file yet."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
 
     def load(self) -> ClusterMetadata | None:
         """The stored metadata, or None when the cluster is new."""
@@ -204,3 +232,29 @@ class MetadataStore:
         data = json.dumps(metadata.to_json(), indent=2).encode() + b"\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(self.path, data)
+
+    @contextlib.contextmanager
+    def locked(self, timeout: float = 5.0) -> Iterator[None]:
+        """Hold ``flock(metadata.lock)`` (one transaction at a time over all brokers).
+
+        Waits by polling so that a holder that is stopped (SIGSTOP) cannot hang the
+        caller forever: MetadataBusy after ``timeout`` seconds. A holder that dies
+        releases the lock (the kernel drops flocks with the process).
+        """
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise MetadataBusy(
+                            f"{self.lock_path} stayed locked {timeout:.0f}s"
+                        ) from None
+                    time.sleep(0.001)
+            yield
+        finally:
+            os.close(fd)  # releases the flock

@@ -205,9 +205,14 @@ class CoordinatorRuntime:
         log.info("loaded %s-%d in %.2fs", OFFSETS_TOPIC, shard.index, time.monotonic() - started)
 
     def _load_steps(self, shard: Shard, partition: Partition) -> Iterator[None]:
-        """Replay the partition's log up to its high watermark, one chunk per step."""
+        """Replay the partition's log to its end, one chunk per step.
+
+        To the log end, not the high watermark, as Kafka's coordinator does: a new
+        leader's high watermark may still lag records the old leader had committed (and
+        acknowledged); as leader, this log is never truncated below its end.
+        """
         offset = partition.log.log_start_offset
-        end = partition.high_watermark
+        end = partition.log.log_end_offset
         chunk = self._setting("offsets.load.buffer.size")
         where = shard.where
         while offset < end:

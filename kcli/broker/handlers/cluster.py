@@ -7,7 +7,7 @@ from typing import Any
 
 from kcli.broker.handlers import errors
 from kcli.broker.handlers.base import RequestContext, handles, make
-from kcli.broker.handlers.metadata import CLUSTER_OPERATIONS, UNKNOWN_OPERATIONS
+from kcli.broker.handlers.metadata import CLUSTER_OPERATIONS, UNKNOWN_OPERATIONS, controller_id
 from kcli.broker.protocol.versions import ApiKey
 
 
@@ -15,6 +15,7 @@ from kcli.broker.protocol.versions import ApiKey
 async def describe_cluster(ctx: RequestContext, request: Any) -> Any:
     """Cluster id, controller and live brokers."""
     broker = ctx.broker
+    broker.refresh_metadata()
     broker_cls = ctx.response_class("DescribeClusterBroker")
     brokers = tuple(
         make(broker_cls, broker_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
@@ -33,7 +34,7 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> Any:
         error_message=None,
         endpoint_type=1,
         cluster_id=broker.metadata.cluster_id,
-        controller_id=broker.metadata.controller_id,
+        controller_id=controller_id(broker),
         brokers=brokers,
         cluster_authorized_operations=(
             CLUSTER_OPERATIONS if request.include_cluster_authorized_operations

@@ -62,6 +62,7 @@ class _FetchPlan:
         self.max_bytes = int(getattr(request, "max_bytes", 0x7FFFFFFF))
         self.request = request
         self.partitions: list[Partition] = []
+        self._recorded = False  # a follower's fetch offsets are recorded once per request
 
     def read(self) -> tuple[list[_TopicRead], int, bool]:
         """Read every requested partition; returns (topics, bytes, any error)."""
@@ -94,6 +95,9 @@ class _FetchPlan:
                     failed = True
                     continue
                 partition = broker.partition(state.name, fp.partition)
+                if (partition is None or not partition.is_leader) and not self._recorded:
+                    broker.refresh_metadata()  # maybe we lead it since the last poll
+                    partition = broker.partition(state.name, fp.partition)
                 if partition is None or not 0 <= fp.partition < len(state.partitions):
                     result.error_code = (
                         errors.NOT_LEADER_OR_FOLLOWER if 0 <= fp.partition < len(state.partitions)
@@ -109,6 +113,7 @@ class _FetchPlan:
                     first = False
                     budget -= len(data)
                     total += len(data)
+        self._recorded = True
         return topics, total, failed
 
     def _read_partition(
@@ -119,14 +124,22 @@ class _FetchPlan:
         if not partition.is_leader:
             result.error_code = errors.NOT_LEADER_OR_FOLLOWER
             return b""
-        error = _check_epoch(partition, int(getattr(fp, "current_leader_epoch", -1)))
+        known_epoch = int(getattr(fp, "current_leader_epoch", -1))
+        error = _check_epoch(partition, known_epoch)
+        if error == errors.UNKNOWN_LEADER_EPOCH and not self._recorded:
+            broker = self.ctx.broker
+            broker.refresh_metadata()  # the asker may have seen a newer epoch first
+            if broker.partition(partition.topic, partition.index) is not partition or (
+                not partition.is_leader
+            ):
+                result.error_code = errors.NOT_LEADER_OR_FOLLOWER
+                return b""
+            error = _check_epoch(partition, known_epoch)
         if error:
             result.error_code = error
             return b""
         log = partition.log
         follower = self.replica_id >= 0
-        if follower:
-            self.ctx.broker.record_follower_fetch(partition, self.replica_id, int(fp.fetch_offset))
         result.high_watermark = partition.high_watermark
         result.log_start_offset = log.log_start_offset
         offset = int(fp.fetch_offset)
@@ -136,6 +149,15 @@ class _FetchPlan:
             if epoch < last_fetched_epoch or end_offset < offset:
                 result.diverging = (epoch, end_offset)
                 return b""
+        if follower and not self._recorded and log.log_start_offset <= offset <= log.log_end_offset:
+            # the follower has everything below its fetch offset: this may move the high
+            # watermark, and the answer carries the moved one
+            broker = self.ctx.broker
+            broker.record_follower_fetch(partition, self.replica_id, offset)
+            if broker.partition(partition.topic, partition.index) is not partition:
+                result.error_code = errors.NOT_LEADER_OR_FOLLOWER  # gone meanwhile
+                return b""
+            result.high_watermark = partition.high_watermark
         upper = log.log_end_offset if follower else partition.high_watermark
         if budget <= 0 and not first:
             return b""
@@ -153,14 +175,16 @@ class _FetchPlan:
         return data
 
 
-async def _wait_for_data(partitions: list[Partition], seconds: float) -> None:
-    """Sleep until one of ``partitions`` gets data, or ``seconds`` pass."""
+async def _wait_for_data(partitions: list[Partition], seconds: float, *, follower: bool
+                         ) -> None:
+    """Sleep until one of ``partitions`` gets data, or ``seconds`` pass: for a consumer
+    when the high watermark moves, for a follower on any append."""
     if not partitions:
         await asyncio.sleep(seconds)
         return
     waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     for partition in partitions:
-        partition.add_waiter(waiter)
+        partition.add_waiter(waiter, on_append=follower)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(waiter, seconds)
 
@@ -182,7 +206,7 @@ async def fetch(ctx: RequestContext, request: Any) -> Any:
         remaining = deadline - loop.time()
         if total >= min_bytes or failed or remaining <= 0:
             break
-        await _wait_for_data(plan.partitions, remaining)
+        await _wait_for_data(plan.partitions, remaining, follower=plan.replica_id >= 0)
     return _response(ctx, request, topics)
 
 

@@ -51,6 +51,7 @@ def _coordinator(ctx: RequestContext, key: str, key_type: int) -> tuple[int, str
 @handles(ApiKey.FIND_COORDINATOR)
 async def find_coordinator(ctx: RequestContext, request: Any) -> Any:
     """The broker coordinating a group: the leader of its ``__consumer_offsets`` partition."""
+    ctx.broker.refresh_metadata()  # the coordinator moves with leadership
     if ctx.version >= 4:
         coordinator_cls = ctx.response_class("Coordinator")
         answers = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kcli.broker.cluster.controller import ControllerError
 from kcli.broker.cluster.metadata import TopicState
@@ -10,6 +10,9 @@ from kcli.broker.handlers import errors
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.protocol.codec import supported_api_keys
 from kcli.broker.protocol.versions import ApiKey
+
+if TYPE_CHECKING:
+    from kcli.broker.broker import Broker
 
 UNKNOWN_OPERATIONS = -2147483648
 # Without an authorizer Kafka reports every operation a resource type supports.
@@ -53,10 +56,18 @@ def _partitions(ctx: RequestContext, topic: TopicState) -> tuple[Any, ...]:
     return tuple(result)
 
 
+def controller_id(broker: Broker) -> int:
+    """The controller if it is live, else this broker: clients send admin requests to the
+    controller, and every broker of ours serves them."""
+    controller = broker.metadata.controller_id
+    return controller if controller in broker.live_broker_ids() else broker.node_id
+
+
 @handles(ApiKey.METADATA)
 async def metadata(ctx: RequestContext, request: Any) -> Any:
     """Brokers, controller and topics; may auto-create requested topics."""
     broker = ctx.broker
+    broker.refresh_metadata()
     version = ctx.version
     topic_cls = ctx.response_class("MetadataResponseTopic")
     include_ops = bool(getattr(request, "include_topic_authorized_operations", False))
@@ -108,7 +119,7 @@ async def metadata(ctx: RequestContext, request: Any) -> Any:
         throttle_time=0,
         brokers=brokers,
         cluster_id=broker.metadata.cluster_id,
-        controller_id=broker.metadata.controller_id,
+        controller_id=controller_id(broker),
         topics=tuple(topics),
         cluster_authorized_operations=(
             CLUSTER_OPERATIONS if getattr(request, "include_cluster_authorized_operations", False)

@@ -25,6 +25,9 @@ def leader_partition(
         return None, errors.UNKNOWN_TOPIC_OR_PARTITION
     partition = ctx.broker.partition(topic, index)
     if partition is None or not partition.is_leader:
+        ctx.broker.refresh_metadata()  # maybe we lead it since the last poll
+        partition = ctx.broker.partition(topic, index)
+    if partition is None or not partition.is_leader:
         return None, errors.NOT_LEADER_OR_FOLLOWER
     if current_leader_epoch >= 0:
         if current_leader_epoch < partition.leader_epoch:
@@ -70,6 +73,12 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Any:
             )
             offset = timestamp = -1
             epoch = -1
+            if partition is not None and (
+                partition.high_watermark < partition.leader_epoch_start_offset
+            ):
+                # A new leader whose high watermark has not yet reached the start of its
+                # epoch would answer an end that moves back: retriable, as Kafka does.
+                partition, error = None, errors.OFFSET_NOT_AVAILABLE
             if partition is not None:
                 try:
                     offset, timestamp = _lookup(partition, int(p.timestamp))

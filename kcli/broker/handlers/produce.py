@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kcli.broker.handlers import errors
-from kcli.broker.handlers.base import RequestContext, handles, make
+from kcli.broker.handlers.base import RequestContext, handles, make, millis
 from kcli.broker.partition import AppendResult
 from kcli.broker.protocol.versions import ApiKey
 
@@ -21,7 +21,10 @@ def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None, 
                             message=f"{topic} is internal; only the broker writes to it")
     partition = broker.partition(topic, index)
     if partition is None or not partition.is_leader:
-        return AppendResult(errors.NOT_LEADER_OR_FOLLOWER)
+        broker.refresh_metadata()  # maybe we lead it since the last poll
+        partition = broker.partition(topic, index)
+        if partition is None or not partition.is_leader:
+            return AppendResult(errors.NOT_LEADER_OR_FOLLOWER)
     if acks not in (0, 1, -1):
         return AppendResult(errors.INVALID_REQUIRED_ACKS)
     return partition.append_client_batch(records, acks, allow_zstd=ctx.version >= 7)
@@ -39,7 +42,7 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
         ]
         results.append((topic_data.name, partitions))
     if acks == -1:
-        await ctx.broker.await_replication(results, request.timeout)
+        results = await ctx.broker.await_replication(results, millis(request.timeout))
     if acks == 0:
         return None
     response = ctx.response_class()

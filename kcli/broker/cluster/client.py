@@ -1,0 +1,138 @@
+"""A small asyncio Kafka client for broker-to-broker requests (the replica fetcher).
+
+One connection, one request in flight at a time: requests are encoded with kio, framed
+with their size, and the response read back and decoded with the same API version.
+The peer is one of our own brokers, so no ApiVersions negotiation: callers pick versions
+this codebase serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+from typing import Any
+
+from kio.index import load_response_schema
+from kio.serial import entity_reader, entity_writer
+
+_SIZE = struct.Struct(">i")
+_HEADER = struct.Struct(">hhi")
+_API_VERSIONS = 18
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+
+
+class BrokerConnectionError(Exception):
+    """The connection failed, was closed, timed out, or answered nonsense."""
+
+
+class BrokerClient:
+    """A connection to one broker, opened on first use and reopened after a failure."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: str,
+        *,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.max_response_bytes = max_response_bytes
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._correlation_id = 0
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open."""
+        return self._writer is not None
+
+    async def _connect(self) -> None:
+        try:
+            self._reader, self._writer = await asyncio.open_connection(
+                self.host, self.port, limit=1 << 20
+            )
+        except (OSError, TimeoutError) as error:
+            raise BrokerConnectionError(
+                f"cannot connect to {self.host}:{self.port}: {error}"
+            ) from None
+
+    def encode(self, body: Any) -> bytes:
+        """The framed request for a kio request object."""
+        self._correlation_id = (self._correlation_id + 1) & 0x7FFFFFFF
+        out = io.BytesIO()
+        out.write(b"\0\0\0\0")
+        out.write(_HEADER.pack(body.__api_key__, body.__version__, self._correlation_id))
+        raw = self.client_id.encode()
+        out.write(struct.pack(">h", len(raw)) + raw)  # int16 length even in header v2
+        if body.__flexible__:
+            out.write(b"\0")  # no tagged fields
+        entity_writer(type(body))(out, body)
+        data = out.getbuffer()
+        _SIZE.pack_into(data, 0, len(data) - 4)
+        frame = bytes(data)
+        data.release()
+        return frame
+
+    def decode(self, api_key: int, version: int, frame: bytes) -> Any:
+        """Decode a response frame (without its size) for the last request sent."""
+        if len(frame) < 4:
+            raise BrokerConnectionError("response shorter than its header")
+        (correlation_id,) = _SIZE.unpack_from(frame, 0)
+        if correlation_id != self._correlation_id:
+            raise BrokerConnectionError(
+                f"response to request {correlation_id}, expected {self._correlation_id}"
+            )
+        schema = load_response_schema(api_key, version)
+        offset = 4
+        if schema.__flexible__ and api_key != _API_VERSIONS:
+            offset += 1  # response header v1: an empty tagged-field block
+        try:
+            value, _size = entity_reader(schema)(frame, offset)
+        except Exception as error:  # kio raises several types on garbage
+            raise BrokerConnectionError(f"cannot decode the response: {error}") from None
+        return value
+
+    async def request(self, body: Any, time_limit: float) -> Any:
+        """Send a request and return its decoded response within ``time_limit`` seconds.
+
+        Any failure closes the connection (a late response would be out of step) and
+        raises BrokerConnectionError; the next request reconnects.
+        """
+        try:
+            async with asyncio.timeout(time_limit):
+                if self._writer is None:
+                    await self._connect()
+                assert self._reader is not None
+                assert self._writer is not None
+                self._writer.write(self.encode(body))
+                await self._writer.drain()
+                (size,) = _SIZE.unpack(await self._reader.readexactly(4))
+                if not 0 <= size <= self.max_response_bytes:
+                    raise BrokerConnectionError(f"response size {size} out of bounds")
+                frame = await self._reader.readexactly(size)
+        except BrokerConnectionError:
+            self.close()
+            raise
+        except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError) as error:
+            self.close()
+            raise BrokerConnectionError(
+                f"request to {self.host}:{self.port} failed: {error!r}"
+            ) from None
+        except BaseException:
+            self.close()  # cancelled mid-request: the stream is out of step
+            raise
+        try:
+            return self.decode(body.__api_key__, body.__version__, frame)
+        except BrokerConnectionError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
