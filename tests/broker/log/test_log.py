@@ -515,11 +515,29 @@ def test_append_replicated(tmp_path: Path) -> None:
     with pytest.raises(CorruptBatch):
         log.append_replicated(_replicated(10, 1, 2) + bytes(bad))
     with pytest.raises(InvalidBatch):
-        log.append_replicated(_replicated(11, 1, 2))
-    with pytest.raises(InvalidBatch):
         log.append_replicated(_replicated(9, 1, 2))
     assert log.log_end_offset == 10
     assert log.read(0, 1 << 20) == data + more
+    log.close()
+
+
+def test_append_replicated_accepts_the_gaps_of_a_compacted_leader(tmp_path: Path) -> None:
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    log.append_replicated(_replicated(0, 3, 1))
+    assert log.gaps_below == 0
+    gapped = _replicated(7, 2, 1) + _replicated(12, 1, 1)
+    log.append_replicated(gapped)
+    assert log.log_end_offset == 13
+    assert log.gaps_below == 13
+    assert log.read(4, 1 << 20) == gapped  # an offset in a gap reads the next batch
+    log.append_replicated(_replicated(13, 1, 1))  # and offsets follow on exactly again
+    with pytest.raises(InvalidBatch):
+        log.append_replicated(_replicated(12, 1, 1))
+    expected = all_bytes(log)
+    copy = crash_copy(log, tmp_path / "crashed")
+    reopened = PartitionLog.open(copy, SMALL)  # recovery keeps the gapped batches
+    assert (reopened.log_end_offset, all_bytes(reopened)) == (14, expected)
+    reopened.close()
     log.close()
 
 
