@@ -962,6 +962,9 @@ class PartitionLog:
         """Drop everything at and after `offset`, at batch boundaries: a batch straddling
         `offset` goes too, and log_end_offset becomes its base offset."""
         if offset >= self.log_end_offset:
+            # Nothing to drop, but epochs starting at or past `offset` are a diverged
+            # leader's and must go, as in Kafka's truncateTo.
+            self._epochs.truncate_from_end(offset)
             return
         if offset < self.log_start_offset:
             self.truncate_fully_and_start_at(offset)

@@ -403,6 +403,20 @@ def test_truncate_to(tmp_path: Path) -> None:
     log.close()
 
 
+def test_truncate_at_the_end_still_drops_epochs_starting_there(tmp_path: Path) -> None:
+    # A leader that won an epoch and appended nothing, then lost it: its epoch entry
+    # starts at the log end, and the new leader's truncation point must remove it.
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    fill(log, Model(), [client_batch(3)], epoch=1)
+    log.leader_epoch_start(2, log.log_end_offset)
+    assert log.leader_epochs == [(1, 0), (2, 3)]
+    log.truncate_to(log.log_end_offset)
+    assert log.leader_epochs == [(1, 0)]
+    assert log.log_end_offset == 3
+    log.close()
+    assert PartitionLog.open(tmp_path / "t-0", SMALL).leader_epochs == [(1, 0)]
+
+
 def test_truncate_after_a_crash_copy_reopens_cleanly(tmp_path: Path) -> None:
     log = PartitionLog.open(tmp_path / "t-0", SMALL)
     model = Model()
