@@ -29,12 +29,16 @@ import random
 import shutil
 import socket
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Generator
 from pathlib import Path
 
-from kcli.broker.log import (
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # runs from a checkout without an install
+
+from kcli.broker.log import (  # noqa: E402
     LogConfig,
     PartitionLog,
     Record,
@@ -42,8 +46,8 @@ from kcli.broker.log import (
     encode_batch,
     iter_batches,
 )
-from kcli.broker.log.background import drive_in_thread
-from kcli.broker.log.cleaner import (
+from kcli.broker.log.background import drive_in_thread  # noqa: E402
+from kcli.broker.log.cleaner import (  # noqa: E402
     CleanStats,
     Step,
     ThreadJob,
