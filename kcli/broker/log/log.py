@@ -962,9 +962,9 @@ class PartitionLog:
         """Drop everything at and after `offset`, at batch boundaries: a batch straddling
         `offset` goes too, and log_end_offset becomes its base offset."""
         if offset >= self.log_end_offset:
-            # Nothing to drop, but epochs starting at or past `offset` are a diverged
-            # leader's and must go, as in Kafka's truncateTo.
-            self._epochs.truncate_from_end(offset)
+            # Nothing to drop, but an epoch starting at the log end belongs to a leader
+            # that appended nothing before losing it: it goes, as in Kafka's truncateTo.
+            self._epochs.truncate_from_end(self.log_end_offset)
             return
         if offset < self.log_start_offset:
             self.truncate_fully_and_start_at(offset)
