@@ -325,6 +325,8 @@ class KcliComplete(ShellComplete):
     def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
         """click's resolution of what is being completed, with kcli's dynamic values."""
         ctx = _resolve_context(self.cli, self.ctx_args, self.prog_name, list(args))
+        if hasattr(ctx.command, "list_commands") and (ctx._protected_args or ctx.args):
+            return []  # words that name no command: nothing sensible follows
         obj, value = _resolve_incomplete(ctx, list(args), incomplete)
         self.option_prefix = incomplete[:len(incomplete) - len(value)]
         if isinstance(obj, Parameter):
