@@ -1,7 +1,9 @@
 """The README's shell blocks as data: which commands to run, what they should print.
 
-A fenced ```sh block whose previous non-blank line is ``<!-- run -->`` is runnable. In
-it, lines starting with ``$ `` are commands and the lines after one are its expected
+A fenced ```sh block whose previous non-blank line is ``<!-- run -->`` is runnable;
+``<!-- pending: CMD.. -->`` marks a block that will be runnable once the top-level kcli
+commands CMD.. exist (they are built on other branches). In a runnable or pending block,
+lines starting with ``$ `` are commands and the lines after one are its expected
 output; a block with no ``$`` lines is a script, one command per line (``#`` comments
 and blank lines skipped). A line ending in a backslash continues on the next one.
 
@@ -17,6 +19,7 @@ import shlex
 from dataclasses import dataclass, field
 
 RUN_MARKER = "<!-- run -->"
+_PENDING_MARKER = re.compile(r"^<!-- pending: ([a-z][a-z0-9 -]*) -->$")
 _FENCE = re.compile(r"^```(\w*)\s*$")
 _SUBSHELL = re.compile(r"\$\((kcli\b[^()]*)\)")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -38,6 +41,8 @@ class Block:
     line: int
     runnable: bool
     commands: list[Command]
+    pending: tuple[str, ...] = ()
+    """The top-level commands a pending block waits for (empty for other blocks)."""
 
 
 def blocks(markdown: str) -> list[Block]:
@@ -61,7 +66,9 @@ def blocks(markdown: str) -> list[Block]:
             index += 1
         index += 1
         if match.group(1) == "sh":
-            out.append(Block(start + 1, previous == RUN_MARKER, _commands(body, start + 2)))
+            pending = _PENDING_MARKER.match(previous)
+            out.append(Block(start + 1, previous == RUN_MARKER, _commands(body, start + 2),
+                             tuple(pending.group(1).split()) if pending else ()))
         previous = "```"
     return out
 
