@@ -7,7 +7,8 @@ the table of commands in README.md (between two marker comments);
 comes from the click tree typer builds: command and option help, metavars, defaults and
 ranges exactly as ``--help`` shows them, exit codes from :class:`kcli.errors.ExitCode`'s
 docstrings, and the config file example from :mod:`kcli.config`'s docstring. No list of
-commands is kept here: a command added to the app gets its page on the next run.
+commands is kept here, only the order to present them in (:data:`READING_ORDER`): a
+command added to the app gets its page and its row on the next run, after the others.
 """
 
 from __future__ import annotations
@@ -111,6 +112,12 @@ def _quoted(text: str) -> str:
 
 # --------------------------------------------------------------------------- the tree
 
+READING_ORDER = ("cluster", "topic", "produce", "consume", "group", "backup", "restore",
+                 "migrate", "tui", "profile", "completion", "bench", "broker")
+"""The order the main page, the SEE ALSO lists and the README table present top-level
+commands in: the order a newcomer meets them. Names missing from the app are ignored;
+commands missing from here come last, in the app's order."""
+
 
 @dataclass(frozen=True)
 class Node:
@@ -152,6 +159,15 @@ class Node:
     def params(self) -> list[Parameter]:
         """Its parameters, --help last."""
         return list(self.command.get_params(self.ctx))
+
+
+def top_level(root: Node) -> list[Node]:
+    """The top-level commands in :data:`READING_ORDER`."""
+    def rank(node: Node) -> int:
+        name = node.path[-1]
+        return READING_ORDER.index(name) if name in READING_ORDER else len(READING_ORDER)
+
+    return sorted(root.children(), key=rank)
 
 
 def root_node() -> Node:
@@ -242,9 +258,17 @@ def option_entry(param: Parameter, ctx: Context) -> list[str]:
     return lines
 
 
+_SENTENCE_END = re.compile(r"(?<!\.)\.(?!\.)(?=\s+[A-Z(]|$)")
+
+
 def short_help(command: Command) -> str:
-    """One line describing a command."""
-    return command.get_short_help_str(limit=300).rstrip(".")
+    """One line describing a command: its short help, else the first sentence of its
+    help (an ellipsis such as ``T..`` ends no sentence, unlike click's own cut)."""
+    if command.short_help:
+        return " ".join(command.short_help.split()).rstrip(".")
+    text = " ".join((command.help or "").split("\n\n")[0].split())
+    match = _SENTENCE_END.search(text)
+    return (text[:match.start()] if match else text).rstrip(".")
 
 
 # --------------------------------------------------------------------------- pages
@@ -417,7 +441,7 @@ def _markdown(text: str) -> str:
 def commands_table(root: Node) -> str:
     """The README's table of commands, one row per top-level command."""
     rows = ["| Command | Subcommands | What it does |", "| --- | --- | --- |"]
-    for node in root.children():
+    for node in top_level(root):
         subs = " ".join(f"`{' '.join(leaf.path[2:])}`" for leaf in node.leaves()
                         ) if node.is_group else ""
         rows.append(f"| `{node.name}` | {subs} | {_markdown(short_help(node.command))}. |")
@@ -443,7 +467,7 @@ def generated(base: Path = REPO) -> dict[str, str]:
     from kcli.cli.completion import SHELLS, script
 
     root = root_node()
-    commands = list(root.children())
+    commands = top_level(root)
     files = {"man/kcli.1": main_page(root, commands)}
     for node in commands:
         files[f"man/{_page_name(node)}.1"] = command_page(node, commands)
@@ -453,6 +477,11 @@ def generated(base: Path = REPO) -> dict[str, str]:
     if readme.is_file():
         files["README.md"] = readme_with_table(readme.read_text("utf-8"), root)
     return files
+
+
+STALE_HINT = ("these files are generated from the app and out of date: run scripts/gen-docs "
+              "(it rewrites man/, completions/ and README.md's table of commands in one go) "
+              "and commit the result")
 
 
 def stale(base: Path = REPO) -> list[str]:
@@ -483,7 +512,8 @@ def write(base: Path = REPO) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """scripts/gen-docs: regenerate man/ and completions/ (or --check them)."""
+    """scripts/gen-docs: regenerate man/, completions/ and README.md's table of
+    commands (or --check them)."""
     parser = argparse.ArgumentParser(prog="scripts/gen-docs", description=main.__doc__)
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 if any file is stale")
@@ -494,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in out:
             print(f"stale: {name}", file=sys.stderr)
         if out:
-            print("run scripts/gen-docs to regenerate", file=sys.stderr)
+            print(STALE_HINT, file=sys.stderr)
         return 1 if out else 0
     for name in write(args.root):
         print(f"wrote {name}")

@@ -19,10 +19,11 @@ PAGES = sorted(MAN.glob("*.1"))
 
 def test_committed_files_are_current() -> None:
     stale = docs.stale()
-    assert stale == [], f"stale generated files (run scripts/gen-docs): {stale}"
+    assert stale == [], f"{docs.STALE_HINT}: {stale}"
 
 
-def test_check_notices_a_stale_or_extra_file_and_write_repairs(tmp_path: Path) -> None:
+def test_check_notices_a_stale_or_extra_file_and_write_repairs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert docs.main(["--root", str(tmp_path)]) == 0  # writes everything
     assert docs.main(["--check", "--root", str(tmp_path)]) == 0
     (tmp_path / "man" / "kcli-topic.1").write_text("old\n")
@@ -30,10 +31,52 @@ def test_check_notices_a_stale_or_extra_file_and_write_repairs(tmp_path: Path) -
     (tmp_path / "completions" / "kcli.fish").unlink()
     assert docs.stale(tmp_path) == ["man/kcli-topic.1", "completions/kcli.fish",
                                     "man/kcli-gone.1 (not generated)"]
+    capsys.readouterr()
     assert docs.main(["--check", "--root", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "stale: man/kcli-topic.1", "stale: completions/kcli.fish",
+        "stale: man/kcli-gone.1 (not generated)", docs.STALE_HINT]
+    assert "run scripts/gen-docs" in docs.STALE_HINT
     docs.write(tmp_path)
     assert docs.stale(tmp_path) == []
     assert not (tmp_path / "man" / "kcli-gone.1").exists()
+
+
+def test_the_readme_table_is_generated_and_checked(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# top\n\n{docs.README_BEGIN}\n| old |\n{docs.README_END}\n\ntail\n")
+    assert "README.md" in docs.stale(tmp_path)
+    docs.write(tmp_path)
+    text = readme.read_text()
+    assert "README.md" not in docs.stale(tmp_path)
+    assert text.startswith(f"# top\n\n{docs.README_BEGIN}\n| Command |")
+    assert text.endswith(f"{docs.README_END}\n\ntail\n")
+    assert "| old |" not in text
+    assert "| `kcli topic` | `list` `describe` `create`" in text
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match=r"README\.md needs the lines"):
+        docs.generated(tmp_path)
+
+
+def test_short_help_is_the_first_sentence() -> None:
+    from typer.core import TyperCommand
+
+    def short(text: str) -> str:
+        return docs.short_help(TyperCommand("x", help=text))
+
+    assert short("Back up (kcli backup T.. --to DIR) or verify. More here.") == (
+        "Back up (kcli backup T.. --to DIR) or verify")
+    assert short("List topics.\n\nDetails.") == "List topics"
+    assert short("Read at -N (the last N). Then stop") == "Read at -N (the last N)"
+    assert short("See kcli.config for the file") == "See kcli.config for the file"
+
+
+def test_top_level_commands_in_reading_order() -> None:
+    root = docs.root_node()
+    names = [node.path[-1] for node in docs.top_level(root)]
+    assert sorted(names) == sorted(node.path[-1] for node in root.children())
+    known = [name for name in docs.READING_ORDER if name in names]
+    assert names[:len(known)] == known
 
 
 def test_gen_docs_script_checks() -> None:
