@@ -53,12 +53,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
               for report in reports)
     if not ran:
         return
-    from tests.docs.readme import kcli_invocations
-    from tests.docs.test_readme import NOT_RUN
+    from tests.docs.test_readme import PENDING, not_run
 
-    if NOT_RUN:
-        terminalreporter.section("README.md commands not run: their commands are pending")
-        for _block, command in NOT_RUN:
-            names = sorted({f"kcli {argv[1]}" for argv in kcli_invocations(command.text)})
-            terminalreporter.write_line(
-                f"line {command.line}: {command.text}  (pending: {', '.join(names)})")
+    lines = not_run()
+    if lines:
+        terminalreporter.section("README.md commands not run: they use pending commands")
+        for line, text, names in lines:
+            why = "; ".join(f"kcli {name}: {PENDING[name]}" for name in names)
+            terminalreporter.write_line(f"line {line}: {text}  ({why})")

@@ -16,6 +16,7 @@ not run, and the tests fail as soon as a pending command exists, saying what to 
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 import subprocess
@@ -25,7 +26,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from kcli.cli.docs import README_BEGIN, README_END, root_node
+from kcli.cli.docs import README_BEGIN, README_END, is_argument, root_node, value_name
 from tests.docs import readme
 from tests.support.broker import REPO_ROOT
 
@@ -33,9 +34,6 @@ README = REPO_ROOT / "README.md"
 TEXT = README.read_text(encoding="utf-8")
 BLOCKS = readme.blocks(TEXT)
 RUN = [command for block in BLOCKS if block.runnable for command in block.commands]
-NOT_RUN = [(block, command) for block in BLOCKS if block.pending
-           for command in block.commands]
-"""The commands of pending blocks, with their block: reported, never run."""
 PARSE = [(command.line, argv) for block in BLOCKS for command in block.commands
          for argv in readme.kcli_invocations(command.text)]
 
@@ -49,6 +47,45 @@ PENDING: dict[str, str] = {
 """The documented exclusion list: top-level commands the README names before they exist
 on this branch. Once one exists, delete its entry and turn its README blocks'
 ``<!-- pending: .. -->`` marker into ``<!-- run -->``."""
+
+
+
+@functools.cache
+def _valued_global_options() -> frozenset[str]:
+    return frozenset(name for param in root_node().params()
+                     if not is_argument(param) and value_name(param) is not None
+                     for name in param.opts)
+
+
+def top_level(argv: list[str]) -> str | None:
+    """The top-level command of a kcli command line: its first word that is neither a
+    global option nor the value of one (``kcli -p prod topic list`` -> ``topic``)."""
+    words = iter(argv[1:])
+    for word in words:
+        if word in _valued_global_options():
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _pending(argv: list[str]) -> bool:
+    return top_level(argv) in PENDING
+
+
+def not_run() -> list[tuple[int, str, list[str]]]:
+    """(line, command, pending commands it uses) of every README command using a pending
+    command: the commands of pending blocks, which the tour does not run, and the other
+    lines naming one, which are only parsed. The terminal summary names each."""
+    out = []
+    for block in BLOCKS:
+        for command in block.commands:
+            names = sorted({str(top_level(argv)) for argv in
+                            readme.kcli_invocations(command.text) if _pending(argv)})
+            if names or block.pending:
+                out.append((command.line, command.text, names))
+    return out
+
 
 _NOISE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r|.\x08")
 """Terminal escapes, carriage returns and man's overstrikes (bold, underline)."""
@@ -138,10 +175,6 @@ def _parses(argv: list[str]) -> None:
         return
 
 
-def _pending(argv: list[str]) -> bool:
-    return len(argv) > 1 and argv[1] in PENDING
-
-
 def _landed_message(name: str) -> str:
     lines = [block.line for block in BLOCKS if name in block.pending]
     return (f"kcli {name} exists now: delete PENDING[{name!r}] in tests/docs/test_readme.py"
@@ -165,7 +198,7 @@ def test_pending_commands_do_not_exist_yet() -> None:
     existing = {node.path[-1] for node in root_node().children()}
     for name in PENDING:
         assert name not in existing, _landed_message(name)
-        assert any(argv[1] == name for _line, argv in PARSE), (
+        assert any(top_level(argv) == name for _line, argv in PARSE), (
             f"the README names no kcli {name} any more: delete PENDING[{name!r}]")
     for line, argv in PARSE:
         if not _pending(argv):
@@ -174,7 +207,7 @@ def test_pending_commands_do_not_exist_yet() -> None:
         problem = ""
         try:
             _parses(argv)
-            problem = f"{where} parses: {_landed_message(argv[1])}"
+            problem = f"{where} parses: {_landed_message(str(top_level(argv)))}"
         except UsageError as error:
             if "No such command" not in str(error):
                 problem = f"{where}: {error}"
@@ -183,7 +216,7 @@ def test_pending_commands_do_not_exist_yet() -> None:
 
 def test_pending_blocks_name_exactly_their_pending_commands() -> None:
     for block in BLOCKS:
-        used = {argv[1] for command in block.commands
+        used = {top_level(argv) for command in block.commands
                 for argv in readme.kcli_invocations(command.text) if _pending(argv)}
         where = f"README.md block at line {block.line}"
         if block.runnable:
@@ -193,6 +226,12 @@ def test_pending_blocks_name_exactly_their_pending_commands() -> None:
                 f"{where} is marked pending on {block.pending} but uses {sorted(used)}")
             assert all(command.expected for command in block.commands), (
                 f"{where}: show each command's output, so it can be checked once it runs")
+
+
+def test_top_level_skips_global_options_and_their_values() -> None:
+    assert top_level(["kcli", "-p", "prod", "-X", "a=b", "--debug", "topic", "list"]) == "topic"
+    assert top_level(["kcli", "--bootstrap=h:1", "consume", "t"]) == "consume"
+    assert top_level(["kcli", "--version"]) is None
 
 
 def test_the_parser_check_has_teeth() -> None:
