@@ -26,7 +26,14 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from kcli.cli.docs import README_BEGIN, README_END, is_argument, root_node, value_name
+from kcli.cli.docs import (
+    README_BEGIN,
+    README_END,
+    STALE_HINT,
+    is_argument,
+    root_node,
+    value_name,
+)
 from tests.docs import readme
 from tests.support.broker import REPO_ROOT
 
@@ -153,7 +160,7 @@ def test_the_table_of_commands_is_generated() -> None:
     assert README_BEGIN in TEXT
     assert README_END in TEXT
     for node in root_node().children():
-        assert f"| `{node.name}` |" in TEXT
+        assert f"| `{node.name}` |" in TEXT, f"no row for {node.name}: {STALE_HINT}"
 
 
 def _parses(argv: list[str]) -> None:
