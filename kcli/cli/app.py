@@ -16,6 +16,7 @@ from kcli import __version__
 from kcli.cli import bench as bench_cli
 from kcli.cli import broker as broker_cli
 from kcli.cli import cluster as cluster_cli
+from kcli.cli import completion as completion_cli
 from kcli.cli import consume as consume_cli
 from kcli.cli import group as group_cli
 from kcli.cli import produce as produce_cli
@@ -52,6 +53,7 @@ app.add_typer(group_cli.app, name="group")
 app.add_typer(profile_cli.app, name="profile")
 app.add_typer(bench_cli.app, name="bench")
 app.add_typer(broker_cli.app, name="broker")
+app.add_typer(completion_cli.app, name="completion")
 
 
 def _print_version(value: bool) -> None:
