@@ -14,12 +14,16 @@ import argparse
 import random
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kcli.broker.log import LogConfig, PartitionLog, Record, encode_batch, validate_client_batch
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # runs from a checkout without an install
+
+from kcli.broker.log import LogConfig, PartitionLog, Record, encode_batch, validate_client_batch  # noqa: E402
 
 
 def client_batch(records: int, value_size: int, timestamp: int) -> bytes:

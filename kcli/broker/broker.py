@@ -35,6 +35,7 @@ from kcli.broker.cluster.metadata import (
 )
 from kcli.broker.configs import Settings
 from kcli.broker.group import OFFSETS_TOPIC, GroupCoordinator
+from kcli.broker.log.background import CleanerSettings, LogCleanerTask, retention_loop
 from kcli.broker.log.log import sync_segments
 from kcli.broker.partition import AppendResult, Partition, TopicSettings
 
@@ -103,6 +104,7 @@ class Broker:
         self.advertised_port = config.port
         self._lock_fd: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.log_cleaner: LogCleanerTask | None = None
         store = MetadataStore(config.metadata_dir)
         self.store = store
         self.cluster = ClusterDirectory(config.metadata_dir)
@@ -466,9 +468,24 @@ class Broker:
     # ================================================================== background
 
     def start_background(self) -> None:
-        """Start housekeeping tasks (periodic flush, producer state expiry, offset expiry)
-        and the cluster's: metadata polling, the controller, fetchers, ISR shrinking."""
+        """Start housekeeping tasks (periodic flush, producer state expiry, offset expiry),
+        log retention and the log cleaner, and the cluster's: metadata polling, the
+        controller, fetchers, ISR shrinking."""
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        settings = self.settings
+        hosted = self.partitions.values
+        self._tasks.append(asyncio.create_task(
+            retention_loop(hosted, settings.get_int("log.retention.check.interval.ms")),
+            name="log-retention",
+        ))
+        if settings.get_bool("log.cleaner.enable"):
+            io_limit = float(settings.get("log.cleaner.io.max.bytes.per.second"))
+            self.log_cleaner = LogCleanerTask(hosted, CleanerSettings(
+                backoff_ms=settings.get_int("log.cleaner.backoff.ms"),
+                dedupe_buffer_size=settings.get_int("log.cleaner.dedupe.buffer.size"),
+                io_max_bytes_per_second=io_limit if io_limit < 1e300 else None,
+            ))
+            self._tasks.append(asyncio.create_task(self.log_cleaner.run(), name="log-cleaner"))
         self._start_cluster_tasks()
         self.groups.start()
 
@@ -496,6 +513,7 @@ class Broker:
             await asyncio.sleep(1.0)
             for partition in list(self.partitions.values()):
                 try:
+                    partition.log.remove_deleted_files()
                     partition.log.flush_if_due()
                     rolled = partition.log.rolled_unsynced()
                     if rolled:  # fsync on segment roll, without stalling the event loop

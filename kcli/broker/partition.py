@@ -32,6 +32,7 @@ from kcli.broker.log import (
     MessageTooLarge,
     PartitionLog,
     Record,
+    all_records_have_keys,
     decode_records,
     encode_batch,
     iter_batches,
@@ -73,6 +74,7 @@ class TopicSettings:
 
         flush_messages = int(value("flush.messages"))
         flush_ms = int(value("flush.ms"))
+        policy = {part.strip() for part in value("cleanup.policy").split(",")}
         return cls(
             max_message_bytes=int(value("max.message.bytes")),
             log_append_time=value("message.timestamp.type") == "LogAppendTime",
@@ -86,6 +88,15 @@ class TopicSettings:
                 index_interval_bytes=int(value("index.interval.bytes")),
                 flush_messages=None if flush_messages >= LONG_MAX else flush_messages,
                 flush_ms=None if flush_ms >= LONG_MAX else flush_ms,
+                delete="delete" in policy,
+                compact="compact" in policy,
+                retention_ms=int(value("retention.ms")),
+                retention_bytes=int(value("retention.bytes")),
+                file_delete_delay_ms=int(value("file.delete.delay.ms")),
+                delete_retention_ms=int(value("delete.retention.ms")),
+                min_cleanable_dirty_ratio=float(value("min.cleanable.dirty.ratio")),
+                min_compaction_lag_ms=int(value("min.compaction.lag.ms")),
+                max_compaction_lag_ms=int(value("max.compaction.lag.ms")),
             ),
         )
 
@@ -240,6 +251,16 @@ class Partition:
                 INVALID_TXN_STATE, log_start_offset=start,
                 message="transactions are not supported by this broker",
             )
+        if settings.log_config.compact:  # decodes records: compacted topics only
+            try:
+                keyed = all_records_have_keys(records, header)
+            except BatchError as error:
+                return AppendResult(error.error_code, log_start_offset=start, message=str(error))
+            if not keyed:
+                return AppendResult(
+                    INVALID_RECORD, log_start_offset=start,
+                    message=f"compacted topic {self.topic} cannot accept a record without a key",
+                )
         if acks == -1 and len(self.state.isr) < settings.min_insync_replicas:
             return AppendResult(
                 NOT_ENOUGH_REPLICAS, log_start_offset=start,
@@ -465,6 +486,11 @@ class Partition:
         self.log.truncate_fully_and_start_at(offset)
         self.producers = ProducerStateTable()
         self.high_watermark = offset
+
+    def producer_last_offsets(self) -> dict[int, int]:
+        """Last offset of the last batch of each producer tracked (the cleaner keeps it)."""
+        return {pid: entry.batches[-1].last_offset
+                for pid, entry in self.producers.entries.items() if entry.batches}
 
     def delete_records_before(self, offset: int) -> int:
         """Advance the log start offset (DeleteRecords); returns the new low watermark."""

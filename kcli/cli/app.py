@@ -17,6 +17,7 @@ from kcli.cli import backup as backup_cli
 from kcli.cli import bench as bench_cli
 from kcli.cli import broker as broker_cli
 from kcli.cli import cluster as cluster_cli
+from kcli.cli import completion as completion_cli
 from kcli.cli import consume as consume_cli
 from kcli.cli import group as group_cli
 from kcli.cli import migrate as migrate_cli
@@ -58,6 +59,7 @@ app.add_typer(broker_cli.app, name="broker")
 app.add_typer(backup_cli.app, name="backup")
 app.command("restore")(with_global_options(restore_cli.restore))
 app.command("migrate")(with_global_options(migrate_cli.migrate))
+app.add_typer(completion_cli.app, name="completion")
 
 
 def _print_version(value: bool) -> None:

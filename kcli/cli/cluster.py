@@ -191,10 +191,11 @@ def logs(
                     chunk = f.read()
             except FileNotFoundError:
                 continue
-            if not chunk:
+            complete = chunk.rfind(b"\n") + 1  # a line still being written waits
+            if not complete:
                 continue
-            positions[node_id] += len(chunk)
-            for line in chunk.decode(errors="replace").splitlines():
+            positions[node_id] += complete
+            for line in chunk[:complete].decode(errors="replace").splitlines():
                 out.write(f"[broker-{node_id}] {line}\n" if prefix else f"{line}\n")
             out.flush()
 

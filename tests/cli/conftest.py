@@ -3,10 +3,13 @@ isolated config/state directory, against the session broker."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import signal
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,3 +114,16 @@ def golden(name: str, actual: str, replacements: dict[str, str] | None = None) -
         path.write_text(actual, encoding="utf-8")
     expected = path.read_text(encoding="utf-8")
     assert actual == expected, f"{name} differs:\n--- expected\n{expected}\n--- actual\n{actual}"
+
+
+@pytest.fixture
+def cluster_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data dir for one test's cluster; any broker left running is killed afterwards."""
+    directory = tmp_path / "cluster"
+    yield directory
+    state = directory / "cluster.json"
+    if state.exists():
+        for broker in json.loads(state.read_text())["brokers"]:
+            if broker.get("pid"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(broker["pid"], signal.SIGKILL)

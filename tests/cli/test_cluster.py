@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import socket
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.cli.conftest import Kcli
 from tests.support.broker import free_port
-
-
-@pytest.fixture
-def cluster_dir(tmp_path: Path) -> Iterator[Path]:
-    """A data dir for one test's cluster; any broker left running is killed afterwards."""
-    directory = tmp_path / "cluster"
-    yield directory
-    state = directory / "cluster.json"
-    if state.exists():
-        for broker in json.loads(state.read_text())["brokers"]:
-            if broker.get("pid"):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(broker["pid"], signal.SIGKILL)
 
 
 def test_start_use_stop_start_purge(run_kcli: Kcli, cluster_dir: Path) -> None:

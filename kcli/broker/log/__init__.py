@@ -11,6 +11,10 @@ How the broker uses it::
     # ListOffsets: log.log_start_offset, log.log_end_offset, log.offset_for_timestamp(ts),
     # log.max_timestamp(); OffsetForLeaderEpoch: log.end_offset_for_epoch(epoch)
     log.flush()   # now and then (a timer), and log.close() on shutdown
+    # Retention (a timer, log.retention.check.interval.ms): delete whole closed segments
+    log.apply_retention(high_watermark)
+    log.remove_deleted_files()   # `*.deleted` files once file.delete.delay.ms has passed
+    # Compaction: kcli.broker.log.cleaner (the rounds) and .background (the broker's tasks)
 """
 
 from kcli.broker.log.batch import (
@@ -30,7 +34,7 @@ from kcli.broker.log.errors import (
     UnsupportedMagic,
 )
 from kcli.broker.log.log import AppendInfo, LogConfig, PartitionLog, SegmentInfo
-from kcli.broker.log.records import Record, decode_records, encode_batch
+from kcli.broker.log.records import Record, all_records_have_keys, decode_records, encode_batch
 
 __all__ = [
     "AppendInfo",
@@ -46,6 +50,7 @@ __all__ = [
     "Record",
     "SegmentInfo",
     "UnsupportedMagic",
+    "all_records_have_keys",
     "decode_records",
     "encode_batch",
     "iter_batches",

@@ -97,6 +97,15 @@ class _IndexFile:
         self.close()
         self.path.unlink(missing_ok=True)
 
+    def rename(self, target: Path) -> None:
+        """Move the file to `target` (replacing what is there; nothing to move if it was
+        never written); an open writer stays valid."""
+        try:
+            os.replace(self.path, target)
+        except FileNotFoundError:
+            target.unlink(missing_ok=True)
+        self.path = target
+
 
 class OffsetIndex(_IndexFile):
     """(relative last offset, position) of every batch that crossed the index interval."""

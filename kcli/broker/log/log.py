@@ -5,11 +5,19 @@ Directory layout (Kafka's)::
     <base offset, 20 digits>.log        batches back to back, as on the wire
     <base offset>.index / .timeindex    sparse indexes
     leader-epoch-checkpoint             leader epoch cache
-    log-start-offset                    the log start offset (raised by DeleteRecords)
+    log-start-offset                    the log start offset (raised by DeleteRecords and
+                                        retention)
     recovery-point-offset               segments below this base offset are fsynced
     .kcli-clean-shutdown                present only while the log is cleanly closed
+    offset-gaps-below                   batches below this offset may skip offsets
+                                        (compacted); above it offsets follow on exactly
+    cleaner-offset-checkpoint           first dirty offset, next tombstone deadline
+    *.deleted                           deleted segment files, removed after
+                                        file.delete.delay.ms (or on open)
+    *.cleaned, *.swap                   the cleaner's output, before and after its commit
 
-Single-threaded: every call comes from the broker's event loop thread.
+Single-threaded: every call comes from the broker's event loop thread (the cleaner works
+in a thread on duplicated descriptors, and calls in here only on the loop).
 """
 
 from __future__ import annotations
@@ -57,6 +65,12 @@ log = logging.getLogger("kcli.broker.log")
 LOG_START_OFFSET_FILE = "log-start-offset"
 RECOVERY_POINT_FILE = "recovery-point-offset"
 CLEAN_SHUTDOWN_FILE = ".kcli-clean-shutdown"
+GAPS_BELOW_FILE = "offset-gaps-below"
+CLEANER_CHECKPOINT_FILE = "cleaner-offset-checkpoint"
+DELETED_SUFFIX = ".deleted"
+CLEANED_SUFFIX = ".cleaned"
+SWAP_SUFFIX = ".swap"
+LONG_MAX = (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -74,7 +88,33 @@ class LogConfig:
     """fsync after this many appended records (1 = every append); None = never per append."""
     flush_ms: int | None = None
     """fsync on append if this long has passed since the last fsync; None = never."""
-    # Retention and compaction settings will join here.
+    delete: bool = True
+    """cleanup.policy holds delete: retention.ms and retention.bytes apply."""
+    compact: bool = False
+    """cleanup.policy holds compact: the cleaner keeps the latest record of each key."""
+    retention_ms: int = 604800000
+    """Delete a closed segment once its largest timestamp is this old (-1: never)."""
+    retention_bytes: int = -1
+    """Delete the oldest closed segments while the log is larger than this (-1: no limit)."""
+    file_delete_delay_ms: int = 60000
+    """A deleted segment's files are renamed `*.deleted` and removed this much later."""
+    delete_retention_ms: int = 86400000
+    """A tombstone survives this long after the cleaner first kept it (delete.retention.ms)."""
+    min_cleanable_dirty_ratio: float = 0.5
+    """Clean when dirty bytes / cleanable bytes reach this (min.cleanable.dirty.ratio)."""
+    min_compaction_lag_ms: int = 0
+    """Segments holding a record younger than this are not cleaned (min.compaction.lag.ms)."""
+    max_compaction_lag_ms: int = LONG_MAX
+    """Clean whatever the dirty ratio once a dirty record is this old (max.compaction.lag.ms);
+    on a compacted log the active segment also rolls by then."""
+
+    @property
+    def roll_ms(self) -> int:
+        """Segment age that triggers a roll: segment.ms, capped by max.compaction.lag.ms on
+        compacted logs (as Kafka's LogConfig.maxSegmentMs)."""
+        if self.compact and self.max_compaction_lag_ms > 0:
+            return min(self.segment_ms, self.max_compaction_lag_ms)
+        return self.segment_ms
 
 
 class AppendInfo(NamedTuple):
@@ -161,6 +201,10 @@ class PartitionLog:
         self._unflushed_records = 0
         self._last_flush_ms = clock()
         self._closed = False
+        self._gaps_below = 0
+        self._first_dirty_offset = 0
+        self._tombstone_deadline = -1
+        self._pending_deletes: list[tuple[int, tuple[Path, ...]]] = []
 
     # ================================================================== opening
 
@@ -194,6 +238,9 @@ class PartitionLog:
         self._recovery_point = _parse_int(recovery_lines[0]) if recovery_lines else None
         vouching = marker_lines if clean and marker_lines is not None else recovery_lines
         manifest = _parse_manifest(vouching[1:])
+        self._gaps_below = self._load_gap_limit()
+        for swapped in self._finish_interrupted_work():
+            manifest.pop(swapped, None)  # swapped in by a crash recovery: scan it
         names = os.listdir(directory)
         bases: list[int] = []
         for name in names:
@@ -234,6 +281,7 @@ class PartitionLog:
         self.log_start_offset = start
         self._epochs.truncate_from_end(self.log_end_offset)
         self._epochs.truncate_from_start(self.log_start_offset)
+        self._load_cleaner_checkpoint()
         if marker_lines is not None or marker.exists():
             marker.unlink()  # from here on, a crash must not look like a clean shutdown
             self._dir_dirty = True
@@ -258,7 +306,7 @@ class PartitionLog:
             if not recover:
                 recover = expected is None or not segment.load_indexes(expected)
                 if not recover and i == last:
-                    next_offset = segment.read_next_offset()
+                    next_offset = segment.read_next_offset(self._gaps_below)
                     time_entry = segment.time_index.last()
                     if next_offset is None or (
                         time_entry is not None
@@ -275,7 +323,7 @@ class PartitionLog:
                     )
             if not recover:
                 continue
-            cut = segment.recover(interval, self._recovered_batch)
+            cut = segment.recover(interval, self._recovered_batch, gaps_below=self._gaps_below)
             self._unsynced.append(segment)
             if cut is not None:
                 later = segments[i + 1 :]
@@ -296,6 +344,74 @@ class PartitionLog:
                 )
                 break
         self.log_end_offset = segments[-1].next_offset
+
+
+    def _load_gap_limit(self) -> int:
+        """The offset below which batches may skip offsets (0 when nothing was compacted).
+
+        A garbled file is read as "anywhere": a scan must never cut a compacted log at a
+        legitimate gap; only the exact-continuity check on a garbled base offset is lost.
+        """
+        path = self.directory / GAPS_BELOW_FILE
+        if not path.exists():
+            return 0
+        value = read_int_file(path)
+        if value is None or value < 0:
+            log.warning("%s: garbled %s: offsets may have gaps anywhere", self.directory,
+                        GAPS_BELOW_FILE)
+            return LONG_MAX
+        return value
+
+    def _finish_interrupted_work(self) -> list[int]:
+        """Settle what a crash left half done; returns the base offsets of segments it
+        swapped in.
+
+        `*.deleted` files are garbage (a delete or a swap had begun). `*.cleaned` files are
+        a cleaner output never committed: removed. A `<base>.log.swap` is a committed
+        cleaner output (it is renamed last, after its indexes, and only once fsynced):
+        it replaces every segment whose base offset lies in [base, its next offset), as
+        Kafka's LogLoader does; `*.index.swap` files without their log are uncommitted.
+        """
+        directory = self.directory
+        names = os.listdir(directory)
+        swaps: list[int] = []
+        for name in names:
+            if name.endswith((DELETED_SUFFIX, CLEANED_SUFFIX)):
+                (directory / name).unlink(missing_ok=True)
+                self._dir_dirty = True
+            elif name.endswith(SWAP_SUFFIX):
+                base = parse_segment_name(name[: -len(SWAP_SUFFIX)])
+                if base is not None:
+                    swaps.append(base)
+        swaps.sort()
+        live = sorted(b for b in map(parse_segment_name, names) if b is not None)
+        now = self._clock()
+        for base in swaps:
+            swapped = Segment.open(directory, base, now, SWAP_SUFFIX)
+            try:
+                next_offset = base
+                try:
+                    for header in swapped.scan():
+                        next_offset = header.base_offset + header.last_offset_delta + 1
+                except CorruptBatch:
+                    pass  # recovery will cut it where it breaks
+                for old in live:
+                    if base < old < next_offset:
+                        for suffix in (".log", ".index", ".timeindex"):
+                            (directory / f"{segment_name(old)}{suffix}").unlink(missing_ok=True)
+                swapped.rename("")
+            finally:
+                swapped.close()
+            log.warning("%s: completed the swap of cleaned segment %d after a crash",
+                        directory, base)
+        swap_names = {f"{segment_name(b)}.log{SWAP_SUFFIX}" for b in swaps}
+        for name in names:
+            if name.endswith(SWAP_SUFFIX) and name not in swap_names:
+                (directory / name).unlink(missing_ok=True)  # an index swap never committed
+        if swaps or self._dir_dirty:
+            fsync_dir(directory)
+            self._dir_dirty = False
+        return swaps
 
     # ================================================================== segments
 
@@ -339,7 +455,7 @@ class PartitionLog:
             return True
         first = segment.rolling_timestamp()
         waited = max_ts - first if first >= 0 else self._clock() - segment.created_ms
-        return waited > self.config.segment_ms
+        return waited > self.config.roll_ms
 
     def _recovered_batch(self, epoch: int, base_offset: int, last_offset: int) -> None:
         """Recovery saw a sound batch: make sure the epoch cache knows its epoch (the
@@ -352,6 +468,7 @@ class PartitionLog:
             self._drop_segment(len(self._segments) - 1)
         self._add_segment(offset)
         self.log_end_offset = offset
+        self._first_dirty_offset = offset
 
     def update_config(self, config: LogConfig) -> None:
         """Replace the settings; they apply from the next call on."""
@@ -391,15 +508,17 @@ class PartitionLog:
     def append_replicated(self, data: bytes | bytearray | memoryview) -> None:
         """Append batches that already carry offsets and epochs (a follower's fetch).
 
-        Every whole batch is checked (magic, CRC, offsets following on from log_end_offset
-        without a gap) before any is written; a partial batch at the end is ignored, as
-        Kafka does. Raises CorruptBatch, UnsupportedMagic, InvalidBatch.
+        Every whole batch is checked (magic, CRC, offsets rising from log_end_offset on)
+        before any is written; a partial batch at the end is ignored, as Kafka does. A
+        compacted leader's batches skip offsets: the gap limit is raised past them first,
+        so recovery accepts them. Raises CorruptBatch, UnsupportedMagic, InvalidBatch.
         """
         headers: list[BatchHeader] = []
         with memoryview(data) as view:
             n = len(view)
             position = 0
             expected = self.log_end_offset
+            gapped = False
             while n - position >= HEADER_SIZE:
                 header = unpack_header(view, position, position)
                 if header.batch_length < MIN_BATCH_LENGTH:
@@ -411,14 +530,17 @@ class PartitionLog:
                     raise UnsupportedMagic(f"record batch magic {header.magic}")
                 if crc32c.crc32c(view[position + CRC_START : position + size]) != header.crc:
                     raise CorruptBatch(f"CRC mismatch in the batch at offset {header.base_offset}")
-                if header.last_offset_delta < 0 or header.base_offset != expected:
+                if header.last_offset_delta < 0 or header.base_offset < expected:
                     raise InvalidBatch(
                         f"batch offsets {header.base_offset}..{header.last_offset} do not "
                         f"continue from {expected}"
                     )
+                gapped = gapped or header.base_offset != expected
                 headers.append(header)
                 expected = header.base_offset + header.last_offset_delta + 1
                 position += size
+            if gapped:
+                self.raise_gap_limit(expected)
             interval = self.config.index_interval_bytes
             for header in headers:
                 size = header.batch_length + LOG_OVERHEAD
@@ -622,17 +744,227 @@ class PartitionLog:
         self.log_start_offset = offset
         write_atomically(self.directory / LOG_START_OFFSET_FILE, f"{offset}\n".encode("ascii"))
         while len(self._segments) > 1 and self._bases[1] <= offset:
-            self._drop_segment(0)
+            self._retire_segment(0)
         if offset == self.log_end_offset and self._segments[0].size:
             self._roll(offset)
-            self._drop_segment(0)
+            self._retire_segment(0)
         self._epochs.truncate_from_start(offset)
         return offset
+
+    # ================================================================== retention
+
+    def apply_retention(self, high_watermark: int, now_ms: int | None = None) -> int:
+        """Delete the oldest closed segments that retention.ms or retention.bytes let go
+        (when cleanup.policy has delete), or that lie wholly below the log start offset;
+        never the active segment, never one holding an offset at or past
+        `high_watermark`. The log start offset moves to the first segment kept. Returns
+        how many segments went."""
+        from kcli.broker.log.retention import deletable_segments
+
+        if self._closed:
+            return 0
+        now = self._clock() if now_ms is None else now_ms
+        config = self.config
+        count = deletable_segments(
+            self.segments(),
+            now_ms=now,
+            retention_ms=config.retention_ms if config.delete else -1,
+            retention_bytes=config.retention_bytes if config.delete else -1,
+            log_start_offset=self.log_start_offset,
+            high_watermark=high_watermark,
+        )
+        if not count:
+            return 0
+        start = self._bases[count]
+        if start > self.log_start_offset:
+            self.log_start_offset = start
+            write_atomically(self.directory / LOG_START_OFFSET_FILE, f"{start}\n".encode("ascii"))
+        for _ in range(count):
+            self._retire_segment(0)
+        self._epochs.truncate_from_start(self.log_start_offset)
+        log.info("%s: retention deleted %d segment(s), the log now starts at %d",
+                 self.directory, count, self.log_start_offset)
+        return count
+
+    def _retire_segment(self, i: int) -> None:
+        """Take segment `i` out of the log and delete its files (after file.delete.delay.ms,
+        renamed `*.deleted` meanwhile, as Kafka does)."""
+        segment = self._segments.pop(i)
+        del self._bases[i]
+        if segment in self._unsynced:
+            self._unsynced.remove(segment)
+        self._retire_files(segment)
+
+    def _retire_files(self, segment: Segment) -> None:
+        segment.close()
+        self._dir_dirty = True
+        delay = self.config.file_delete_delay_ms
+        if delay > 0:
+            try:
+                for path in segment.paths:
+                    self._crash_point(f"retire {path.name}")
+                    if path.exists():
+                        os.replace(path, path.with_name(path.name + DELETED_SUFFIX))
+            except FileNotFoundError:
+                pass
+            else:
+                deleted = tuple(p.with_name(p.name + DELETED_SUFFIX) for p in segment.paths)
+                self._pending_deletes.append((self._clock() + delay, deleted))
+                return
+        for path in segment.paths:
+            self._crash_point(f"delete {path.name}")
+            path.unlink(missing_ok=True)
+
+    def remove_deleted_files(self, now_ms: int | None = None) -> None:
+        """Remove the `*.deleted` files whose file.delete.delay.ms has passed (call it now
+        and then; close() removes the rest)."""
+        if not self._pending_deletes:
+            return
+        now = self._clock() if now_ms is None else now_ms
+        due = [paths for when, paths in self._pending_deletes if when <= now]
+        if not due:
+            return
+        self._pending_deletes = [(w, paths) for w, paths in self._pending_deletes if w > now]
+        for paths in due:
+            for path in paths:
+                path.unlink(missing_ok=True)
+
+    # ================================================================== for the cleaner
+
+    _crash_point: Callable[[str], None] = staticmethod(lambda step: None)
+    """Called before each file operation of a swap or a segment deletion; tests replace it
+    to stop there, as a crash would."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called."""
+        return self._closed
+
+    @property
+    def first_dirty_offset(self) -> int:
+        """Where the part of the log the cleaner has not yet deduplicated begins."""
+        return min(max(self._first_dirty_offset, self.log_start_offset), self.log_end_offset)
+
+    @property
+    def tombstone_deadline(self) -> int:
+        """When the earliest tombstone the cleaner kept may go (ms), -1 if none is known."""
+        return self._tombstone_deadline
+
+    @property
+    def recovery_point(self) -> int:
+        """Segments wholly below this offset are known to be on disk."""
+        return self._recovery_point if self._recovery_point is not None else 0
+
+    @property
+    def gaps_below(self) -> int:
+        """Batches below this offset may skip offsets (compacted); above it they may not."""
+        return self._gaps_below
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    def closed_segments(self) -> list[Segment]:
+        """Every segment but the active one, oldest first (for the cleaner, which reads
+        them in steps: check `segment.fd >= 0` before each read)."""
+        return self._segments[:-1]
+
+    def segment_after(self, segment: Segment) -> Segment | None:
+        """The segment following `segment` in the log, None if it is the last or gone."""
+        i = bisect_right(self._bases, segment.base_offset) - 1
+        if i < 0 or self._segments[i] is not segment or i + 1 >= len(self._segments):
+            return None
+        return self._segments[i + 1]
+
+    def holds_closed_run(self, run: list[Segment], sizes: list[int]) -> bool:
+        """Whether `run` still sits in the log as consecutive closed segments of `sizes`."""
+        if not run or self._closed:
+            return False
+        i = bisect_right(self._bases, run[0].base_offset) - 1
+        if i < 0 or i + len(run) >= len(self._segments):
+            return False
+        return all(
+            self._segments[i + k] is seg and seg.fd >= 0 and seg.size == size
+            for k, (seg, size) in enumerate(zip(run, sizes, strict=True))
+        )
+
+    def set_cleaner_checkpoint(self, first_dirty_offset: int, tombstone_deadline: int) -> None:
+        """Persist how far the cleaner got and when its earliest kept tombstone expires."""
+        self._first_dirty_offset = first_dirty_offset
+        self._tombstone_deadline = tombstone_deadline
+        write_atomically(
+            self.directory / CLEANER_CHECKPOINT_FILE,
+            f"{first_dirty_offset}\n{tombstone_deadline}\n".encode("ascii"),
+        )
+
+    def _load_cleaner_checkpoint(self) -> None:
+        lines = _read_lines(self.directory / CLEANER_CHECKPOINT_FILE) or []
+        values = [_parse_int(line) for line in lines[:2]]
+        first = values[0] if values and values[0] is not None else self.log_start_offset
+        deadline = values[1] if len(values) > 1 and values[1] is not None else -1
+        if first > self.log_end_offset:
+            log.warning("%s: cleaner checkpoint %d is past the log end %d: cleaning it all again",
+                        self.directory, first, self.log_end_offset)
+            first = self.log_start_offset
+        self._first_dirty_offset = first
+        self._tombstone_deadline = deadline
+
+    def raise_gap_limit(self, offset: int) -> None:
+        """Allow batches below `offset` to skip offsets, persisted before any gap exists."""
+        if offset > self._gaps_below:
+            write_atomically(self.directory / GAPS_BELOW_FILE, f"{offset}\n".encode("ascii"))
+            self._gaps_below = offset
+
+    def replace_segments(self, old: list[Segment], new: Segment | None) -> None:
+        """Swap cleaner output in for `old`, consecutive closed segments of this log.
+
+        `new` holds the cleaned batches of all of them under the first one's base offset,
+        its files named `*.cleaned` and fsynced; None drops `old` (nothing of them was
+        kept, and they do not start the log). Crash-safe, as Kafka's cleaner is: the
+        `.cleaned` files become `.swap` files (indexes first, the log last: that rename
+        commits), the directory is fsynced, the old segments' files are deleted, then the
+        `.swap` files take the plain names. Opening the log completes a committed swap and
+        removes an uncommitted one (`_finish_interrupted_work`).
+        """
+        i = bisect_right(self._bases, old[0].base_offset) - 1
+        if not self.holds_closed_run(old, [s.size for s in old]):
+            raise ValueError("the segments to replace are no longer in the log")
+        assert new is None or new.base_offset == old[0].base_offset
+        assert new is not None or i > 0
+        step = self._crash_point
+        try:
+            self.raise_gap_limit(self._bases[i + len(old)])
+            if new is not None:
+                new.rename(SWAP_SUFFIX, lambda path: step(f"swap {path.name}"))
+        except OSError:
+            if new is not None and not new.log_path.name.endswith(SWAP_SUFFIX):
+                new.delete()  # not committed: nothing changed
+            raise
+        if new is not None:
+            step("fsync directory")
+            fsync_dir(self.directory)
+            new.close_indexes()
+        # Committed: the log serves the new segment from here on, whatever the file
+        # operations below meet (opening the log finishes them after a crash).
+        self._segments[i : i + len(old)] = [new] if new is not None else []
+        self._bases[i : i + len(old)] = [new.base_offset] if new is not None else []
+        self._dir_dirty = True
+        for segment in old:
+            if segment in self._unsynced:
+                self._unsynced.remove(segment)
+            self._retire_files(segment)
+        if new is not None:
+            new.rename("", lambda path: step(f"install {path.name}"))
+        if self._recovery_point is not None:  # vouch for the new files, not the old ones
+            self._set_recovery_point(self._recovery_point)
 
     def truncate_to(self, offset: int) -> None:
         """Drop everything at and after `offset`, at batch boundaries: a batch straddling
         `offset` goes too, and log_end_offset becomes its base offset."""
         if offset >= self.log_end_offset:
+            # Nothing to drop, but an epoch starting at the log end belongs to a leader
+            # that appended nothing before losing it: it goes, as in Kafka's truncateTo.
+            self._epochs.truncate_from_end(self.log_end_offset)
             return
         if offset < self.log_start_offset:
             self.truncate_fully_and_start_at(offset)
@@ -648,6 +980,8 @@ class PartitionLog:
         self._epochs.truncate_from_end(self.log_end_offset)
         if self._recovery_point is None or self._recovery_point > self._segments[-1].base_offset:
             self._set_recovery_point(self._segments[-1].base_offset)
+        if self._first_dirty_offset > self.log_end_offset:
+            self.set_cleaner_checkpoint(self.log_end_offset, self._tombstone_deadline)
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Drop every segment and the epoch cache; the log restarts empty at `offset`
@@ -764,6 +1098,10 @@ class PartitionLog:
         self._closed = True
         for segment in self._segments:
             segment.close()
+        pending, self._pending_deletes = self._pending_deletes, []
+        for _, paths in pending:
+            for path in paths:
+                path.unlink(missing_ok=True)
 
     @staticmethod
     def delete(directory: Path) -> None:

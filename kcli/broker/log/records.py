@@ -16,6 +16,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cramjam
 
@@ -40,10 +41,15 @@ __all__ = [
     "COMPRESSION_ZSTD",
     "DEFAULT_MAX_DECOMPRESSED_BYTES",
     "Record",
+    "RecordSpan",
+    "all_records_have_keys",
     "compress",
     "decode_records",
     "decompress",
     "encode_batch",
+    "record_spans",
+    "records_section",
+    "write_varint",
 ]
 
 COMPRESSION_NONE = 0
@@ -421,3 +427,147 @@ def encode_batch(
     out += payload
     _U32.pack_into(out, 17, batch_crc(out, 0, len(out)))
     return bytes(out)
+
+
+# --------------------------------------------------------------------------- raw record spans
+
+
+class RecordSpan(NamedTuple):
+    """Where one record sits in a decompressed records section, and its key facts."""
+
+    start: int
+    """Where the record's length varint starts."""
+    body: int
+    """Where its attributes byte starts (just after the length varint)."""
+    tail: int
+    """Where its offsetDelta starts (just after the timestampDelta)."""
+    end: int
+    """One past its last byte."""
+    timestamp_delta: int
+    offset_delta: int
+    key: bytes | None
+    has_value: bool
+
+
+def _zigzag(data: bytes, pos: int) -> tuple[int, int]:
+    """A zig-zag varint (at most 10 bytes) at `pos`; IndexError past the end."""
+    raw = 0
+    shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        raw |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (raw >> 1) ^ -(raw & 1), pos
+        shift += 7
+        if shift > 63:
+            raise CorruptBatch("overlong varint in a record")
+
+
+def record_spans(data: bytes, count: int) -> list[RecordSpan]:
+    """Split a decompressed records section into its `count` records without building
+    Record objects: offsets, key, whether there is a value, and byte spans to copy.
+
+    A faster, narrower cousin of `decode_records` for the compactor (varints of one and
+    two bytes are read inline); CorruptBatch on any inconsistency.
+    """
+    spans: list[RecordSpan] = []
+    n = len(data)
+    if count < 0 or count * 7 > n:
+        raise CorruptBatch(f"{count} records cannot fit in {n} bytes")
+    make = RecordSpan._make
+    pos = 0
+    try:
+        for _ in range(count):
+            raw = data[pos]
+            if raw < 0x80:
+                body = pos + 1
+            elif data[pos + 1] < 0x80:
+                raw = (raw & 0x7F) | (data[pos + 1] << 7)
+                body = pos + 2
+            else:
+                raw, body = _zigzag(data, pos)
+                raw = (raw << 1) ^ (raw >> 63)  # back to the raw varint
+            length = (raw >> 1) ^ -(raw & 1)
+            end = body + length
+            if length < 1 or end > n:
+                raise CorruptBatch(f"record length {length} out of bounds")
+            p = body + 1  # the attributes byte
+            raw = data[p]
+            if raw < 0x80:
+                tail = p + 1
+            elif data[p + 1] < 0x80:
+                raw = (raw & 0x7F) | (data[p + 1] << 7)
+                tail = p + 2
+            else:
+                raw, tail = _zigzag(data, p)
+                raw = (raw << 1) ^ (raw >> 63)
+            ts_delta = (raw >> 1) ^ -(raw & 1)
+            raw = data[tail]
+            if raw < 0x80:
+                p = tail + 1
+            elif data[tail + 1] < 0x80:
+                raw = (raw & 0x7F) | (data[tail + 1] << 7)
+                p = tail + 2
+            else:
+                raw, p = _zigzag(data, tail)
+                raw = (raw << 1) ^ (raw >> 63)
+            offset_delta = (raw >> 1) ^ -(raw & 1)
+            raw = data[p]
+            if raw < 0x80:
+                p += 1
+            elif data[p + 1] < 0x80:
+                raw = (raw & 0x7F) | (data[p + 1] << 7)
+                p += 2
+            else:
+                raw, p = _zigzag(data, p)
+                raw = (raw << 1) ^ (raw >> 63)
+            key_length = (raw >> 1) ^ -(raw & 1)
+            if key_length == -1:
+                key = None
+            else:
+                if not 0 <= key_length <= end - p:
+                    raise CorruptBatch(f"key length {key_length} out of bounds")
+                key = data[p : p + key_length]
+                p += key_length
+            if p >= end or offset_delta < 0:
+                raise CorruptBatch("record fields out of bounds")
+            # a null value's length is -1: the single varint byte 0x01
+            spans.append(make((pos, body, tail, end, ts_delta, offset_delta, key,
+                               data[p] != 0x01)))
+            pos = end
+    except IndexError:
+        raise CorruptBatch("record runs past the end of its batch") from None
+    if pos != n:
+        raise CorruptBatch(f"{n - pos} bytes left over after {count} records")
+    return spans
+
+
+def records_section(
+    buf: bytes | bytearray | memoryview,
+    header: BatchHeader,
+    *,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+) -> bytes:
+    """The decompressed records of the batch `header` describes (at `header.position`)."""
+    if header.magic != 2:
+        raise UnsupportedMagic(f"record batch magic {header.magic}")
+    start = header.position + HEADER_SIZE
+    end = header.position + header.batch_length + LOG_OVERHEAD
+    if header.position < 0 or header.batch_length < MIN_BATCH_LENGTH or end > len(buf):
+        raise CorruptBatch("batch extends past the buffer")
+    with memoryview(buf) as view:
+        return decompress(header.attributes & 0x07, view[start:end], max_decompressed_bytes)
+
+
+def all_records_have_keys(buf: bytes | bytearray | memoryview, header: BatchHeader) -> bool:
+    """Whether every record of the batch carries a key (a compacted topic needs one)."""
+    return all(
+        span.key is not None
+        for span in record_spans(records_section(buf, header), header.records_count)
+    )
+
+
+def write_varint(out: bytearray, value: int) -> None:
+    """Append a zig-zag varint."""
+    _write_varint(out, value)

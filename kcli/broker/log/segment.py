@@ -34,6 +34,13 @@ _SCAN_WINDOW = 16 * 1024
 _RECOVER_WINDOW = 1 << 20
 
 
+def _follows(base_offset: int, expected: int, gaps_below: int) -> bool:
+    """Whether a batch at `base_offset` may follow one that ended before `expected`."""
+    if base_offset == expected:
+        return True
+    return expected < base_offset < gaps_below
+
+
 def segment_name(base_offset: int) -> str:
     return f"{base_offset:020d}"
 
@@ -57,7 +64,11 @@ class Recovery(NamedTuple):
 
 
 class Segment:
-    """A segment file, its indexes, and what is known about its offsets and timestamps."""
+    """A segment file, its indexes, and what is known about its offsets and timestamps.
+
+    Offsets within a segment rise from batch to batch; below the log's gap limit (see
+    `recover`) a batch may skip offsets, as compaction leaves them.
+    """
 
     __slots__ = (
         "_first_timestamp",
@@ -74,14 +85,16 @@ class Segment:
         "time_index",
     )
 
-    def __init__(self, directory: Path, base_offset: int, fd: int, size: int, now_ms: int):
+    def __init__(
+        self, directory: Path, base_offset: int, fd: int, size: int, now_ms: int, suffix: str = ""
+    ):
         name = segment_name(base_offset)
         self.base_offset = base_offset
-        self.log_path = directory / f"{name}.log"
+        self.log_path = directory / f"{name}.log{suffix}"
         self.fd = fd
         self.size = size
-        self.offset_index = OffsetIndex(directory / f"{name}.index")
-        self.time_index = TimeIndex(directory / f"{name}.timeindex")
+        self.offset_index = OffsetIndex(directory / f"{name}.index{suffix}")
+        self.time_index = TimeIndex(directory / f"{name}.timeindex{suffix}")
         self.next_offset = base_offset
         """One past the last offset; only kept up to date for the active segment."""
         self.max_timestamp = NO_TIMESTAMP
@@ -94,26 +107,52 @@ class Segment:
     # ------------------------------------------------------------------ life cycle
 
     @classmethod
-    def create(cls, directory: Path, base_offset: int, now_ms: int) -> Segment:
-        """A new, empty segment (any file already under that name is emptied)."""
-        path = directory / f"{segment_name(base_offset)}.log"
+    def create(cls, directory: Path, base_offset: int, now_ms: int, suffix: str = "") -> Segment:
+        """A new, empty segment (any file already under that name is emptied); `suffix`
+        follows each file name (the cleaner writes `.log.cleaned` and so on)."""
+        path = directory / f"{segment_name(base_offset)}.log{suffix}"
         fd = os.open(path, READ_WRITE_APPEND | os.O_TRUNC, 0o644)
-        segment = cls(directory, base_offset, fd, 0, now_ms)
-        segment.offset_index.reset()
-        segment.time_index.reset()
+        segment = cls(directory, base_offset, fd, 0, now_ms, suffix)
+        try:
+            segment.offset_index.reset()
+            segment.time_index.reset()
+        except BaseException:
+            segment.close()
+            raise
         return segment
 
     @classmethod
-    def open(cls, directory: Path, base_offset: int, now_ms: int) -> Segment:
+    def open(cls, directory: Path, base_offset: int, now_ms: int, suffix: str = "") -> Segment:
         """An existing segment file; its indexes are not loaded yet."""
-        path = directory / f"{segment_name(base_offset)}.log"
+        path = directory / f"{segment_name(base_offset)}.log{suffix}"
         fd = os.open(path, READ_WRITE_APPEND, 0o644)
         try:
             size = os.fstat(fd).st_size
         except OSError:
             os.close(fd)
             raise
-        return cls(directory, base_offset, fd, size, now_ms)
+        return cls(directory, base_offset, fd, size, now_ms, suffix)
+
+    @property
+    def paths(self) -> tuple[Path, Path, Path]:
+        """The index, time index and log file paths (the order renames go in)."""
+        return self.offset_index.path, self.time_index.path, self.log_path
+
+    def rename(self, suffix: str, before: Callable[[Path], None] | None = None) -> None:
+        """Give every file the name suffix `suffix` ("" for the plain names): the indexes
+        first, the log last, so a `.log` under a name means its indexes went before it.
+        `before(path)` is called ahead of each rename. Open descriptors stay valid."""
+        name = segment_name(self.base_offset)
+        directory = self.log_path.parent
+        for index, kind in ((self.offset_index, "index"), (self.time_index, "timeindex")):
+            if before is not None:
+                before(index.path)
+            index.rename(directory / f"{name}.{kind}{suffix}")
+        if before is not None:
+            before(self.log_path)
+        target = directory / f"{name}.log{suffix}"
+        os.replace(self.log_path, target)
+        self.log_path = target
 
     def close(self) -> None:
         self.offset_index.close()
@@ -133,6 +172,10 @@ class Segment:
         if indexes:
             self.offset_index.sync()
             self.time_index.sync()
+
+    def sync_all(self) -> None:
+        """fsync the log file and both indexes."""
+        self.sync(indexes=True)
 
     def close_indexes(self) -> None:
         """Release the index file descriptors (a sealed segment writes no more entries)."""
@@ -170,6 +213,26 @@ class Segment:
         if position == 0:
             self._first_timestamp = max_ts
         self._index_batch(position, size, last_offset, max_ts, index_interval)
+
+    def append_batches(
+        self, data: bytes | bytearray, batches: list[tuple[int, int, int]], index_interval: int
+    ) -> None:
+        """Write `data`, whole batches back to back, at the end in one write; `batches` are
+        their (size, last offset, maxTimestamp) in order, for the indexes."""
+        if not data:
+            return
+        position = self.size
+        try:
+            write_all(self.fd, data)
+        except BaseException:
+            os.ftruncate(self.fd, position)
+            raise
+        self.size = position + len(data)
+        if position == 0:
+            self._first_timestamp = batches[0][2]
+        for size, last_offset, max_ts in batches:
+            self._index_batch(position, size, last_offset, max_ts, index_interval)
+            position += size
 
     def _index_batch(
         self, position: int, size: int, last_offset: int, max_ts: int, index_interval: int
@@ -310,9 +373,10 @@ class Segment:
             return None
         return header
 
-    def read_next_offset(self) -> int | None:
+    def read_next_offset(self, gaps_below: int = 0) -> int | None:
         """Walk from the last index entry to the end: the next offset, None if the tail is
-        torn or its offsets do not follow on."""
+        torn or its offsets do not follow on (batches below `gaps_below` may skip
+        offsets, as in `recover`)."""
         index = self.offset_index
         if len(index):
             position = index.positions[-1]
@@ -326,7 +390,7 @@ class Segment:
             for header in self.scan(position):
                 if header.magic != 2 or header.last_offset_delta < 0:
                     return None
-                if expected is not None and header.base_offset != expected:
+                if expected is not None and not _follows(header.base_offset, expected, gaps_below):
                     return None
                 next_offset = expected = header.base_offset + header.last_offset_delta + 1
                 end = header.position + header.batch_length + LOG_OVERHEAD
@@ -337,11 +401,20 @@ class Segment:
         return next_offset
 
     def recover(
-        self, index_interval: int, on_batch: Callable[[int, int, int], None] | None = None
+        self,
+        index_interval: int,
+        on_batch: Callable[[int, int, int], None] | None = None,
+        *,
+        gaps_below: int = 0,
     ) -> Recovery | None:
         """Check every batch (length, magic, CRC, offsets following on from the segment's
         base offset) and rebuild the indexes; `on_batch(leader_epoch, base_offset,
         last_offset)` sees every sound batch.
+
+        A batch whose base offset is below `gaps_below` (the log's gap limit: compaction
+        and replicas of compacted logs leave holes only there) may start anywhere after
+        the previous batch's last offset; at and above it, offsets must follow on exactly,
+        so a base offset garbled outside the CRC is still caught where gaps cannot be.
 
         The first bad batch and everything after it are cut off the file; returns where,
         or None when the whole segment is sound.
@@ -392,7 +465,7 @@ class Segment:
             last_offset = header.base_offset + header.last_offset_delta
             if (
                 header.last_offset_delta < 0
-                or header.base_offset != expected
+                or not _follows(header.base_offset, expected, gaps_below)
                 or last_offset - base > INT32_MAX
             ):
                 reason = f"offsets {header.base_offset}..{last_offset} do not follow {expected - 1}"

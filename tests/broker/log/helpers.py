@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import crc32c
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -178,3 +181,43 @@ def record_lists(draw: st.DrawFn, max_size: int = 12) -> list[Record]:
             )
         )
     return records
+
+
+@contextlib.contextmanager
+def closing_every_log() -> Iterator[None]:
+    """Release the files of every PartitionLog opened meanwhile, when done (without writing
+    anything: tests abandon logs mid-operation, as a crash would)."""
+    opened: list[PartitionLog] = []
+    original = PartitionLog.open.__func__  # type: ignore[attr-defined]
+
+    def tracking(cls: type[PartitionLog], *args: object, **kwargs: object) -> PartitionLog:
+        log = original(cls, *args, **kwargs)
+        opened.append(log)
+        return log
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PartitionLog, "open", classmethod(tracking))
+        try:
+            yield
+        finally:
+            for log in opened:
+                if not log.closed:
+                    log._close_files()
+            for directory in {log.directory for log in opened}:
+                _close_descriptors_under(directory)
+
+
+def abandon(log: PartitionLog) -> None:
+    """Close the log's files as a crash would: nothing written, no marker, and every
+    descriptor under its directory closed (a cleaner's half-swapped output included)."""
+    if not log.closed:
+        log._close_files()
+    _close_descriptors_under(log.directory)
+
+
+def _close_descriptors_under(directory: Path) -> None:
+    prefix = str(directory) + os.sep
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{name}").startswith(prefix):
+                os.close(int(name))

@@ -403,6 +403,20 @@ def test_truncate_to(tmp_path: Path) -> None:
     log.close()
 
 
+def test_truncate_at_the_end_still_drops_epochs_starting_there(tmp_path: Path) -> None:
+    # A leader that won an epoch and appended nothing, then lost it: its epoch entry
+    # starts at the log end, and the new leader's truncation point must remove it.
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    fill(log, Model(), [client_batch(3)], epoch=1)
+    log.leader_epoch_start(2, log.log_end_offset)
+    assert log.leader_epochs == [(1, 0), (2, 3)]
+    log.truncate_to(log.log_end_offset)
+    assert log.leader_epochs == [(1, 0)]
+    assert log.log_end_offset == 3
+    log.close()
+    assert PartitionLog.open(tmp_path / "t-0", SMALL).leader_epochs == [(1, 0)]
+
+
 def test_truncate_after_a_crash_copy_reopens_cleanly(tmp_path: Path) -> None:
     log = PartitionLog.open(tmp_path / "t-0", SMALL)
     model = Model()
@@ -515,11 +529,29 @@ def test_append_replicated(tmp_path: Path) -> None:
     with pytest.raises(CorruptBatch):
         log.append_replicated(_replicated(10, 1, 2) + bytes(bad))
     with pytest.raises(InvalidBatch):
-        log.append_replicated(_replicated(11, 1, 2))
-    with pytest.raises(InvalidBatch):
         log.append_replicated(_replicated(9, 1, 2))
     assert log.log_end_offset == 10
     assert log.read(0, 1 << 20) == data + more
+    log.close()
+
+
+def test_append_replicated_accepts_the_gaps_of_a_compacted_leader(tmp_path: Path) -> None:
+    log = PartitionLog.open(tmp_path / "t-0", SMALL)
+    log.append_replicated(_replicated(0, 3, 1))
+    assert log.gaps_below == 0
+    gapped = _replicated(7, 2, 1) + _replicated(12, 1, 1)
+    log.append_replicated(gapped)
+    assert log.log_end_offset == 13
+    assert log.gaps_below == 13
+    assert log.read(4, 1 << 20) == gapped  # an offset in a gap reads the next batch
+    log.append_replicated(_replicated(13, 1, 1))  # and offsets follow on exactly again
+    with pytest.raises(InvalidBatch):
+        log.append_replicated(_replicated(12, 1, 1))
+    expected = all_bytes(log)
+    copy = crash_copy(log, tmp_path / "crashed")
+    reopened = PartitionLog.open(copy, SMALL)  # recovery keeps the gapped batches
+    assert (reopened.log_end_offset, all_bytes(reopened)) == (14, expected)
+    reopened.close()
     log.close()
 
 

@@ -120,7 +120,8 @@ class LogMachine(RuleBasedStateMachine):
     def truncate(self, seed: int) -> None:
         offset = seed % (self.model.end + 1)
         self.log.truncate_to(offset)
-        if offset >= self.model.end:
+        if offset >= self.model.end:  # only epochs starting at the end go
+            self.epochs = [(e, start) for e, start in self.epochs if start < self.model.end]
             return
         if offset < self.model.log_start:
             self.epochs = []

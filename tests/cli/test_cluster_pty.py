@@ -1,0 +1,42 @@
+"""`kcli cluster start --foreground` and `kcli cluster logs --follow` in a real terminal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pexpect
+
+from tests.cli.conftest import Kcli
+from tests.support.broker import free_port, kcli_command
+
+
+def spawn(env: dict[str, str], *args: str) -> pexpect.spawn:
+    command = kcli_command(*args)
+    return pexpect.spawn(command[0], command[1:], env=env, timeout=60, dimensions=(24, 120))
+
+
+def test_foreground_cluster_stops_on_ctrl_c_and_logs_follow(
+    run_kcli: Kcli, cluster_dir: Path, cli_env: dict[str, str],
+) -> None:
+    port = free_port()
+    attached = spawn(cli_env, "cluster", "start", "--foreground",
+                     "--data-dir", str(cluster_dir), "--port", str(port))
+    attached.expect_exact(f"127.0.0.1:{port}")
+    attached.expect_exact("Ctrl-C stops the cluster")
+
+    follower = spawn(cli_env, "cluster", "logs", "--follow", "--lines", "0")
+    run_kcli("topic", "create", "followed").ok()
+    follower.expect_exact("created topic followed")
+    follower.sendintr()
+    follower.expect(pexpect.EOF)
+    follower.close()
+    assert follower.exitstatus == 130
+
+    attached.sendintr()
+    attached.expect_exact("cluster stopped")
+    attached.expect(pexpect.EOF)
+    attached.close()
+    assert attached.exitstatus == 0
+    status = json.loads(run_kcli("cluster", "status", "-o", "json").ok().out)
+    assert status["running"] is False
