@@ -1,8 +1,9 @@
 """Offset gaps (compaction, transaction markers, retention) and changed partition counts.
 
-The embedded broker cannot leave gaps inside a log yet (no compaction, no transactions on
-main), so the archive here is written by hand with the archive primitives: gaps in the
-middle, at the start and at the end of partitions, and commits inside them."""
+A real compacted topic is in test_compacted.py; the archive here is written by hand with
+the archive primitives, to place gaps exactly: in the middle, at the start and at the end
+of partitions, with commits inside each (the broker has no transactions yet, so no
+gaps of control records either)."""
 
 from __future__ import annotations
 
