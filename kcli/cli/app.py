@@ -13,14 +13,17 @@ import traceback
 import typer
 
 from kcli import __version__
+from kcli.cli import backup as backup_cli
 from kcli.cli import bench as bench_cli
 from kcli.cli import broker as broker_cli
 from kcli.cli import cluster as cluster_cli
 from kcli.cli import completion as completion_cli
 from kcli.cli import consume as consume_cli
 from kcli.cli import group as group_cli
+from kcli.cli import migrate as migrate_cli
 from kcli.cli import produce as produce_cli
 from kcli.cli import profile as profile_cli
+from kcli.cli import restore as restore_cli
 from kcli.cli import topic as topic_cli
 from kcli.cli.options import (
     BootstrapOpt,
@@ -53,6 +56,9 @@ app.add_typer(group_cli.app, name="group")
 app.add_typer(profile_cli.app, name="profile")
 app.add_typer(bench_cli.app, name="bench")
 app.add_typer(broker_cli.app, name="broker")
+app.add_typer(backup_cli.app, name="backup")
+app.command("restore")(with_global_options(restore_cli.restore))
+app.command("migrate")(with_global_options(migrate_cli.migrate))
 app.add_typer(completion_cli.app, name="completion")
 
 

@@ -60,6 +60,14 @@ def _describe(cluster: Cluster, groups: Sequence[str]) -> dict[str, Any]:
 
 def committed_offsets(cluster: Cluster, groups: Sequence[str]) -> dict[str, dict[TP, int]]:
     """Committed offsets of many groups, all requests in flight at once."""
+    return {group: {tp: offset for tp, (offset, _meta) in offsets.items()}
+            for group, offsets in committed_offsets_with_metadata(cluster, groups).items()}
+
+
+def committed_offsets_with_metadata(cluster: Cluster, groups: Sequence[str],
+                                    ) -> dict[str, dict[TP, tuple[int, str | None]]]:
+    """Committed offsets of many groups with each commit's metadata string, all
+    requests in flight at once."""
     from confluent_kafka import ConsumerGroupTopicPartitions
 
     futures: dict[str, Any] = {}
@@ -68,13 +76,34 @@ def committed_offsets(cluster: Cluster, groups: Sequence[str]) -> dict[str, dict
             [ConsumerGroupTopicPartitions(group)], request_timeout=cluster.timeout).values()
         futures[group] = future
     results = cluster.wait_all(futures, "committed offsets of")
-    out: dict[str, dict[TP, int]] = {}
+    out: dict[str, dict[TP, tuple[int, str | None]]] = {}
     for group, value in results.items():
         if isinstance(value, KcliError):
             raise value
-        out[group] = {(tp.topic, tp.partition): tp.offset for tp in value.topic_partitions
-                      if tp.offset >= 0}
+        out[group] = {(tp.topic, tp.partition): (tp.offset, tp.metadata)
+                      for tp in value.topic_partitions if tp.offset >= 0}
     return out
+
+
+def commit_offsets(cluster: Cluster, group: str,
+                   offsets: Sequence[tuple[str, int, int, str | None]]) -> None:
+    """Write committed offsets (topic, partition, offset, metadata) of a group that has
+    no active members (the broker refuses otherwise)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    if not offsets:
+        return
+    request = ConsumerGroupTopicPartitions(
+        group, [TopicPartition(t, p, o, metadata) if metadata is not None
+                else TopicPartition(t, p, o) for t, p, o, metadata in offsets])
+    (future,) = cluster.admin.alter_consumer_group_offsets(
+        [request], request_timeout=cluster.timeout).values()
+    result = cluster.wait(future, f"commit offsets of group {group}")
+    for tp in result.topic_partitions or ():
+        if tp.error is not None and tp.error.code() != 0:
+            from kcli.errors import from_kafka_error
+
+            raise from_kafka_error(tp.error, f"commit {group} {tp.topic}[{tp.partition}]")
 
 
 def _members(description: Any) -> tuple[GroupMember, ...]:

@@ -47,9 +47,6 @@ PARSE = [(command.line, argv) for block in BLOCKS for command in block.commands
 PENDING: dict[str, str] = {
     "tui": "the dashboard, built on branch tui; interactive, so the README only shows it "
            "(tests/tui drives it)",
-    "backup": "built on branch backup",
-    "restore": "built on branch backup",
-    "migrate": "built on branch backup",
 }
 """The documented exclusion list: top-level commands the README names before they exist
 on this branch. Once one exists, delete its entry and turn its README blocks'
