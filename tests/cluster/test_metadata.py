@@ -98,6 +98,15 @@ def test_replication_factor_larger_than_the_live_brokers_is_refused(
     assert error is not None
     assert error.args[0].name() == "INVALID_REPLICATION_FACTOR"
     cluster.node(2).kill()
+    # A client asking in the instant the controller dies is told of the dead one and
+    # waits on it until its next metadata refresh, as with any Kafka cluster: wait, with
+    # a new client each time, until the survivor names itself.
+
+    def survivor_is_controller() -> bool:
+        fresh = cluster.admin()  # kept alive until its answer is in
+        return bool(fresh.describe_cluster().result(2).controller.id == 1)
+
+    wait_for(survivor_is_controller, 15, "broker 1 to become the controller")
     admin = cluster.admin()  # on the live broker
     futures = admin.create_topics([NewTopic("two", 1, 2)])
     error = futures["two"].exception(20)
