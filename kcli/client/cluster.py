@@ -4,16 +4,21 @@
 client's error events, so an unreachable cluster fails in milliseconds with a clear
 message instead of after the full timeout. No typer or rich here: the TUI and the backup
 tools use this layer too.
+
+One Cluster may be shared by several threads (the dashboard's workers): the AdminClient
+is thread-safe and created once under a lock, and :meth:`Cluster.abort` ends every wait
+in progress at once, so a program can quit without waiting out a slow request.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from kcli.errors import KcliError, OperationFailed, Unreachable, from_kafka_error
+from kcli.errors import ExitCode, KcliError, OperationFailed, Unreachable, from_kafka_error
 
 T = TypeVar("T")
 
@@ -21,6 +26,12 @@ T = TypeVar("T")
 _FATAL_BEFORE_CONNECT = frozenset({"_ALL_BROKERS_DOWN", "_RESOLVE"})
 _FATAL_ALWAYS = frozenset({"_AUTHENTICATION", "_SSL", "SASL_AUTHENTICATION_FAILED",
                            "_INVALID_ARG", "_UNSUPPORTED_FEATURE"})
+
+
+class Aborted(KcliError):
+    """A wait ended by :meth:`Cluster.abort` (the program is shutting down)."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 class ErrorWatch:
@@ -68,17 +79,30 @@ class Cluster:
         self.bootstrap = str(self.config.get("bootstrap.servers", ""))
         self.watch = ErrorWatch(self.bootstrap)
         self._admin: Any = None
+        self._lock = threading.Lock()
+        self._aborted = threading.Event()
 
     @property
     def admin(self) -> Any:
         """The AdminClient."""
         if self._admin is None:
-            from confluent_kafka.admin import AdminClient
+            with self._lock:
+                if self._admin is None:
+                    from confluent_kafka.admin import AdminClient
 
-            config = dict(self.config)
-            config.setdefault("error_cb", self.watch)
-            self._admin = AdminClient(config)
+                    config = dict(self.config)
+                    config.setdefault("error_cb", self.watch)
+                    self._admin = AdminClient(config)
         return self._admin
+
+    def abort(self) -> None:
+        """Make every wait in progress, and every later one, raise :class:`Aborted`.
+        Safe to call from any thread."""
+        self._aborted.set()
+
+    def _check_aborted(self) -> None:
+        if self._aborted.is_set():
+            raise Aborted(f"stopped waiting for {self.bootstrap}")
 
     def _deadline(self) -> float:
         return time.monotonic() + self.timeout
@@ -87,6 +111,7 @@ class Cluster:
         deadline = self._deadline()
         while not done():
             self.admin.poll(0)
+            self._check_aborted()
             self.watch.check()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -130,6 +155,7 @@ class Cluster:
         deadline = self._deadline()
         slice_ = 0.05  # short at first: a refused connection shows up in milliseconds
         while True:
+            self._check_aborted()
             self.watch.check()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
