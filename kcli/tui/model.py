@@ -155,7 +155,7 @@ class GroupView:
     partitions: tuple[GroupPartitionRow, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClusterSnapshot:
     """The cluster at one poll."""
 
@@ -213,11 +213,11 @@ class SnapshotBuilder:
             self._sizes = dict(sample.sizes)
         sizes = self._sizes or {}
 
-        for tp, high in marks.high.items():
+        for tp, end_offset in marks.high.items():
             table = self._ends.get(tp)
             if table is None:
                 table = self._ends[tp] = EndOffsetTable()
-            table.add(high, t)
+            table.add(end_offset, t)
 
         partitions: dict[str, tuple[PartitionRow, ...]] = {}
         topics: list[TopicRow] = []

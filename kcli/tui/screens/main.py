@@ -94,7 +94,7 @@ class ClusterView(View):
             summary.append(f"   ({lagging} not OK)", style=cells.theme_color(self.app, "warning"))
         self.query_one("#cluster-summary", Static).update(summary)
         self.query_one("#brokers", SyncTable).sync([
-            (str(b.id), [cells.number(b.id), b.host, cells.number(b.port),
+            (str(b.id), [cells.text(b.id), b.host, cells.text(b.port),
                          "●" if b.controller else "", cells.number(b.leaders),
                          cells.number(b.replicas)])
             for b in s.brokers

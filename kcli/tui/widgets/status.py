@@ -35,11 +35,11 @@ def clock_time(t: float) -> str:
 
 
 class StatusBar(Static):
-    """One line at the bottom of every screen, above the footer."""
+    """One line at the bottom of every screen, above the footer (in the flow, not
+    docked: the footer is docked and would cover it)."""
 
     DEFAULT_CSS = """
     StatusBar {
-        dock: bottom;
         height: 1;
         padding: 0 1;
         background: $panel;
