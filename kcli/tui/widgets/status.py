@@ -10,7 +10,7 @@ from typing import Literal
 from rich.text import Text
 from textual.widgets import Static
 
-from kcli.tui.widgets.cells import human_rate, theme_color
+from kcli.tui.widgets.cells import theme_color
 
 SLOW_AFTER = 1.0
 """Seconds a refresh may take before the status line counts them."""
@@ -72,7 +72,7 @@ class StatusBar(Static):
 
     def describe(self, state: PollState, now: float) -> Text:
         """The line for a state at monotonic time ``now``."""
-        every = f"every {human_rate(self.interval).removesuffix('.0')} s"
+        every = f"every {self.interval:g} s"
         waiting = (now - state.in_flight_since) if state.in_flight_since is not None else 0.0
         slow = f" · waiting {waiting:.0f} s" if waiting >= SLOW_AFTER else ""
         line = Text(no_wrap=True, overflow="ellipsis")
