@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
+from rich.console import RenderableType
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -58,7 +59,7 @@ class KcliApp(App[None]):
         self.service = service
         self.interval = interval
         self._wake = threading.Event()
-        self._closed = False
+        self._stopping = False
 
     def on_mount(self) -> None:
         from kcli.tui.screens.main import MainScreen
@@ -72,13 +73,13 @@ class KcliApp(App[None]):
     def poll(self) -> None:
         """Refresh, post the result, wait for the interval (or ``r``); until cancelled."""
         worker = get_current_worker()
-        while not worker.is_cancelled and not self._closed:
+        while not worker.is_cancelled and not self._stopping:
             self._wake.clear()
             self.post_message(RefreshStarted(time.monotonic()))
             try:
                 snapshot = self.service.refresh()
             except Exception as error:  # shown in the status line, retried: never a crash
-                if worker.is_cancelled or self._closed:
+                if worker.is_cancelled or self._stopping:
                     return
                 self.post_message(RefreshFailed(describe_error(error)))
             else:
@@ -118,15 +119,17 @@ class KcliApp(App[None]):
         if isinstance(self.screen, MainScreen):
             self.screen.show_tab(tab)
 
-    async def action_quit(self) -> None:
-        """Stop polling, abort waits in progress, and leave."""
+    def exit(self, result: None = None, return_code: int = 0,
+             message: RenderableType | None = None) -> None:
+        """Stop polling and abort waits in progress first: the app's end waits for its
+        worker threads, and none of them may sit out a slow request or an interval."""
         self.close_service()
-        self.exit()
+        super().exit(result, return_code, message)
 
     def close_service(self) -> None:
         """End every worker's wait on the cluster (idempotent)."""
-        if not self._closed:
-            self._closed = True
+        if not self._stopping:
+            self._stopping = True
             self.service.close()
             self.workers.cancel_all()
             self._wake.set()
