@@ -15,12 +15,15 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
 from kcli.errors import ExitCode, KcliError, OperationFailed, Unreachable, from_kafka_error
 
 T = TypeVar("T")
+
+WATCH_EVERY = 0.02
+"""Seconds between looks at the client's error events while waiting for an answer."""
 
 # librdkafka error events that mean "give up now" before the cluster ever answered.
 _FATAL_BEFORE_CONNECT = frozenset({"_ALL_BROKERS_DOWN", "_RESOLVE"})
@@ -107,9 +110,14 @@ class Cluster:
     def _deadline(self) -> float:
         return time.monotonic() + self.timeout
 
-    def _poll_until(self, done: Callable[[], bool], what: str) -> None:
+    def _poll_until(self, futures: Collection[concurrent.futures.Future[Any]],
+                    what: str) -> None:
+        """Wait for every future: woken the moment the last one completes (librdkafka
+        completes admin futures from its own thread), and every WATCH_EVERY seconds to
+        serve error events and notice :meth:`abort`."""
         deadline = self._deadline()
-        while not done():
+        pending = [f for f in futures if not f.done()]
+        while pending:
             self.admin.poll(0)
             self._check_aborted()
             self.watch.check()
@@ -117,12 +125,13 @@ class Cluster:
             if remaining <= 0:
                 raise Unreachable(f"{what}: no answer from {self.bootstrap} in "
                                   f"{self.timeout:g}s")
-            time.sleep(min(0.01, remaining))
+            concurrent.futures.wait(pending, timeout=min(WATCH_EVERY, remaining))
+            pending = [f for f in pending if not f.done()]
         self.admin.poll(0)
 
     def wait(self, future: concurrent.futures.Future[T], what: str) -> T:
         """The result of one admin future; Kafka errors become KcliErrors."""
-        self._poll_until(future.done, what)
+        self._poll_until((future,), what)
         try:
             result = future.result()
         except Exception as error:
@@ -135,7 +144,7 @@ class Cluster:
         """Wait for every future of a dict; values are results or the KcliError each
         raised (callers decide whether one failure fails the command)."""
         labels = ", ".join(_label(k) for k in futures)
-        self._poll_until(lambda: all(f.done() for f in futures.values()),
+        self._poll_until(list(futures.values()),
                          f"{what} {labels}".strip() if len(labels) <= 60 else what)
         results: dict[Any, Any] = {}
         for key, future in futures.items():
