@@ -110,12 +110,12 @@ class KcliApp(App[None]):
         self.refresh_now()
         self.notify("refreshing…", timeout=1)
 
-    def action_tab(self, tab: str) -> None:
+    async def action_tab(self, tab: str) -> None:
         """Back to the main screen, on a tab."""
         from kcli.tui.screens.main import MainScreen
 
         while len(self.screen_stack) > 2 and not isinstance(self.screen, MainScreen):
-            self.pop_screen()
+            await self.pop_screen()
         if isinstance(self.screen, MainScreen):
             self.screen.show_tab(tab)
 
