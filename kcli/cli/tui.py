@@ -41,8 +41,10 @@ def tui(
     from kcli.tui.service import KafkaService
 
     explicit = opts.flags.timeout is not None or bool(os.environ.get(ENV_TIMEOUT))
-    service = KafkaService(opts.client_config({"allow.auto.create.topics": False}),
-                           timeout=opts.timeout if explicit else TUI_TIMEOUT,
+    config = opts.client_config({"allow.auto.create.topics": False})
+    if "log_level" not in opts.properties:
+        config["log_level"] = 0  # client logs on stderr would scribble over the screen
+    service = KafkaService(config, timeout=opts.timeout if explicit else TUI_TIMEOUT,
                            interval=interval)
     app = KcliApp(service, interval=interval)
     app.run()

@@ -156,7 +156,7 @@ class TopicScreen(Screen[None]):
     def _add(self, records: list[Record]) -> None:
         table = self.query_one("#tail", SyncTable)
         follow = table.cursor_row >= table.row_count - 1
-        for record in records:
+        for record in records[-TAIL_KEEP:]:  # older ones would be dropped at once
             key = f"{record.partition}:{record.offset}"
             if key in self.records:
                 continue
@@ -167,7 +167,8 @@ class TopicScreen(Screen[None]):
                                stamp, preview(record.key, 40), preview(record.value),
                                cells.number(len(record.headers)) if record.headers else ""],
                          keep=TAIL_KEEP)
-        for key in [k for k in self.records if k not in set(table.keys)]:
+        shown = set(table.keys)
+        for key in [k for k in self.records if k not in shown]:
             del self.records[key]
         if follow and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
