@@ -77,8 +77,10 @@ class ClusterView(View):
         summary.append("Cluster ", style="bold")
         summary.append(f"{s.cluster_id or '-'}   controller {s.controller}\n"
                        if s.controller is not None else f"{s.cluster_id or '-'}   no controller\n")
-        summary.append(f"Brokers {len(s.brokers)}   Topics {user_topics:,}   "
-                       f"Partitions {s.partition_count:,}   ")
+        internal = len(s.topics) - user_topics
+        summary.append(f"Brokers {len(s.brokers)}   Topics {user_topics:,}"
+                       + (f" (+{internal} internal)" if internal else "") + "   "
+                       f"Partitions {s.partition_count:,}\n")
         bad = cells.theme_color(self.app, "error")
         summary.append(f"Under-replicated {s.under_replicated}",
                        style=bad if s.under_replicated else "")
