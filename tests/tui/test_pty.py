@@ -5,7 +5,9 @@ the cluster is unreachable, and quits with q. Without a terminal, one line and e
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -100,3 +102,14 @@ def test_tui_bad_invocations_fail_in_one_line(env: dict[str, str], args: list[st
     assert err.startswith("kcli: error: ")
     assert message in err
     assert done.stdout == b""
+
+
+def test_the_dashboard_is_not_imported_until_run(env: dict[str, str]) -> None:
+    code = ("import sys, kcli.cli.app; "
+            "print(','.join(m for m in ('textual', 'kcli.tui') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, check=True)
+    assert done.stdout.strip() == ""
+    help_text = subprocess.run(kcli_command("--help"), capture_output=True, text=True,
+                               env=env, check=True).stdout
+    assert re.search(r"^\s+tui\s+Live dashboard", help_text, re.MULTILINE), help_text
