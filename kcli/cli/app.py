@@ -25,6 +25,7 @@ from kcli.cli import produce as produce_cli
 from kcli.cli import profile as profile_cli
 from kcli.cli import restore as restore_cli
 from kcli.cli import topic as topic_cli
+from kcli.cli import tui as tui_cli
 from kcli.cli.options import (
     BootstrapOpt,
     DebugOpt,
@@ -54,6 +55,7 @@ app.command("produce")(with_global_options(produce_cli.produce))
 app.command("consume")(with_global_options(consume_cli.consume))
 app.add_typer(group_cli.app, name="group")
 app.add_typer(profile_cli.app, name="profile")
+app.command("tui")(with_global_options(tui_cli.tui))
 app.add_typer(bench_cli.app, name="bench")
 app.add_typer(broker_cli.app, name="broker")
 app.add_typer(backup_cli.app, name="backup")

@@ -4,23 +4,37 @@
 client's error events, so an unreachable cluster fails in milliseconds with a clear
 message instead of after the full timeout. No typer or rich here: the TUI and the backup
 tools use this layer too.
+
+One Cluster may be shared by several threads (the dashboard's workers): the AdminClient
+is thread-safe and created once under a lock, and :meth:`Cluster.abort` ends every wait
+in progress at once, so a program can quit without waiting out a slow request.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
-from kcli.errors import KcliError, OperationFailed, Unreachable, from_kafka_error
+from kcli.errors import ExitCode, KcliError, OperationFailed, Unreachable, from_kafka_error
 
 T = TypeVar("T")
+
+WATCH_EVERY = 0.02
+"""Seconds between looks at the client's error events while waiting for an answer."""
 
 # librdkafka error events that mean "give up now" before the cluster ever answered.
 _FATAL_BEFORE_CONNECT = frozenset({"_ALL_BROKERS_DOWN", "_RESOLVE"})
 _FATAL_ALWAYS = frozenset({"_AUTHENTICATION", "_SSL", "SASL_AUTHENTICATION_FAILED",
                            "_INVALID_ARG", "_UNSUPPORTED_FEATURE"})
+
+
+class Aborted(KcliError):
+    """A wait ended by :meth:`Cluster.abort` (the program is shutting down)."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 class ErrorWatch:
@@ -68,36 +82,56 @@ class Cluster:
         self.bootstrap = str(self.config.get("bootstrap.servers", ""))
         self.watch = ErrorWatch(self.bootstrap)
         self._admin: Any = None
+        self._lock = threading.Lock()
+        self._aborted = threading.Event()
 
     @property
     def admin(self) -> Any:
         """The AdminClient."""
         if self._admin is None:
-            from confluent_kafka.admin import AdminClient
+            with self._lock:
+                if self._admin is None:
+                    from confluent_kafka.admin import AdminClient
 
-            config = dict(self.config)
-            config.setdefault("error_cb", self.watch)
-            self._admin = AdminClient(config)
+                    config = dict(self.config)
+                    config.setdefault("error_cb", self.watch)
+                    self._admin = AdminClient(config)
         return self._admin
+
+    def abort(self) -> None:
+        """Make every wait in progress, and every later one, raise :class:`Aborted`.
+        Safe to call from any thread."""
+        self._aborted.set()
+
+    def _check_aborted(self) -> None:
+        if self._aborted.is_set():
+            raise Aborted(f"stopped waiting for {self.bootstrap}")
 
     def _deadline(self) -> float:
         return time.monotonic() + self.timeout
 
-    def _poll_until(self, done: Callable[[], bool], what: str) -> None:
+    def _poll_until(self, futures: Collection[concurrent.futures.Future[Any]],
+                    what: str) -> None:
+        """Wait for every future: woken the moment the last one completes (librdkafka
+        completes admin futures from its own thread), and every WATCH_EVERY seconds to
+        serve error events and notice :meth:`abort`."""
         deadline = self._deadline()
-        while not done():
+        pending = [f for f in futures if not f.done()]
+        while pending:
             self.admin.poll(0)
+            self._check_aborted()
             self.watch.check()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise Unreachable(f"{what}: no answer from {self.bootstrap} in "
                                   f"{self.timeout:g}s")
-            time.sleep(min(0.01, remaining))
+            concurrent.futures.wait(pending, timeout=min(WATCH_EVERY, remaining))
+            pending = [f for f in pending if not f.done()]
         self.admin.poll(0)
 
     def wait(self, future: concurrent.futures.Future[T], what: str) -> T:
         """The result of one admin future; Kafka errors become KcliErrors."""
-        self._poll_until(future.done, what)
+        self._poll_until((future,), what)
         try:
             result = future.result()
         except Exception as error:
@@ -110,7 +144,7 @@ class Cluster:
         """Wait for every future of a dict; values are results or the KcliError each
         raised (callers decide whether one failure fails the command)."""
         labels = ", ".join(_label(k) for k in futures)
-        self._poll_until(lambda: all(f.done() for f in futures.values()),
+        self._poll_until(list(futures.values()),
                          f"{what} {labels}".strip() if len(labels) <= 60 else what)
         results: dict[Any, Any] = {}
         for key, future in futures.items():
@@ -130,6 +164,7 @@ class Cluster:
         deadline = self._deadline()
         slice_ = 0.05  # short at first: a refused connection shows up in milliseconds
         while True:
+            self._check_aborted()
             self.watch.check()
             remaining = deadline - time.monotonic()
             if remaining <= 0:

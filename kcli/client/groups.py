@@ -7,7 +7,7 @@ partition involved in ONE ListOffsets call. lag = max(0, end - committed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from kcli.client.cluster import Cluster
@@ -50,38 +50,60 @@ def list_group_ids(cluster: Cluster) -> list[tuple[str, str, str | None]]:
     return sorted(out)
 
 
-def _describe(cluster: Cluster, groups: Sequence[str]) -> dict[str, Any]:
-    if not groups:
-        return {}
-    futures = cluster.admin.describe_consumer_groups(list(groups),
-                                                     request_timeout=cluster.timeout)
-    return cluster.wait_all(futures, "describe group")
+def _waves(groups: Sequence[str], max_in_flight: int | None) -> list[list[str]]:
+    size = max_in_flight if max_in_flight and max_in_flight > 0 else max(1, len(groups))
+    return [list(groups[i:i + size]) for i in range(0, len(groups), size)]
 
 
-def committed_offsets(cluster: Cluster, groups: Sequence[str]) -> dict[str, dict[TP, int]]:
-    """Committed offsets of many groups, all requests in flight at once."""
+def _describe(cluster: Cluster, groups: Sequence[str],
+              max_in_flight: int | None = None) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for wave in _waves(groups, max_in_flight):
+        futures = cluster.admin.describe_consumer_groups(wave, request_timeout=cluster.timeout)
+        results.update(cluster.wait_all(futures, "describe group"))
+    return results
+
+
+def committed_offsets(cluster: Cluster, groups: Sequence[str],
+                      max_in_flight: int | None = None) -> dict[str, dict[TP, int]]:
+    """Committed offsets of many groups: one OffsetFetch per group, all in flight at
+    once, or at most ``max_in_flight`` at a time."""
     return {group: {tp: offset for tp, (offset, _meta) in offsets.items()}
-            for group, offsets in committed_offsets_with_metadata(cluster, groups).items()}
+            for group, offsets in committed_offsets_with_metadata(
+                cluster, groups, max_in_flight).items()}
 
 
 def committed_offsets_with_metadata(cluster: Cluster, groups: Sequence[str],
+                                    max_in_flight: int | None = None,
                                     ) -> dict[str, dict[TP, tuple[int, str | None]]]:
-    """Committed offsets of many groups with each commit's metadata string, all
-    requests in flight at once."""
-    from confluent_kafka import ConsumerGroupTopicPartitions
-
-    futures: dict[str, Any] = {}
-    for group in groups:
-        (future,) = cluster.admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group)], request_timeout=cluster.timeout).values()
-        futures[group] = future
-    results = cluster.wait_all(futures, "committed offsets of")
+    """Committed offsets of many groups with each commit's metadata string."""
     out: dict[str, dict[TP, tuple[int, str | None]]] = {}
-    for group, value in results.items():
+    for group, value in _committed(cluster, groups, max_in_flight).items():
         if isinstance(value, KcliError):
             raise value
-        out[group] = {(tp.topic, tp.partition): (tp.offset, tp.metadata)
-                      for tp in value.topic_partitions if tp.offset >= 0}
+        out[group] = value
+    return out
+
+
+def _committed(cluster: Cluster, groups: Sequence[str], max_in_flight: int | None,
+               ) -> dict[str, dict[TP, tuple[int, str | None]] | KcliError]:
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    results: dict[str, Any] = {}
+    for wave in _waves(groups, max_in_flight):
+        futures: dict[str, Any] = {}
+        for group in wave:
+            (future,) = cluster.admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group)], request_timeout=cluster.timeout).values()
+            futures[group] = future
+        results.update(cluster.wait_all(futures, "committed offsets of"))
+    out: dict[str, dict[TP, tuple[int, str | None]] | KcliError] = {}
+    for group, value in results.items():
+        if isinstance(value, KcliError):
+            out[group] = value
+        else:
+            out[group] = {(tp.topic, tp.partition): (tp.offset, tp.metadata)
+                          for tp in value.topic_partitions if tp.offset >= 0}
     return out
 
 
@@ -118,7 +140,7 @@ def _members(description: Any) -> tuple[GroupMember, ...]:
 
 
 def _lags(group: str, committed: dict[TP, int], assigned: dict[TP, str],
-          ends: dict[TP, int]) -> list[PartitionLag]:
+          ends: Mapping[TP, int]) -> list[PartitionLag]:
     rows = []
     for tp in sorted(set(committed) | set(assigned)):
         offset = committed.get(tp)
@@ -140,21 +162,37 @@ def _exists(description: Any, committed: dict[TP, int]) -> bool:
     return not (state in ("Dead", "Unknown") and not description.members and not committed)
 
 
-def describe_groups(cluster: Cluster, groups: Sequence[str]) -> list[GroupDetail]:
-    """Members and per-partition lag of the named groups; NotFound for an unknown one."""
-    descriptions = _describe(cluster, groups)
-    committed = committed_offsets(cluster, groups)
+def describe_groups(cluster: Cluster, groups: Sequence[str], *,
+                    ends: Mapping[TP, int] | None = None, missing_ok: bool = False,
+                    max_in_flight: int | None = None) -> list[GroupDetail]:
+    """Members and per-partition lag of the named groups; NotFound for an unknown one
+    (``missing_ok``: left out instead, as a group deleted since it was listed).
+
+    End offsets come from one batched ListOffsets call, or from ``ends`` when the caller
+    already has them (a dashboard refresh asks once for every partition).
+    ``max_in_flight`` limits the DescribeGroups and OffsetFetch requests in flight."""
+    descriptions = _describe(cluster, groups, max_in_flight)
+    committed: dict[str, dict[TP, int]] = {}
+    for group, value in _committed(cluster, groups, max_in_flight).items():
+        if isinstance(value, NotFound) and missing_ok:
+            continue
+        if isinstance(value, KcliError):
+            raise value
+        committed[group] = {tp: offset for tp, (offset, _meta) in value.items()}
     details: list[tuple[str, Any, tuple[GroupMember, ...]]] = []
     for group in groups:
         description = descriptions.get(group)
         if isinstance(description, KcliError) and not isinstance(description, NotFound):
             raise description
         if description is None or not _exists(description, committed.get(group, {})):
+            if missing_ok:
+                continue
             raise NotFound(f"group {group!r} does not exist")
         details.append((group, description, _members(description)))
-    tps = {tp for g in groups for tp in committed.get(g, {})}
-    tps |= {tp for _, _, members in details for tp in _assigned(members)}
-    ends = watermarks(cluster, tps).high
+    if ends is None:
+        tps = {tp for g, _, _ in details for tp in committed.get(g, {})}
+        tps |= {tp for _, _, members in details for tp in _assigned(members)}
+        ends = watermarks(cluster, tps).high
     out = []
     for group, description, members in details:
         coordinator = getattr(description, "coordinator", None)

@@ -217,3 +217,44 @@ class Watermarks:
 
     low: dict[tuple[str, int], int] = field(default_factory=dict)
     high: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    """One broker as the cluster's metadata lists it."""
+
+    id: int
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class PartitionLayout:
+    """Where one partition lives: leader (None while offline), replicas, in-sync replicas."""
+
+    partition: int
+    leader: int | None
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    error: str | None = None
+
+    @property
+    def offline(self) -> bool:
+        """No leader."""
+        return self.leader is None
+
+    @property
+    def under_replicated(self) -> bool:
+        """Fewer in-sync replicas than replicas."""
+        return len(self.isr) < len(self.replicas)
+
+
+@dataclass(frozen=True)
+class ClusterLayout:
+    """Brokers, controller and every topic's partitions, from one Metadata request."""
+
+    cluster_id: str | None
+    controller: int | None
+    brokers: tuple[BrokerInfo, ...]
+    topics: dict[str, tuple[PartitionLayout, ...]] = field(default_factory=dict)
+    """Partitions of each topic, by partition id; topics with an error are left out."""

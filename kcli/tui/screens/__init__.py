@@ -1,0 +1,1 @@
+"""The dashboard's screens: main (cluster, topics, groups), topic, group, dialogs."""

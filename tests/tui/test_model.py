@@ -1,0 +1,96 @@
+"""SnapshotBuilder: what one refresh shows, from fixed samples of a made-up cluster."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from kcli.tui.lag import Status
+from kcli.tui.model import SnapshotBuilder
+from tests.tui.fake import STEP, sample, snapshots
+
+
+def test_cluster_overview() -> None:
+    snap = snapshots(1)[0]
+    assert [(b.id, b.controller, b.leaders, b.replicas) for b in snap.brokers] == [
+        (1, True, 3, 5), (2, False, 2, 4)]
+    assert snap.partition_count == 5
+    assert snap.under_replicated == 1
+    assert snap.offline == 0
+    assert dict(snap.groups_by_state) == {"Empty": 1, "Stable": 2}
+    # the first poll has nothing to compare with: rates are unknown, not zero
+    assert snap.produce_rate is None
+    assert snap.consume_rate is None
+
+
+def test_rates_come_from_offset_deltas() -> None:
+    snap = snapshots(2)[1]
+    # orders: 3 partitions x 40 records, payments 10, per 2 s poll; internal topics left out
+    assert snap.produce_rate == pytest.approx((3 * 40 + 10) / STEP)
+    orders = snap.topic("orders")
+    assert orders is not None
+    assert orders.rate == pytest.approx(60.0)
+    assert (orders.records, orders.size, orders.under_replicated) == (3620, 3 << 20, 1)
+    billing = next(g for g in snap.groups if g.group == "billing")
+    assert billing.consume_rate == pytest.approx(45.0)  # 3 x 30 committed per poll
+    assert snap.consume_rate == pytest.approx(45.0 + 5.0)  # and reports, 10 per poll
+    assert [p.rate for p in snap.partitions["payments"]] == [5.0]
+
+
+def test_statuses_after_a_few_polls() -> None:
+    first, *_, last = snapshots(5)
+    assert {g.group: g.status for g in first.groups} == {
+        "audit": Status.OK, "billing": Status.OK, "reports": Status.OK}  # window too short
+    assert {g.group: g.status for g in last.groups} == {
+        "audit": Status.STOPPED, "billing": Status.WARNING, "reports": Status.OK}
+    billing = last.group_views["billing"]
+    assert billing.row.trend == (210, 240, 270, 300, 330)
+    assert billing.row.slope == pytest.approx(15.0)  # 30 records more every 2 s
+    assert billing.row.window == 5
+    assert billing.row.lag == 330
+    assert billing.row.max_lag == 140
+
+
+def test_time_lag_and_lost_partitions() -> None:
+    last = snapshots(5)[-1]
+    rows = {(p.topic, p.partition): p for p in last.group_views["billing"].partitions}
+    # orders[0] ends grew 40 per 2 s; committed 1020 was the end 2 s before the end
+    # passed 1040, i.e. 3 s after it was 1000: interpolated between polls
+    row = rows[("orders", 0)]
+    assert (row.committed, row.end, row.lag) == (1020, 1160, 140)
+    assert row.time_lag.kind == "interpolated"
+    assert row.time_lag.seconds == pytest.approx(7.0)
+    # a committed offset older than the oldest point: at least as old as that point
+    early = snapshots(2)[-1].group_views["billing"].partitions[2]
+    assert (early.committed, early.time_lag.kind) == (430, "extrapolated")
+    assert early.time_lag.seconds == pytest.approx(5.5)
+    assert str(early.time_lag) == "≥ 2 s"
+    audit = last.group_views["audit"].partitions[0]
+    assert audit.lost
+    assert audit.low == 260
+    assert not rows[("orders", 1)].lost
+
+
+def test_history_of_a_vanished_group_is_forgotten() -> None:
+    builder = SnapshotBuilder(interval=STEP)
+    for i in range(4):
+        snap = builder.add(sample(i))
+    assert {g.group: g.status for g in snap.groups}["audit"] is Status.STOPPED
+    gone = sample(4)
+    builder.add(replace(gone, groups=[g for g in gone.groups if g.group != "audit"]))
+    back = builder.add(sample(5))
+    audit = next(g for g in back.groups if g.group == "audit")
+    assert audit.status is Status.OK
+    assert audit.window == 1
+    assert audit.trend == (100,)
+
+
+def test_sizes_are_kept_between_measurements() -> None:
+    builder = SnapshotBuilder(interval=STEP)
+    first = builder.add(sample(0))
+    second = builder.add(replace(sample(1), sizes=None))
+    assert first.sizes_known
+    assert second.sizes_known
+    assert second.topic("payments") is not None
+    assert second.topic("payments").size == 40_960  # type: ignore[union-attr]
