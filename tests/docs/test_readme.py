@@ -44,10 +44,7 @@ RUN = [command for block in BLOCKS if block.runnable for command in block.comman
 PARSE = [(command.line, argv) for block in BLOCKS for command in block.commands
          for argv in readme.kcli_invocations(command.text)]
 
-PENDING: dict[str, str] = {
-    "tui": "the dashboard, built on branch tui; interactive, so the README only shows it "
-           "(tests/tui drives it)",
-}
+PENDING: dict[str, str] = {}
 """The documented exclusion list: top-level commands the README names before they exist
 on this branch. Once one exists, delete its entry and turn its README blocks'
 ``<!-- pending: .. -->`` marker into ``<!-- run -->``."""
