@@ -3,11 +3,8 @@ isolated config/state directory, against the session broker."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
-import signal
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -15,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.broker import kcli_command, kcli_env
+from tests.support.broker import kcli_command, kcli_env, kill_local_cluster
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -121,9 +118,4 @@ def cluster_dir(tmp_path: Path) -> Iterator[Path]:
     """A data dir for one test's cluster; any broker left running is killed afterwards."""
     directory = tmp_path / "cluster"
     yield directory
-    state = directory / "cluster.json"
-    if state.exists():
-        for broker in json.loads(state.read_text())["brokers"]:
-            if broker.get("pid"):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(broker["pid"], signal.SIGKILL)
+    kill_local_cluster(directory)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.cluster.harness import wait_for
-from tests.support.broker import free_port, kcli_command, kcli_env
+from tests.support.broker import free_port, kcli_command, kcli_env, kill_local_cluster
 
 
 class Kcli:
@@ -40,12 +37,7 @@ class Kcli:
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     directory = tmp_path / "cluster"
     yield directory
-    state = directory / "cluster.json"
-    if state.exists():
-        for broker in json.loads(state.read_text())["brokers"]:
-            if broker.get("pid"):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(broker["pid"], signal.SIGKILL)
+    kill_local_cluster(directory)
 
 
 def test_three_brokers_one_cluster_through_a_crash(tmp_path: Path, data_dir: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
@@ -108,3 +110,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def kill_local_cluster(directory: Path) -> None:
+    """SIGKILL every broker a `kcli cluster` in `directory` recorded as running."""
+    state = directory / "cluster.json"
+    if state.exists():
+        for broker in json.loads(state.read_text())["brokers"]:
+            if broker.get("pid"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(broker["pid"], signal.SIGKILL)
