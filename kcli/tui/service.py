@@ -34,7 +34,7 @@ SIZE_EVERY = 5
 TAIL_LAST = 10
 """Records per partition a tail starts with."""
 TAIL_BATCH = 500
-# A paused tail stops reading; a small prefetch queue keeps it from filling memory.
+# A tail keeps only what it shows; a small prefetch queue keeps librdkafka from filling memory.
 TAIL_CONFIG: dict[str, Any] = {"queued.min.messages": 1000, "queued.max.messages.kbytes": 8192}
 
 

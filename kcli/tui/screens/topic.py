@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, cast
 
@@ -49,9 +48,8 @@ class TopicScreen(Screen[None]):
         self.topic = topic
         self.paused = False
         self.records: dict[str, Record] = {}
-        self._pending: list[Record] = []
-        self._following = threading.Event()
-        self._following.set()
+        self._pending: list[Record] = []  # the newest TAIL_KEEP of those held
+        self._held = 0  # records read while paused
         self._tail_text = "tail: starting…"
 
     @property
@@ -79,9 +77,6 @@ class TopicScreen(Screen[None]):
         self.query_one("#tail", SyncTable).focus()
         self._render_tail_state()
         self.tail()
-
-    def on_unmount(self) -> None:
-        self._following.set()  # a paused tail wakes up and sees it was cancelled
 
     # -- partitions
 
@@ -128,9 +123,6 @@ class TopicScreen(Screen[None]):
             self.post_message(TailState("tail: following"))
             try:
                 while not worker.is_cancelled:
-                    if not self._following.is_set():
-                        self._following.wait(READ_TIMEOUT)
-                        continue
                     records = source.read(READ_TIMEOUT)
                     if records:
                         self.post_message(TailRecords(records))
@@ -142,8 +134,9 @@ class TopicScreen(Screen[None]):
 
     def on_tail_records(self, message: TailRecords) -> None:
         message.stop()
-        if self.paused:
-            self._pending.extend(message.records)
+        if self.paused:  # keep reading, show later: the count stays true
+            self._held += len(message.records)
+            self._pending = (self._pending + message.records)[-TAIL_KEEP:]
         else:
             self._add(message.records)
         self._render_tail_state()
@@ -177,7 +170,7 @@ class TopicScreen(Screen[None]):
         line = Text(no_wrap=True, overflow="ellipsis")
         if self.paused:
             line.append("⏸ paused", style=f"bold {cells.theme_color(self.app, 'warning')}")
-            waiting = len(self._pending)
+            waiting = self._held
             line.append(f" · {waiting} new record(s) held · p to resume" if waiting
                         else " · p to resume")
         else:
@@ -187,13 +180,11 @@ class TopicScreen(Screen[None]):
         self.query_one("#tail-state", Static).update(line)
 
     def action_toggle_pause(self) -> None:
-        """Stop or resume the tail (a paused tail stops reading the topic)."""
+        """Stop or resume the tail. A paused tail keeps reading and counts what it
+        holds (the newest TAIL_KEEP are shown on resume), so no record slips by unseen."""
         self.paused = not self.paused
-        if self.paused:
-            self._following.clear()
-        else:
-            self._following.set()
-            pending, self._pending = self._pending, []
+        if not self.paused:
+            pending, self._pending, self._held = self._pending, [], 0
             if pending:
                 self._add(pending)
         self._render_tail_state()
