@@ -111,8 +111,7 @@ class CliEvents:
         self.stack.close()
 
 
-CODEC_HELP = ("Avro codec of the segments: zstd (default), snappy (cheaper to compress, "
-              "larger files), deflate or null.")
+CODEC_HELP = "Avro codec of the segments: zstd (default), snappy, deflate or null."
 
 
 def avro_codec(name: str) -> str:
