@@ -101,13 +101,15 @@ class _HashingReader(io.RawIOBase):
 
 def _avro_errors() -> tuple[type[BaseException], ...]:
     """Everything reading damaged container data can raise."""
+    import cramjam
     import zstandard
     from fastavro.read import SchemaResolutionError
     from fastavro.schema import SchemaParseException
 
     return (ValueError, EOFError, KeyError, IndexError, TypeError, OverflowError,
             AttributeError, RecursionError, UnicodeDecodeError, MemoryError, zlib.error,
-            zstandard.ZstdError, OSError, SchemaParseException, SchemaResolutionError)
+            zstandard.ZstdError, cramjam.DecompressionError, OSError,
+            SchemaParseException, SchemaResolutionError)
 
 
 def file_metadata(reader: Any) -> dict[str, str]:
@@ -213,6 +215,19 @@ def parse_container_header(data: bytes) -> tuple[dict[str, bytes], bytes, int]:
     return meta, sync, pos + SYNC_SIZE
 
 
+def snappy_unblock(data: bytes | memoryview) -> bytes:
+    """The data of an Avro ``snappy`` block (raw snappy, then the big-endian CRC32 of
+    the uncompressed data), checked against its CRC."""
+    import cramjam
+
+    if len(data) < 4:
+        raise ValueError("snappy block shorter than its checksum")
+    plain = bytes(cramjam.snappy.decompress_raw(data[:-4]))
+    if zlib.crc32(plain).to_bytes(4, "big") != bytes(data[-4:]):
+        raise ValueError("snappy block checksum differs")
+    return plain
+
+
 def _decompressor(codec: str) -> Any:
     cache: dict[str, Any] = getattr(_local, "decompressors", None) or {}
     _local.decompressors = cache
@@ -221,6 +236,8 @@ def _decompressor(codec: str) -> Any:
             import zstandard
 
             cache[codec] = zstandard.ZstdDecompressor().decompress
+        elif codec == "snappy":
+            cache[codec] = snappy_unblock
         elif codec == "deflate":
             cache[codec] = lambda data: zlib.decompressobj(-15).decompress(data)
         elif codec == "null":

@@ -38,6 +38,8 @@ which waits for the GIL."""
 SEGMENT_BYTES = 64 << 20
 """Default uncompressed size after which a segment is closed and a new one started."""
 _QUEUE_BLOCKS = 12
+_BATCH = 10_000
+_POLL_TIMEOUT = 0.1
 SWITCH_INTERVAL = 0.001
 """While copying, the reading thread holds the GIL almost all the time; a compressing or
 writing thread that finished its C call waits for it up to the switch interval (5 ms by
@@ -224,7 +226,11 @@ class SegmentPipeline:
         check_topic = len({p.topic for p in parts.values()}) > 1
         current: _Part | None = None
         while remaining:
-            messages = consumer.consume(10_000, 0.1)
+            # What is queued, without waiting: consume(n, timeout) waits for n messages
+            # until the timeout, which cost 100 ms at the start and at the end of each run
+            messages = consumer.consume(_BATCH, 0)
+            if not messages:
+                messages = consumer.consume(1, _POLL_TIMEOUT)  # returns on the first
             if not messages:
                 self.watch.check()
                 writer.check()

@@ -111,7 +111,7 @@ class CliEvents:
         self.stack.close()
 
 
-CODEC_HELP = "Avro codec of the segments: zstd (default), deflate or null."
+CODEC_HELP = "Avro codec of the segments: zstd (default), snappy, deflate or null."
 
 
 def avro_codec(name: str) -> str:
@@ -135,7 +135,7 @@ def run(
         show_default=False)] = None,
     all_topics: Annotated[bool, typer.Option(
         "--all", help="Every topic except internal ones.")] = False,
-    codec: Annotated[str, typer.Option("--codec", metavar="zstd|deflate|null",
+    codec: Annotated[str, typer.Option("--codec", metavar="zstd|snappy|deflate|null",
                                        help=CODEC_HELP)] = "zstd",
     level: Annotated[int | None, typer.Option(
         "--level", min=-7, max=22, help="Compression level (zstd 1, deflate 6 by default).",

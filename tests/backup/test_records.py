@@ -54,7 +54,7 @@ def test_long_encoding_is_avro(value: int) -> None:
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture],
           deadline=None)
 @given(batch=messages(), block=st.integers(1, 5000),
-       codec=st.sampled_from(["null", "deflate", "zstandard"]))
+       codec=st.sampled_from(["null", "deflate", "zstandard", "snappy"]))
 def test_block_builder_round_trip(tmp_path: Path, batch: list[FakeMessage], block: int,
                                   codec: str) -> None:
     start = batch[0].offset_ if batch else 0
@@ -118,13 +118,14 @@ def test_schema_matches_the_reference() -> None:
         {"name": "key", "type": "string"}, {"name": "value", "type": ["null", "bytes"]}]
 
 
+@pytest.mark.parametrize("codec", ["zstandard", "snappy"])
 @pytest.mark.parametrize("where", ["header", "block", "end"])
-def test_any_damage_is_reported_with_the_file(tmp_path: Path, where: str) -> None:
+def test_any_damage_is_reported_with_the_file(tmp_path: Path, where: str, codec: str) -> None:
     """A flipped byte is caught by the digest always; reading either fails naming the
     file or (a byte of the schema's doc text, of the last sync marker) returns exactly
     the records written: never different records."""
     path = tmp_path / "seg.avro"
-    segment = SegmentFile(path, "zstandard")
+    segment = SegmentFile(path, codec)
     builder = BlockBuilder("t", 0, 0, 100)
     batch = [FakeMessage(i, b"k", b"v" * 100) for i in range(50)]
     builder.add(batch, 0, 1 << 20)
@@ -190,3 +191,42 @@ def test_random_damage_never_yields_other_records(tmp_path: Path, data: st.DataO
                     assert got == expected, position
     finally:
         path.write_bytes(original)
+
+
+def test_snappy_blocks_are_avro_snappy(tmp_path: Path) -> None:
+    """Avro's snappy codec: raw snappy then the big-endian CRC32 of the uncompressed
+    data; fastavro reads it, and the restore reader checks the CRC."""
+    import zlib
+
+    import cramjam
+
+    from kcli.backup.reading import snappy_unblock
+    from kcli.backup.records import compress_block, snappy_block
+
+    data = b"kafka record " * 1000
+    block = snappy_block(data)
+    assert bytes(cramjam.snappy.decompress_raw(block[:-4])) == data
+    assert block[-4:] == zlib.crc32(data).to_bytes(4, "big")
+    assert snappy_unblock(block) == data
+    assert compress_block("snappy", None, data, 3) == (
+        encode_long(3) + encode_long(len(block)) + block)
+    damaged = block[:-1] + bytes([block[-1] ^ 1])
+    with pytest.raises(ValueError, match="checksum"):
+        snappy_unblock(damaged)
+    with pytest.raises(ValueError, match="shorter"):
+        snappy_unblock(b"ab")
+    # a whole file read by fastavro (its own snappy reader) and by read_segment_ahead
+    path = tmp_path / "seg.avro"
+    segment = SegmentFile(path, "snappy")
+    builder = BlockBuilder("t", 0, 0, 100)
+    batch = [FakeMessage(i, b"k", b"v" * 1000, ts=i) for i in range(100)]
+    builder.add(batch, 0, 1 << 20)
+    parts, count, _ = builder.take()
+    segment.write_block(parts, count)
+    segment.commit()
+    with open(path, "rb") as f:
+        reader = fastavro.reader(f)
+        assert reader.codec == "snappy"
+        assert list(reader) == records_of(batch)
+    with ThreadPoolExecutor(1) as pool:
+        assert list(read_segment_ahead(path, pool)) == records_of(batch)
