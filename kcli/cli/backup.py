@@ -37,6 +37,24 @@ class DefaultRunGroup(TyperGroup):
                 args = [args[first], *args[:first], *args[first + 1:]]
         return super().parse_args(ctx, args)
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """As parse_args does for a run: a word naming no subcommand starts ``run``'s
+        arguments (shell completion resolves commands without parse_args)."""
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "run", self.commands["run"], args
+        return super().resolve_command(ctx, args)
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
+        """Subcommands, and the topics ``run`` takes in the same place."""
+        from kcli.cli.completion import dynamic
+
+        items: list[Any] = super().shell_complete(ctx, incomplete)
+        if not incomplete.startswith("-"):
+            topics = next(p for p in self.commands["run"].params
+                          if p.param_type_name == "argument")
+            items += dynamic(ctx, topics, incomplete) or []
+        return items
+
     def _first_word(self, args: list[str]) -> int | None:
         """Index of the first argument that is neither an option nor an option's value
         (the options are ``run``'s, which include the global ones)."""

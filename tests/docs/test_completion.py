@@ -163,6 +163,12 @@ def test_topics_complete_from_the_bootstrap_on_the_line(names: dict[str, str],
         names["events"]]
     assert values(ask(user_env, f"kcli -b {bootstrap} topic delete x {prefix}-e")) == [
         names["events"]]
+    # `kcli backup T..` is `kcli backup run T..`: topics and subcommands both complete
+    assert values(ask(user_env, f"kcli -b {bootstrap} backup {prefix}-o")) == [names["orders"]]
+    assert values(ask(user_env, f"kcli -b {bootstrap} backup x {prefix}-e")) == [
+        names["events"]]
+    assert {"ls", "verify", names["orders"]} <= set(
+        values(ask(user_env, f"kcli -b {bootstrap} backup ")))
 
 
 def test_internal_topics_only_when_asked_for(names: dict[str, str], bootstrap: str,
