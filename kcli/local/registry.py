@@ -34,7 +34,8 @@ def state_dir() -> Path:
     return Path(user_state_dir("kcli"))
 
 
-def _alive(pid: object) -> bool:
+def process_exists(pid: object) -> bool:
+    """Whether `pid` is a positive int naming an existing process (anyone's)."""
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     try:
@@ -62,6 +63,6 @@ def current_bootstrap() -> str | None:
     brokers = data.get("brokers")
     if not isinstance(bootstrap, str) or not bootstrap or not isinstance(brokers, list):
         return None
-    if any(isinstance(b, dict) and _alive(b.get("pid")) for b in brokers):
+    if any(isinstance(b, dict) and process_exists(b.get("pid")) for b in brokers):
         return bootstrap
     return None

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from kcli.broker.cluster.metadata import write_atomically
 from kcli.errors import BadInput, NotFound, OperationFailed
-from kcli.local.registry import REGISTRY_FILE, state_dir
+from kcli.local.registry import REGISTRY_FILE, process_exists, state_dir
 
 DEFAULT_PORT = 9092
 STATE_FILE = "cluster.json"
@@ -144,13 +144,7 @@ def pid_alive(pid: int) -> bool:
         done, _status = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_exists(pid)
 
 
 def resolve_data_dir(data_dir: Path | None) -> Path:

@@ -11,7 +11,13 @@ from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kcli.client.models import ClusterLayout, GroupDetail, GroupMember, Watermarks
+from kcli.client.models import (
+    ClusterLayout,
+    GroupDetail,
+    GroupMember,
+    PartitionDetail,
+    Watermarks,
+)
 from kcli.tui.lag import (
     WINDOW,
     EndOffsetTable,
@@ -61,24 +67,10 @@ class BrokerRow:
 
 
 @dataclass(frozen=True)
-class PartitionRow:
-    """One partition of a topic."""
+class PartitionRow(PartitionDetail):
+    """One partition of a topic, as `topic describe` has it, with its produce rate."""
 
-    partition: int
-    leader: int | None
-    replicas: tuple[int, ...]
-    isr: tuple[int, ...]
-    low: int | None
-    high: int | None
-    rate: float | None
-    error: str | None = None
-
-    @property
-    def records(self) -> int | None:
-        """high - low."""
-        if self.low is None or self.high is None:
-            return None
-        return max(0, self.high - self.low)
+    rate: float | None = None
 
     @property
     def under_replicated(self) -> bool:
@@ -233,7 +225,7 @@ class SnapshotBuilder:
                 p_rate = (max(0, high - before) / dt
                           if high is not None and before is not None and dt > 0 else None)
                 rows.append(PartitionRow(p.partition, p.leader, p.replicas, p.isr,
-                                         marks.low.get(tp), high, p_rate, p.error))
+                                         marks.low.get(tp), high, p.error, rate=p_rate))
                 if p.leader is not None:
                     leaders[p.leader] += 1
                 for replica in p.replicas:
