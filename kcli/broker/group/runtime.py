@@ -1,11 +1,6 @@
 """The coordinator's runtime: where groups live, how they are loaded, written and timed.
 
-Groups and offsets live in ``__consumer_offsets`` (internal, compacted), created on first
-use. A group belongs to partition ``abs(hash(group_id)) % partitions`` of that topic and
-is coordinated by the broker that leads that partition; every other broker answers
-NOT_COORDINATOR, so moving leadership moves the coordinator. When this broker becomes
-leader of an offsets partition it replays the partition's log (latest record per key
-wins) before serving its groups; until then they get COORDINATOR_LOAD_IN_PROGRESS.
+Where groups live and who coordinates them: see ``kcli.broker.group.coordinator``.
 
 State changes are applied when their records are appended to the leader's log; the
 answer to the client waits until the write is committed (the high watermark passes
