@@ -75,8 +75,12 @@ def kill_restore(args: list[str], env: dict[str, str], bootstrap: str, target: s
                 return 0
         return total
 
+    # A producer may queue the whole archive at once, and the socket deliver all of it
+    # after the kill; on a busy machine the kill then interrupts nothing. A small queue
+    # keeps most records unsent until acknowledged space frees up.
+    bounded = [*args, "-X", "queue.buffering.max.kbytes=256"]
     try:
-        kill_when(args, env, lambda: written() > 1000, "1000 restored records")
+        kill_when(bounded, env, lambda: written() > 1000, "1000 restored records")
         time.sleep(0.2)  # in flight when killed: landed or not, the rerun must cope
         return written()
     finally:

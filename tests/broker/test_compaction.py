@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.support.broker import BrokerProcess
+from tests.support.broker import BrokerProcess, log_bytes
 
 BrokerFactory = Callable[..., BrokerProcess]
 Row = tuple[int, bytes | None, bytes | None]
@@ -203,7 +203,7 @@ def test_consumer_offsets_are_compacted_and_survive_a_restart(
     directory = broker.data_dir / "__consumer_offsets-0"
 
     def compacted() -> bool:
-        return sum(p.stat().st_size for p in directory.glob("*.log")) < 20_000
+        return log_bytes(directory) < 20_000
 
     wait_for(compacted, what="__consumer_offsets to be compacted")
     assert broker.stop() == 0

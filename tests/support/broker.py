@@ -120,3 +120,13 @@ def kill_local_cluster(directory: Path) -> None:
             if broker.get("pid"):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(broker["pid"], signal.SIGKILL)
+
+
+def log_bytes(partition_dir: Path) -> int:
+    """Bytes in a partition's segment files; one the broker deletes or swaps away while
+    they are counted (retention, the cleaner) counts as gone."""
+    total = 0
+    for path in partition_dir.glob("*.log"):
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
