@@ -11,7 +11,6 @@ brokers die or return. A single broker is the same machinery with one member.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
@@ -37,14 +36,11 @@ from kcli.broker.configs import Settings
 from kcli.broker.group import OFFSETS_TOPIC, GroupCoordinator
 from kcli.broker.log.background import CleanerSettings, LogCleanerTask, retention_loop
 from kcli.broker.log.log import sync_segments
-from kcli.broker.partition import AppendResult, Partition, TopicSettings
+from kcli.broker.partition import Partition
+from kcli.broker.replicas import ReplicaManager
+from kcli.broker.topic_settings import TopicSettings
 
 log = logging.getLogger("kcli.broker")
-
-NONE = 0
-NOT_LEADER_OR_FOLLOWER = 6
-REQUEST_TIMED_OUT = 7
-NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
 
 METADATA_POLL_S = 0.1
 """How often the shared metadata file is checked for a new version."""
@@ -59,9 +55,6 @@ ISR_CHANGE_RETRY_S = 0.2
 HW_CHECKPOINT_S = 5.0
 """How often moved high watermarks are written to replication-offset-checkpoint (Kafka's
 replica.high.watermark.checkpoint.interval.ms)."""
-
-ProduceResults = list[tuple[str, list[tuple[int, AppendResult]]]]
-
 
 class BrokerStartError(Exception):
     """The broker cannot start (data dir locked or unreadable, port busy...)."""
@@ -98,7 +91,7 @@ class Broker:
         self.node_id = config.node_id
         self.settings = Settings(config.settings)
         self.data_dir = config.data_dir
-        self.partitions: dict[tuple[str, int], Partition] = {}
+        self.replicas = ReplicaManager(self)
         self.topic_settings: dict[str, TopicSettings] = {}
         self.advertised_host = config.advertised_host or config.host
         self.advertised_port = config.port
@@ -123,6 +116,11 @@ class Broker:
         self._isr_attempts: dict[tuple[str, int], float] = {}
         self._checkpointed: dict[tuple[str, int], int] = {}  # as last written
         self._recovered: dict[tuple[str, int], int] = {}  # as read at start, until opened
+
+    @property
+    def partitions(self) -> dict[tuple[str, int], Partition]:
+        """The partitions this broker hosts (the replica manager's)."""
+        return self.replicas.partitions
 
     @property
     def metadata(self) -> ClusterMetadata:
@@ -210,7 +208,7 @@ class Broker:
                     directory = self.data_dir / f"{topic.name}-{index}"
                     self.partitions[key] = Partition(
                         topic.name, index, directory, state, settings, self.node_id,
-                        self._recovered.pop(key, None),
+                        self._recovered.pop(key, None), request_isr_change=self._change_isr,
                     )
                 else:
                     partition.update_state(state)
@@ -249,7 +247,7 @@ class Broker:
 
     def partition(self, topic: str, index: int) -> Partition | None:
         """The local replica of a partition, if this broker hosts it."""
-        return self.partitions.get((topic, index))
+        return self.replicas.get(topic, index)
 
     def live_broker_ids(self) -> set[int]:
         """Ids of registered brokers whose liveness lock is held (probed at most every
@@ -264,6 +262,10 @@ class Broker:
     def _probe_live(self) -> set[int]:
         self._live_at = -1.0
         return self.live_broker_ids()
+
+    def broker_endpoint(self, node_id: int) -> BrokerInfo | None:
+        """Where a registered broker listens."""
+        return self.metadata.brokers.get(node_id)
 
     def live_brokers(self) -> list[BrokerInfo]:
         """Endpoints of live brokers, by id."""
@@ -288,6 +290,15 @@ class Broker:
         if not validate_only:
             self.apply_metadata()
             log.info("created topic %s with %d partition(s)", name, len(topic.partitions))
+        return topic
+
+    def create_internal_topic(self, name: str, num_partitions: int, replication_factor: int,
+                              configs: Mapping[str, str]) -> TopicState:
+        """Create a topic only the broker writes to (``__consumer_offsets``) and open its
+        local partitions; raises ControllerError."""
+        topic = self.controller.create_topic(name, num_partitions, replication_factor,
+                                             configs, internal=True)
+        self.apply_metadata()
         return topic
 
     async def auto_create_topic(self, name: str) -> TopicState:
@@ -328,69 +339,7 @@ class Broker:
         """A never-used producer id."""
         return self.controller.allocate_producer_id()
 
-    def delete_records(self, partition: Partition, offset: int) -> int:
-        """Advance a partition's log start offset; returns the new low watermark."""
-        return partition.delete_records_before(offset)
-
     # ================================================================== replication
-
-    async def await_replication(self, results: ProduceResults, timeout_ms: int) -> ProduceResults:
-        """Wait until every acks=all append is below its partition's high watermark (all
-        in-sync replicas have it), at most ``timeout_ms``; returns the results to answer.
-
-        Kafka's rules: REQUEST_TIMED_OUT when the time runs out first,
-        NOT_LEADER_OR_FOLLOWER when leadership moves meanwhile, and
-        NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR is below min.insync.replicas by the
-        time the high watermark passes the batch.
-        """
-        final: dict[tuple[str, int], AppendResult] = {}
-        pending: list[tuple[tuple[str, int], Partition, AppendResult]] = []
-        for topic, partitions in results:
-            for index, result in partitions:
-                if result.error_code != NONE:
-                    continue
-                partition = self.partitions.get((topic, index))
-                if partition is None:  # gone since the append
-                    final[(topic, index)] = _failed(result, NOT_LEADER_OR_FOLLOWER)
-                else:
-                    pending.append(((topic, index), partition, result))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_ms / 1000
-        while pending:
-            waiting = []
-            for key, partition, result in pending:
-                if partition.high_watermark > result.last_offset:
-                    if len(partition.state.isr) < partition.settings.min_insync_replicas:
-                        final[key] = _failed(result, NOT_ENOUGH_REPLICAS_AFTER_APPEND)
-                elif self.partitions.get(key) is not partition or not partition.is_leader:
-                    final[key] = _failed(result, NOT_LEADER_OR_FOLLOWER)
-                else:
-                    waiting.append((key, partition, result))
-            pending = waiting
-            remaining = deadline - loop.time()
-            if not pending:
-                break
-            if remaining <= 0:
-                for key, _partition, result in pending:
-                    final[key] = _failed(result, REQUEST_TIMED_OUT)
-                break
-            waiter: asyncio.Future[None] = loop.create_future()
-            for _key, partition, _result in pending:
-                partition.add_waiter(waiter)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter, remaining)
-        if not final:
-            return results
-        return [(topic, [(index, final.get((topic, index), result))
-                         for index, result in partitions])
-                for topic, partitions in results]
-
-    def record_follower_fetch(self, partition: Partition, replica_id: int, offset: int) -> None:
-        """Note how far a follower has fetched; add it to the ISR once it caught up."""
-        if partition.record_follower_fetch(replica_id, offset):
-            isr = [r for r in partition.state.replicas
-                   if r in partition.state.isr or r == replica_id]
-            self._change_isr(partition, isr, f"{replica_id} caught up")
 
     def _change_isr(self, partition: Partition, isr: list[int], why: str) -> None:
         """Kafka's AlterPartition, as a metadata transaction with epoch checks."""
@@ -417,10 +366,7 @@ class Broker:
         """Take followers that stopped keeping up out of the ISRs this broker leads."""
         max_lag = self.settings.get_int("replica.lag.time.max.ms")
         for partition in list(self.partitions.values()):
-            lagging = partition.lagging_replicas(max_lag)
-            if lagging:
-                isr = [r for r in partition.state.isr if r not in lagging]
-                self._change_isr(partition, isr, f"{lagging} not caught up for {max_lag} ms")
+            partition.maybe_shrink_isr(max_lag)
 
     # ================================================================== the controller
 
@@ -546,10 +492,6 @@ class Broker:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-
-
-def _failed(result: AppendResult, error_code: int) -> AppendResult:
-    return AppendResult(error_code, log_start_offset=result.log_start_offset)
 
 
 async def _every(interval: float, step: Callable[[], None], name: str) -> None:

@@ -1,6 +1,9 @@
 """One partition replica on this broker: its log, high watermark and producer state.
 
-Handlers call ``append_client_batch`` and ``read``; both work on stored bytes. The
+Requests reach it through the replica manager (``kcli.broker.replicas``), which calls
+``append_client_batch`` and ``read``; both work on stored bytes. ``read`` owns what a
+Fetch asks of a partition: the leader-epoch checks, the diverging-epoch answer (KIP-320),
+a follower's progress (which moves the high watermark) and the isolation level. The
 high watermark is the offset below which every in-sync replica holds the data; with
 a single replica it is the log end offset.
 
@@ -8,8 +11,9 @@ As leader, a partition tracks each follower's progress from its fetches (Kafka's
 ``Replica`` state): its log end offset and when it was last caught up. The high
 watermark is the smallest log end offset over the ISR; a follower that has not been
 caught up for ``replica.lag.time.max.ms`` is lagging (``lagging_replicas``) and one not
-in the ISR that reached the high watermark may join it (``record_follower_fetch``); the
-broker turns both into ISR changes. As follower, the replica fetcher appends the
+in the ISR that reached the high watermark may join it (``record_follower_fetch``); both
+become ISR changes through the ``request_isr_change`` callback its owner hands it (Kafka's
+AlterPartition manager). As follower, the replica fetcher appends the
 leader's batches (``append_replicated``), truncates where the logs diverge and copies
 the leader's high watermark and log start offset.
 """
@@ -19,17 +23,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from kcli.broker.cluster.metadata import PartitionState
-from kcli.broker.configs import Settings
 from kcli.broker.log import (
     AppendInfo,
     BatchError,
-    LogConfig,
     MessageTooLarge,
+    OffsetOutOfRange,
     PartitionLog,
     Record,
     all_records_have_keys,
@@ -40,65 +43,25 @@ from kcli.broker.log import (
     validate_client_batch,
 )
 from kcli.broker.producer_state import ProducerStateError, ProducerStateTable
+from kcli.broker.topic_settings import TopicSettings
 
 log = logging.getLogger("kcli.broker")
 
 NONE = 0
+OFFSET_OUT_OF_RANGE = 1
+NOT_LEADER_OR_FOLLOWER = 6
 INVALID_TIMESTAMP = 32
 NOT_ENOUGH_REPLICAS = 19
+FENCED_LEADER_EPOCH = 74
+UNKNOWN_LEADER_EPOCH = 75
 INVALID_RECORD = 87
 INVALID_TXN_STATE = 48
-LONG_MAX = 9223372036854775807
 UNSUPPORTED_COMPRESSION_TYPE = 76
 ZSTD = 4
+READ_UNCOMMITTED = 0
 
-
-@dataclass(frozen=True, slots=True)
-class TopicSettings:
-    """A topic's effective configs, parsed once per change, for the hot path."""
-
-    max_message_bytes: int
-    log_append_time: bool
-    timestamp_before_max_ms: int
-    timestamp_after_max_ms: int
-    min_insync_replicas: int
-    compression: str
-    log_config: LogConfig
-
-    @classmethod
-    def resolve(cls, settings: Settings, configs: dict[str, str]) -> TopicSettings:
-        """Effective settings of a topic with ``configs`` overrides."""
-
-        def value(name: str) -> str:
-            return settings.topic_value(configs, name)
-
-        flush_messages = int(value("flush.messages"))
-        flush_ms = int(value("flush.ms"))
-        policy = {part.strip() for part in value("cleanup.policy").split(",")}
-        return cls(
-            max_message_bytes=int(value("max.message.bytes")),
-            log_append_time=value("message.timestamp.type") == "LogAppendTime",
-            timestamp_before_max_ms=int(value("message.timestamp.before.max.ms")),
-            timestamp_after_max_ms=int(value("message.timestamp.after.max.ms")),
-            min_insync_replicas=int(value("min.insync.replicas")),
-            compression=value("compression.type"),
-            log_config=LogConfig(
-                segment_bytes=int(value("segment.bytes")),
-                segment_ms=int(value("segment.ms")),
-                index_interval_bytes=int(value("index.interval.bytes")),
-                flush_messages=None if flush_messages >= LONG_MAX else flush_messages,
-                flush_ms=None if flush_ms >= LONG_MAX else flush_ms,
-                delete="delete" in policy,
-                compact="compact" in policy,
-                retention_ms=int(value("retention.ms")),
-                retention_bytes=int(value("retention.bytes")),
-                file_delete_delay_ms=int(value("file.delete.delay.ms")),
-                delete_retention_ms=int(value("delete.retention.ms")),
-                min_cleanable_dirty_ratio=float(value("min.cleanable.dirty.ratio")),
-                min_compaction_lag_ms=int(value("min.compaction.lag.ms")),
-                max_compaction_lag_ms=int(value("max.compaction.lag.ms")),
-            ),
-        )
+IsrChangeRequest = Callable[["Partition", list[int], str], None]
+"""Asks the controller to change a partition's ISR (partition, new ISR, why)."""
 
 
 class NotLeader(Exception):
@@ -116,6 +79,23 @@ class AppendResult:
     message: str | None = None
     last_offset: int = -1
     """The batch's last offset: acks=all waits until the high watermark passes it."""
+
+
+@dataclass(slots=True)
+class PartitionRead:
+    """One partition's part of a Fetch answer."""
+
+    error_code: int = NONE
+    high_watermark: int = -1
+    last_stable_offset: int = -1
+    log_start_offset: int = -1
+    records: bytes = b""
+    diverging: tuple[int, int] | None = None
+    """(epoch, end offset) where the fetcher's log diverges from ours (KIP-320)."""
+    leader: tuple[int, int] | None = None
+    """(leader id, leader epoch) as this replica knows them."""
+    aborted_transactions: tuple[object, ...] | None = None
+    """None for read_uncommitted; the aborted transactions in range for read_committed."""
 
 
 @dataclass(slots=True)
@@ -144,6 +124,7 @@ class Partition:
         settings: TopicSettings,
         node_id: int,
         high_watermark: int | None = None,
+        request_isr_change: IsrChangeRequest | None = None,
     ) -> None:
         self.topic = topic
         self.index = index
@@ -161,6 +142,8 @@ class Partition:
         self._append_waiters: list[asyncio.Future[None]] = []  # followers' fetches: appends
         self.followers: dict[int, FollowerProgress] = {}
         self.leader_epoch_start_offset = -1
+        self._request_isr_change = request_isr_change
+        self.closed = False
         self._leading = False
         if self.is_leader:
             self._become_leader()
@@ -210,6 +193,21 @@ class Partition:
     def leader_epoch(self) -> int:
         """The current leader epoch."""
         return self.state.leader_epoch
+
+    def check_leader_epoch(self, current_leader_epoch: int) -> int:
+        """The error for a request made at ``current_leader_epoch`` (-1: not checked):
+        FENCED_LEADER_EPOCH when the asker is behind us, UNKNOWN_LEADER_EPOCH when ahead."""
+        if current_leader_epoch < 0 or current_leader_epoch == self.state.leader_epoch:
+            return NONE
+        if current_leader_epoch < self.state.leader_epoch:
+            return FENCED_LEADER_EPOCH
+        return UNKNOWN_LEADER_EPOCH
+
+    @property
+    def last_stable_offset(self) -> int:
+        """Where read_committed consumers stop: the high watermark while no transaction
+        is open (this broker has none yet)."""
+        return self.high_watermark
 
     def update_settings(self, settings: TopicSettings) -> None:
         """Apply changed topic configs."""
@@ -380,6 +378,89 @@ class Partition:
         else:
             self._waiters.append(waiter)
 
+    # ================================================================== reads
+
+    def read(
+        self,
+        offset: int,
+        max_bytes: int,
+        *,
+        current_leader_epoch: int = -1,
+        last_fetched_epoch: int = -1,
+        replica_id: int = -1,
+        isolation_level: int = READ_UNCOMMITTED,
+        min_one_message: bool = True,
+        record_fetch: bool = True,
+    ) -> PartitionRead:
+        """Serve one partition of a Fetch as leader (Kafka's ``Partition.fetchRecords``).
+
+        A follower (``replica_id`` >= 0) reads to the log end and, with ``record_fetch``
+        (once per request, not on the re-reads of a long poll), its fetch offset is noted:
+        that may move the high watermark and let it join the ISR. A consumer reads to the
+        high watermark, or the last stable offset for read_committed. With
+        ``min_one_message`` the first batch comes back even when over ``max_bytes``
+        (Kafka's rule for the first partition of a response); otherwise such data is left
+        for the next fetch.
+        """
+        result = PartitionRead(leader=(self.state.leader, self.state.leader_epoch))
+        if not self.is_leader or self.closed:
+            result.error_code = NOT_LEADER_OR_FOLLOWER
+            return result
+        result.error_code = self.check_leader_epoch(current_leader_epoch)
+        if result.error_code:
+            return result
+        log = self.log
+        follower = replica_id >= 0
+        result.high_watermark = self.high_watermark
+        result.last_stable_offset = self.last_stable_offset
+        result.log_start_offset = log.log_start_offset
+        if last_fetched_epoch >= 0:
+            epoch, end_offset = log.end_offset_for_epoch(last_fetched_epoch)
+            if epoch < last_fetched_epoch or end_offset < offset:
+                result.diverging = (epoch, end_offset)
+                return result
+        if follower and record_fetch and log.log_start_offset <= offset <= log.log_end_offset:
+            # the follower has everything below its fetch offset: this may move the high
+            # watermark (and the ISR, through metadata), and the answer carries the moved one
+            self._follower_fetched(replica_id, offset)
+            if self.closed or not self.is_leader:
+                result.error_code = NOT_LEADER_OR_FOLLOWER  # gone meanwhile
+                return result
+            result.high_watermark = self.high_watermark
+            result.last_stable_offset = self.last_stable_offset
+        if isolation_level != READ_UNCOMMITTED:
+            result.aborted_transactions = ()
+        if max_bytes <= 0 and not min_one_message:
+            return result
+        if follower:
+            upper = log.log_end_offset
+        elif isolation_level == READ_UNCOMMITTED:
+            upper = self.high_watermark
+        else:
+            upper = self.last_stable_offset
+        try:
+            data = log.read(offset, max(max_bytes, 0), upper_bound=upper)
+        except OffsetOutOfRange:
+            result.error_code = OFFSET_OUT_OF_RANGE
+            return result
+        if len(data) > max_bytes and not min_one_message:
+            return result
+        result.records = data
+        return result
+
+    def _follower_fetched(self, replica_id: int, offset: int) -> None:
+        """Note a follower's fetch; ask for it to join the ISR once it caught up."""
+        if self.record_follower_fetch(replica_id, offset) and self._request_isr_change:
+            isr = [r for r in self.state.replicas if r in self.state.isr or r == replica_id]
+            self._request_isr_change(self, isr, f"{replica_id} caught up")
+
+    def maybe_shrink_isr(self, max_lag_ms: int) -> None:
+        """As leader, ask to take followers that stopped keeping up out of the ISR."""
+        lagging = self.lagging_replicas(max_lag_ms)
+        if lagging and self._request_isr_change:
+            isr = [r for r in self.state.isr if r not in lagging]
+            self._request_isr_change(self, isr, f"{lagging} not caught up for {max_lag_ms} ms")
+
     # ================================================================== as leader
 
     def record_follower_fetch(self, replica_id: int, offset: int) -> bool:
@@ -500,6 +581,7 @@ class Partition:
 
     def close(self) -> None:
         """Flush and close the log, keeping a producer-state snapshot."""
+        self.closed = True
         self.producers.save(self.log.directory, self.log.log_end_offset)
         self.log.close()
 

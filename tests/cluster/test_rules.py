@@ -28,7 +28,8 @@ from kcli.broker.cluster.metadata import (
 )
 from kcli.broker.configs import Settings
 from kcli.broker.log import Record, encode_batch
-from kcli.broker.partition import Partition, TopicSettings
+from kcli.broker.partition import Partition
+from kcli.broker.topic_settings import TopicSettings
 
 
 def cluster_of(*partitions: PartitionState, configs: dict[str, str] | None = None

@@ -29,15 +29,16 @@ import contextlib
 import datetime
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
 
 from kcli.broker.cluster.client import BrokerClient, BrokerConnectionError
+from kcli.broker.cluster.metadata import BrokerInfo
+from kcli.broker.configs import Settings
 from kcli.broker.log import LogError
 
 if TYPE_CHECKING:
-    from kcli.broker.broker import Broker
     from kcli.broker.partition import Partition
 
 log = logging.getLogger("kcli.broker.replication")
@@ -47,6 +48,27 @@ OFFSET_OUT_OF_RANGE = 1
 REQUEST_SLACK = 10.0  # seconds a fetch may take beyond its max wait before we give up on it
 
 PartitionKey = tuple[str, int]
+
+
+class FollowerHost(Protocol):
+    """The broker, as its replica fetchers use it."""
+
+    @property
+    def node_id(self) -> int:
+        """This broker's id: the replica id of its fetches."""
+
+    @property
+    def settings(self) -> Settings:
+        """Broker settings (replica.fetch.* are read from here)."""
+
+    def broker_endpoint(self, node_id: int) -> BrokerInfo | None:
+        """Where a registered broker listens."""
+
+    def partition(self, topic: str, index: int) -> Partition | None:
+        """The local replica of a partition, if this broker hosts it."""
+
+    def refresh_metadata(self) -> None:
+        """Apply the shared metadata if it changed (after an error answer)."""
 
 
 @dataclass(slots=True)
@@ -61,7 +83,7 @@ class _Fetching:
 class ReplicaFetcher:
     """Fetches every partition this broker follows from one leader broker."""
 
-    def __init__(self, broker: Broker, leader_id: int) -> None:
+    def __init__(self, broker: FollowerHost, leader_id: int) -> None:
         self.broker = broker
         self.leader_id = leader_id
         self.partitions: set[PartitionKey] = set()
@@ -98,7 +120,7 @@ class ReplicaFetcher:
         return self.broker.settings.get_int(name)
 
     def _connection(self) -> BrokerClient | None:
-        info = self.broker.metadata.brokers.get(self.leader_id)
+        info = self.broker.broker_endpoint(self.leader_id)
         if info is None:
             return None
         client = self._client
@@ -165,7 +187,7 @@ class ReplicaFetcher:
     def _plan(self) -> dict[PartitionKey, _Fetching]:
         plan = {}
         for key in sorted(self.partitions):
-            partition = self.broker.partitions.get(key)
+            partition = self.broker.partition(*key)
             if partition is None or partition.state.leader != self.leader_id:
                 continue
             plan[key] = _Fetching(partition, partition.state.leader_epoch,
@@ -223,7 +245,7 @@ class ReplicaFetcher:
     def _unchanged(self, key: PartitionKey, fetching: _Fetching) -> bool:
         partition = fetching.partition
         return (
-            self.broker.partitions.get(key) is partition
+            self.broker.partition(*key) is partition
             and partition.state.leader == self.leader_id
             and partition.state.leader_epoch == fetching.leader_epoch
             and partition.log.log_end_offset == fetching.fetch_offset
@@ -283,7 +305,7 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 class ReplicaFetcherManager:
     """The fetchers of one broker: one per leader it follows partitions of."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: FollowerHost) -> None:
         self.broker = broker
         self._fetchers: dict[int, ReplicaFetcher] = {}
         self._closing: set[asyncio.Task[None]] = set()

@@ -27,9 +27,8 @@ from kcli.broker.log import LogError, MessageTooLarge, Record
 from kcli.broker.partition import NotLeader
 
 if TYPE_CHECKING:
-    from kcli.broker.broker import Broker
     from kcli.broker.cluster.metadata import BrokerInfo, TopicState
-    from kcli.broker.partition import Partition
+    from kcli.broker.group.host import CoordinatorHost, PartitionWriter
 
 log = logging.getLogger("kcli.broker.group")
 
@@ -44,7 +43,7 @@ def now_ms() -> int:
 class CoordinatorRuntime:
     """Shards of the offsets partitions this broker leads, their loading, writes and timers."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: CoordinatorHost) -> None:
         self.broker = broker
         self._shards: dict[int, Shard] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -116,14 +115,13 @@ class CoordinatorRuntime:
             "segment.bytes": settings.get("offsets.topic.segment.bytes"),
         }
         try:
-            topic = self.broker.controller.create_topic(
+            topic = self.broker.create_internal_topic(
                 OFFSETS_TOPIC, settings.get_int("offsets.topic.num.partitions"),
-                max(replication, 1), configs, internal=True,
+                max(replication, 1), configs,
             )
         except ControllerError as error:
             log.error("cannot create %s: %s", OFFSETS_TOPIC, error.message)
             raise CoordinatorError(errors.COORDINATOR_NOT_AVAILABLE, error.message) from None
-        self.broker.apply_metadata()
         log.info("created %s with %d partitions", OFFSETS_TOPIC, len(topic.partitions))
         return topic
 
@@ -136,7 +134,7 @@ class CoordinatorRuntime:
         """The broker coordinating ``group_id``: the leader of its offsets partition."""
         topic = self.ensure_offsets_topic()
         state = topic.partitions[partition_for_group(group_id, len(topic.partitions))]
-        info = self.broker.metadata.brokers.get(state.leader)
+        info = self.broker.broker_endpoint(state.leader)
         if info is None or state.leader not in self.broker.live_broker_ids():
             raise CoordinatorError(errors.COORDINATOR_NOT_AVAILABLE,
                                    f"the coordinator of group {group_id!r} is not available")
@@ -189,7 +187,7 @@ class CoordinatorRuntime:
                 self._load_in_background(shard, partition), name=f"load-{OFFSETS_TOPIC}-{index}"
             )
 
-    async def _load_in_background(self, shard: Shard, partition: Partition) -> None:
+    async def _load_in_background(self, shard: Shard, partition: PartitionWriter) -> None:
         started = time.monotonic()
         for _ in self._load_steps(shard, partition):
             await asyncio.sleep(0)
@@ -199,7 +197,7 @@ class CoordinatorRuntime:
         self._loaded(shard)
         log.info("loaded %s-%d in %.2fs", OFFSETS_TOPIC, shard.index, time.monotonic() - started)
 
-    def _load_steps(self, shard: Shard, partition: Partition) -> Iterator[None]:
+    def _load_steps(self, shard: Shard, partition: PartitionWriter) -> Iterator[None]:
         """Replay the partition's log to its end, one chunk per step.
 
         To the log end, not the high watermark, as Kafka's coordinator does: a new

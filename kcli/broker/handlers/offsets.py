@@ -8,6 +8,7 @@ from kcli.broker.handlers import errors
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.partition import Partition
 from kcli.broker.protocol.versions import ApiKey
+from kcli.broker.replicas import PartitionUnavailable
 
 LATEST = -1
 EARLIEST = -2
@@ -20,20 +21,12 @@ def leader_partition(
     ctx: RequestContext, topic: str, index: int, current_leader_epoch: int = -1
 ) -> tuple[Partition | None, int]:
     """The partition if this broker leads it at the epoch the client knows; else an error."""
-    state = ctx.broker.topic(topic)
-    if state is None or not 0 <= index < len(state.partitions):
-        return None, errors.UNKNOWN_TOPIC_OR_PARTITION
-    partition = ctx.broker.partition(topic, index)
-    if partition is None or not partition.is_leader:
-        ctx.broker.refresh_metadata()  # maybe we lead it since the last poll
-        partition = ctx.broker.partition(topic, index)
-    if partition is None or not partition.is_leader:
-        return None, errors.NOT_LEADER_OR_FOLLOWER
-    if current_leader_epoch >= 0:
-        if current_leader_epoch < partition.leader_epoch:
-            return None, errors.FENCED_LEADER_EPOCH
-        if current_leader_epoch > partition.leader_epoch:
-            return None, errors.UNKNOWN_LEADER_EPOCH
+    try:
+        partition = ctx.broker.replicas.leader_partition(
+            topic, index, current_leader_epoch=current_leader_epoch
+        )
+    except PartitionUnavailable as unavailable:
+        return None, unavailable.error_code
     return partition, errors.NONE
 
 
@@ -132,7 +125,7 @@ async def delete_records(ctx: RequestContext, request: Any) -> Any:
                 if offset < 0 or offset > partition.high_watermark:
                     error = errors.OFFSET_OUT_OF_RANGE
                 else:
-                    low = ctx.broker.delete_records(partition, offset)
+                    low = partition.delete_records_before(offset)
             results.append(make(result_cls, partition_index=p.partition_index,
                                 low_watermark=low, error_code=error))
         topics.append(make(topic_cls, name=topic.name, partitions=tuple(results)))

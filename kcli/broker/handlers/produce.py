@@ -6,43 +6,27 @@ from typing import Any
 
 from kcli.broker.handlers import errors
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
-from kcli.broker.partition import AppendResult
 from kcli.broker.protocol.versions import ApiKey
-
-
-def _append(ctx: RequestContext, topic: str, index: int, records: bytes | None, acks: int
-            ) -> AppendResult:
-    broker = ctx.broker
-    state = broker.topic(topic)
-    if state is None or not 0 <= index < len(state.partitions):
-        return AppendResult(errors.UNKNOWN_TOPIC_OR_PARTITION)
-    if state.internal:
-        return AppendResult(errors.INVALID_TOPIC_EXCEPTION,
-                            message=f"{topic} is internal; only the broker writes to it")
-    partition = broker.partition(topic, index)
-    if partition is None or not partition.is_leader:
-        broker.refresh_metadata()  # maybe we lead it since the last poll
-        partition = broker.partition(topic, index)
-        if partition is None or not partition.is_leader:
-            return AppendResult(errors.NOT_LEADER_OR_FOLLOWER)
-    if acks not in (0, 1, -1):
-        return AppendResult(errors.INVALID_REQUIRED_ACKS)
-    return partition.append_client_batch(records, acks, allow_zstd=ctx.version >= 7)
+from kcli.broker.replicas import ProduceResults
 
 
 @handles(ApiKey.PRODUCE)
 async def produce(ctx: RequestContext, request: Any) -> Any:
     """Append record batches; acks=0 gets no response at all."""
     acks = request.acks
-    results: list[tuple[str, list[tuple[int, AppendResult]]]] = []
+    replicas = ctx.broker.replicas
+    allow_zstd = ctx.version >= 7  # zstd came with Produce v7
+    results: ProduceResults = []
     for topic_data in request.topic_data:
+        name = topic_data.name
         partitions = [
-            (p.index, _append(ctx, topic_data.name, p.index, p.records, acks))
+            (p.index, replicas.append_to_leader(name, p.index, p.records, acks,
+                                                allow_zstd=allow_zstd))
             for p in topic_data.partition_data
         ]
-        results.append((topic_data.name, partitions))
+        results.append((name, partitions))
     if acks == -1:
-        results = await ctx.broker.await_replication(results, millis(request.timeout))
+        results = await replicas.await_replication(results, millis(request.timeout))
     if acks == 0:
         return None
     response = ctx.response_class()
@@ -55,7 +39,9 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
         for index, result in partitions:
             extra: dict[str, Any] = {}
             if leader_cls is not None and result.error_code == errors.NOT_LEADER_OR_FOLLOWER:
-                extra["current_leader"] = _current_leader(ctx, leader_cls, name, index)
+                leader_id, leader_epoch = replicas.current_leader(name, index)
+                extra["current_leader"] = make(leader_cls, leader_id=leader_id,
+                                               leader_epoch=leader_epoch)
             entries.append(
                 make(
                     partition_cls,
@@ -71,11 +57,3 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
             )
         topics.append(make(topic_cls, name=name, partition_responses=tuple(entries)))
     return make(response, responses=tuple(topics), throttle_time=0)
-
-
-def _current_leader(ctx: RequestContext, leader_cls: type, topic: str, index: int) -> Any:
-    state = ctx.broker.topic(topic)
-    if state is None or not 0 <= index < len(state.partitions):
-        return make(leader_cls, leader_id=-1, leader_epoch=-1)
-    p = state.partitions[index]
-    return make(leader_cls, leader_id=p.leader, leader_epoch=p.leader_epoch)
