@@ -233,3 +233,64 @@ def test_high_watermarks_are_checkpointed_as_kafka_does(tmp_path: Path) -> None:
     again.update_state(state([1, 2], 1, [1], epoch=1))  # leads alone: all of it is committed
     assert again.high_watermark == 1
     again.close()
+
+
+def test_a_read_checks_the_leader_epoch_the_asker_knows(tmp_path: Path) -> None:
+    p = Partition("t", 0, tmp_path / "t-0", state([1], 1, [1], epoch=3), settings(), 1)
+    p.append_client_batch(batch(b"a"), 1)
+    assert p.read(0, 1 << 20, current_leader_epoch=2).error_code == 74  # FENCED_LEADER_EPOCH
+    assert p.read(0, 1 << 20, current_leader_epoch=4).error_code == 75  # UNKNOWN_LEADER_EPOCH
+    fenced = p.read(0, 1 << 20, current_leader_epoch=2)
+    assert (fenced.records, fenced.leader) == (b"", (1, 3))
+    ok = p.read(0, 1 << 20, current_leader_epoch=3)
+    assert (ok.error_code, ok.high_watermark, ok.log_start_offset) == (0, 1, 0)
+    assert ok.records
+    assert ok.aborted_transactions is None
+    assert p.read(0, 1 << 20, isolation_level=1).aborted_transactions == ()
+    assert p.read(5, 1 << 20).error_code == 1  # OFFSET_OUT_OF_RANGE
+    p.update_state(state([1, 2], 2, [1, 2], epoch=4))
+    assert p.read(0, 1 << 20).error_code == 6  # NOT_LEADER_OR_FOLLOWER
+    p.close()
+
+
+def test_a_read_keeps_a_batch_over_its_limit_only_when_it_is_the_first(tmp_path: Path) -> None:
+    p = Partition("t", 0, tmp_path / "t-0", state([1], 1, [1]), settings(), 1)
+    p.append_client_batch(batch(b"x" * 1000), 1)
+    assert len(p.read(0, 10).records) > 10  # min_one_message: the first partition's batch
+    assert p.read(0, 10, min_one_message=False).records == b""
+    assert p.read(0, 0, min_one_message=False).error_code == 0
+    p.close()
+
+
+def test_a_consumer_reads_to_the_high_watermark_a_follower_to_the_log_end(tmp_path: Path) -> None:
+    changes: list[tuple[list[int], str]] = []
+    p = Partition("t", 0, tmp_path / "t-0", state([1, 2], 1, [1]), settings(), 1,
+                  request_isr_change=lambda _p, isr, why: changes.append((isr, why)))
+    p.append_client_batch(batch(b"a"), 1)
+    assert p.high_watermark == 1  # 2 is out of the ISR
+    p.update_state(state([1, 2], 1, [1, 2]))
+    p.append_client_batch(batch(b"b"), 1)
+    assert p.high_watermark == 1  # 2 is in the ISR and has not fetched
+    consumer = p.read(1, 1 << 20)
+    assert (consumer.records, consumer.high_watermark) == (b"", 1)
+    follower = p.read(1, 1 << 20, replica_id=2, record_fetch=False)
+    assert follower.records
+    assert follower.high_watermark == 1
+    noted = p.read(2, 1 << 20, replica_id=2)
+    assert noted.high_watermark == 2  # its fetch at 2 moved the high watermark
+    assert changes == []  # in the ISR already
+    p.update_state(state([1, 2], 1, [1]))
+    p.read(2, 1 << 20, replica_id=2)  # out of the ISR and caught up: asks to rejoin
+    assert changes == [([1, 2], "2 caught up")]
+    p.close()
+
+
+def test_a_follower_that_diverged_is_told_where(tmp_path: Path) -> None:
+    p = Partition("t", 0, tmp_path / "t-0", state([1, 2], 1, [1], epoch=0), settings(), 1)
+    p.append_client_batch(batch(b"a", b"b"), 1)
+    p.update_state(state([1, 2], 1, [1], epoch=2))
+    p.append_client_batch(batch(b"c"), 1)
+    # the follower's last batch is of epoch 1, which this leader never had: epoch 0 ends at 2
+    result = p.read(3, 1 << 20, last_fetched_epoch=1, replica_id=2)
+    assert (result.diverging, result.records) == ((0, 2), b"")
+    p.close()

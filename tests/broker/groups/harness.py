@@ -1,10 +1,16 @@
-"""An in-process broker for coordinator tests: the real coordinator, log and timers, no sockets."""
+"""In-process hosts for coordinator tests: the real coordinator, logs and timers, no sockets.
+
+``run_host`` gives the coordinator the small ``CoordinatorHost`` it depends on: real
+partitions on disk in one node's data dir and a metadata of its own, nothing else of a
+broker. ``run_broker`` opens a whole ``Broker`` for the tests of how the two meet.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +18,12 @@ from kio.schema.consumer_protocol_subscription.v0.data import ConsumerProtocolSu
 from kio.serial import entity_writer
 
 from kcli.broker.broker import Broker, BrokerConfig
-from kcli.broker.group import GroupCoordinator
+from kcli.broker.cluster.metadata import BrokerInfo, PartitionState, TopicState
+from kcli.broker.configs import Settings
+from kcli.broker.group import OFFSETS_TOPIC, GroupCoordinator
 from kcli.broker.group.group import JoinResult, SyncResult
+from kcli.broker.partition import Partition
+from kcli.broker.topic_settings import TopicSettings
 
 FAST = {
     "group.min.session.timeout.ms": "10",
@@ -42,6 +52,107 @@ def run_broker(data_dir: Path, test: Callable[[Broker], Awaitable[None]],
             await test(broker)
         finally:
             broker.close()
+
+    asyncio.run(main())
+
+
+class OffsetsHost:
+    """A one-node ``CoordinatorHost``: topics in memory, partitions as real logs on disk.
+
+    Reopened on the same data dir, it finds the offsets partitions a previous one wrote.
+    Leadership is changed by editing a topic's ``PartitionState`` and calling
+    ``apply_metadata``, as the controller's metadata would.
+    """
+
+    node_id = 1
+
+    def __init__(self, data_dir: Path, settings: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.settings = Settings(settings)
+        self.topics: dict[str, TopicState] = {}
+        self.partitions: dict[tuple[str, int], Partition] = {}
+        self.groups = GroupCoordinator(self)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        written = list(data_dir.glob(f"{OFFSETS_TOPIC}-*"))
+        if written:
+            self._add_topic(OFFSETS_TOPIC, len(written), {"cleanup.policy": "compact"},
+                            internal=True)
+            self.apply_metadata()
+
+    # ---------------------------------------------------------------- CoordinatorHost
+
+    def topic(self, name: str) -> TopicState | None:
+        return self.topics.get(name)
+
+    def partition(self, topic: str, index: int) -> Partition | None:
+        return self.partitions.get((topic, index))
+
+    def live_broker_ids(self) -> set[int]:
+        return {self.node_id}
+
+    def broker_endpoint(self, node_id: int) -> BrokerInfo | None:
+        return BrokerInfo(node_id, "127.0.0.1", 9092) if node_id == self.node_id else None
+
+    def create_internal_topic(self, name: str, num_partitions: int, replication_factor: int,
+                              configs: Mapping[str, str]) -> TopicState:
+        topic = self._add_topic(name, num_partitions, configs, internal=True)
+        self.apply_metadata()
+        return topic
+
+    # ---------------------------------------------------------------- what tests do
+
+    async def create_topic(self, name: str, num_partitions: int) -> TopicState:
+        """A topic the groups commit offsets for (only its metadata: nothing is written)."""
+        return self._add_topic(name, num_partitions, {}, internal=False)
+
+    async def delete_topic(self, name: str) -> None:
+        """Forget a topic and tell the coordinator, as the broker does."""
+        del self.topics[name]
+        self.groups.on_topic_deleted(name)
+
+    def apply_metadata(self) -> None:
+        """Open the internal topics' partitions and apply leadership, then tell the
+        coordinator."""
+        for topic in self.topics.values():
+            if not topic.internal:
+                continue
+            settings = TopicSettings.resolve(self.settings, topic.configs)
+            for index, state in enumerate(topic.partitions):
+                partition = self.partitions.get((topic.name, index))
+                if partition is None:
+                    self.partitions[(topic.name, index)] = Partition(
+                        topic.name, index, self.data_dir / f"{topic.name}-{index}", state,
+                        settings, self.node_id)
+                else:
+                    partition.update_state(state)
+        self.groups.on_metadata_changed()
+
+    def close(self) -> None:
+        """Stop the coordinator and close every log."""
+        self.groups.close()
+        for partition in self.partitions.values():
+            partition.close()
+
+    def _add_topic(self, name: str, count: int, configs: Mapping[str, str], *,
+                   internal: bool) -> TopicState:
+        topic = TopicState(name, uuid.uuid4(), [
+            PartitionState(replicas=[self.node_id], leader=self.node_id, isr=[self.node_id])
+            for _ in range(count)
+        ], dict(configs), internal)
+        self.topics[name] = topic
+        return topic
+
+
+def run_host(data_dir: Path, test: Callable[[OffsetsHost], Awaitable[None]],
+             settings: dict[str, str] | None = None) -> None:
+    """Run ``test`` on an ``OffsetsHost`` in ``data_dir`` inside an event loop."""
+
+    async def main() -> None:
+        host = OffsetsHost(data_dir, {**FAST, **(settings or {})})
+        try:
+            await test(host)
+        finally:
+            host.close()
 
     asyncio.run(main())
 

@@ -14,12 +14,20 @@ from kcli.broker.cluster.controller import ControllerError
 from kcli.broker.group import errors
 from kcli.broker.group.coordinator import OFFSETS_TOPIC, OffsetCommitEntry
 from kcli.broker.group.group import GroupState
-from tests.broker.groups.harness import Client, run_broker, settle, subscription, until
+from tests.broker.groups.harness import (
+    Client,
+    OffsetsHost,
+    run_broker,
+    run_host,
+    settle,
+    subscription,
+    until,
+)
 
 
-async def stable_group(broker: Broker, group: str, *clients: Client) -> None:
+async def stable_group(host: OffsetsHost, group: str, *clients: Client) -> None:
     """Join ``clients`` one after another into a stable group (the first leads)."""
-    coordinator = broker.groups
+    coordinator = host.groups
     first = clients[0]
     assert (await first.join_fully()).error == errors.NONE
     assert (await asyncio.wait_for(first.sync([(first.member_id, b"a0")]), 5)).error == 0
@@ -50,9 +58,9 @@ async def stable_group(broker: Broker, group: str, *clients: Client) -> None:
 
 
 def test_member_id_required_then_join_sync_heartbeat(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        broker.groups.ensure_offsets_topic()
-        client = Client(broker.groups, "g")
+    async def test(host: OffsetsHost) -> None:
+        host.groups.ensure_offsets_topic()
+        client = Client(host.groups, "g")
         first = await client.joined(client.join())
         assert first.error == errors.MEMBER_ID_REQUIRED
         assert first.member_id.startswith("client-")
@@ -67,13 +75,13 @@ def test_member_id_required_then_join_sync_heartbeat(tmp_path: Path) -> None:
         assert client.heartbeat(generation_id=7) == errors.ILLEGAL_GENERATION
         assert client.heartbeat(member_id="nobody") == errors.UNKNOWN_MEMBER_ID
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_a_new_member_rebalances_the_group_and_the_leader_assigns(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        a, b = Client(broker.groups, "g"), Client(broker.groups, "g", version=0)
-        await stable_group(broker, "g", a)
+    async def test(host: OffsetsHost) -> None:
+        a, b = Client(host.groups, "g"), Client(host.groups, "g", version=0)
+        await stable_group(host, "g", a)
         b_join = b.join()  # v0: added at once, no MEMBER_ID_REQUIRED
         await settle()
         assert not b_join.done()
@@ -92,83 +100,83 @@ def test_a_new_member_rebalances_the_group_and_the_leader_assigns(tmp_path: Path
         a_sync = a.sync([(a.member_id, b"A"), (b.member_id, b"B")])
         assert (await asyncio.wait_for(b_sync, 5)).assignment == b"B"
         assert (await asyncio.wait_for(a_sync, 5)).assignment == b"A"
-        described = broker.groups.describe_groups(["g"], not_found_error=False)[0]
+        described = host.groups.describe_groups(["g"], not_found_error=False)[0]
         assert (described.state, described.protocol_data) == ("Stable", "range")
         assert {m.assignment for m in described.members} == {b"A", b"B"}
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_protocol_selection_by_votes_among_common_protocols(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
+    async def test(host: OffsetsHost) -> None:
         rr, rng = ("roundrobin", b"r"), ("range", b"g")
-        clients = [Client(broker.groups, "votes", version=0, protocols=p)
+        clients = [Client(host.groups, "votes", version=0, protocols=p)
                    for p in ([rr, rng], [rr, rng], [rng, rr])]
         futures = [c.join() for c in clients]
         results = [await c.joined(f) for c, f in zip(clients, futures, strict=True)]
         assert {r.protocol_name for r in results} == {"roundrobin"}
         leader = next(r for r in results if r.members)
         assert {m.metadata for m in leader.members} == {b"r"}  # metadata of the chosen one
-        only_range = [Client(broker.groups, "common", version=0, protocols=p)
+        only_range = [Client(host.groups, "common", version=0, protocols=p)
                       for p in ([rr, rng], [rng], [rr, rng])]
         futures = [c.join() for c in only_range]
         results = [await c.joined(f) for c, f in zip(only_range, futures, strict=True)]
         assert {r.protocol_name for r in results} == {"range"}
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_join_errors(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        a = Client(broker.groups, "g")
-        await stable_group(broker, "g", a)
-        other = Client(broker.groups, "g", protocols=(("roundrobin", b""),))
+    async def test(host: OffsetsHost) -> None:
+        a = Client(host.groups, "g")
+        await stable_group(host, "g", a)
+        other = Client(host.groups, "g", protocols=(("roundrobin", b""),))
         assert (await other.joined(other.join())).error == errors.INCONSISTENT_GROUP_PROTOCOL
-        wrong_type = Client(broker.groups, "g")
+        wrong_type = Client(host.groups, "g")
         wrong_type.protocol_type = "connect"
         assert (await wrong_type.joined(wrong_type.join())).error == (
             errors.INCONSISTENT_GROUP_PROTOCOL)
-        no_type = Client(broker.groups, "fresh")
+        no_type = Client(host.groups, "fresh")
         no_type.protocol_type = ""
         assert (await no_type.joined(no_type.join())).error == errors.INCONSISTENT_GROUP_PROTOCOL
-        short = Client(broker.groups, "g", session_ms=5)
+        short = Client(host.groups, "g", session_ms=5)
         assert (await short.joined(short.join())).error == errors.INVALID_SESSION_TIMEOUT
-        long = Client(broker.groups, "g", session_ms=1_800_001)
+        long = Client(host.groups, "g", session_ms=1_800_001)
         assert (await long.joined(long.join())).error == errors.INVALID_SESSION_TIMEOUT
-        stranger = Client(broker.groups, "nowhere")
+        stranger = Client(host.groups, "nowhere")
         stranger.member_id = "made-up"
         assert (await stranger.joined(stranger.join())).error == errors.UNKNOWN_MEMBER_ID
-        unnamed = Client(broker.groups, "")
+        unnamed = Client(host.groups, "")
         assert (await unnamed.joined(unnamed.join())).error == errors.INVALID_GROUP_ID
-        huge = Client(broker.groups, "x" * 40_000)  # flexible versions allow such strings
+        huge = Client(host.groups, "x" * 40_000)  # flexible versions allow such strings
         assert (await huge.joined(huge.join())).error == errors.INVALID_GROUP_ID
-        long_instance = Client(broker.groups, "g", instance_id="i" * 32_760)
+        long_instance = Client(host.groups, "g", instance_id="i" * 32_760)
         assert (await long_instance.joined(long_instance.join())).error == errors.INVALID_REQUEST
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_group_max_size(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        a, b = Client(broker.groups, "g"), Client(broker.groups, "g")
-        await stable_group(broker, "g", a)
+    async def test(host: OffsetsHost) -> None:
+        a, b = Client(host.groups, "g"), Client(host.groups, "g")
+        await stable_group(host, "g", a)
         assert (await b.joined(b.join())).error == errors.GROUP_MAX_SIZE_REACHED
         assert a.heartbeat() == errors.NONE  # the group is untouched
 
-    run_broker(tmp_path, test, {"group.max.size": "1"})
+    run_host(tmp_path, test, {"group.max.size": "1"})
 
 
 def test_static_member_rejoins_without_rebalance_and_fences_the_old_id(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        a = Client(broker.groups, "g", instance_id="a")
-        b = Client(broker.groups, "g", instance_id="b")
-        await stable_group(broker, "g", a, b)
-        group = broker.groups.group("g")
+    async def test(host: OffsetsHost) -> None:
+        a = Client(host.groups, "g", instance_id="a")
+        b = Client(host.groups, "g", instance_id="b")
+        await stable_group(host, "g", a, b)
+        group = host.groups.group("g")
         assert group is not None
         generation, leader = group.generation_id, group.leader_id
         old_id = a.member_id
         assert old_id.startswith("a-")  # static member ids carry the instance id
-        again = Client(broker.groups, "g", instance_id="a")
+        again = Client(host.groups, "g", instance_id="a")
         result = await again.joined(again.join())
         assert result.error == errors.NONE
         assert result.member_id != old_id
@@ -184,41 +192,41 @@ def test_static_member_rejoins_without_rebalance_and_fences_the_old_id(tmp_path:
         assert b.heartbeat() == errors.NONE
         assert a.heartbeat(group_instance_id=None) == errors.UNKNOWN_MEMBER_ID
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_static_leader_rejoin_v9_skips_assignment(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        a = Client(broker.groups, "g", instance_id="a", version=9)
-        await stable_group(broker, "g", a)
-        again = Client(broker.groups, "g", instance_id="a", version=9)
+    async def test(host: OffsetsHost) -> None:
+        a = Client(host.groups, "g", instance_id="a", version=9)
+        await stable_group(host, "g", a)
+        again = Client(host.groups, "g", instance_id="a", version=9)
         result = await again.joined(again.join())
         assert (result.error, result.skip_assignment, result.leader) == (0, True, result.member_id)
         assert [m.group_instance_id for m in result.members] == ["a"]
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_static_member_with_other_protocols_rebalances(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        a = Client(broker.groups, "g", instance_id="a")
-        await stable_group(broker, "g", a)
-        again = Client(broker.groups, "g", instance_id="a",
+    async def test(host: OffsetsHost) -> None:
+        a = Client(host.groups, "g", instance_id="a")
+        await stable_group(host, "g", a)
+        again = Client(host.groups, "g", instance_id="a",
                        protocols=(("roundrobin", b""), ("range", b"")))
         result = await again.joined(again.join())
         assert result.error == errors.NONE
         assert result.generation_id == 2
         assert result.protocol_name == "roundrobin"
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_session_timeout_expels_a_silent_member(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        a = Client(broker.groups, "g", session_ms=300)
-        b = Client(broker.groups, "g", session_ms=60)
-        await stable_group(broker, "g", a, b)
-        group = broker.groups.group("g")
+    async def test(host: OffsetsHost) -> None:
+        a = Client(host.groups, "g", session_ms=300)
+        b = Client(host.groups, "g", session_ms=60)
+        await stable_group(host, "g", a, b)
+        group = host.groups.group("g")
         assert group is not None
 
         async def keep_alive() -> None:
@@ -235,71 +243,71 @@ def test_session_timeout_expels_a_silent_member(tmp_path: Path) -> None:
         assert [m.member_id for m in result.members] == [a.member_id]
         assert b.heartbeat() == errors.UNKNOWN_MEMBER_ID
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_rebalance_timeout_drops_members_that_do_not_rejoin(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        a = Client(broker.groups, "g", rebalance_ms=100)
-        b = Client(broker.groups, "g", rebalance_ms=100)
-        await stable_group(broker, "g", a, b)
+    async def test(host: OffsetsHost) -> None:
+        a = Client(host.groups, "g", rebalance_ms=100)
+        b = Client(host.groups, "g", rebalance_ms=100)
+        await stable_group(host, "g", a, b)
         a_join = a.join(protocols=(("range", subscription("t", "u")),))  # a forces a rebalance
         result = await a.joined(a_join)  # b never rejoins: done after the rebalance timeout
         assert result.error == errors.NONE
         assert [m.member_id for m in result.members] == [a.member_id]
         assert b.heartbeat() == errors.UNKNOWN_MEMBER_ID
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_pending_member_that_never_rejoins_is_forgotten(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        a = Client(broker.groups, "g")
-        await stable_group(broker, "g", a)
-        ghost = Client(broker.groups, "g", session_ms=50)
+    async def test(host: OffsetsHost) -> None:
+        a = Client(host.groups, "g")
+        await stable_group(host, "g", a)
+        ghost = Client(host.groups, "g", session_ms=50)
         assert (await ghost.joined(ghost.join())).error == errors.MEMBER_ID_REQUIRED
-        group = broker.groups.group("g")
+        group = host.groups.group("g")
         assert group is not None
         assert group.is_pending_member(ghost.member_id)
         await until(lambda: not group.is_pending_member(ghost.member_id))
         assert a.heartbeat() == errors.NONE
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_leave_group_batched_by_instance_id(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        a = Client(broker.groups, "g", instance_id="a")
-        b = Client(broker.groups, "g", instance_id="b")
-        await stable_group(broker, "g", a, b)
-        error, results = broker.groups.leave_group(
+    async def test(host: OffsetsHost) -> None:
+        a = Client(host.groups, "g", instance_id="a")
+        b = Client(host.groups, "g", instance_id="b")
+        await stable_group(host, "g", a, b)
+        error, results = host.groups.leave_group(
             group_id="g", members=[("", "a"), ("", "b"), ("", "c"), (b.member_id, "a")])
         assert error == errors.NONE
         assert [r[2] for r in results] == [0, 0, errors.UNKNOWN_MEMBER_ID,
                                            errors.UNKNOWN_MEMBER_ID]
-        group = broker.groups.group("g")
+        group = host.groups.group("g")
         assert group is not None
         assert group.state is GroupState.EMPTY
-        assert broker.groups.leave_group(group_id="nope", members=[("x", None)])[0] == (
+        assert host.groups.leave_group(group_id="nope", members=[("x", None)])[0] == (
             errors.UNKNOWN_MEMBER_ID)
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_leave_fences_a_stale_static_member(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        a = Client(broker.groups, "g", instance_id="a")
-        await stable_group(broker, "g", a)
-        _error, results = broker.groups.leave_group(group_id="g", members=[("other-id", "a")])
+    async def test(host: OffsetsHost) -> None:
+        a = Client(host.groups, "g", instance_id="a")
+        await stable_group(host, "g", a)
+        _error, results = host.groups.leave_group(group_id="g", members=[("other-id", "a")])
         assert results[0][2] == errors.FENCED_INSTANCE_ID
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_offset_commit_rules(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        await broker.create_topic("t", 2, 1, {})
-        coordinator = broker.groups
+    async def test(host: OffsetsHost) -> None:
+        await host.create_topic("t", 2)
+        coordinator = host.groups
 
         async def commit(group: str, generation: int = -1, member: str = "",
                          version: int = 9, **entry: object) -> list[int]:
@@ -324,7 +332,7 @@ def test_offset_commit_rules(tmp_path: Path) -> None:
         assert await commit("ghost", generation=3, version=8) == [errors.ILLEGAL_GENERATION]
 
         a = Client(coordinator, "g")
-        await stable_group(broker, "g", a)
+        await stable_group(host, "g", a)
         assert await commit("g") == [errors.UNKNOWN_MEMBER_ID]  # members exist
         assert await commit("g", a.generation + 1, a.member_id) == [errors.ILLEGAL_GENERATION]
         assert await commit("g", a.generation, "stranger") == [errors.UNKNOWN_MEMBER_ID]
@@ -341,16 +349,16 @@ def test_offset_commit_rules(tmp_path: Path) -> None:
         assert await commit("g", old, a.member_id) == [errors.ILLEGAL_GENERATION]
         assert await commit("g", a.generation, a.member_id) == [errors.REBALANCE_IN_PROGRESS]
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_offset_delete_refuses_subscribed_topics(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
+    async def test(host: OffsetsHost) -> None:
         for name in ("t", "u"):
-            await broker.create_topic(name, 1, 1, {})
-        coordinator = broker.groups
+            await host.create_topic(name, 1)
+        coordinator = host.groups
         a = Client(coordinator, "g")  # subscribes to "t"
-        await stable_group(broker, "g", a)
+        await stable_group(host, "g", a)
         entries = [OffsetCommitEntry("t", 0, 3), OffsetCommitEntry("u", 0, 4)]
         assert await coordinator.commit_offsets(
             group_id="g", generation_id=a.generation, member_id=a.member_id,
@@ -362,15 +370,15 @@ def test_offset_delete_refuses_subscribed_topics(tmp_path: Path) -> None:
         assert (await coordinator.delete_offsets("none", [("t", [0])]))[0] == (
             errors.GROUP_ID_NOT_FOUND)
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_delete_groups(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        await broker.create_topic("t", 1, 1, {})
-        coordinator = broker.groups
+    async def test(host: OffsetsHost) -> None:
+        await host.create_topic("t", 1)
+        coordinator = host.groups
         a = Client(coordinator, "busy")
-        await stable_group(broker, "busy", a)
+        await stable_group(host, "busy", a)
         await coordinator.commit_offsets(group_id="idle", generation_id=-1, member_id="",
                                          group_instance_id=None,
                                          entries=[OffsetCommitEntry("t", 0, 1)])
@@ -383,14 +391,14 @@ def test_delete_groups(tmp_path: Path) -> None:
             errors.GROUP_ID_NOT_FOUND)
         assert coordinator.describe_groups(["idle"], not_found_error=False)[0].state == "Dead"
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_list_groups_filters(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        await broker.create_topic("t", 1, 1, {})
-        coordinator = broker.groups
-        await stable_group(broker, "active", Client(coordinator, "active"))
+    async def test(host: OffsetsHost) -> None:
+        await host.create_topic("t", 1)
+        coordinator = host.groups
+        await stable_group(host, "active", Client(coordinator, "active"))
         await coordinator.commit_offsets(group_id="idle", generation_id=-1, member_id="",
                                          group_instance_id=None,
                                          entries=[OffsetCommitEntry("t", 0, 1)])
@@ -406,28 +414,28 @@ def test_list_groups_filters(tmp_path: Path) -> None:
         assert names(types=("Classic",)) == ["active", "idle"]
         assert names(types=("consumer",)) == []
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_groups_and_offsets_survive_a_restart(tmp_path: Path) -> None:
     state: dict[str, object] = {}
 
-    async def before(broker: Broker) -> None:
-        await broker.create_topic("t", 2, 1, {})
-        a = Client(broker.groups, "g", instance_id="i-1", session_ms=100)
-        await stable_group(broker, "g", a)
-        await broker.groups.commit_offsets(
+    async def before(host: OffsetsHost) -> None:
+        await host.create_topic("t", 2)
+        a = Client(host.groups, "g", instance_id="i-1", session_ms=100)
+        await stable_group(host, "g", a)
+        await host.groups.commit_offsets(
             group_id="g", generation_id=a.generation, member_id=a.member_id,
             group_instance_id="i-1",
             entries=[OffsetCommitEntry("t", 0, 10, 3, "résumé ✓"), OffsetCommitEntry("t", 1, 20)])
-        await broker.groups.commit_offsets(
+        await host.groups.commit_offsets(
             group_id="gone", generation_id=-1, member_id="", group_instance_id=None,
             entries=[OffsetCommitEntry("t", 0, 1)])
-        assert (await broker.groups.delete_groups(["gone"]))[0][1] == 0
+        assert (await host.groups.delete_groups(["gone"]))[0][1] == 0
         state.update(member=a.member_id, generation=a.generation)
 
-    async def after(broker: Broker) -> None:
-        coordinator = broker.groups
+    async def after(host: OffsetsHost) -> None:
+        coordinator = host.groups
         group = coordinator.group("g")
         assert group is not None
         assert group.state is GroupState.STABLE
@@ -449,8 +457,8 @@ def test_groups_and_offsets_survive_a_restart(tmp_path: Path) -> None:
         # nobody heartbeats for the loaded member: its session expires
         await until(lambda: group.state is GroupState.EMPTY)
 
-    run_broker(tmp_path / "b", before)
-    run_broker(tmp_path / "b", after)
+    run_host(tmp_path / "b", before)
+    run_host(tmp_path / "b", after)
 
 
 def test_garbage_in_the_offsets_log_is_skipped_with_a_warning(
@@ -464,11 +472,11 @@ def test_garbage_in_the_offsets_log_is_skipped_with_a_warning(
     )
     from kcli.broker.log import Record
 
-    async def write(broker: Broker) -> None:
-        await broker.create_topic("t", 1, 1, {})
-        topic = broker.groups.ensure_offsets_topic()
+    async def write(host: OffsetsHost) -> None:
+        await host.create_topic("t", 1)
+        topic = host.groups.ensure_offsets_topic()
         index = partition_for_group("g", len(topic.partitions))
-        partition = broker.partition(OFFSETS_TOPIC, index)
+        partition = host.partition(OFFSETS_TOPIC, index)
         assert partition is not None
         good = encode_offset_commit_key(OffsetCommitKey("g", "t", 0))
         partition.append_records([
@@ -489,52 +497,52 @@ def test_garbage_in_the_offsets_log_is_skipped_with_a_warning(
         state["index"] = index
 
     state: dict[str, int] = {}
-    run_broker(tmp_path / "b", write)
+    run_host(tmp_path / "b", write)
     segment = next((tmp_path / "b" / f"{OFFSETS_TOPIC}-{state['index']}").glob("*.log"))
     data = bytearray(segment.read_bytes())
     position = data.rfind(b"rotten")
     data[position:position + 6] = b"ROTTEN"
     segment.write_bytes(bytes(data))
 
-    async def load(broker: Broker) -> None:
-        committed = broker.groups.committed("g")
+    async def load(host: OffsetsHost) -> None:
+        committed = host.groups.committed("g")
         assert {k: v.offset for k, v in committed.items()} == {("t", 0): 7, ("t", 1): 8}
-        assert broker.groups.describe_groups(["g"], not_found_error=True)[0].error == 0
+        assert host.groups.describe_groups(["g"], not_found_error=True)[0].error == 0
 
     with caplog.at_level(logging.WARNING, logger="kcli.broker.group"):
-        run_broker(tmp_path / "b", load)
+        run_host(tmp_path / "b", load)
     messages = [r.getMessage() for r in caplog.records]
     assert sum("skipping" in m for m in messages) >= 5, messages
     assert any("bad CRC" in m for m in messages), messages
 
 
 def test_offsets_of_a_deleted_topic_are_removed(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
+    async def test(host: OffsetsHost) -> None:
         for name in ("t", "u"):
-            await broker.create_topic(name, 1, 1, {})
+            await host.create_topic(name, 1)
         entries = [OffsetCommitEntry("t", 0, 1), OffsetCommitEntry("u", 0, 2)]
-        await broker.groups.commit_offsets(group_id="g", generation_id=-1, member_id="",
+        await host.groups.commit_offsets(group_id="g", generation_id=-1, member_id="",
                                            group_instance_id=None, entries=entries)
-        await broker.delete_topic("t")
-        assert set(broker.groups.committed("g")) == {("u", 0)}
+        await host.delete_topic("t")
+        assert set(host.groups.committed("g")) == {("u", 0)}
 
-    run_broker(tmp_path / "b", test)
+    run_host(tmp_path / "b", test)
 
-    async def reloaded(broker: Broker) -> None:
-        assert set(broker.groups.committed("g")) == {("u", 0)}
+    async def reloaded(host: OffsetsHost) -> None:
+        assert set(host.groups.committed("g")) == {("u", 0)}
 
-    run_broker(tmp_path / "b", reloaded)
+    run_host(tmp_path / "b", reloaded)
 
 
 def test_offsets_expire_after_retention(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        await broker.create_topic("t", 1, 1, {})
-        coordinator = broker.groups
+    async def test(host: OffsetsHost) -> None:
+        await host.create_topic("t", 1)
+        coordinator = host.groups
         await coordinator.commit_offsets(group_id="old", generation_id=-1, member_id="",
                                          group_instance_id=None,
                                          entries=[OffsetCommitEntry("t", 0, 1)])
         a = Client(coordinator, "live")
-        await stable_group(broker, "live", a)
+        await stable_group(host, "live", a)
         await coordinator.commit_offsets(group_id="live", generation_id=a.generation,
                                          member_id=a.member_id, group_instance_id=None,
                                          entries=[OffsetCommitEntry("t", 0, 1)])
@@ -543,38 +551,38 @@ def test_offsets_expire_after_retention(tmp_path: Path) -> None:
         assert coordinator.group("old") is None
         assert set(coordinator.committed("live")) == {("t", 0)}  # subscribed: kept
 
-    run_broker(tmp_path, test, {"offsets.retention.minutes": "1"})
+    run_host(tmp_path, test, {"offsets.retention.minutes": "1"})
 
 
 def test_losing_leadership_answers_not_coordinator_and_regaining_reloads(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        await broker.create_topic("t", 1, 1, {})
-        coordinator = broker.groups
+    async def test(host: OffsetsHost) -> None:
+        await host.create_topic("t", 1)
+        coordinator = host.groups
         a = Client(coordinator, "g")
-        await stable_group(broker, "g", a)
+        await stable_group(host, "g", a)
         b = Client(coordinator, "g", version=0)
         parked = b.join()
         await settle()
         topic = coordinator.ensure_offsets_topic()
         state = topic.partitions[coordinator.partition_for("g")]
         state.leader = 2
-        broker.apply_metadata()
+        host.apply_metadata()
         assert (await asyncio.wait_for(parked, 5)).error == errors.NOT_COORDINATOR
         assert a.heartbeat() == errors.NOT_COORDINATOR
         state.leader = 1
-        broker.apply_metadata()
+        host.apply_metadata()
         group = coordinator.group("g")
         assert group is not None
         assert group.state is GroupState.STABLE
         assert a.heartbeat() == errors.NONE
 
-    run_broker(tmp_path, test)
+    run_host(tmp_path, test)
 
 
 def test_a_large_partition_loads_in_the_background(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        await broker.create_topic("t", 1, 1, {})
-        coordinator = broker.groups
+    async def test(host: OffsetsHost) -> None:
+        await host.create_topic("t", 1)
+        coordinator = host.groups
         for i in range(50):
             await coordinator.commit_offsets(group_id="g", generation_id=-1, member_id="",
                                              group_instance_id=None,
@@ -583,16 +591,33 @@ def test_a_large_partition_loads_in_the_background(tmp_path: Path) -> None:
         topic = coordinator.ensure_offsets_topic()
         state = topic.partitions[coordinator.partition_for("g")]
         state.leader = 2
-        broker.apply_metadata()
+        host.apply_metadata()
         state.leader = 1
-        broker.apply_metadata()
+        host.apply_metadata()
         assert coordinator.fetch_offsets("g", None)[0] == errors.COORDINATOR_LOAD_IN_PROGRESS
         assert coordinator.list_groups()[0] == errors.COORDINATOR_LOAD_IN_PROGRESS
         await until(lambda: coordinator.fetch_offsets("g", None)[0] == errors.NONE)
         assert coordinator.committed("g")[("t", 0)].offset == 49
 
-    run_broker(tmp_path, test, {"offsets.load.buffer.size": "200"})
+    run_host(tmp_path, test, {"offsets.load.buffer.size": "200"})
 
+
+def test_initial_rebalance_delay_gathers_the_first_members(tmp_path: Path) -> None:
+    async def test(host: OffsetsHost) -> None:
+        a, b = Client(host.groups, "g", version=0), Client(host.groups, "g", version=0)
+        a_join = a.join()
+        await asyncio.sleep(0.05)
+        assert not a_join.done()  # still waiting for more members
+        b_join = b.join()  # a new member extends the delay (up to the rebalance timeout)
+        first, second = await a.joined(a_join), await b.joined(b_join)
+        assert first.generation_id == second.generation_id == 1
+        assert len(first.members or second.members) == 2
+
+    run_host(tmp_path, test, {"group.initial.rebalance.delay.ms": "200"})
+
+
+# How the coordinator meets a whole broker: the topic is created on a Metadata request
+# and the controller refuses to delete it.
 
 def test_the_offsets_topic_is_internal_compacted_and_created_once(tmp_path: Path) -> None:
     async def test(broker: Broker) -> None:
@@ -607,17 +632,3 @@ def test_the_offsets_topic_is_internal_compacted_and_created_once(tmp_path: Path
             await broker.delete_topic(OFFSETS_TOPIC)
 
     run_broker(tmp_path, test, {"offsets.topic.num.partitions": "5"})
-
-
-def test_initial_rebalance_delay_gathers_the_first_members(tmp_path: Path) -> None:
-    async def test(broker: Broker) -> None:
-        a, b = Client(broker.groups, "g", version=0), Client(broker.groups, "g", version=0)
-        a_join = a.join()
-        await asyncio.sleep(0.05)
-        assert not a_join.done()  # still waiting for more members
-        b_join = b.join()  # a new member extends the delay (up to the rebalance timeout)
-        first, second = await a.joined(a_join), await b.joined(b_join)
-        assert first.generation_id == second.generation_id == 1
-        assert len(first.members or second.members) == 2
-
-    run_broker(tmp_path, test, {"group.initial.rebalance.delay.ms": "200"})
