@@ -87,6 +87,10 @@ def test_a_diverged_follower_truncates_when_it_returns(make_cluster: MakeCluster
         if cluster.leader(topic, 0) != old:
             cluster.node(node_id).stop()
     wait_for(lambda: cluster.leader(topic, 0) == old, 10, "the old leader leads again")
+    # The file changes first; the broker applies it at its next poll, and a client asking
+    # it before then would be sent to the stopped leader.
+    wait_for(lambda: cluster.partitions(topic, via=old)[0].leader == old, 10,
+             "the old leader to know it leads")
     assert new != old
     again = [v for _o, v in read_all(cluster.node(old).bootstrap, topic, 1)[0]]
     assert again == seen
