@@ -29,7 +29,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,6 +36,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from kcli.durable import write_atomically
 from kcli.errors import BadInput, NotFound
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
@@ -325,17 +325,7 @@ class ProfileStore:
     def save(self) -> None:
         """Write atomically; the file (and any new directory) is private to the user."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".toml", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.to_toml())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, self.to_toml().encode("utf-8"), mode=0o600)
 
 
 def _scalar(value: object) -> str:

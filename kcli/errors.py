@@ -8,6 +8,7 @@ confluent-kafka are translated by :func:`from_kafka_error`, using the error's *n
 
 from __future__ import annotations
 
+import sys
 from enum import IntEnum
 from typing import Any
 
@@ -110,10 +111,18 @@ def kafka_error_class(name: str) -> type[KcliError]:
     return _CLASS_BY_NAME.get(name, OperationFailed)
 
 
+def is_kafka_exception(error: object) -> bool:
+    """Whether ``error`` is a confluent-kafka ``KafkaException`` (or a subclass). Never
+    imports confluent-kafka: if nothing imported it, nothing can have raised its error."""
+    module = sys.modules.get("confluent_kafka")
+    kafka_exception = getattr(module, "KafkaException", None)
+    return isinstance(kafka_exception, type) and isinstance(error, kafka_exception)
+
+
 def from_kafka_error(error: Any, context: str | None = None) -> KcliError:
     """Translate a confluent-kafka ``KafkaError`` (or a ``KafkaException`` wrapping one)
     into the KcliError a user should see: ``context: broker's message``."""
-    if error.__class__.__name__ == "KafkaException" and error.args:
+    if is_kafka_exception(error) and error.args:
         error = error.args[0]
     if not hasattr(error, "name") or not hasattr(error, "str"):
         text = str(error)
@@ -131,6 +140,6 @@ def exit_code_for(error: BaseException) -> ExitCode:
         return error.exit_code
     if isinstance(error, KeyboardInterrupt):
         return ExitCode.INTERRUPTED
-    if error.__class__.__name__ == "KafkaException":
+    if is_kafka_exception(error):
         return from_kafka_error(error).exit_code
     return ExitCode.FAILED

@@ -1,6 +1,9 @@
 """Backup, restore and migrate: the archive format and the engines behind the commands.
 
-No typer or rich here (the commands in :mod:`kcli.cli` drive these modules):
+No typer or rich here (the commands in :mod:`kcli.cli` drive these modules). Besides
+:mod:`kcli.client`, whose cluster, offsets, topics and groups it uses, this is the one
+package that imports confluent-kafka itself (lazily, inside the functions that stream
+records or make an admin call the client layer does not offer):
 
 - :mod:`~kcli.backup.records`: the Avro record schema, the fast block encoder and
   segment (container) files; :mod:`~kcli.backup.reading` reads them back;

@@ -38,13 +38,10 @@ from kcli.backup.manifest import (
     load_json,
     write_json_atomic,
 )
-from kcli.backup.records import (
-    GROUP_SCHEMA,
-    fsync_dir,
-    write_container,
-)
+from kcli.backup.records import GROUP_SCHEMA, write_container
 from kcli.backup.segments import SEGMENT_BYTES, SegmentPipeline
 from kcli.client.cluster import Cluster
+from kcli.durable import fsync_dir
 from kcli.errors import BadInput, KcliError, NotFound, OperationFailed
 
 

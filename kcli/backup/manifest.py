@@ -15,8 +15,6 @@ retention), and its segments in order; each segment covers
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +22,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from kcli.backup.records import FORMAT_VERSION, ArchiveCorrupt, fsync_dir
+from kcli.backup.records import FORMAT_VERSION, ArchiveCorrupt
+from kcli.durable import write_atomically
 
 MANIFEST = "manifest.json"
 CHECKPOINT = "checkpoint.json"
@@ -32,9 +31,6 @@ FORMAT = "kcli-backup"
 CHECKPOINT_FORMAT = "kcli-backup-checkpoint"
 
 T = TypeVar("T")
-
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 # ------------------------------------------------------------------------ atomic files
@@ -44,18 +40,7 @@ def write_json_atomic(path: Path, data: Any) -> bytes:
     directory. Returns the bytes written."""
     text = orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; archives are plain files
-        with os.fdopen(fd, "wb") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    write_atomically(path, text, mode=0o666)  # archives are plain files: the umask decides
     return text
 
 

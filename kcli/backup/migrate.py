@@ -41,11 +41,8 @@ from kcli.backup.offsetmap import (
     predicted_map,
 )
 from kcli.backup.restore import split_configs, wait_for_topic
-from kcli.client.cluster import Cluster, ErrorWatch
+from kcli.client.cluster import TRANSIENT_ERRORS, Cluster, ErrorWatch
 from kcli.errors import BadInput, OperationFailed, from_kafka_error
-
-_TRANSIENT = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE",
-                        "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION"})
 
 
 @dataclass(frozen=True)
@@ -331,7 +328,7 @@ class Migration:
                             if source.end is not None and m.offset() >= source.end:
                                 reached_end(job, p)
                             continue
-                        if error.name() in _TRANSIENT:
+                        if error.name() in TRANSIENT_ERRORS:
                             self.watch.check()
                             continue
                         raise from_kafka_error(error, f"read {m.topic()}[{p}]")

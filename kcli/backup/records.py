@@ -33,6 +33,7 @@ from typing import IO, Any
 
 import orjson
 
+from kcli.durable import fsync_dir
 from kcli.errors import OperationFailed
 
 FORMAT_VERSION = 1
@@ -480,12 +481,3 @@ def write_container(path: Path, records: Sequence[Mapping[str, Any]], codec: str
         segment.abort()
         raise
     return segment
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename in it survives a crash."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -28,7 +28,7 @@ from typing import Any
 from kcli.backup.events import Events
 from kcli.backup.manifest import PartitionEntry, SegmentEntry, merge_gaps, segment_path
 from kcli.backup.records import BlockBuilder, SegmentFile, compress_block
-from kcli.client.cluster import Cluster, ErrorWatch
+from kcli.client.cluster import TRANSIENT_ERRORS, Cluster, ErrorWatch
 from kcli.errors import OperationFailed, from_kafka_error
 
 BLOCK_BYTES = 4 << 20
@@ -52,9 +52,6 @@ COMPRESSION_THREADS = max(2, min(4, os.cpu_count() or 2))
 """Blocks are compressed in parallel (zstd and zlib release the GIL) and written in
 order by the writer thread; with one compressing thread, compression is what a backup
 waits for."""
-_TRANSIENT = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE",
-                        "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION",
-                        "_MSG_TIMED_OUT"})
 
 
 class _Writer(threading.Thread):
@@ -251,7 +248,7 @@ class SegmentPipeline:
                             remaining -= self._at_end(part, m.offset(), consumer,
                                                       TopicPartition)
                         continue
-                    if error.name() in _TRANSIENT:
+                    if error.name() in TRANSIENT_ERRORS:
                         self.watch.check()
                         continue
                     raise from_kafka_error(error, f"read {m.topic()}[{m.partition()}]")

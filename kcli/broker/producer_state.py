@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kcli.broker.cluster.metadata import write_atomically
+from kcli.durable import write_atomically
 
 log = logging.getLogger("kcli.broker")
 

@@ -19,7 +19,7 @@ from kcli.broker.protocol.framing import FrameDecoder, FrameError
 log = logging.getLogger("kcli.broker.server")
 
 # Handles one request frame: returns the response frame, None for no response
-# (acks=0 produce), or raises ConnectionClosing to drop the connection.
+# (acks=0 produce), or raises CloseConnection to drop the connection.
 FrameHandler = Callable[[bytes, str], Awaitable[bytes | None]]
 
 MAX_QUEUED_FRAMES = 32

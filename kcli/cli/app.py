@@ -38,7 +38,13 @@ from kcli.cli.options import (
     with_global_options,
 )
 from kcli.config import GlobalFlags
-from kcli.errors import ExitCode, KcliError, exit_code_for, from_kafka_error
+from kcli.errors import (
+    ExitCode,
+    KcliError,
+    exit_code_for,
+    from_kafka_error,
+    is_kafka_exception,
+)
 
 app = typer.Typer(
     name="kcli",
@@ -128,7 +134,7 @@ def main() -> None:
     except Exception as error:
         if _debugging():
             traceback.print_exc()
-        if error.__class__.__name__ == "KafkaException":
+        if is_kafka_exception(error):
             kcli_error = from_kafka_error(error)
             fail(kcli_error.one_line(), kcli_error.exit_code)
         fail(f"internal error: {type(error).__name__}: {error} (run with --debug for "

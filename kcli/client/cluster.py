@@ -30,6 +30,13 @@ _FATAL_BEFORE_CONNECT = frozenset({"_ALL_BROKERS_DOWN", "_RESOLVE"})
 _FATAL_ALWAYS = frozenset({"_AUTHENTICATION", "_SSL", "SASL_AUTHENTICATION_FAILED",
                            "_INVALID_ARG", "_UNSUPPORTED_FEATURE"})
 
+TRANSIENT_ERRORS = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE",
+                              "_MSG_TIMED_OUT", "LEADER_NOT_AVAILABLE",
+                              "NOT_LEADER_FOR_PARTITION", "_WAIT_COORD",
+                              "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR"})
+"""Error names a consume loop waits through (librdkafka reconnects, finds the new leader
+or coordinator by itself); the client's :class:`ErrorWatch` says when to give up."""
+
 
 class Aborted(KcliError):
     """A wait ended by :meth:`Cluster.abort` (the program is shutting down)."""

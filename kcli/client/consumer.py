@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kcli.client.cluster import Cluster, ErrorWatch
+from kcli.client.cluster import TRANSIENT_ERRORS, Cluster, ErrorWatch
 from kcli.client.offsets import TP, PositionSpec, resolve_positions, watermarks
 from kcli.client.topics import topic_partitions
 from kcli.errors import NotFound, Unreachable, from_kafka_error
@@ -32,9 +32,6 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 }
 BATCH = 10_000
 _POLL_TIMEOUT = 0.1
-_TRANSIENT = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE",
-                        "_MSG_TIMED_OUT", "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION",
-                        "_WAIT_COORD", "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR"})
 
 
 class RecordConsumer:
@@ -176,7 +173,7 @@ class RecordConsumer:
             if name == "_PARTITION_EOF":
                 self._eof.add((message.topic(), message.partition()))
                 continue
-            if name in _TRANSIENT:
+            if name in TRANSIENT_ERRORS:
                 self.watch.check()
                 continue
             raise from_kafka_error(error, f"consume {self.topic}")

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kcli.broker.cluster.metadata import write_atomically
+from kcli.durable import write_atomically
 from kcli.errors import BadInput, NotFound, OperationFailed
 from kcli.local.registry import REGISTRY_FILE, process_exists, state_dir
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from kcli.client.cluster import Cluster
 from kcli.client.models import GroupDetail, OffsetChange
-from kcli.errors import BadInput, KcliError, Unreachable
+from kcli.errors import BadInput, KcliError, Unreachable, from_kafka_error, is_kafka_exception
 from kcli.formats.envelope import Record
 from kcli.tui.model import ClusterSnapshot, Sample, SnapshotBuilder
 
@@ -252,8 +252,6 @@ def describe_error(error: BaseException) -> str:
     """One line for the status bar or a dialog."""
     if isinstance(error, KcliError):
         return error.one_line()
-    if error.__class__.__name__ == "KafkaException":
-        from kcli.errors import from_kafka_error
-
+    if is_kafka_exception(error):
         return from_kafka_error(error).one_line()
     return f"internal error: {type(error).__name__}: {error}"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.error import ConsumeError
 
 from kcli.errors import (
     BadInput,
@@ -13,7 +17,9 @@ from kcli.errors import (
     Unreachable,
     exit_code_for,
     from_kafka_error,
+    is_kafka_exception,
 )
+from tests.support.broker import kcli_env
 
 
 @pytest.mark.parametrize(("code", "cls"), [
@@ -37,3 +43,23 @@ def test_exit_codes() -> None:
     assert exit_code_for(KafkaException(KafkaError(KafkaError._TRANSPORT))) == 3
     assert exit_code_for(RuntimeError()) == 1
     assert BadInput("a\nb", hint="c").one_line() == "a b (c)"
+
+
+def test_kafka_exceptions_are_known_by_type() -> None:
+    class KafkaException(Exception):  # a namesake is not confluent-kafka's
+        pass
+
+    assert is_kafka_exception(ConsumeError(KafkaError(KafkaError._TRANSPORT)))
+    assert exit_code_for(ConsumeError(KafkaError(KafkaError._TRANSPORT))) == 3
+    assert not is_kafka_exception(KafkaException(KafkaError(KafkaError._TRANSPORT)))
+    assert exit_code_for(KafkaException(KafkaError(KafkaError._TRANSPORT))) == 1
+    assert not is_kafka_exception(KafkaError(KafkaError._TRANSPORT))
+
+
+def test_recognising_kafka_errors_imports_no_kafka_client() -> None:
+    code = ("import sys, kcli.errors as e\n"
+            "assert e.exit_code_for(RuntimeError()) == 1\n"
+            "print('confluent_kafka' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=kcli_env(), check=True)
+    assert done.stdout.strip() == "False"

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from kcli.broker.cluster.metadata import write_atomically
+from kcli.durable import write_atomically
 
 FILE_NAME = "replication-offset-checkpoint"
 _VERSION = "0"

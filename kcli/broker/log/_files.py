@@ -1,10 +1,27 @@
-"""Small file helpers on raw file descriptors."""
+"""Small file helpers on raw file descriptors for the log.
+
+The generic durable-file helpers live in :mod:`kcli.durable`; they are imported here so
+the log's modules take every file helper from one place.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
+
+from kcli.durable import fsync_dir, write_all, write_atomically
+
+__all__ = [
+    "READ_WRITE_APPEND",
+    "WRITE_APPEND",
+    "fsync_dir",
+    "read_int_file",
+    "read_small_file",
+    "read_whole",
+    "sync_data",
+    "write_all",
+    "write_atomically",
+]
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 READ_WRITE_APPEND = os.O_RDWR | os.O_CREAT | os.O_APPEND | _O_CLOEXEC
@@ -13,46 +30,9 @@ WRITE_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | _O_CLOEXEC
 _sync_data = getattr(os, "fdatasync", os.fsync)
 
 
-def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
-    """os.write until every byte is written (regular files rarely write short)."""
-    written = os.write(fd, data)
-    total = len(data)
-    if written == total:
-        return
-    with memoryview(data) as view:
-        while written < total:
-            written += os.write(fd, view[written:])
-
-
 def sync_data(fd: int) -> None:
     """fdatasync where the platform has it: data and size, not timestamps."""
     _sync_data(fd)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make creations, renames and deletions in `directory` durable."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | _O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):  # some filesystems refuse fsync on directories
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so a crash leaves the old or the new file, never a mix."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_CLOEXEC, 0o644)
-    try:
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def read_small_file(path: Path, limit: int = 1 << 20) -> bytes | None:

@@ -3,22 +3,19 @@ and status; offset reset with a dry-run preview."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from kcli.tui.lag import format_seconds, sparkline
 from kcli.tui.model import ClusterSnapshot, GroupView
+from kcli.tui.screens.base import KcliScreen
 from kcli.tui.widgets import cells
 from kcli.tui.widgets.status import StatusBar
 from kcli.tui.widgets.tables import Col, SyncTable
-
-if TYPE_CHECKING:
-    from kcli.tui.app import KcliApp
 
 TREND_WIDTH = 30
 DRAINING = -0.5
@@ -39,7 +36,7 @@ def trend_badge(slope: float | None, lag: int | None) -> tuple[str, str]:
     return "steady", ""
 
 
-class GroupScreen(Screen[None]):
+class GroupScreen(KcliScreen[None]):
     """One consumer group."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -51,13 +48,6 @@ class GroupScreen(Screen[None]):
         super().__init__()
         self.group = group
         self.view: GroupView | None = None
-
-    @property
-    def kapp(self) -> KcliApp:
-        """The app, typed."""
-        from kcli.tui.app import KcliApp
-
-        return cast(KcliApp, self.app)
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Group {self.group}", style="bold"), id="group-title")

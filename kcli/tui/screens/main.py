@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
 from kcli.tui.lag import sparkline
 from kcli.tui.messages import ActionDone
 from kcli.tui.model import ClusterSnapshot, GroupRow, TopicRow
+from kcli.tui.screens.base import KcliNode, KcliScreen
 from kcli.tui.service import describe_error
 from kcli.tui.widgets import cells
 from kcli.tui.widgets.status import StatusBar
 from kcli.tui.widgets.tables import Col, OpenTable, SyncTable
-
-if TYPE_CHECKING:
-    from kcli.tui.app import KcliApp
 
 TREND_WIDTH = 12
 
@@ -37,15 +34,8 @@ def matches(name: str, pattern: str) -> bool:
     return pattern.lower() in name.lower()
 
 
-class View(Vertical):
+class View(KcliNode, Vertical):
     """A tab's content: renders snapshots, nothing else."""
-
-    @property
-    def kapp(self) -> KcliApp:
-        """The app, typed."""
-        from kcli.tui.app import KcliApp
-
-        return cast(KcliApp, self.app)
 
     def show(self, snapshot: ClusterSnapshot) -> None:
         """Render a snapshot."""
@@ -282,13 +272,13 @@ class GroupsView(View):
         self.query_one("#group-filter", Input).focus()
 
 
-class MainScreen(Screen[None]):
+class MainScreen(KcliScreen[None]):
     """Tabs over the cluster, its topics and its groups."""
 
     TABS = ("cluster", "topics", "groups")
 
     def compose(self) -> ComposeResult:
-        app = cast("KcliApp", self.app)
+        app = self.kapp
         with TabbedContent(initial="cluster", id="tabs"):
             with TabPane("1 Cluster", id="cluster"):
                 yield ClusterView(id="cluster-view")
@@ -314,10 +304,10 @@ class MainScreen(Screen[None]):
             self.active_view().show(snapshot)
 
     def on_screen_resume(self) -> None:
-        self.show(cast("KcliApp", self.app).snapshot)
+        self.show(self.kapp.snapshot)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self.show(cast("KcliApp", self.app).snapshot)
+        self.show(self.kapp.snapshot)
         self.active_view().focus_main()
 
     def show_tab(self, tab: str) -> None:

@@ -5,28 +5,25 @@ Planning and executing run in workers; the dialog only collects input and render
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from kcli.tui.messages import ActionDone, ResetFailed, ResetPlanned
+from kcli.tui.screens.base import KcliModalScreen
 from kcli.tui.service import ResetPlan, describe_error
 from kcli.tui.widgets import cells
 from kcli.tui.widgets.tables import Col, SyncTable
 
-if TYPE_CHECKING:
-    from kcli.tui.app import KcliApp
-
 POSITIONS = "earliest | latest | OFFSET | TIME (ISO-8601) | shift:N"
 
 
-class ResetDialog(ModalScreen[None]):
+class ResetDialog(KcliModalScreen[None]):
     """Preview, then execute, an offset reset of one group."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Close")]
@@ -36,13 +33,6 @@ class ResetDialog(ModalScreen[None]):
         self.group = group
         self.topics = topics
         self.plan: ResetPlan | None = None
-
-    @property
-    def kapp(self) -> KcliApp:
-        """The app, typed."""
-        from kcli.tui.app import KcliApp
-
-        return cast(KcliApp, self.app)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog reset"):

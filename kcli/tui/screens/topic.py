@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
@@ -17,14 +16,12 @@ from kcli.errors import NotFound
 from kcli.formats.envelope import Record
 from kcli.tui.messages import TailRecords, TailState
 from kcli.tui.model import ClusterSnapshot
+from kcli.tui.screens.base import KcliScreen
 from kcli.tui.screens.dialogs import RecordDialog, preview
 from kcli.tui.service import describe_error
 from kcli.tui.widgets import cells
 from kcli.tui.widgets.status import StatusBar
 from kcli.tui.widgets.tables import Col, OpenTable, SyncTable
-
-if TYPE_CHECKING:
-    from kcli.tui.app import KcliApp
 
 TAIL_KEEP = 500
 """Records the tail table keeps (the oldest go first)."""
@@ -35,7 +32,7 @@ def _ids(values: tuple[int, ...]) -> str:
     return ",".join(str(v) for v in values) or "-"
 
 
-class TopicScreen(Screen[None]):
+class TopicScreen(KcliScreen[None]):
     """One topic."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -51,13 +48,6 @@ class TopicScreen(Screen[None]):
         self._pending: list[Record] = []  # the newest TAIL_KEEP of those held
         self._held = 0  # records read while paused
         self._tail_text = "tail: starting…"
-
-    @property
-    def kapp(self) -> KcliApp:
-        """The app, typed."""
-        from kcli.tui.app import KcliApp
-
-        return cast(KcliApp, self.app)
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Topic {self.topic}", style="bold"), id="topic-title")

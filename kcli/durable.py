@@ -1,0 +1,72 @@
+"""Durable files: whole writes, atomic replacement, directory fsync.
+
+The one copy of these helpers for the broker's logs and cluster metadata, the local
+cluster's state files, backup archives and the profile file. A leaf module: it imports
+nothing from kcli, so every package may use it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from pathlib import Path
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+_DIR_FSYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP})
+"""errno values of a filesystem that cannot fsync a directory (some network and FUSE
+filesystems): there is nothing better to do there, so it is not an error."""
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """os.write until every byte is written (a single write may write fewer)."""
+    written = os.write(fd, data)
+    total = len(data)
+    if written == total:
+        return
+    with memoryview(data) as view:
+        while written < total:
+            written += os.write(fd, view[written:])
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make creations, renames and deletions in ``directory`` durable.
+
+    A filesystem that does not support fsync on a directory is accepted, and so is a
+    directory that no longer exists (nothing in it is left to make durable); any other
+    error, such as EIO, is raised: the rename it was to make durable may be lost.
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY | _O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if error.errno not in _DIR_FSYNC_UNSUPPORTED:
+            raise
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` so a crash leaves the old or the new file, never a
+    mix: a temp file beside it (``.<name>.<random>.tmp``), written whole and fsynced,
+    renamed over ``path``, then the directory fsynced. ``mode`` is as for open(2), so
+    the umask applies and the file is never more open than ``mode``. Concurrent writers
+    each use their own temp file; the last rename wins. On failure the temp file is
+    removed."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, mode)
+    try:
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
