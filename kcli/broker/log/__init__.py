@@ -33,8 +33,9 @@ from kcli.broker.log.errors import (
     OffsetOutOfRange,
     UnsupportedMagic,
 )
-from kcli.broker.log.log import AppendInfo, LogConfig, PartitionLog, SegmentInfo
+from kcli.broker.log.log import AppendInfo, LogConfig, PartitionLog
 from kcli.broker.log.records import Record, all_records_have_keys, decode_records, encode_batch
+from kcli.broker.log.segment import SegmentInfo
 
 __all__ = [
     "AppendInfo",

@@ -56,9 +56,16 @@ from kcli.broker.log.errors import (
     UnsupportedMagic,
 )
 from kcli.broker.log.records import decode_records
-from kcli.broker.log.segment import INT32_MAX, Segment, parse_segment_name, segment_name
+from kcli.broker.log.retention import deletable_segments
+from kcli.broker.log.segment import (
+    INT32_MAX,
+    Segment,
+    SegmentInfo,
+    parse_segment_name,
+    segment_name,
+)
 
-__all__ = ["AppendInfo", "LogConfig", "PartitionLog", "SegmentInfo"]
+__all__ = ["AppendInfo", "LogConfig", "PartitionLog", "sync_segments"]
 
 log = logging.getLogger("kcli.broker.log")
 
@@ -125,15 +132,6 @@ class AppendInfo(NamedTuple):
     log_append_time: int
     """The LogAppendTime stamped on the batch, or -1 for CreateTime."""
     max_timestamp: int
-
-
-class SegmentInfo(NamedTuple):
-    base_offset: int
-    size: int
-    last_modified: int
-    """File modification time, ms since the epoch."""
-    max_timestamp: int
-    """Largest batch maxTimestamp in the segment, -1 if none."""
 
 
 def _wall_clock_ms() -> int:
@@ -759,8 +757,6 @@ class PartitionLog:
         never the active segment, never one holding an offset at or past
         `high_watermark`. The log start offset moves to the first segment kept. Returns
         how many segments went."""
-        from kcli.broker.log.retention import deletable_segments
-
         if self._closed:
             return 0
         now = self._clock() if now_ms is None else now_ms
@@ -1023,10 +1019,7 @@ class PartitionLog:
         return sum(segment.size for segment in self._segments)
 
     def segments(self) -> list[SegmentInfo]:
-        return [
-            SegmentInfo(s.base_offset, s.size, s.last_modified_ms(), s.max_timestamp)
-            for s in self._segments
-        ]
+        return [segment.info() for segment in self._segments]
 
     @property
     def unflushed_records(self) -> int:

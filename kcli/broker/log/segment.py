@@ -53,6 +53,17 @@ def parse_segment_name(name: str) -> int | None:
     return None
 
 
+class SegmentInfo(NamedTuple):
+    """What retention and DescribeLogDirs need to know of a segment."""
+
+    base_offset: int
+    size: int
+    last_modified: int
+    """File modification time, ms since the epoch."""
+    max_timestamp: int
+    """Largest batch maxTimestamp in the segment, -1 if none."""
+
+
 class Recovery(NamedTuple):
     """Where a recovery scan cut a segment."""
 
@@ -191,6 +202,9 @@ class Segment:
 
     def last_modified_ms(self) -> int:
         return os.fstat(self.fd).st_mtime_ns // 1_000_000
+
+    def info(self) -> SegmentInfo:
+        return SegmentInfo(self.base_offset, self.size, self.last_modified_ms(), self.max_timestamp)
 
     # ------------------------------------------------------------------ writing
 
