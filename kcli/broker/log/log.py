@@ -38,11 +38,15 @@ import crc32c
 from kcli.broker.log._files import fsync_dir, read_int_file, read_small_file, write_atomically
 from kcli.broker.log.batch import (
     ATTR_LOG_APPEND_TIME,
+    BATCH_LENGTH,
     CRC_START,
     HEADER,
     HEADER_SIZE,
+    LAST_OFFSET_DELTA,
     LOG_OVERHEAD,
+    MAX_TIMESTAMP,
     MIN_BATCH_LENGTH,
+    RECORDS_COUNT,
     BatchHeader,
     stamp_batch,
     unpack_header,
@@ -485,12 +489,12 @@ class PartitionLog:
         fsyncs by the flush policy.
         """
         fields = HEADER.unpack_from(batch)
-        size = fields[1] + LOG_OVERHEAD
+        size = fields[BATCH_LENGTH] + LOG_OVERHEAD
         if size != len(batch):
             raise InvalidBatch(f"append expects exactly one batch ({size} of {len(batch)} bytes)")
         base = self.log_end_offset
-        last = base + fields[6]
-        max_ts = fields[8] if log_append_time is None else log_append_time
+        last = base + fields[LAST_OFFSET_DELTA]
+        max_ts = fields[MAX_TIMESTAMP] if log_append_time is None else log_append_time
         segment = self._segments[-1]
         if self._should_roll(segment, size, last, max_ts):
             segment = self._roll(base)
@@ -499,7 +503,7 @@ class PartitionLog:
         self.log_end_offset = last + 1
         if leader_epoch > self._epochs.latest_epoch:
             self._epochs.assign(leader_epoch, base)
-        self._unflushed_records += fields[12]
+        self._unflushed_records += fields[RECORDS_COUNT]
         self._maybe_flush()
         return AppendInfo(base, last, -1 if log_append_time is None else log_append_time, max_ts)
 
