@@ -16,6 +16,8 @@ Directory layout (Kafka's)::
                                         file.delete.delay.ms (or on open)
     *.cleaned, *.swap                   the cleaner's output, before and after its commit
 
+The small files' formats are in checkpoints.py; opening and recovery in loader.py.
+
 Single-threaded: every call comes from the broker's event loop thread (the cleaner works
 in a thread on duplicated descriptors, and calls in here only on the loop).
 """
@@ -28,14 +30,15 @@ import shutil
 import time
 import uuid
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import crc32c
 
-from kcli.broker.log._files import fsync_dir, read_int_file, read_small_file, write_atomically
+from kcli.broker.log import checkpoints
+from kcli.broker.log._files import fsync_dir
 from kcli.broker.log.batch import (
     ATTR_LOG_APPEND_TIME,
     BATCH_LENGTH,
@@ -51,7 +54,6 @@ from kcli.broker.log.batch import (
     stamp_batch,
     unpack_header,
 )
-from kcli.broker.log.epoch import LeaderEpochCache
 from kcli.broker.log.errors import (
     BatchError,
     CorruptBatch,
@@ -59,29 +61,22 @@ from kcli.broker.log.errors import (
     OffsetOutOfRange,
     UnsupportedMagic,
 )
+from kcli.broker.log.loader import LoadedLog, load_log
 from kcli.broker.log.records import decode_records
 from kcli.broker.log.retention import deletable_segments
 from kcli.broker.log.segment import (
+    DELETED_SUFFIX,
     INT32_MAX,
+    LONG_MAX,
+    SWAP_SUFFIX,
     Segment,
     SegmentInfo,
-    parse_segment_name,
-    segment_name,
 )
 
 __all__ = ["AppendInfo", "LogConfig", "PartitionLog", "sync_segments"]
 
 log = logging.getLogger("kcli.broker.log")
 
-LOG_START_OFFSET_FILE = "log-start-offset"
-RECOVERY_POINT_FILE = "recovery-point-offset"
-CLEAN_SHUTDOWN_FILE = ".kcli-clean-shutdown"
-GAPS_BELOW_FILE = "offset-gaps-below"
-CLEANER_CHECKPOINT_FILE = "cleaner-offset-checkpoint"
-DELETED_SUFFIX = ".deleted"
-CLEANED_SUFFIX = ".cleaned"
-SWAP_SUFFIX = ".swap"
-LONG_MAX = (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -142,70 +137,32 @@ def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-_MARKER_HEADER = "kcli-log-clean-shutdown 1"
-_Digest = tuple[int, int, int, int, int]
-
-
-def _manifest(segments: Iterable[Segment]) -> list[str]:
-    """One line per segment: base offset, then its digest (sizes and index CRCs)."""
-    return [" ".join(map(str, (s.base_offset, *s.digest()))) for s in segments]
-
-
-def _parse_manifest(lines: list[str]) -> dict[int, _Digest]:
-    manifest: dict[int, _Digest] = {}
-    for line in lines:
-        fields = line.split()
-        if len(fields) == 6 and all(f.isdigit() for f in fields):
-            base, size, index_len, index_crc, time_len, time_crc = map(int, fields)
-            manifest[base] = (size, index_len, index_crc, time_len, time_crc)
-    return manifest
-
-
-def _parse_int(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
-def _read_lines(path: Path) -> list[str] | None:
-    data = read_small_file(path, 1 << 26)
-    if data is None:
-        return None
-    try:
-        return data.decode("ascii").splitlines()
-    except UnicodeDecodeError:
-        return []
-
-
-def _text(lines: list[str]) -> bytes:
-    return ("\n".join(lines) + "\n").encode("ascii")
-
-
 class PartitionLog:
     """Append-only storage of one partition's record batches. Create with `open`."""
 
-    def __init__(self, directory: Path, config: LogConfig, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, directory: Path, config: LogConfig, clock: Callable[[], int], loaded: LoadedLog
+    ) -> None:
         self.directory = directory
         self.config = config
-        self.log_start_offset = 0
+        self.log_start_offset = loaded.log_start_offset
         """First offset a consumer may read; persisted, survives restart."""
-        self.log_end_offset = 0
+        self.log_end_offset = loaded.log_end_offset
         """Next offset to assign."""
         self._clock = clock
         self._max_segment_bytes = min(config.segment_bytes, INT32_MAX)
-        self._segments: list[Segment] = []
-        self._bases: list[int] = []
-        self._unsynced: list[Segment] = []
-        self._epochs = LeaderEpochCache(directory / "leader-epoch-checkpoint")
-        self._recovery_point: int | None = None
-        self._dir_dirty = False
+        self._segments = loaded.segments
+        self._bases = [segment.base_offset for segment in loaded.segments]
+        self._unsynced = loaded.unsynced
+        self._epochs = loaded.epochs
+        self._recovery_point = loaded.recovery_point
+        self._dir_dirty = loaded.dir_dirty
         self._unflushed_records = 0
         self._last_flush_ms = clock()
         self._closed = False
-        self._gaps_below = 0
-        self._first_dirty_offset = 0
-        self._tombstone_deadline = -1
+        self._gaps_below = loaded.gaps_below
+        self._first_dirty_offset = loaded.first_dirty_offset
+        self._tombstone_deadline = loaded.tombstone_deadline
         self._pending_deletes: list[tuple[int, tuple[Path, ...]]] = []
 
     # ================================================================== opening
@@ -214,206 +171,24 @@ class PartitionLog:
     def open(
         cls, directory: Path, config: LogConfig, *, clock: Callable[[], int] | None = None
     ) -> PartitionLog:
-        """Open the log in `directory`, creating it, or recovering it after an unclean stop.
+        """Open the log in `directory`, creating it, or recovering it after an unclean stop
+        (see kcli.broker.log.loader).
 
         `clock` (ms since the epoch) is for tests; it drives segment_ms and flush_ms.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        partition_log = cls(directory, config, clock or _wall_clock_ms)
-        try:
-            partition_log._load()
-        except BaseException:
-            partition_log._close_files()
-            raise
-        return partition_log
-
-    def _load(self) -> None:
-        directory = self.directory
-        marker = directory / CLEAN_SHUTDOWN_FILE
-        marker_lines = _read_lines(marker)
-        clean = marker_lines is not None and marker_lines[:1] == [_MARKER_HEADER]
-        if marker_lines is not None and not clean:
-            log.warning("%s: unreadable clean shutdown marker: recovering", directory)
-        start_checkpoint = read_int_file(directory / LOG_START_OFFSET_FILE)
-        recovery_lines = _read_lines(directory / RECOVERY_POINT_FILE) or []
-        self._recovery_point = _parse_int(recovery_lines[0]) if recovery_lines else None
-        vouching = marker_lines if clean and marker_lines is not None else recovery_lines
-        manifest = _parse_manifest(vouching[1:])
-        self._gaps_below = self._load_gap_limit()
-        for swapped in self._finish_interrupted_work():
-            manifest.pop(swapped, None)  # swapped in by a crash recovery: scan it
-        names = os.listdir(directory)
-        bases: list[int] = []
-        for name in names:
-            base = parse_segment_name(name)
-            if base is not None:
-                bases.append(base)
-            elif name.endswith(".tmp"):
-                (directory / name).unlink(missing_ok=True)
-        bases.sort()
-        stems = {segment_name(base) for base in bases}
-        for name in names:
-            stem, _, suffix = name.partition(".")
-            if suffix in ("index", "timeindex") and stem not in stems:
-                (directory / name).unlink(missing_ok=True)
-        self._epochs = LeaderEpochCache.load(directory)
-        now = self._clock()
-        for base in bases:
-            self._segments.append(Segment.open(directory, base, now))
-            self._bases.append(base)
-
-        self.log_start_offset = max(start_checkpoint or 0, 0)  # provisional, for recovery
-        if not self._segments:
-            self._add_segment(self.log_start_offset)
-            self.log_end_offset = self._bases[0]
-        else:
-            self._load_segments(clean, manifest)
-
-        start = max(start_checkpoint if start_checkpoint is not None else 0, self._bases[0])
-        if start > self.log_end_offset:
-            log.warning(
-                "%s: log ends at %d, before its start offset %d: starting empty at %d",
-                directory,
-                self.log_end_offset,
-                start,
-                start,
-            )
-            self._start_empty_at(start)
-        self.log_start_offset = start
-        self._epochs.truncate_from_end(self.log_end_offset)
-        self._epochs.truncate_from_start(self.log_start_offset)
-        self._load_cleaner_checkpoint()
-        if marker_lines is not None or marker.exists():
-            marker.unlink()  # from here on, a crash must not look like a clean shutdown
-            self._dir_dirty = True
-        if self._unsynced or self._dir_dirty:
-            self.flush()
-
-    def _load_segments(self, clean: bool, manifest: dict[int, _Digest]) -> None:
-        """Trust what the clean shutdown marker (or, after a crash, the recovery point file)
-        vouches for, byte for byte; scan and rebuild everything else."""
-        segments = self._segments
-        if clean:
-            first_recover = len(segments)
-        elif self._recovery_point is None:
-            first_recover = 0
-        else:
-            first_recover = max(bisect_right(self._bases, self._recovery_point) - 1, 0)
-        interval = self.config.index_interval_bytes
-        last = len(segments) - 1
-        for i, segment in enumerate(segments):
-            expected = manifest.get(segment.base_offset)
-            recover = i >= first_recover
-            if not recover:
-                recover = expected is None or not segment.load_indexes(expected)
-                if not recover and i == last:
-                    next_offset = segment.read_next_offset(self._gaps_below)
-                    time_entry = segment.time_index.last()
-                    if next_offset is None or (
-                        time_entry is not None
-                        and time_entry[1] >= next_offset - segment.base_offset
-                    ):
-                        recover = True
-                    else:
-                        segment.next_offset = next_offset
-                if recover:
-                    log.info(
-                        "%s: rebuilding the indexes of segment %d",
-                        self.directory,
-                        segment.base_offset,
-                    )
-            if not recover:
-                continue
-            cut = segment.recover(interval, self._recovered_batch, gaps_below=self._gaps_below)
-            self._unsynced.append(segment)
-            if cut is not None:
-                later = segments[i + 1 :]
-                dropped = cut.dropped_bytes + sum(s.size for s in later)
-                for doomed in later:
-                    doomed.delete()
-                del segments[i + 1 :]
-                del self._bases[i + 1 :]
-                self._dir_dirty = True
-                log.warning(
-                    "%s: cut the log at offset %d (segment %d, position %d: %s), dropping %d bytes",
-                    self.directory,
-                    cut.offset,
-                    segment.base_offset,
-                    cut.position,
-                    cut.reason,
-                    dropped,
-                )
-                break
-        self.log_end_offset = segments[-1].next_offset
-
-
-    def _load_gap_limit(self) -> int:
-        """The offset below which batches may skip offsets (0 when nothing was compacted).
-
-        A garbled file is read as "anywhere": a scan must never cut a compacted log at a
-        legitimate gap; only the exact-continuity check on a garbled base offset is lost.
-        """
-        path = self.directory / GAPS_BELOW_FILE
-        if not path.exists():
-            return 0
-        value = read_int_file(path)
-        if value is None or value < 0:
-            log.warning("%s: garbled %s: offsets may have gaps anywhere", self.directory,
-                        GAPS_BELOW_FILE)
-            return LONG_MAX
-        return value
-
-    def _finish_interrupted_work(self) -> list[int]:
-        """Settle what a crash left half done; returns the base offsets of segments it
-        swapped in.
-
-        `*.deleted` files are garbage (a delete or a swap had begun). `*.cleaned` files are
-        a cleaner output never committed: removed. A `<base>.log.swap` is a committed
-        cleaner output (it is renamed last, after its indexes, and only once fsynced):
-        it replaces every segment whose base offset lies in [base, its next offset), as
-        Kafka's LogLoader does; `*.index.swap` files without their log are uncommitted.
-        """
-        directory = self.directory
-        names = os.listdir(directory)
-        swaps: list[int] = []
-        for name in names:
-            if name.endswith((DELETED_SUFFIX, CLEANED_SUFFIX)):
-                (directory / name).unlink(missing_ok=True)
-                self._dir_dirty = True
-            elif name.endswith(SWAP_SUFFIX):
-                base = parse_segment_name(name[: -len(SWAP_SUFFIX)])
-                if base is not None:
-                    swaps.append(base)
-        swaps.sort()
-        live = sorted(b for b in map(parse_segment_name, names) if b is not None)
-        now = self._clock()
-        for base in swaps:
-            swapped = Segment.open(directory, base, now, SWAP_SUFFIX)
+        clock = clock or _wall_clock_ms
+        partition_log = cls(
+            directory, config, clock, load_log(directory, config.index_interval_bytes, clock)
+        )
+        if partition_log._unsynced or partition_log._dir_dirty:
             try:
-                next_offset = base
-                try:
-                    for header in swapped.scan():
-                        next_offset = header.base_offset + header.last_offset_delta + 1
-                except CorruptBatch:
-                    pass  # recovery will cut it where it breaks
-                for old in live:
-                    if base < old < next_offset:
-                        for suffix in (".log", ".index", ".timeindex"):
-                            (directory / f"{segment_name(old)}{suffix}").unlink(missing_ok=True)
-                swapped.rename("")
-            finally:
-                swapped.close()
-            log.warning("%s: completed the swap of cleaned segment %d after a crash",
-                        directory, base)
-        swap_names = {f"{segment_name(b)}.log{SWAP_SUFFIX}" for b in swaps}
-        for name in names:
-            if name.endswith(SWAP_SUFFIX) and name not in swap_names:
-                (directory / name).unlink(missing_ok=True)  # an index swap never committed
-        if swaps or self._dir_dirty:
-            fsync_dir(directory)
-            self._dir_dirty = False
-        return swaps
+                partition_log.flush()
+            except BaseException:
+                partition_log._close_files()
+                raise
+        return partition_log
 
     # ================================================================== segments
 
@@ -458,12 +233,6 @@ class PartitionLog:
         first = segment.rolling_timestamp()
         waited = max_ts - first if first >= 0 else self._clock() - segment.created_ms
         return waited > self.config.roll_ms
-
-    def _recovered_batch(self, epoch: int, base_offset: int, last_offset: int) -> None:
-        """Recovery saw a sound batch: make sure the epoch cache knows its epoch (the
-        checkpoint may be older than the data), unless the batch is below the log start."""
-        if last_offset >= self.log_start_offset and epoch > self._epochs.latest_epoch:
-            self._epochs.assign(epoch, base_offset)
 
     def _start_empty_at(self, offset: int) -> None:
         while self._segments:
@@ -744,7 +513,7 @@ class PartitionLog:
         if offset <= self.log_start_offset:
             return self.log_start_offset
         self.log_start_offset = offset
-        write_atomically(self.directory / LOG_START_OFFSET_FILE, f"{offset}\n".encode("ascii"))
+        checkpoints.write_log_start_offset(self.directory, offset)
         while len(self._segments) > 1 and self._bases[1] <= offset:
             self._retire_segment(0)
         if offset == self.log_end_offset and self._segments[0].size:
@@ -778,7 +547,7 @@ class PartitionLog:
         start = self._bases[count]
         if start > self.log_start_offset:
             self.log_start_offset = start
-            write_atomically(self.directory / LOG_START_OFFSET_FILE, f"{start}\n".encode("ascii"))
+            checkpoints.write_log_start_offset(self.directory, start)
         for _ in range(count):
             self._retire_segment(0)
         self._epochs.truncate_from_start(self.log_start_offset)
@@ -892,27 +661,12 @@ class PartitionLog:
         """Persist how far the cleaner got and when its earliest kept tombstone expires."""
         self._first_dirty_offset = first_dirty_offset
         self._tombstone_deadline = tombstone_deadline
-        write_atomically(
-            self.directory / CLEANER_CHECKPOINT_FILE,
-            f"{first_dirty_offset}\n{tombstone_deadline}\n".encode("ascii"),
-        )
-
-    def _load_cleaner_checkpoint(self) -> None:
-        lines = _read_lines(self.directory / CLEANER_CHECKPOINT_FILE) or []
-        values = [_parse_int(line) for line in lines[:2]]
-        first = values[0] if values and values[0] is not None else self.log_start_offset
-        deadline = values[1] if len(values) > 1 and values[1] is not None else -1
-        if first > self.log_end_offset:
-            log.warning("%s: cleaner checkpoint %d is past the log end %d: cleaning it all again",
-                        self.directory, first, self.log_end_offset)
-            first = self.log_start_offset
-        self._first_dirty_offset = first
-        self._tombstone_deadline = deadline
+        checkpoints.write_cleaner_checkpoint(self.directory, first_dirty_offset, tombstone_deadline)
 
     def raise_gap_limit(self, offset: int) -> None:
         """Allow batches below `offset` to skip offsets, persisted before any gap exists."""
         if offset > self._gaps_below:
-            write_atomically(self.directory / GAPS_BELOW_FILE, f"{offset}\n".encode("ascii"))
+            checkpoints.write_gap_limit(self.directory, offset)
             self._gaps_below = offset
 
     def replace_segments(self, old: list[Segment], new: Segment | None) -> None:
@@ -991,14 +745,14 @@ class PartitionLog:
             raise ValueError(f"invalid offset {offset}")
         self._start_empty_at(offset)
         self.log_start_offset = offset
-        write_atomically(self.directory / LOG_START_OFFSET_FILE, f"{offset}\n".encode("ascii"))
+        checkpoints.write_log_start_offset(self.directory, offset)
         self._epochs.clear()
         self._set_recovery_point(offset)
 
     def _set_recovery_point(self, offset: int) -> None:
         """Persist that every segment below `offset` is on disk, with its digest."""
-        lines = [str(offset), *_manifest(s for s in self._segments if s.base_offset < offset)]
-        write_atomically(self.directory / RECOVERY_POINT_FILE, _text(lines))
+        below = (s for s in self._segments if s.base_offset < offset)
+        checkpoints.write_recovery_point(self.directory, offset, below)
         self._recovery_point = offset
 
     # ================================================================== leader epochs
@@ -1087,8 +841,7 @@ class PartitionLog:
         active.seal()
         self.flush()
         active.sync(indexes=True)
-        marker = [_MARKER_HEADER, *_manifest(self._segments)]
-        write_atomically(self.directory / CLEAN_SHUTDOWN_FILE, _text(marker))
+        checkpoints.write_clean_shutdown(self.directory, self._segments)
         self._close_files()
 
     def _close_files(self) -> None:

@@ -28,7 +28,17 @@ from kcli.broker.log.errors import CorruptBatch
 from kcli.broker.log.index import OffsetIndex, TimeIndex
 
 INT32_MAX = (1 << 31) - 1
+LONG_MAX = (1 << 63) - 1
 NO_TIMESTAMP = -1
+
+# Suffixes after a segment's file names (`<base>.log.swap`, ...) while it is not plainly
+# part of the log.
+DELETED_SUFFIX = ".deleted"
+"""Deleted, removed after file.delete.delay.ms (or on open)."""
+CLEANED_SUFFIX = ".cleaned"
+"""The cleaner's output, before its commit."""
+SWAP_SUFFIX = ".swap"
+"""The cleaner's output, committed, on its way to the plain names."""
 
 _SCAN_WINDOW = 16 * 1024
 _RECOVER_WINDOW = 1 << 20
