@@ -712,6 +712,10 @@ class PartitionLog:
         if self._recovery_point is not None:  # vouch for the new files, not the old ones
             self._set_recovery_point(self._recovery_point)
 
+    # ================================================================== follower truncation
+    # A follower cuts its log back to where it diverged from the leader's (found with
+    # OffsetForLeaderEpoch), or restarts it empty where the leader's log starts.
+
     def truncate_to(self, offset: int) -> None:
         """Drop everything at and after `offset`, at batch boundaries: a batch straddling
         `offset` goes too, and log_end_offset becomes its base offset."""
@@ -748,12 +752,6 @@ class PartitionLog:
         checkpoints.write_log_start_offset(self.directory, offset)
         self._epochs.clear()
         self._set_recovery_point(offset)
-
-    def _set_recovery_point(self, offset: int) -> None:
-        """Persist that every segment below `offset` is on disk, with its digest."""
-        below = (s for s in self._segments if s.base_offset < offset)
-        checkpoints.write_recovery_point(self.directory, offset, below)
-        self._recovery_point = offset
 
     # ================================================================== leader epochs
 
@@ -832,6 +830,12 @@ class PartitionLog:
         point = min(pending, default=active.base_offset)
         if self._recovery_point is None or point > self._recovery_point:
             self._set_recovery_point(point)
+
+    def _set_recovery_point(self, offset: int) -> None:
+        """Persist that every segment below `offset` is on disk, with its digest."""
+        below = (s for s in self._segments if s.base_offset < offset)
+        checkpoints.write_recovery_point(self.directory, offset, below)
+        self._recovery_point = offset
 
     def close(self) -> None:
         """fsync everything, mark the log cleanly shut down, release the files."""
