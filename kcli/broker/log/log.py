@@ -37,10 +37,9 @@ from typing import NamedTuple
 
 import crc32c
 
-from kcli.broker.log import checkpoints
+from kcli.broker.log import checkpoints, timestamps
 from kcli.broker.log._files import fsync_dir
 from kcli.broker.log.batch import (
-    ATTR_LOG_APPEND_TIME,
     BATCH_LENGTH,
     CRC_START,
     HEADER,
@@ -55,14 +54,12 @@ from kcli.broker.log.batch import (
     unpack_header,
 )
 from kcli.broker.log.errors import (
-    BatchError,
     CorruptBatch,
     InvalidBatch,
     OffsetOutOfRange,
     UnsupportedMagic,
 )
 from kcli.broker.log.loader import LoadedLog, load_log
-from kcli.broker.log.records import decode_records
 from kcli.broker.log.retention import deletable_segments
 from kcli.broker.log.segment import (
     DELETED_SUFFIX,
@@ -416,78 +413,12 @@ class PartitionLog:
         """
         start = self.log_start_offset
         first = max(bisect_right(self._bases, start) - 1, 0)
-        for segment in self._segments[first:]:
-            if segment.max_timestamp < timestamp:
-                continue
-            base = segment.base_offset
-            before = segment.time_index.relative_before(timestamp)
-            from_offset = max(base + before + 1 if before >= 0 else base, start)
-            position = segment.offset_index.lookup(from_offset - base)
-            for header in segment.scan(position):
-                if header.base_offset + header.last_offset_delta < from_offset:
-                    continue
-                if header.max_timestamp < timestamp:
-                    continue
-                found = self._first_record_from(segment, header, timestamp, start)
-                if found is not None:
-                    return found
-        return None
-
-    def _first_record_from(
-        self, segment: Segment, header: BatchHeader, timestamp: int, start: int
-    ) -> tuple[int, int] | None:
-        """First record of the batch with timestamp >= `timestamp` and offset >= `start`."""
-        dense = header.records_count == header.last_offset_delta + 1
-        if header.attributes & ATTR_LOG_APPEND_TIME and dense:
-            return max(header.base_offset, start), header.max_timestamp
-        try:
-            records = decode_records(segment.read_batch(header), header._replace(position=0))
-        except BatchError as exc:
-            log.warning(
-                "%s: cannot decode the batch at offset %d: %s",
-                self.directory,
-                header.base_offset,
-                exc,
-            )
-            return max(header.base_offset, start), header.max_timestamp
-        for record in records:
-            if record.offset >= start and record.timestamp >= timestamp:
-                return record.offset, record.timestamp
-        return None
+        return timestamps.offset_for_timestamp(self._segments[first:], timestamp, start)
 
     def max_timestamp(self) -> tuple[int, int] | None:
         """(timestamp, offset) of the first record with the largest timestamp (ListOffsets
         -3), None when no record carries a timestamp."""
-        best: Segment | None = None
-        for segment in self._segments:
-            if segment.offset_of_max_timestamp >= 0 and (
-                best is None or segment.max_timestamp > best.max_timestamp
-            ):
-                best = segment
-        if best is None:
-            return None
-        top = best.max_timestamp
-        header = best.locate(best.offset_of_max_timestamp)
-        if header is None:
-            return top, best.offset_of_max_timestamp
-        if header.attributes & ATTR_LOG_APPEND_TIME and (
-            header.records_count == header.last_offset_delta + 1
-        ):
-            return top, header.base_offset
-        try:
-            records = decode_records(best.read_batch(header), header._replace(position=0))
-        except BatchError as exc:
-            log.warning(
-                "%s: cannot decode the batch at offset %d: %s",
-                self.directory,
-                header.base_offset,
-                exc,
-            )
-            records = []
-        for record in records:
-            if record.timestamp == top:
-                return top, record.offset
-        return top, header.base_offset + header.last_offset_delta
+        return timestamps.max_timestamp(self._segments)
 
     def batch_headers(self, start_offset: int | None = None) -> Iterator[BatchHeader]:
         """Headers of the stored batches from the one holding `start_offset` (default: the
