@@ -4,19 +4,14 @@ Directory layout (Kafka's)::
 
     <base offset, 20 digits>.log        batches back to back, as on the wire
     <base offset>.index / .timeindex    sparse indexes
-    leader-epoch-checkpoint             leader epoch cache
-    log-start-offset                    the log start offset (raised by DeleteRecords and
-                                        retention)
-    recovery-point-offset               segments below this base offset are fsynced
-    .kcli-clean-shutdown                present only while the log is cleanly closed
-    offset-gaps-below                   batches below this offset may skip offsets
-                                        (compacted); above it offsets follow on exactly
-    cleaner-offset-checkpoint           first dirty offset, next tombstone deadline
+    leader-epoch-checkpoint             leader epoch cache (epoch.py)
+    log-start-offset, recovery-point-offset, .kcli-clean-shutdown, offset-gaps-below,
+    cleaner-offset-checkpoint           where the log stands (checkpoints.py)
     *.deleted                           deleted segment files, removed after
                                         file.delete.delay.ms (or on open)
     *.cleaned, *.swap                   the cleaner's output, before and after its commit
 
-The small files' formats are in checkpoints.py; opening and recovery in loader.py.
+Opening and recovery are loader.py's; finding records by timestamp, timestamps.py's.
 
 Single-threaded: every call comes from the broker's event loop thread (the cleaner works
 in a thread on duplicated descriptors, and calls in here only on the loop).
@@ -563,7 +558,7 @@ class PartitionLog:
         `.cleaned` files become `.swap` files (indexes first, the log last: that rename
         commits), the directory is fsynced, the old segments' files are deleted, then the
         `.swap` files take the plain names. Opening the log completes a committed swap and
-        removes an uncommitted one (`_finish_interrupted_work`).
+        removes an uncommitted one (`_finish_interrupted_work` in loader.py).
         """
         i = bisect_right(self._bases, old[0].base_offset) - 1
         if not self.holds_closed_run(old, [s.size for s in old]):
