@@ -124,7 +124,7 @@ def test_torn_tail_is_cut_and_the_rest_kept(make_broker: BrokerFactory) -> None:
 def test_rolled_segments_are_synced_and_move_the_recovery_point(
     make_broker: BrokerFactory,
 ) -> None:
-    from kcli.broker.log.log import RECOVERY_POINT_FILE
+    from kcli.broker.log.checkpoints import RECOVERY_POINT_FILE
 
     broker = make_broker().start()
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})

@@ -24,6 +24,7 @@ from kcli.broker.log.batch import (
     stamp_batch,
     validate_client_batch,
 )
+from kcli.broker.log.config import LogConfig
 from kcli.broker.log.errors import (
     BatchError,
     CorruptBatch,
@@ -33,8 +34,9 @@ from kcli.broker.log.errors import (
     OffsetOutOfRange,
     UnsupportedMagic,
 )
-from kcli.broker.log.log import AppendInfo, LogConfig, PartitionLog, SegmentInfo
+from kcli.broker.log.log import AppendInfo, PartitionLog
 from kcli.broker.log.records import Record, all_records_have_keys, decode_records, encode_batch
+from kcli.broker.log.segment import SegmentInfo
 
 __all__ = [
     "AppendInfo",

@@ -118,6 +118,14 @@ class BatchHeader(NamedTuple):
         return bool(self.attributes & ATTR_CONTROL)
 
 
+# Where each field sits in the plain tuple HEADER.unpack_from returns (BatchHeader's order),
+# for hot paths that index that tuple rather than build a BatchHeader.
+BATCH_LENGTH = BatchHeader._fields.index("batch_length")
+LAST_OFFSET_DELTA = BatchHeader._fields.index("last_offset_delta")
+MAX_TIMESTAMP = BatchHeader._fields.index("max_timestamp")
+RECORDS_COUNT = BatchHeader._fields.index("records_count")
+
+
 def unpack_header(buf: bytes | bytearray | memoryview, offset: int, position: int) -> BatchHeader:
     """The header at `offset` in `buf`, labelled with `position`; the caller checked the size."""
     return BatchHeader(*HEADER.unpack_from(buf, offset), position)  # type: ignore[call-arg]

@@ -69,7 +69,7 @@ from kcli.broker.log.batch import (
     iter_batches,
 )
 from kcli.broker.log.errors import CorruptBatch
-from kcli.broker.log.log import CLEANED_SUFFIX, PartitionLog
+from kcli.broker.log.log import PartitionLog
 from kcli.broker.log.records import (
     RecordSpan,
     compress,
@@ -77,7 +77,7 @@ from kcli.broker.log.records import (
     records_section,
     write_varint,
 )
-from kcli.broker.log.segment import INT32_MAX, Segment
+from kcli.broker.log.segment import CLEANED_SUFFIX, INT32_MAX, Segment
 
 __all__ = [
     "CleanAborted",

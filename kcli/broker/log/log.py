@@ -4,17 +4,14 @@ Directory layout (Kafka's)::
 
     <base offset, 20 digits>.log        batches back to back, as on the wire
     <base offset>.index / .timeindex    sparse indexes
-    leader-epoch-checkpoint             leader epoch cache
-    log-start-offset                    the log start offset (raised by DeleteRecords and
-                                        retention)
-    recovery-point-offset               segments below this base offset are fsynced
-    .kcli-clean-shutdown                present only while the log is cleanly closed
-    offset-gaps-below                   batches below this offset may skip offsets
-                                        (compacted); above it offsets follow on exactly
-    cleaner-offset-checkpoint           first dirty offset, next tombstone deadline
+    leader-epoch-checkpoint             leader epoch cache (epoch.py)
+    log-start-offset, recovery-point-offset, .kcli-clean-shutdown, offset-gaps-below,
+    cleaner-offset-checkpoint           where the log stands (checkpoints.py)
     *.deleted                           deleted segment files, removed after
                                         file.delete.delay.ms (or on open)
     *.cleaned, *.swap                   the cleaner's output, before and after its commit
+
+Opening and recovery are loader.py's; finding records by timestamp, timestamps.py's.
 
 Single-threaded: every call comes from the broker's event loop thread (the cleaner works
 in a thread on duplicated descriptors, and calls in here only on the loop).
@@ -28,93 +25,48 @@ import shutil
 import time
 import uuid
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import crc32c
 
-from kcli.broker.log._files import fsync_dir, read_int_file, read_small_file, write_atomically
+from kcli.broker.log import checkpoints, timestamps
+from kcli.broker.log._files import fsync_dir
 from kcli.broker.log.batch import (
-    ATTR_LOG_APPEND_TIME,
+    BATCH_LENGTH,
     CRC_START,
     HEADER,
     HEADER_SIZE,
+    LAST_OFFSET_DELTA,
     LOG_OVERHEAD,
+    MAX_TIMESTAMP,
     MIN_BATCH_LENGTH,
+    RECORDS_COUNT,
     BatchHeader,
     stamp_batch,
     unpack_header,
 )
-from kcli.broker.log.epoch import LeaderEpochCache
+from kcli.broker.log.config import LogConfig
 from kcli.broker.log.errors import (
-    BatchError,
     CorruptBatch,
     InvalidBatch,
     OffsetOutOfRange,
     UnsupportedMagic,
 )
-from kcli.broker.log.records import decode_records
-from kcli.broker.log.segment import INT32_MAX, Segment, parse_segment_name, segment_name
+from kcli.broker.log.loader import LoadedLog, load_log
+from kcli.broker.log.retention import deletable_segments
+from kcli.broker.log.segment import (
+    DELETED_SUFFIX,
+    INT32_MAX,
+    SWAP_SUFFIX,
+    Segment,
+    SegmentInfo,
+)
 
-__all__ = ["AppendInfo", "LogConfig", "PartitionLog", "SegmentInfo"]
+__all__ = ["AppendInfo", "PartitionLog", "sync_segments"]
 
 log = logging.getLogger("kcli.broker.log")
-
-LOG_START_OFFSET_FILE = "log-start-offset"
-RECOVERY_POINT_FILE = "recovery-point-offset"
-CLEAN_SHUTDOWN_FILE = ".kcli-clean-shutdown"
-GAPS_BELOW_FILE = "offset-gaps-below"
-CLEANER_CHECKPOINT_FILE = "cleaner-offset-checkpoint"
-DELETED_SUFFIX = ".deleted"
-CLEANED_SUFFIX = ".cleaned"
-SWAP_SUFFIX = ".swap"
-LONG_MAX = (1 << 63) - 1
-
-
-@dataclass(frozen=True)
-class LogConfig:
-    """Per-partition log settings (Kafka's topic config names in snake case)."""
-
-    segment_bytes: int = 1073741824
-    """Roll to a new segment before one would grow past this (segment.bytes)."""
-    segment_ms: int = 604800000
-    """Roll when a segment spans more than this (segment.ms), by its first batch's
-    timestamp, or by its age when batches carry no timestamp."""
-    index_interval_bytes: int = 4096
-    """Bytes of log between two offset index entries (index.interval.bytes)."""
-    flush_messages: int | None = None
-    """fsync after this many appended records (1 = every append); None = never per append."""
-    flush_ms: int | None = None
-    """fsync on append if this long has passed since the last fsync; None = never."""
-    delete: bool = True
-    """cleanup.policy holds delete: retention.ms and retention.bytes apply."""
-    compact: bool = False
-    """cleanup.policy holds compact: the cleaner keeps the latest record of each key."""
-    retention_ms: int = 604800000
-    """Delete a closed segment once its largest timestamp is this old (-1: never)."""
-    retention_bytes: int = -1
-    """Delete the oldest closed segments while the log is larger than this (-1: no limit)."""
-    file_delete_delay_ms: int = 60000
-    """A deleted segment's files are renamed `*.deleted` and removed this much later."""
-    delete_retention_ms: int = 86400000
-    """A tombstone survives this long after the cleaner first kept it (delete.retention.ms)."""
-    min_cleanable_dirty_ratio: float = 0.5
-    """Clean when dirty bytes / cleanable bytes reach this (min.cleanable.dirty.ratio)."""
-    min_compaction_lag_ms: int = 0
-    """Segments holding a record younger than this are not cleaned (min.compaction.lag.ms)."""
-    max_compaction_lag_ms: int = LONG_MAX
-    """Clean whatever the dirty ratio once a dirty record is this old (max.compaction.lag.ms);
-    on a compacted log the active segment also rolls by then."""
-
-    @property
-    def roll_ms(self) -> int:
-        """Segment age that triggers a roll: segment.ms, capped by max.compaction.lag.ms on
-        compacted logs (as Kafka's LogConfig.maxSegmentMs)."""
-        if self.compact and self.max_compaction_lag_ms > 0:
-            return min(self.segment_ms, self.max_compaction_lag_ms)
-        return self.segment_ms
 
 
 class AppendInfo(NamedTuple):
@@ -127,83 +79,36 @@ class AppendInfo(NamedTuple):
     max_timestamp: int
 
 
-class SegmentInfo(NamedTuple):
-    base_offset: int
-    size: int
-    last_modified: int
-    """File modification time, ms since the epoch."""
-    max_timestamp: int
-    """Largest batch maxTimestamp in the segment, -1 if none."""
-
-
 def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-_MARKER_HEADER = "kcli-log-clean-shutdown 1"
-_Digest = tuple[int, int, int, int, int]
-
-
-def _manifest(segments: Iterable[Segment]) -> list[str]:
-    """One line per segment: base offset, then its digest (sizes and index CRCs)."""
-    return [" ".join(map(str, (s.base_offset, *s.digest()))) for s in segments]
-
-
-def _parse_manifest(lines: list[str]) -> dict[int, _Digest]:
-    manifest: dict[int, _Digest] = {}
-    for line in lines:
-        fields = line.split()
-        if len(fields) == 6 and all(f.isdigit() for f in fields):
-            base, size, index_len, index_crc, time_len, time_crc = map(int, fields)
-            manifest[base] = (size, index_len, index_crc, time_len, time_crc)
-    return manifest
-
-
-def _parse_int(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
-def _read_lines(path: Path) -> list[str] | None:
-    data = read_small_file(path, 1 << 26)
-    if data is None:
-        return None
-    try:
-        return data.decode("ascii").splitlines()
-    except UnicodeDecodeError:
-        return []
-
-
-def _text(lines: list[str]) -> bytes:
-    return ("\n".join(lines) + "\n").encode("ascii")
 
 
 class PartitionLog:
     """Append-only storage of one partition's record batches. Create with `open`."""
 
-    def __init__(self, directory: Path, config: LogConfig, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, directory: Path, config: LogConfig, clock: Callable[[], int], loaded: LoadedLog
+    ) -> None:
         self.directory = directory
         self.config = config
-        self.log_start_offset = 0
+        self.log_start_offset = loaded.log_start_offset
         """First offset a consumer may read; persisted, survives restart."""
-        self.log_end_offset = 0
+        self.log_end_offset = loaded.log_end_offset
         """Next offset to assign."""
         self._clock = clock
         self._max_segment_bytes = min(config.segment_bytes, INT32_MAX)
-        self._segments: list[Segment] = []
-        self._bases: list[int] = []
-        self._unsynced: list[Segment] = []
-        self._epochs = LeaderEpochCache(directory / "leader-epoch-checkpoint")
-        self._recovery_point: int | None = None
-        self._dir_dirty = False
+        self._segments = loaded.segments
+        self._bases = [segment.base_offset for segment in loaded.segments]
+        self._unsynced = loaded.unsynced
+        self._epochs = loaded.epochs
+        self._recovery_point = loaded.recovery_point
+        self._dir_dirty = loaded.dir_dirty
         self._unflushed_records = 0
         self._last_flush_ms = clock()
         self._closed = False
-        self._gaps_below = 0
-        self._first_dirty_offset = 0
-        self._tombstone_deadline = -1
+        self._gaps_below = loaded.gaps_below
+        self._first_dirty_offset = loaded.first_dirty_offset
+        self._tombstone_deadline = loaded.tombstone_deadline
         self._pending_deletes: list[tuple[int, tuple[Path, ...]]] = []
 
     # ================================================================== opening
@@ -212,206 +117,24 @@ class PartitionLog:
     def open(
         cls, directory: Path, config: LogConfig, *, clock: Callable[[], int] | None = None
     ) -> PartitionLog:
-        """Open the log in `directory`, creating it, or recovering it after an unclean stop.
+        """Open the log in `directory`, creating it, or recovering it after an unclean stop
+        (see kcli.broker.log.loader).
 
         `clock` (ms since the epoch) is for tests; it drives segment_ms and flush_ms.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        partition_log = cls(directory, config, clock or _wall_clock_ms)
-        try:
-            partition_log._load()
-        except BaseException:
-            partition_log._close_files()
-            raise
-        return partition_log
-
-    def _load(self) -> None:
-        directory = self.directory
-        marker = directory / CLEAN_SHUTDOWN_FILE
-        marker_lines = _read_lines(marker)
-        clean = marker_lines is not None and marker_lines[:1] == [_MARKER_HEADER]
-        if marker_lines is not None and not clean:
-            log.warning("%s: unreadable clean shutdown marker: recovering", directory)
-        start_checkpoint = read_int_file(directory / LOG_START_OFFSET_FILE)
-        recovery_lines = _read_lines(directory / RECOVERY_POINT_FILE) or []
-        self._recovery_point = _parse_int(recovery_lines[0]) if recovery_lines else None
-        vouching = marker_lines if clean and marker_lines is not None else recovery_lines
-        manifest = _parse_manifest(vouching[1:])
-        self._gaps_below = self._load_gap_limit()
-        for swapped in self._finish_interrupted_work():
-            manifest.pop(swapped, None)  # swapped in by a crash recovery: scan it
-        names = os.listdir(directory)
-        bases: list[int] = []
-        for name in names:
-            base = parse_segment_name(name)
-            if base is not None:
-                bases.append(base)
-            elif name.endswith(".tmp"):
-                (directory / name).unlink(missing_ok=True)
-        bases.sort()
-        stems = {segment_name(base) for base in bases}
-        for name in names:
-            stem, _, suffix = name.partition(".")
-            if suffix in ("index", "timeindex") and stem not in stems:
-                (directory / name).unlink(missing_ok=True)
-        self._epochs = LeaderEpochCache.load(directory)
-        now = self._clock()
-        for base in bases:
-            self._segments.append(Segment.open(directory, base, now))
-            self._bases.append(base)
-
-        self.log_start_offset = max(start_checkpoint or 0, 0)  # provisional, for recovery
-        if not self._segments:
-            self._add_segment(self.log_start_offset)
-            self.log_end_offset = self._bases[0]
-        else:
-            self._load_segments(clean, manifest)
-
-        start = max(start_checkpoint if start_checkpoint is not None else 0, self._bases[0])
-        if start > self.log_end_offset:
-            log.warning(
-                "%s: log ends at %d, before its start offset %d: starting empty at %d",
-                directory,
-                self.log_end_offset,
-                start,
-                start,
-            )
-            self._start_empty_at(start)
-        self.log_start_offset = start
-        self._epochs.truncate_from_end(self.log_end_offset)
-        self._epochs.truncate_from_start(self.log_start_offset)
-        self._load_cleaner_checkpoint()
-        if marker_lines is not None or marker.exists():
-            marker.unlink()  # from here on, a crash must not look like a clean shutdown
-            self._dir_dirty = True
-        if self._unsynced or self._dir_dirty:
-            self.flush()
-
-    def _load_segments(self, clean: bool, manifest: dict[int, _Digest]) -> None:
-        """Trust what the clean shutdown marker (or, after a crash, the recovery point file)
-        vouches for, byte for byte; scan and rebuild everything else."""
-        segments = self._segments
-        if clean:
-            first_recover = len(segments)
-        elif self._recovery_point is None:
-            first_recover = 0
-        else:
-            first_recover = max(bisect_right(self._bases, self._recovery_point) - 1, 0)
-        interval = self.config.index_interval_bytes
-        last = len(segments) - 1
-        for i, segment in enumerate(segments):
-            expected = manifest.get(segment.base_offset)
-            recover = i >= first_recover
-            if not recover:
-                recover = expected is None or not segment.load_indexes(expected)
-                if not recover and i == last:
-                    next_offset = segment.read_next_offset(self._gaps_below)
-                    time_entry = segment.time_index.last()
-                    if next_offset is None or (
-                        time_entry is not None
-                        and time_entry[1] >= next_offset - segment.base_offset
-                    ):
-                        recover = True
-                    else:
-                        segment.next_offset = next_offset
-                if recover:
-                    log.info(
-                        "%s: rebuilding the indexes of segment %d",
-                        self.directory,
-                        segment.base_offset,
-                    )
-            if not recover:
-                continue
-            cut = segment.recover(interval, self._recovered_batch, gaps_below=self._gaps_below)
-            self._unsynced.append(segment)
-            if cut is not None:
-                later = segments[i + 1 :]
-                dropped = cut.dropped_bytes + sum(s.size for s in later)
-                for doomed in later:
-                    doomed.delete()
-                del segments[i + 1 :]
-                del self._bases[i + 1 :]
-                self._dir_dirty = True
-                log.warning(
-                    "%s: cut the log at offset %d (segment %d, position %d: %s), dropping %d bytes",
-                    self.directory,
-                    cut.offset,
-                    segment.base_offset,
-                    cut.position,
-                    cut.reason,
-                    dropped,
-                )
-                break
-        self.log_end_offset = segments[-1].next_offset
-
-
-    def _load_gap_limit(self) -> int:
-        """The offset below which batches may skip offsets (0 when nothing was compacted).
-
-        A garbled file is read as "anywhere": a scan must never cut a compacted log at a
-        legitimate gap; only the exact-continuity check on a garbled base offset is lost.
-        """
-        path = self.directory / GAPS_BELOW_FILE
-        if not path.exists():
-            return 0
-        value = read_int_file(path)
-        if value is None or value < 0:
-            log.warning("%s: garbled %s: offsets may have gaps anywhere", self.directory,
-                        GAPS_BELOW_FILE)
-            return LONG_MAX
-        return value
-
-    def _finish_interrupted_work(self) -> list[int]:
-        """Settle what a crash left half done; returns the base offsets of segments it
-        swapped in.
-
-        `*.deleted` files are garbage (a delete or a swap had begun). `*.cleaned` files are
-        a cleaner output never committed: removed. A `<base>.log.swap` is a committed
-        cleaner output (it is renamed last, after its indexes, and only once fsynced):
-        it replaces every segment whose base offset lies in [base, its next offset), as
-        Kafka's LogLoader does; `*.index.swap` files without their log are uncommitted.
-        """
-        directory = self.directory
-        names = os.listdir(directory)
-        swaps: list[int] = []
-        for name in names:
-            if name.endswith((DELETED_SUFFIX, CLEANED_SUFFIX)):
-                (directory / name).unlink(missing_ok=True)
-                self._dir_dirty = True
-            elif name.endswith(SWAP_SUFFIX):
-                base = parse_segment_name(name[: -len(SWAP_SUFFIX)])
-                if base is not None:
-                    swaps.append(base)
-        swaps.sort()
-        live = sorted(b for b in map(parse_segment_name, names) if b is not None)
-        now = self._clock()
-        for base in swaps:
-            swapped = Segment.open(directory, base, now, SWAP_SUFFIX)
+        clock = clock or _wall_clock_ms
+        partition_log = cls(
+            directory, config, clock, load_log(directory, config.index_interval_bytes, clock)
+        )
+        if partition_log._unsynced or partition_log._dir_dirty:
             try:
-                next_offset = base
-                try:
-                    for header in swapped.scan():
-                        next_offset = header.base_offset + header.last_offset_delta + 1
-                except CorruptBatch:
-                    pass  # recovery will cut it where it breaks
-                for old in live:
-                    if base < old < next_offset:
-                        for suffix in (".log", ".index", ".timeindex"):
-                            (directory / f"{segment_name(old)}{suffix}").unlink(missing_ok=True)
-                swapped.rename("")
-            finally:
-                swapped.close()
-            log.warning("%s: completed the swap of cleaned segment %d after a crash",
-                        directory, base)
-        swap_names = {f"{segment_name(b)}.log{SWAP_SUFFIX}" for b in swaps}
-        for name in names:
-            if name.endswith(SWAP_SUFFIX) and name not in swap_names:
-                (directory / name).unlink(missing_ok=True)  # an index swap never committed
-        if swaps or self._dir_dirty:
-            fsync_dir(directory)
-            self._dir_dirty = False
-        return swaps
+                partition_log.flush()
+            except BaseException:
+                partition_log._close_files()
+                raise
+        return partition_log
 
     # ================================================================== segments
 
@@ -457,12 +180,6 @@ class PartitionLog:
         waited = max_ts - first if first >= 0 else self._clock() - segment.created_ms
         return waited > self.config.roll_ms
 
-    def _recovered_batch(self, epoch: int, base_offset: int, last_offset: int) -> None:
-        """Recovery saw a sound batch: make sure the epoch cache knows its epoch (the
-        checkpoint may be older than the data), unless the batch is below the log start."""
-        if last_offset >= self.log_start_offset and epoch > self._epochs.latest_epoch:
-            self._epochs.assign(epoch, base_offset)
-
     def _start_empty_at(self, offset: int) -> None:
         while self._segments:
             self._drop_segment(len(self._segments) - 1)
@@ -487,12 +204,12 @@ class PartitionLog:
         fsyncs by the flush policy.
         """
         fields = HEADER.unpack_from(batch)
-        size = fields[1] + LOG_OVERHEAD
+        size = fields[BATCH_LENGTH] + LOG_OVERHEAD
         if size != len(batch):
             raise InvalidBatch(f"append expects exactly one batch ({size} of {len(batch)} bytes)")
         base = self.log_end_offset
-        last = base + fields[6]
-        max_ts = fields[8] if log_append_time is None else log_append_time
+        last = base + fields[LAST_OFFSET_DELTA]
+        max_ts = fields[MAX_TIMESTAMP] if log_append_time is None else log_append_time
         segment = self._segments[-1]
         if self._should_roll(segment, size, last, max_ts):
             segment = self._roll(base)
@@ -501,7 +218,7 @@ class PartitionLog:
         self.log_end_offset = last + 1
         if leader_epoch > self._epochs.latest_epoch:
             self._epochs.assign(leader_epoch, base)
-        self._unflushed_records += fields[12]
+        self._unflushed_records += fields[RECORDS_COUNT]
         self._maybe_flush()
         return AppendInfo(base, last, -1 if log_append_time is None else log_append_time, max_ts)
 
@@ -645,78 +362,12 @@ class PartitionLog:
         """
         start = self.log_start_offset
         first = max(bisect_right(self._bases, start) - 1, 0)
-        for segment in self._segments[first:]:
-            if segment.max_timestamp < timestamp:
-                continue
-            base = segment.base_offset
-            before = segment.time_index.relative_before(timestamp)
-            from_offset = max(base + before + 1 if before >= 0 else base, start)
-            position = segment.offset_index.lookup(from_offset - base)
-            for header in segment.scan(position):
-                if header.base_offset + header.last_offset_delta < from_offset:
-                    continue
-                if header.max_timestamp < timestamp:
-                    continue
-                found = self._first_record_from(segment, header, timestamp, start)
-                if found is not None:
-                    return found
-        return None
-
-    def _first_record_from(
-        self, segment: Segment, header: BatchHeader, timestamp: int, start: int
-    ) -> tuple[int, int] | None:
-        """First record of the batch with timestamp >= `timestamp` and offset >= `start`."""
-        dense = header.records_count == header.last_offset_delta + 1
-        if header.attributes & ATTR_LOG_APPEND_TIME and dense:
-            return max(header.base_offset, start), header.max_timestamp
-        try:
-            records = decode_records(segment.read_batch(header), header._replace(position=0))
-        except BatchError as exc:
-            log.warning(
-                "%s: cannot decode the batch at offset %d: %s",
-                self.directory,
-                header.base_offset,
-                exc,
-            )
-            return max(header.base_offset, start), header.max_timestamp
-        for record in records:
-            if record.offset >= start and record.timestamp >= timestamp:
-                return record.offset, record.timestamp
-        return None
+        return timestamps.offset_for_timestamp(self._segments[first:], timestamp, start)
 
     def max_timestamp(self) -> tuple[int, int] | None:
         """(timestamp, offset) of the first record with the largest timestamp (ListOffsets
         -3), None when no record carries a timestamp."""
-        best: Segment | None = None
-        for segment in self._segments:
-            if segment.offset_of_max_timestamp >= 0 and (
-                best is None or segment.max_timestamp > best.max_timestamp
-            ):
-                best = segment
-        if best is None:
-            return None
-        top = best.max_timestamp
-        header = best.locate(best.offset_of_max_timestamp)
-        if header is None:
-            return top, best.offset_of_max_timestamp
-        if header.attributes & ATTR_LOG_APPEND_TIME and (
-            header.records_count == header.last_offset_delta + 1
-        ):
-            return top, header.base_offset
-        try:
-            records = decode_records(best.read_batch(header), header._replace(position=0))
-        except BatchError as exc:
-            log.warning(
-                "%s: cannot decode the batch at offset %d: %s",
-                self.directory,
-                header.base_offset,
-                exc,
-            )
-            records = []
-        for record in records:
-            if record.timestamp == top:
-                return top, record.offset
-        return top, header.base_offset + header.last_offset_delta
+        return timestamps.max_timestamp(self._segments)
 
     def batch_headers(self, start_offset: int | None = None) -> Iterator[BatchHeader]:
         """Headers of the stored batches from the one holding `start_offset` (default: the
@@ -742,7 +393,7 @@ class PartitionLog:
         if offset <= self.log_start_offset:
             return self.log_start_offset
         self.log_start_offset = offset
-        write_atomically(self.directory / LOG_START_OFFSET_FILE, f"{offset}\n".encode("ascii"))
+        checkpoints.write_log_start_offset(self.directory, offset)
         while len(self._segments) > 1 and self._bases[1] <= offset:
             self._retire_segment(0)
         if offset == self.log_end_offset and self._segments[0].size:
@@ -759,8 +410,6 @@ class PartitionLog:
         never the active segment, never one holding an offset at or past
         `high_watermark`. The log start offset moves to the first segment kept. Returns
         how many segments went."""
-        from kcli.broker.log.retention import deletable_segments
-
         if self._closed:
             return 0
         now = self._clock() if now_ms is None else now_ms
@@ -778,7 +427,7 @@ class PartitionLog:
         start = self._bases[count]
         if start > self.log_start_offset:
             self.log_start_offset = start
-            write_atomically(self.directory / LOG_START_OFFSET_FILE, f"{start}\n".encode("ascii"))
+            checkpoints.write_log_start_offset(self.directory, start)
         for _ in range(count):
             self._retire_segment(0)
         self._epochs.truncate_from_start(self.log_start_offset)
@@ -892,27 +541,12 @@ class PartitionLog:
         """Persist how far the cleaner got and when its earliest kept tombstone expires."""
         self._first_dirty_offset = first_dirty_offset
         self._tombstone_deadline = tombstone_deadline
-        write_atomically(
-            self.directory / CLEANER_CHECKPOINT_FILE,
-            f"{first_dirty_offset}\n{tombstone_deadline}\n".encode("ascii"),
-        )
-
-    def _load_cleaner_checkpoint(self) -> None:
-        lines = _read_lines(self.directory / CLEANER_CHECKPOINT_FILE) or []
-        values = [_parse_int(line) for line in lines[:2]]
-        first = values[0] if values and values[0] is not None else self.log_start_offset
-        deadline = values[1] if len(values) > 1 and values[1] is not None else -1
-        if first > self.log_end_offset:
-            log.warning("%s: cleaner checkpoint %d is past the log end %d: cleaning it all again",
-                        self.directory, first, self.log_end_offset)
-            first = self.log_start_offset
-        self._first_dirty_offset = first
-        self._tombstone_deadline = deadline
+        checkpoints.write_cleaner_checkpoint(self.directory, first_dirty_offset, tombstone_deadline)
 
     def raise_gap_limit(self, offset: int) -> None:
         """Allow batches below `offset` to skip offsets, persisted before any gap exists."""
         if offset > self._gaps_below:
-            write_atomically(self.directory / GAPS_BELOW_FILE, f"{offset}\n".encode("ascii"))
+            checkpoints.write_gap_limit(self.directory, offset)
             self._gaps_below = offset
 
     def replace_segments(self, old: list[Segment], new: Segment | None) -> None:
@@ -924,7 +558,7 @@ class PartitionLog:
         `.cleaned` files become `.swap` files (indexes first, the log last: that rename
         commits), the directory is fsynced, the old segments' files are deleted, then the
         `.swap` files take the plain names. Opening the log completes a committed swap and
-        removes an uncommitted one (`_finish_interrupted_work`).
+        removes an uncommitted one (`_finish_interrupted_work` in loader.py).
         """
         i = bisect_right(self._bases, old[0].base_offset) - 1
         if not self.holds_closed_run(old, [s.size for s in old]):
@@ -957,6 +591,10 @@ class PartitionLog:
             new.rename("", lambda path: step(f"install {path.name}"))
         if self._recovery_point is not None:  # vouch for the new files, not the old ones
             self._set_recovery_point(self._recovery_point)
+
+    # ================================================================== follower truncation
+    # A follower cuts its log back to where it diverged from the leader's (found with
+    # OffsetForLeaderEpoch), or restarts it empty where the leader's log starts.
 
     def truncate_to(self, offset: int) -> None:
         """Drop everything at and after `offset`, at batch boundaries: a batch straddling
@@ -991,15 +629,9 @@ class PartitionLog:
             raise ValueError(f"invalid offset {offset}")
         self._start_empty_at(offset)
         self.log_start_offset = offset
-        write_atomically(self.directory / LOG_START_OFFSET_FILE, f"{offset}\n".encode("ascii"))
+        checkpoints.write_log_start_offset(self.directory, offset)
         self._epochs.clear()
         self._set_recovery_point(offset)
-
-    def _set_recovery_point(self, offset: int) -> None:
-        """Persist that every segment below `offset` is on disk, with its digest."""
-        lines = [str(offset), *_manifest(s for s in self._segments if s.base_offset < offset)]
-        write_atomically(self.directory / RECOVERY_POINT_FILE, _text(lines))
-        self._recovery_point = offset
 
     # ================================================================== leader epochs
 
@@ -1023,10 +655,7 @@ class PartitionLog:
         return sum(segment.size for segment in self._segments)
 
     def segments(self) -> list[SegmentInfo]:
-        return [
-            SegmentInfo(s.base_offset, s.size, s.last_modified_ms(), s.max_timestamp)
-            for s in self._segments
-        ]
+        return [segment.info() for segment in self._segments]
 
     @property
     def unflushed_records(self) -> int:
@@ -1082,6 +711,12 @@ class PartitionLog:
         if self._recovery_point is None or point > self._recovery_point:
             self._set_recovery_point(point)
 
+    def _set_recovery_point(self, offset: int) -> None:
+        """Persist that every segment below `offset` is on disk, with its digest."""
+        below = (s for s in self._segments if s.base_offset < offset)
+        checkpoints.write_recovery_point(self.directory, offset, below)
+        self._recovery_point = offset
+
     def close(self) -> None:
         """fsync everything, mark the log cleanly shut down, release the files."""
         if self._closed:
@@ -1090,8 +725,7 @@ class PartitionLog:
         active.seal()
         self.flush()
         active.sync(indexes=True)
-        marker = [_MARKER_HEADER, *_manifest(self._segments)]
-        write_atomically(self.directory / CLEAN_SHUTDOWN_FILE, _text(marker))
+        checkpoints.write_clean_shutdown(self.directory, self._segments)
         self._close_files()
 
     def _close_files(self) -> None:

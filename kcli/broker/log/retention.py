@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kcli.broker.log.log import SegmentInfo
+from kcli.broker.log.segment import SegmentInfo
 
 __all__ = ["deletable_segments", "largest_timestamp"]
 

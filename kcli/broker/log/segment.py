@@ -28,7 +28,17 @@ from kcli.broker.log.errors import CorruptBatch
 from kcli.broker.log.index import OffsetIndex, TimeIndex
 
 INT32_MAX = (1 << 31) - 1
+LONG_MAX = (1 << 63) - 1
 NO_TIMESTAMP = -1
+
+# Suffixes after a segment's file names (`<base>.log.swap`, ...) while it is not plainly
+# part of the log.
+DELETED_SUFFIX = ".deleted"
+"""Deleted, removed after file.delete.delay.ms (or on open)."""
+CLEANED_SUFFIX = ".cleaned"
+"""The cleaner's output, before its commit."""
+SWAP_SUFFIX = ".swap"
+"""The cleaner's output, committed, on its way to the plain names."""
 
 _SCAN_WINDOW = 16 * 1024
 _RECOVER_WINDOW = 1 << 20
@@ -51,6 +61,17 @@ def parse_segment_name(name: str) -> int | None:
     if dot and suffix == "log" and len(stem) == 20 and stem.isdigit():
         return int(stem)
     return None
+
+
+class SegmentInfo(NamedTuple):
+    """What retention and DescribeLogDirs need to know of a segment."""
+
+    base_offset: int
+    size: int
+    last_modified: int
+    """File modification time, ms since the epoch."""
+    max_timestamp: int
+    """Largest batch maxTimestamp in the segment, -1 if none."""
 
 
 class Recovery(NamedTuple):
@@ -191,6 +212,9 @@ class Segment:
 
     def last_modified_ms(self) -> int:
         return os.fstat(self.fd).st_mtime_ns // 1_000_000
+
+    def info(self) -> SegmentInfo:
+        return SegmentInfo(self.base_offset, self.size, self.last_modified_ms(), self.max_timestamp)
 
     # ------------------------------------------------------------------ writing
 

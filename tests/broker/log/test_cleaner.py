@@ -22,6 +22,7 @@ from kcli.broker.log import (
     encode_batch,
     iter_batches,
 )
+from kcli.broker.log.checkpoints import GAPS_BELOW_FILE
 from kcli.broker.log.cleaner import (
     ATTR_DELETE_HORIZON,
     CleanAborted,
@@ -31,7 +32,6 @@ from kcli.broker.log.cleaner import (
     cleanable_range,
     run_steps,
 )
-from kcli.broker.log.log import GAPS_BELOW_FILE
 from kcli.broker.producer_state import ProducerStateTable
 from tests.broker.log.helpers import (
     PROPERTY,

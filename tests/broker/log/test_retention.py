@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kcli.broker.log import LogConfig, OffsetOutOfRange, PartitionLog
-from kcli.broker.log.log import SegmentInfo
+from kcli.broker.log import LogConfig, OffsetOutOfRange, PartitionLog, SegmentInfo
 from kcli.broker.log.retention import deletable_segments
 from tests.broker.log.helpers import all_bytes, client_batch, closing_every_log, crash_copy
 
