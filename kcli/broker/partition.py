@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kcli.broker.cluster.metadata import PartitionState
+from kcli.broker.errors import ErrorCode
 from kcli.broker.log import (
     AppendInfo,
     BatchError,
@@ -47,16 +48,6 @@ from kcli.broker.topic_settings import TopicSettings
 
 log = logging.getLogger("kcli.broker")
 
-NONE = 0
-OFFSET_OUT_OF_RANGE = 1
-NOT_LEADER_OR_FOLLOWER = 6
-INVALID_TIMESTAMP = 32
-NOT_ENOUGH_REPLICAS = 19
-FENCED_LEADER_EPOCH = 74
-UNKNOWN_LEADER_EPOCH = 75
-INVALID_RECORD = 87
-INVALID_TXN_STATE = 48
-UNSUPPORTED_COMPRESSION_TYPE = 76
 ZSTD = 4
 READ_UNCOMMITTED = 0
 
@@ -85,7 +76,7 @@ class AppendResult:
 class PartitionRead:
     """One partition's part of a Fetch answer."""
 
-    error_code: int = NONE
+    error_code: int = ErrorCode.none
     high_watermark: int = -1
     last_stable_offset: int = -1
     log_start_offset: int = -1
@@ -198,10 +189,10 @@ class Partition:
         """The error for a request made at ``current_leader_epoch`` (-1: not checked):
         FENCED_LEADER_EPOCH when the asker is behind us, UNKNOWN_LEADER_EPOCH when ahead."""
         if current_leader_epoch < 0 or current_leader_epoch == self.state.leader_epoch:
-            return NONE
+            return ErrorCode.none
         if current_leader_epoch < self.state.leader_epoch:
-            return FENCED_LEADER_EPOCH
-        return UNKNOWN_LEADER_EPOCH
+            return ErrorCode.fenced_leader_epoch
+        return ErrorCode.unknown_leader_epoch
 
     @property
     def last_stable_offset(self) -> int:
@@ -233,7 +224,8 @@ class Partition:
         """
         start = self.log.log_start_offset
         if records is None:
-            return AppendResult(INVALID_RECORD, log_start_offset=start, message="no records")
+            return AppendResult(ErrorCode.invalid_record, log_start_offset=start,
+                                message="no records")
         settings = self.settings
         try:
             header = validate_client_batch(records, settings.max_message_bytes)
@@ -241,12 +233,12 @@ class Partition:
             return AppendResult(error.error_code, log_start_offset=start, message=str(error))
         if header.compression == ZSTD and not allow_zstd:
             return AppendResult(
-                UNSUPPORTED_COMPRESSION_TYPE, log_start_offset=start,
+                ErrorCode.unsupported_compression_type, log_start_offset=start,
                 message="zstd needs Produce v7 or later",
             )
         if header.is_transactional:
             return AppendResult(
-                INVALID_TXN_STATE, log_start_offset=start,
+                ErrorCode.invalid_txn_state, log_start_offset=start,
                 message="transactions are not supported by this broker",
             )
         if settings.log_config.compact:  # decodes records: compacted topics only
@@ -256,12 +248,12 @@ class Partition:
                 return AppendResult(error.error_code, log_start_offset=start, message=str(error))
             if not keyed:
                 return AppendResult(
-                    INVALID_RECORD, log_start_offset=start,
+                    ErrorCode.invalid_record, log_start_offset=start,
                     message=f"compacted topic {self.topic} cannot accept a record without a key",
                 )
         if acks == -1 and len(self.state.isr) < settings.min_insync_replicas:
             return AppendResult(
-                NOT_ENOUGH_REPLICAS, log_start_offset=start,
+                ErrorCode.not_enough_replicas, log_start_offset=start,
                 message=f"{len(self.state.isr)} in-sync replicas, "
                 f"min.insync.replicas is {settings.min_insync_replicas}",
             )
@@ -272,7 +264,7 @@ class Partition:
                 and now - header.base_timestamp > settings.timestamp_before_max_ms)
         ):
             return AppendResult(
-                INVALID_TIMESTAMP, log_start_offset=start,
+                ErrorCode.invalid_timestamp, log_start_offset=start,
                 message="record timestamp outside message.timestamp.before/after.max.ms",
             )
         try:
@@ -283,7 +275,7 @@ class Partition:
         except ProducerStateError as error:
             return AppendResult(error.error_code, log_start_offset=start, message=str(error))
         if duplicate is not None:
-            return AppendResult(NONE, duplicate.first_offset, -1, start,
+            return AppendResult(ErrorCode.none, duplicate.first_offset, -1, start,
                                 last_offset=duplicate.last_offset)
         batch = bytearray(records)
         if settings.compression not in ("producer", _CODEC_NAMES[header.compression]):
@@ -298,7 +290,7 @@ class Partition:
             header.last_offset_delta, info.base_offset, info.max_timestamp,
         )
         self._appended()
-        return AppendResult(NONE, info.base_offset, info.log_append_time, start,
+        return AppendResult(ErrorCode.none, info.base_offset, info.log_append_time, start,
                             last_offset=info.last_offset)
 
     def append_records(self, records: Sequence[Record]) -> AppendInfo:
@@ -404,7 +396,7 @@ class Partition:
         """
         result = PartitionRead(leader=(self.state.leader, self.state.leader_epoch))
         if not self.is_leader or self.closed:
-            result.error_code = NOT_LEADER_OR_FOLLOWER
+            result.error_code = ErrorCode.not_leader_or_follower
             return result
         result.error_code = self.check_leader_epoch(current_leader_epoch)
         if result.error_code:
@@ -424,7 +416,7 @@ class Partition:
             # watermark (and the ISR, through metadata), and the answer carries the moved one
             self._follower_fetched(replica_id, offset)
             if self.closed or not self.is_leader:
-                result.error_code = NOT_LEADER_OR_FOLLOWER  # gone meanwhile
+                result.error_code = ErrorCode.not_leader_or_follower  # gone meanwhile
                 return result
             result.high_watermark = self.high_watermark
             result.last_stable_offset = self.last_stable_offset
@@ -441,7 +433,7 @@ class Partition:
         try:
             data = log.read(offset, max(max_bytes, 0), upper_bound=upper)
         except OffsetOutOfRange:
-            result.error_code = OFFSET_OUT_OF_RANGE
+            result.error_code = ErrorCode.offset_out_of_range
             return result
         if len(data) > max_bytes and not min_one_message:
             return result

@@ -15,14 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kcli.broker.errors import ErrorCode
 from kcli.durable import write_atomically
 
 log = logging.getLogger("kcli.broker")
 
 BATCHES_KEPT = 5
 INT32_MAX = 2147483647
-OUT_OF_ORDER_SEQUENCE_NUMBER = 45
-INVALID_PRODUCER_EPOCH = 47
 SNAPSHOT_FILE = "producer-state.json"
 
 
@@ -86,13 +85,13 @@ class ProducerStateTable:
             return None
         if epoch < entry.epoch:
             raise ProducerStateError(
-                INVALID_PRODUCER_EPOCH,
+                ErrorCode.invalid_producer_epoch,
                 f"producer {producer_id} epoch {epoch} is older than {entry.epoch}",
             )
         if epoch > entry.epoch:
             if base_sequence != 0:
                 raise ProducerStateError(
-                    OUT_OF_ORDER_SEQUENCE_NUMBER,
+                    ErrorCode.out_of_order_sequence_number,
                     f"new epoch {epoch} of producer {producer_id} must start at sequence 0, "
                     f"not {base_sequence}",
                 )
@@ -103,7 +102,7 @@ class ProducerStateTable:
                 return batch
         if entry.batches and not _in_sequence(entry.batches[-1].last_seq, base_sequence):
             raise ProducerStateError(
-                OUT_OF_ORDER_SEQUENCE_NUMBER,
+                ErrorCode.out_of_order_sequence_number,
                 f"producer {producer_id} sent sequence {base_sequence}, expected "
                 f"{(entry.batches[-1].last_seq + 1) & INT32_MAX}",
             )

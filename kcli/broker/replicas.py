@@ -17,16 +17,8 @@ import contextlib
 from typing import Protocol
 
 from kcli.broker.cluster.metadata import TopicState
+from kcli.broker.errors import ErrorCode
 from kcli.broker.partition import AppendResult, Partition
-
-NONE = 0
-UNKNOWN_TOPIC_OR_PARTITION = 3
-NOT_LEADER_OR_FOLLOWER = 6
-REQUEST_TIMED_OUT = 7
-INVALID_TOPIC_EXCEPTION = 17
-NOT_ENOUGH_REPLICAS_AFTER_APPEND = 20
-INVALID_REQUIRED_ACKS = 21
-UNKNOWN_LEADER_EPOCH = 75
 
 PartitionKey = tuple[str, int]
 ProduceResults = list[tuple[str, list[tuple[int, AppendResult]]]]
@@ -86,9 +78,9 @@ class ReplicaManager:
         """
         state = self._metadata.topic(topic)
         if state is None or not 0 <= index < len(state.partitions):
-            raise PartitionUnavailable(UNKNOWN_TOPIC_OR_PARTITION)
+            raise PartitionUnavailable(ErrorCode.unknown_topic_or_partition)
         if writable and state.internal:
-            raise PartitionUnavailable(INVALID_TOPIC_EXCEPTION,
+            raise PartitionUnavailable(ErrorCode.invalid_topic_exception,
                                        f"{topic} is internal; only the broker writes to it")
         partition = self.partitions.get((topic, index))
         if (partition is None or not partition.is_leader) and refresh:
@@ -96,10 +88,10 @@ class ReplicaManager:
             refresh = False
             partition = self.partitions.get((topic, index))
         if partition is None or not partition.is_leader:
-            raise PartitionUnavailable(NOT_LEADER_OR_FOLLOWER,
+            raise PartitionUnavailable(ErrorCode.not_leader_or_follower,
                                        leader=self.current_leader(topic, index))
         error = partition.check_leader_epoch(current_leader_epoch)
-        if error == UNKNOWN_LEADER_EPOCH and refresh:
+        if error == ErrorCode.unknown_leader_epoch and refresh:
             self._metadata.refresh_metadata()  # the asker may have seen a newer epoch first
             return self.leader_partition(topic, index, current_leader_epoch=current_leader_epoch,
                                          refresh=False, writable=writable)
@@ -115,7 +107,7 @@ class ReplicaManager:
         except PartitionUnavailable as unavailable:
             return AppendResult(unavailable.error_code, message=unavailable.message)
         if acks not in (0, 1, -1):
-            return AppendResult(INVALID_REQUIRED_ACKS)
+            return AppendResult(ErrorCode.invalid_required_acks)
         return partition.append_client_batch(records, acks, allow_zstd=allow_zstd)
 
     async def await_replication(self, results: ProduceResults, timeout_ms: int
@@ -132,11 +124,11 @@ class ReplicaManager:
         pending: list[tuple[PartitionKey, Partition, AppendResult]] = []
         for topic, partitions in results:
             for index, result in partitions:
-                if result.error_code != NONE:
+                if result.error_code != ErrorCode.none:
                     continue
                 partition = self.partitions.get((topic, index))
                 if partition is None:  # gone since the append
-                    final[(topic, index)] = _failed(result, NOT_LEADER_OR_FOLLOWER)
+                    final[(topic, index)] = _failed(result, ErrorCode.not_leader_or_follower)
                 else:
                     pending.append(((topic, index), partition, result))
         loop = asyncio.get_running_loop()
@@ -146,9 +138,9 @@ class ReplicaManager:
             for key, partition, result in pending:
                 if partition.high_watermark > result.last_offset:
                     if len(partition.state.isr) < partition.settings.min_insync_replicas:
-                        final[key] = _failed(result, NOT_ENOUGH_REPLICAS_AFTER_APPEND)
+                        final[key] = _failed(result, ErrorCode.not_enough_replicas_after_append)
                 elif self.partitions.get(key) is not partition or not partition.is_leader:
-                    final[key] = _failed(result, NOT_LEADER_OR_FOLLOWER)
+                    final[key] = _failed(result, ErrorCode.not_leader_or_follower)
                 else:
                     waiting.append((key, partition, result))
             pending = waiting
@@ -157,7 +149,7 @@ class ReplicaManager:
                 break
             if remaining <= 0:
                 for key, _partition, result in pending:
-                    final[key] = _failed(result, REQUEST_TIMED_OUT)
+                    final[key] = _failed(result, ErrorCode.request_timed_out)
                 break
             waiter: asyncio.Future[None] = loop.create_future()
             for _key, partition, _result in pending:

@@ -10,9 +10,6 @@ import pytest
 
 from kcli.broker.cluster.checkpoint import read_checkpoint, write_checkpoint
 from kcli.broker.cluster.controller import (
-    FENCED_LEADER_EPOCH,
-    INELIGIBLE_REPLICA,
-    INVALID_UPDATE_VERSION,
     Controller,
     ControllerError,
     controlled_shutdown,
@@ -27,6 +24,7 @@ from kcli.broker.cluster.metadata import (
     TopicState,
 )
 from kcli.broker.configs import Settings
+from kcli.broker.errors import ErrorCode
 from kcli.broker.log import Record, encode_batch
 from kcli.broker.partition import Partition
 from kcli.broker.topic_settings import TopicSettings
@@ -127,13 +125,13 @@ def test_isr_changes_are_checked_against_epochs_and_liveness(tmp_path: Path) -> 
     assert (changed.isr, changed.partition_epoch) == ([1], 1)
     with pytest.raises(ControllerError) as stale:
         one.alter_isr("t", 0, 0, 0, [1, 2])
-    assert stale.value.error_code == INVALID_UPDATE_VERSION
+    assert stale.value.error_code == ErrorCode.invalid_update_version
     with pytest.raises(ControllerError) as fenced:
         one.alter_isr("t", 0, 7, 1, [1, 2])
-    assert fenced.value.error_code == FENCED_LEADER_EPOCH
+    assert fenced.value.error_code == ErrorCode.fenced_leader_epoch
     with pytest.raises(ControllerError) as dead:
         one.alter_isr("t", 0, 0, 1, [1, 3])
-    assert dead.value.error_code == INELIGIBLE_REPLICA
+    assert dead.value.error_code == ErrorCode.ineligible_replica
     assert one.alter_isr("t", 0, 0, 1, [1, 2]).isr == [1, 2]
 
 
@@ -238,8 +236,8 @@ def test_high_watermarks_are_checkpointed_as_kafka_does(tmp_path: Path) -> None:
 def test_a_read_checks_the_leader_epoch_the_asker_knows(tmp_path: Path) -> None:
     p = Partition("t", 0, tmp_path / "t-0", state([1], 1, [1], epoch=3), settings(), 1)
     p.append_client_batch(batch(b"a"), 1)
-    assert p.read(0, 1 << 20, current_leader_epoch=2).error_code == 74  # FENCED_LEADER_EPOCH
-    assert p.read(0, 1 << 20, current_leader_epoch=4).error_code == 75  # UNKNOWN_LEADER_EPOCH
+    assert p.read(0, 1 << 20, current_leader_epoch=2).error_code == ErrorCode.fenced_leader_epoch
+    assert p.read(0, 1 << 20, current_leader_epoch=4).error_code == ErrorCode.unknown_leader_epoch
     fenced = p.read(0, 1 << 20, current_leader_epoch=2)
     assert (fenced.records, fenced.leader) == (b"", (1, 3))
     ok = p.read(0, 1 << 20, current_leader_epoch=3)
@@ -247,9 +245,9 @@ def test_a_read_checks_the_leader_epoch_the_asker_knows(tmp_path: Path) -> None:
     assert ok.records
     assert ok.aborted_transactions is None
     assert p.read(0, 1 << 20, isolation_level=1).aborted_transactions == ()
-    assert p.read(5, 1 << 20).error_code == 1  # OFFSET_OUT_OF_RANGE
+    assert p.read(5, 1 << 20).error_code == ErrorCode.offset_out_of_range
     p.update_state(state([1, 2], 2, [1, 2], epoch=4))
-    assert p.read(0, 1 << 20).error_code == 6  # NOT_LEADER_OR_FOLLOWER
+    assert p.read(0, 1 << 20).error_code == ErrorCode.not_leader_or_follower
     p.close()
 
 

@@ -32,22 +32,10 @@ from kcli.broker.cluster.metadata import (
     new_cluster_id,
 )
 from kcli.broker.configs import InvalidConfig, Settings, validate_topic_configs
+from kcli.broker.errors import ErrorCode
 
 log = logging.getLogger("kcli.broker.cluster")
 
-TOPIC_ALREADY_EXISTS = 36
-INVALID_PARTITIONS = 37
-INVALID_REPLICATION_FACTOR = 38
-INVALID_REPLICA_ASSIGNMENT = 39
-INVALID_CONFIG = 40
-INVALID_TOPIC_EXCEPTION = 17
-UNKNOWN_TOPIC_OR_PARTITION = 3
-REQUEST_TIMED_OUT = 7
-TOPIC_DELETION_DISABLED = 73
-INVALID_REQUEST = 42
-FENCED_LEADER_EPOCH = 74
-INVALID_UPDATE_VERSION = 95
-INELIGIBLE_REPLICA = 107
 MAX_PARTITIONS = 100_000
 RESERVED_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 PRODUCER_ID_BLOCK = 1000
@@ -110,7 +98,7 @@ class Controller:
                     self.store.save(metadata)
                 signature = self.store.signature()
         except MetadataBusy as error:
-            raise ControllerError(REQUEST_TIMED_OUT, str(error)) from None
+            raise ControllerError(ErrorCode.request_timed_out, str(error)) from None
         if metadata.epoch >= self.metadata.epoch:
             self.metadata = metadata
             self._signature = signature
@@ -175,7 +163,7 @@ class Controller:
         brokers = self.live_brokers(metadata)
         if replication_factor > len(brokers):
             raise ControllerError(
-                INVALID_REPLICATION_FACTOR,
+                ErrorCode.invalid_replication_factor,
                 f"replication factor {replication_factor} is larger than the "
                 f"{len(brokers)} available broker(s)",
             )
@@ -196,13 +184,14 @@ class Controller:
         for replicas in assignment:
             if not replicas or len(set(replicas)) != len(replicas) or len(sizes) != 1:
                 raise ControllerError(
-                    INVALID_REPLICA_ASSIGNMENT,
+                    ErrorCode.invalid_replica_assignment,
                     "each partition needs the same number of distinct replicas",
                 )
             unknown = [r for r in replicas if r not in registered]
             if unknown:
                 raise ControllerError(
-                    INVALID_REPLICA_ASSIGNMENT, f"unknown broker id(s) {unknown} in assignment"
+                    ErrorCode.invalid_replica_assignment,
+                    f"unknown broker id(s) {unknown} in assignment"
                 )
             # the first live replica leads; the ISR is the live ones (all of them, usually)
             isr = [r for r in replicas if r in live] or list(replicas)
@@ -225,22 +214,23 @@ class Controller:
         try:
             check_topic_name(name)
         except InvalidTopicName as error:
-            raise ControllerError(INVALID_TOPIC_EXCEPTION, str(error)) from None
+            raise ControllerError(ErrorCode.invalid_topic_exception, str(error)) from None
         if name in RESERVED_TOPICS and not internal:
-            raise ControllerError(INVALID_REQUEST, f"{name!r} is reserved for the broker")
+            raise ControllerError(ErrorCode.invalid_request, f"{name!r} is reserved for the broker")
         try:
             overrides = validate_topic_configs(configs)
         except InvalidConfig as error:
-            raise ControllerError(INVALID_CONFIG, str(error)) from None
+            raise ControllerError(ErrorCode.invalid_config, str(error)) from None
 
         def create(metadata: ClusterMetadata) -> TopicState:
             if name in metadata.topics:
-                raise ControllerError(TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
+                raise ControllerError(ErrorCode.topic_already_exists,
+                                      f"topic {name!r} already exists")
             count, factor = num_partitions, replication_factor
             if assignment:
                 if count != -1 or factor != -1:
                     raise ControllerError(
-                        INVALID_REQUEST,
+                        ErrorCode.invalid_request,
                         "give either a replica assignment or partition count and "
                         "replication factor",
                     )
@@ -252,17 +242,19 @@ class Controller:
                     factor = self.settings.get_int("default.replication.factor")
                 if not 1 <= count <= MAX_PARTITIONS:
                     raise ControllerError(
-                        INVALID_PARTITIONS, f"number of partitions must be 1..{MAX_PARTITIONS}"
+                        ErrorCode.invalid_partitions,
+                        f"number of partitions must be 1..{MAX_PARTITIONS}"
                     )
                 if factor < 1:
                     raise ControllerError(
-                        INVALID_REPLICATION_FACTOR, "replication factor must be at least 1"
+                        ErrorCode.invalid_replication_factor,
+                        "replication factor must be at least 1"
                     )
                 partitions = self._assign(metadata, count, factor, 0)
             min_isr = int(self.settings.topic_value(overrides, "min.insync.replicas"))
             if "min.insync.replicas" in overrides and min_isr > len(partitions[0].replicas):
                 raise ControllerError(
-                    INVALID_CONFIG,
+                    ErrorCode.invalid_config,
                     f"min.insync.replicas {min_isr} is larger than the replication factor "
                     f"{len(partitions[0].replicas)}",
                 )
@@ -276,14 +268,16 @@ class Controller:
     def delete_topic(self, name: str) -> TopicState:
         """Remove a topic from the metadata; returns what was removed."""
         if not self.settings.get_bool("delete.topic.enable"):
-            raise ControllerError(TOPIC_DELETION_DISABLED, "delete.topic.enable is false")
+            raise ControllerError(ErrorCode.topic_deletion_disabled, "delete.topic.enable is false")
 
         def delete(metadata: ClusterMetadata) -> TopicState:
             topic = metadata.topics.get(name)
             if topic is None:
-                raise ControllerError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+                raise ControllerError(ErrorCode.unknown_topic_or_partition,
+                                      f"topic {name!r} does not exist")
             if topic.internal:
-                raise ControllerError(INVALID_TOPIC_EXCEPTION, f"{name!r} is an internal topic")
+                raise ControllerError(ErrorCode.invalid_topic_exception,
+                                      f"{name!r} is an internal topic")
             del metadata.topics[name]
             return topic
 
@@ -302,19 +296,21 @@ class Controller:
         def grow(metadata: ClusterMetadata) -> TopicState:
             topic = metadata.topics.get(name)
             if topic is None:
-                raise ControllerError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+                raise ControllerError(ErrorCode.unknown_topic_or_partition,
+                                      f"topic {name!r} does not exist")
             current = len(topic.partitions)
             if count <= current:
                 raise ControllerError(
-                    INVALID_PARTITIONS,
+                    ErrorCode.invalid_partitions,
                     f"topic {name!r} has {current} partitions; the new count must be larger",
                 )
             if count > MAX_PARTITIONS:
-                raise ControllerError(INVALID_PARTITIONS, f"at most {MAX_PARTITIONS} partitions")
+                raise ControllerError(ErrorCode.invalid_partitions,
+                                      f"at most {MAX_PARTITIONS} partitions")
             if assignment:
                 if len(assignment) != count - current:
                     raise ControllerError(
-                        INVALID_REPLICA_ASSIGNMENT,
+                        ErrorCode.invalid_replica_assignment,
                         f"assignment lists {len(assignment)} partitions, "
                         f"{count - current} are added",
                     )
@@ -336,12 +332,13 @@ class Controller:
         try:
             overrides = validate_topic_configs(configs)
         except InvalidConfig as error:
-            raise ControllerError(INVALID_CONFIG, str(error)) from None
+            raise ControllerError(ErrorCode.invalid_config, str(error)) from None
 
         def alter(metadata: ClusterMetadata) -> None:
             topic = metadata.topics.get(name)
             if topic is None:
-                raise ControllerError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+                raise ControllerError(ErrorCode.unknown_topic_or_partition,
+                                      f"topic {name!r} does not exist")
             if not validate_only:
                 topic.configs = overrides
 
@@ -377,20 +374,23 @@ class Controller:
         def alter(metadata: ClusterMetadata) -> PartitionState:
             state = metadata.topics.get(topic)
             if state is None or not 0 <= index < len(state.partitions):
-                raise ControllerError(UNKNOWN_TOPIC_OR_PARTITION, f"{topic}-{index} is gone")
+                raise ControllerError(ErrorCode.unknown_topic_or_partition,
+                                      f"{topic}-{index} is gone")
             p = state.partitions[index]
             if p.leader != self.node_id or p.leader_epoch != leader_epoch:
-                raise ControllerError(FENCED_LEADER_EPOCH,
+                raise ControllerError(ErrorCode.fenced_leader_epoch,
                                       f"{topic}-{index} is led by {p.leader} at epoch "
                                       f"{p.leader_epoch}")
             if p.partition_epoch != partition_epoch:
-                raise ControllerError(INVALID_UPDATE_VERSION,
+                raise ControllerError(ErrorCode.invalid_update_version,
                                       f"{topic}-{index} is at partition epoch {p.partition_epoch}")
             if self.node_id not in isr or any(r not in p.replicas for r in isr):
-                raise ControllerError(INVALID_REQUEST, f"ISR {isr} of {topic}-{index} is invalid")
+                raise ControllerError(ErrorCode.invalid_request,
+                                      f"ISR {isr} of {topic}-{index} is invalid")
             added = [r for r in isr if r not in p.isr and r not in self._probe([r])]
             if added:
-                raise ControllerError(INELIGIBLE_REPLICA, f"broker(s) {added} are not live")
+                raise ControllerError(ErrorCode.ineligible_replica,
+                                      f"broker(s) {added} are not live")
             p.isr = list(isr)
             p.partition_epoch += 1
             return p

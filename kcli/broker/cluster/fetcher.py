@@ -36,6 +36,7 @@ from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopi
 from kcli.broker.cluster.client import BrokerClient, BrokerConnectionError
 from kcli.broker.cluster.metadata import BrokerInfo
 from kcli.broker.configs import Settings
+from kcli.broker.errors import ErrorCode
 from kcli.broker.log import LogError
 
 if TYPE_CHECKING:
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kcli.broker.replication")
 
-NONE = 0
-OFFSET_OUT_OF_RANGE = 1
 REQUEST_SLACK = 10.0  # seconds a fetch may take beyond its max wait before we give up on it
 
 PartitionKey = tuple[str, int]
@@ -178,7 +177,7 @@ class ReplicaFetcher:
         except BrokerConnectionError as error:
             log.debug("fetch from broker %d failed: %s", self.leader_id, error)
             return True
-        if int(response.error_code) != NONE:
+        if int(response.error_code) != ErrorCode.none:
             log.warning("fetch from broker %d: error %d", self.leader_id,
                         int(response.error_code))
             return True
@@ -256,7 +255,7 @@ class ReplicaFetcher:
         partition = fetching.partition
         where = f"{partition.topic}-{partition.index}"
         code = int(data.error_code)
-        if code == NONE:
+        if code == ErrorCode.none:
             diverging = data.diverging_epoch
             if int(diverging.epoch) >= 0 or int(diverging.end_offset) >= 0:
                 self._truncate_diverged(partition, int(diverging.epoch),
@@ -267,7 +266,7 @@ class ReplicaFetcher:
                 partition.append_replicated(records)
             partition.follow_leader(int(data.high_watermark), int(data.log_start_offset))
             return True
-        if code == OFFSET_OUT_OF_RANGE:
+        if code == ErrorCode.offset_out_of_range:
             leader_start = int(data.log_start_offset)
             if fetching.fetch_offset < leader_start:
                 log.info("%s: our log end %d is below the leader's log start %d: restarting "

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kcli.broker.group import errors
+from kcli.broker.errors import ErrorCode
 from kcli.broker.group.errors import CoordinatorError
 from kcli.broker.group.group import (
     CONSUMER_PROTOCOL_TYPE,
@@ -93,7 +93,7 @@ class FetchedOffset:
     offset: int
     leader_epoch: int = -1
     metadata: str = ""
-    error: int = errors.NONE
+    error: int = ErrorCode.none
 
 
 class GroupCoordinator(Membership):
@@ -122,20 +122,20 @@ class GroupCoordinator(Membership):
     def _validate_offset_commit(group: Group, member_id: str, instance_id: str | None,
                                 generation_id: int) -> int:
         if group.is_in(_DEAD):
-            return errors.COORDINATOR_NOT_AVAILABLE
+            return ErrorCode.coordinator_not_available
         if generation_id < 0 and group.is_in(_EMPTY):
-            return errors.NONE  # a commit without membership (admin tools, assign())
+            return ErrorCode.none  # a commit without membership (admin tools, assign())
         if generation_id >= 0 or member_id or instance_id is not None:
             error = group.validate_member(member_id, instance_id)
-            if error != errors.NONE:
+            if error != ErrorCode.none:
                 return error
             if generation_id != group.generation_id:
-                return errors.ILLEGAL_GENERATION
+                return ErrorCode.illegal_generation
         elif not group.is_in(_EMPTY):
-            return errors.UNKNOWN_MEMBER_ID
+            return ErrorCode.unknown_member_id
         if group.is_in(_COMPLETING):
-            return errors.REBALANCE_IN_PROGRESS
-        return errors.NONE
+            return ErrorCode.rebalance_in_progress
+        return ErrorCode.none
 
     async def commit_offsets(
         self,
@@ -150,27 +150,27 @@ class GroupCoordinator(Membership):
     ) -> list[int]:
         """Handle an OffsetCommit; returns an error code per entry."""
         if group_id is None:
-            return [errors.INVALID_GROUP_ID] * len(entries)
+            return [ErrorCode.invalid_group_id] * len(entries)
         try:
             shard = self._shard_for(group_id)
         except CoordinatorError as failure:
             return [failure.error_code] * len(entries)
-        results = [errors.NONE if self._known_partition(e.topic, e.partition)
-                   else errors.UNKNOWN_TOPIC_OR_PARTITION for e in entries]
+        results: list[int] = [ErrorCode.none if self._known_partition(e.topic, e.partition)
+                   else ErrorCode.unknown_topic_or_partition for e in entries]
         group = shard.groups.get(group_id)
         if group is None:
             if generation_id < 0:
                 log.info("group %s: created by an offset commit without membership", group_id)
                 group = shard.groups[group_id] = Group(group_id, now_ms())
-                error = errors.NONE
+                error: int = ErrorCode.none
             else:
-                error = (errors.GROUP_ID_NOT_FOUND if api_version >= 9
-                         else errors.ILLEGAL_GENERATION)
+                error = (ErrorCode.group_id_not_found if api_version >= 9
+                         else ErrorCode.illegal_generation)
         else:
             error = self._validate_offset_commit(group, member_id, group_instance_id,
                                                  generation_id)
-        if error != errors.NONE:
-            return [r if r != errors.NONE else error for r in results]
+        if error != ErrorCode.none:
+            return [r if r != ErrorCode.none else error for r in results]
         assert group is not None
         if group.is_in(_STABLE, _PREPARING) and member_id in group.members:
             self._reschedule_heartbeat(shard, group, group.members[member_id])
@@ -180,10 +180,10 @@ class GroupCoordinator(Membership):
         committed: dict[tuple[str, int], CommittedOffset] = {}
         written: list[int] = []
         for i, entry in enumerate(entries):
-            if results[i] != errors.NONE:
+            if results[i] != ErrorCode.none:
                 continue
             if self._metadata_too_large(entry.metadata):
-                results[i] = errors.OFFSET_METADATA_TOO_LARGE
+                results[i] = ErrorCode.offset_metadata_too_large
                 continue
             value = CommittedOffset(entry.offset, entry.leader_epoch, entry.metadata or "", now,
                                     expire)
@@ -213,7 +213,7 @@ class GroupCoordinator(Membership):
         """Handle one group of an OffsetFetch: the committed offsets of the partitions
         asked (-1 for none), or of every partition with one when ``topics`` is None."""
         if group_id is None:
-            return errors.INVALID_GROUP_ID, []
+            return ErrorCode.invalid_group_id, []
         try:
             shard = self._shard_for(group_id)
         except CoordinatorError as failure:
@@ -225,7 +225,7 @@ class GroupCoordinator(Membership):
             for (topic, partition), o in sorted(offsets.items()):
                 by_topic.setdefault(topic, []).append(
                     FetchedOffset(partition, o.offset, o.leader_epoch, o.metadata))
-            return errors.NONE, list(by_topic.items())
+            return ErrorCode.none, list(by_topic.items())
         result = []
         for topic, partitions in topics:
             fetched = []
@@ -234,36 +234,36 @@ class GroupCoordinator(Membership):
                 fetched.append(FetchedOffset(partition, -1) if found is None else FetchedOffset(
                     partition, found.offset, found.leader_epoch, found.metadata))
             result.append((topic, fetched))
-        return errors.NONE, result
+        return ErrorCode.none, result
 
     async def delete_offsets(self, group_id: str, topics: Sequence[tuple[str, Sequence[int]]]
                              ) -> tuple[int, list[tuple[str, list[tuple[int, int]]]]]:
         """Handle an OffsetDelete: refused per partition for topics the group subscribes to."""
         if not group_id:
-            return errors.INVALID_GROUP_ID, []
+            return ErrorCode.invalid_group_id, []
         try:
             shard = self._shard_for(group_id)
         except CoordinatorError as failure:
             return failure.error_code, []
         group = shard.groups.get(group_id)
         if group is None or group.is_in(_DEAD):
-            return errors.GROUP_ID_NOT_FOUND, []
+            return ErrorCode.group_id_not_found, []
         if not group.is_in(_EMPTY) and group.protocol_type != CONSUMER_PROTOCOL_TYPE:
-            return errors.NON_EMPTY_GROUP, []
+            return ErrorCode.non_empty_group, []
         offsets = shard.offsets.get(group_id, {})
         records: list[KeyValue] = []
         doomed: list[tuple[str, int]] = []
-        result = []
+        result: list[tuple[str, list[tuple[int, int]]]] = []
         for topic, partitions in topics:
             subscribed = group.is_subscribed_to(topic)
-            answers = []
+            answers: list[tuple[int, int]] = []
             for partition in partitions:
                 if not self._known_partition(topic, partition):
-                    answers.append((partition, errors.UNKNOWN_TOPIC_OR_PARTITION))
+                    answers.append((partition, ErrorCode.unknown_topic_or_partition))
                 elif subscribed:
-                    answers.append((partition, errors.GROUP_SUBSCRIBED_TO_TOPIC))
+                    answers.append((partition, ErrorCode.group_subscribed_to_topic))
                 else:
-                    answers.append((partition, errors.NONE))
+                    answers.append((partition, ErrorCode.none))
                     if (topic, partition) in offsets:
                         records.append(offset_tombstone(group_id, topic, partition))
                         doomed.append((topic, partition))
@@ -278,7 +278,7 @@ class GroupCoordinator(Membership):
                 await self._await_committed(shard, last)
             except CoordinatorError as failure:
                 return failure.error_code, []
-        return errors.NONE, result
+        return ErrorCode.none, result
 
     # ================================================================== groups
 
@@ -289,7 +289,7 @@ class GroupCoordinator(Membership):
         described = []
         for group_id in group_ids:
             if group_id is None:
-                described.append(GroupDescription("", errors.INVALID_GROUP_ID))
+                described.append(GroupDescription("", ErrorCode.invalid_group_id))
                 continue
             try:
                 shard = self._shard_for(group_id)
@@ -298,7 +298,7 @@ class GroupCoordinator(Membership):
                 continue
             group = shard.groups.get(group_id)
             if group is None or group.is_in(_DEAD):
-                error = errors.GROUP_ID_NOT_FOUND if not_found_error else errors.NONE
+                error = ErrorCode.group_id_not_found if not_found_error else ErrorCode.none
                 described.append(GroupDescription(group_id, error, _DEAD.value))
                 continue
             stable = group.is_in(_STABLE)
@@ -309,7 +309,7 @@ class GroupCoordinator(Membership):
                 for m in group.members.values()
             )
             described.append(GroupDescription(
-                group_id, errors.NONE, group.state.value, group.protocol_type or "",
+                group_id, ErrorCode.none, group.state.value, group.protocol_type or "",
                 (group.protocol_name or "") if stable else "", members,
             ))
         return described
@@ -319,10 +319,10 @@ class GroupCoordinator(Membership):
         """Handle a ListGroups: every group this broker coordinates, filtered by state and
         type (case-insensitive; every group here is "classic")."""
         if any(shard.loading for shard in self._shards.values()):
-            return errors.COORDINATOR_LOAD_IN_PROGRESS, []
+            return ErrorCode.coordinator_load_in_progress, []
         wanted_states = {s.strip().lower() for s in states}
         if types and GROUP_TYPE_CLASSIC not in {t.strip().lower() for t in types}:
-            return errors.NONE, []
+            return ErrorCode.none, []
         listed = []
         for shard in self._shards.values():
             for group in shard.groups.values():
@@ -332,7 +332,7 @@ class GroupCoordinator(Membership):
                     continue
                 listed.append(ListedGroup(group.group_id, group.protocol_type or "",
                                           group.state.value))
-        return errors.NONE, sorted(listed, key=lambda g: g.group_id)
+        return ErrorCode.none, sorted(listed, key=lambda g: g.group_id)
 
     async def delete_groups(self, group_ids: Sequence[str | None]) -> list[tuple[str | None, int]]:
         """Handle a DeleteGroups: only empty groups; their offsets go with them."""
@@ -340,7 +340,7 @@ class GroupCoordinator(Membership):
         by_shard: dict[int, list[tuple[int, Group]]] = {}
         for i, group_id in enumerate(group_ids):
             if group_id is None:
-                results[i] = errors.INVALID_GROUP_ID
+                results[i] = ErrorCode.invalid_group_id
                 continue
             try:
                 shard = self._shard_for(group_id)
@@ -349,9 +349,9 @@ class GroupCoordinator(Membership):
                 continue
             group = shard.groups.get(group_id)
             if group is None or group.is_in(_DEAD):
-                results[i] = errors.GROUP_ID_NOT_FOUND
+                results[i] = ErrorCode.group_id_not_found
             elif not group.is_in(_EMPTY):
-                results[i] = errors.NON_EMPTY_GROUP
+                results[i] = ErrorCode.non_empty_group
             else:
                 by_shard.setdefault(shard.index, []).append((i, group))
         for index, doomed in by_shard.items():
@@ -369,7 +369,7 @@ class GroupCoordinator(Membership):
                 continue
             for i, group in doomed:
                 self._drop_group(shard, group)
-                results[i] = errors.NONE
+                results[i] = ErrorCode.none
                 log.info("group %s: deleted", group.group_id)
             try:
                 await self._await_committed(shard, last)
@@ -489,8 +489,8 @@ def _expiry_base(group: Group) -> Callable[[CommittedOffset], int] | None:
 
 def _append_error_for_commit(error: int) -> int:
     """Kafka's mapping of a failed offset write to the error a committer sees."""
-    if error in (errors.UNKNOWN_TOPIC_OR_PARTITION, errors.REQUEST_TIMED_OUT):
-        return errors.COORDINATOR_NOT_AVAILABLE
+    if error in (ErrorCode.unknown_topic_or_partition, ErrorCode.request_timed_out):
+        return ErrorCode.coordinator_not_available
     return error
 
 

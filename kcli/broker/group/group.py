@@ -23,7 +23,7 @@ from kio.schema.consumer_protocol_subscription.v0.data import ConsumerProtocolSu
 from kio.serial import entity_reader
 from kio.serial.errors import SerialError
 
-from kcli.broker.group import errors
+from kcli.broker.errors import ErrorCode
 
 log = logging.getLogger("kcli.broker.group")
 
@@ -293,7 +293,7 @@ class Group:
             # The same member joins again while its previous JoinGroup is parked (a retry on
             # another connection): answer the superseded request instead of leaving it hanging.
             _complete(member.join_future,
-                      JoinResult(errors.REBALANCE_IN_PROGRESS, member_id=member.member_id))
+                      JoinResult(ErrorCode.rebalance_in_progress, member_id=member.member_id))
             member.join_future = future
             return
         if future is not None and not member.is_awaiting_join:
@@ -306,11 +306,11 @@ class Group:
                               new_member_id: str) -> Member:
         """A static member came back with a new member id: the old id is fenced."""
         old = self.members.pop(old_member_id)
-        fenced_join = JoinResult(errors.FENCED_INSTANCE_ID, member_id=old_member_id)
+        fenced_join = JoinResult(ErrorCode.fenced_instance_id, member_id=old_member_id)
         if old.join_future is not None:
             self.awaiting_join -= 1
         _complete(old.join_future, fenced_join)
-        _complete(old.sync_future, SyncResult(errors.FENCED_INSTANCE_ID))
+        _complete(old.sync_future, SyncResult(ErrorCode.fenced_instance_id))
         old.join_future = old.sync_future = None
         old.cancel_heartbeat()
         new = Member(new_member_id, group_instance_id, old.client_id, old.client_host,
@@ -335,12 +335,12 @@ class Group:
         if group_instance_id is not None:
             existing = self.static_members.get(group_instance_id)
             if existing is None:
-                return errors.UNKNOWN_MEMBER_ID
+                return ErrorCode.unknown_member_id
             if existing != member_id:
-                return errors.FENCED_INSTANCE_ID
+                return ErrorCode.fenced_instance_id
         if member_id not in self.members:
-            return errors.UNKNOWN_MEMBER_ID
-        return errors.NONE
+            return ErrorCode.unknown_member_id
+        return ErrorCode.none
 
     def not_yet_rejoined(self) -> list[Member]:
         return [m for m in self.members.values() if not m.is_awaiting_join]

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kcli.broker.group import errors
+from kcli.broker.errors import ErrorCode
 from kcli.broker.group.errors import CoordinatorError
 from kcli.broker.group.group import (
     Group,
@@ -95,8 +95,8 @@ class Membership(CoordinatorRuntime):
 
     def _remove_member(self, group: Group, member: Member) -> None:
         """Remove a member, answering any request it has parked."""
-        group.complete_join(member, JoinResult(errors.UNKNOWN_MEMBER_ID))
-        group.complete_sync(member, SyncResult(errors.UNKNOWN_MEMBER_ID))
+        group.complete_join(member, JoinResult(ErrorCode.unknown_member_id))
+        group.complete_sync(member, SyncResult(ErrorCode.unknown_member_id))
         group.remove(member.member_id)
 
     def _remove_member_and_update(self, shard: Shard, group: Group, member: Member,
@@ -125,7 +125,8 @@ class Membership(CoordinatorRuntime):
 
     def _prepare_rebalance(self, shard: Shard, group: Group, reason: str) -> None:
         if group.is_in(_COMPLETING):
-            self._reset_and_propagate_assignment_error(shard, group, errors.REBALANCE_IN_PROGRESS)
+            self._reset_and_propagate_assignment_error(shard, group,
+                                                       ErrorCode.rebalance_in_progress)
         if group.sync_timer is not None:
             group.sync_timer.cancel()
             group.sync_timer = None
@@ -199,7 +200,7 @@ class Membership(CoordinatorRuntime):
         for member in list(group.members.values()):
             leader = group.is_leader(member.member_id)
             group.complete_join(member, JoinResult(
-                errors.NONE, member_id=member.member_id, generation_id=group.generation_id,
+                ErrorCode.none, member_id=member.member_id, generation_id=group.generation_id,
                 protocol_type=group.protocol_type, protocol_name=group.protocol_name,
                 leader=group.leader_id or "", members=everyone if leader else (),
             ))
@@ -228,7 +229,7 @@ class Membership(CoordinatorRuntime):
         self._propagate_assignment(shard, group, error)
 
     def _propagate_assignment(self, shard: Shard, group: Group, error: int) -> None:
-        ok = error == errors.NONE
+        ok = error == ErrorCode.none
         for member in group.members.values():
             result = SyncResult(error, member.assignment if ok else b"",
                                 group.protocol_type if ok else None,
@@ -262,10 +263,10 @@ class Membership(CoordinatorRuntime):
             return future
 
         if not group_id:
-            return answer(errors.INVALID_GROUP_ID)
+            return answer(ErrorCode.invalid_group_id)
         if not (self._setting("group.min.session.timeout.ms") <= session_timeout_ms
                 <= self._setting("group.max.session.timeout.ms")):
-            return answer(errors.INVALID_SESSION_TIMEOUT)
+            return answer(ErrorCode.invalid_session_timeout)
         try:
             shard = self._shard_for(group_id)
         except CoordinatorError as failure:
@@ -273,12 +274,12 @@ class Membership(CoordinatorRuntime):
         prefix = group_instance_id if group_instance_id is not None else client_id
         if not (storable(prefix, MEMBER_ID_SUFFIX) and storable(member_id)
                 and all(storable(name) for name, _ in protocols)):
-            return answer(errors.INVALID_REQUEST)  # could not be stored in a group record
+            return answer(ErrorCode.invalid_request)  # could not be stored in a group record
         unknown = member_id == ""
         group = shard.groups.get(group_id)
         if group is None:
             if not unknown:
-                return answer(errors.UNKNOWN_MEMBER_ID)
+                return answer(ErrorCode.unknown_member_id)
             group = shard.groups[group_id] = Group(group_id, now_ms())
         request = _JoinRequest(member_id, group_instance_id, session_timeout_ms,
                                rebalance_timeout_ms, protocol_type, protocols, client_id or "",
@@ -288,7 +289,7 @@ class Membership(CoordinatorRuntime):
             existing = group.members.get(member_id)
             if existing is not None:
                 self._remove_member(group, existing)
-            return answer(errors.GROUP_MAX_SIZE_REACHED, "")
+            return answer(ErrorCode.group_max_size_reached, "")
         if unknown:
             self._join_new_member(shard, group, request, future)
         else:
@@ -308,10 +309,10 @@ class Membership(CoordinatorRuntime):
     def _join_new_member(self, shard: Shard, group: Group, request: _JoinRequest,
                          future: asyncio.Future[JoinResult]) -> None:
         if group.is_in(_DEAD):
-            future.set_result(JoinResult(errors.COORDINATOR_NOT_AVAILABLE))
+            future.set_result(JoinResult(ErrorCode.coordinator_not_available))
             return
         if not group.supports_protocols(request.protocol_type, request.protocol_names):
-            future.set_result(JoinResult(errors.INCONSISTENT_GROUP_PROTOCOL))
+            future.set_result(JoinResult(ErrorCode.inconsistent_group_protocol))
             return
         member_id = new_member_id(request.client_id, request.group_instance_id)
         if request.group_instance_id is not None:
@@ -327,7 +328,7 @@ class Membership(CoordinatorRuntime):
             timer = self._schedule(request.session_timeout_ms, self._expire_heartbeat, shard,
                                    group, member_id)
             group.add_pending_member(member_id, timer)
-            future.set_result(JoinResult(errors.MEMBER_ID_REQUIRED, member_id=member_id))
+            future.set_result(JoinResult(ErrorCode.member_id_required, member_id=member_id))
         else:
             self._add_member_and_rebalance(shard, group, request, member_id, future)
 
@@ -335,20 +336,21 @@ class Membership(CoordinatorRuntime):
                               future: asyncio.Future[JoinResult]) -> None:
         member_id = request.member_id
         if group.is_in(_DEAD):
-            future.set_result(JoinResult(errors.COORDINATOR_NOT_AVAILABLE, member_id=member_id))
+            future.set_result(JoinResult(ErrorCode.coordinator_not_available, member_id=member_id))
             return
         if not group.supports_protocols(request.protocol_type, request.protocol_names):
-            future.set_result(JoinResult(errors.INCONSISTENT_GROUP_PROTOCOL, member_id=member_id))
+            future.set_result(JoinResult(ErrorCode.inconsistent_group_protocol,
+                                         member_id=member_id))
             return
         if group.is_pending_member(member_id):
             if request.group_instance_id is not None:
                 # pending member ids are only handed to dynamic members
-                future.set_result(JoinResult(errors.INVALID_REQUEST, member_id=member_id))
+                future.set_result(JoinResult(ErrorCode.invalid_request, member_id=member_id))
                 return
             self._add_member_and_rebalance(shard, group, request, member_id, future)
             return
         error = group.validate_member(member_id, request.group_instance_id)
-        if error != errors.NONE:
+        if error != ErrorCode.none:
             future.set_result(JoinResult(error, member_id=member_id))
             return
         member = group.members[member_id]
@@ -373,14 +375,14 @@ class Membership(CoordinatorRuntime):
             else:
                 future.set_result(self._current_generation(group, member_id, with_members=False))
         else:
-            future.set_result(JoinResult(errors.UNKNOWN_MEMBER_ID, member_id=member_id))
+            future.set_result(JoinResult(ErrorCode.unknown_member_id, member_id=member_id))
 
     @staticmethod
     def _current_generation(group: Group, member_id: str, *, with_members: bool,
                             leader: str | None = None, skip_assignment: bool = False
                             ) -> JoinResult:
         return JoinResult(
-            errors.NONE, member_id=member_id, generation_id=group.generation_id,
+            ErrorCode.none, member_id=member_id, generation_id=group.generation_id,
             protocol_type=group.protocol_type, protocol_name=group.protocol_name,
             leader=(leader if leader is not None else group.leader_id) or "",
             skip_assignment=skip_assignment,
@@ -437,7 +439,7 @@ class Membership(CoordinatorRuntime):
             def done(error: int) -> None:
                 if not self._is_current(shard, group) or member.join_future is not future:
                     return
-                if error != errors.NONE:
+                if error != ErrorCode.none:
                     group.complete_join(member, JoinResult(error))
                     self._revert_static_member(shard, group, member, old_id, old)
                 elif request.supports_skip_assignment:
@@ -487,35 +489,35 @@ class Membership(CoordinatorRuntime):
             return future
 
         if not group_id:
-            return answer(errors.INVALID_GROUP_ID)
+            return answer(ErrorCode.invalid_group_id)
         try:
             shard = self._shard_for(group_id)
         except CoordinatorError as failure:
             return answer(failure.error_code)
         group = shard.groups.get(group_id)
         if group is None or group.is_in(_EMPTY):
-            return answer(errors.UNKNOWN_MEMBER_ID)
+            return answer(ErrorCode.unknown_member_id)
         if group.is_in(_DEAD):
-            return answer(errors.COORDINATOR_NOT_AVAILABLE)
+            return answer(ErrorCode.coordinator_not_available)
         error = group.validate_member(member_id, group_instance_id)
-        if error != errors.NONE:
+        if error != ErrorCode.none:
             return answer(error)
         if generation_id != group.generation_id:
-            return answer(errors.ILLEGAL_GENERATION)
+            return answer(ErrorCode.illegal_generation)
         if ((protocol_type is not None and protocol_type != group.protocol_type)
                 or (protocol_name is not None and protocol_name != group.protocol_name)):
-            return answer(errors.INCONSISTENT_GROUP_PROTOCOL)
+            return answer(ErrorCode.inconsistent_group_protocol)
         if group.is_in(_PREPARING):
-            return answer(errors.REBALANCE_IN_PROGRESS)
+            return answer(ErrorCode.rebalance_in_progress)
         member = group.members[member_id]
         if group.is_in(_STABLE):
             self._remove_pending_sync(group, member_id)
-            future.set_result(SyncResult(errors.NONE, member.assignment, group.protocol_type,
+            future.set_result(SyncResult(ErrorCode.none, member.assignment, group.protocol_type,
                                          group.protocol_name))
             return future
         # CompletingRebalance: park until the leader's assignment is stored
         if member.sync_future is not None:
-            group.complete_sync(member, SyncResult(errors.REBALANCE_IN_PROGRESS))
+            group.complete_sync(member, SyncResult(ErrorCode.rebalance_in_progress))
         member.sync_future = future
         self._remove_pending_sync(group, member_id)
         if group.is_leader(member_id):
@@ -542,14 +544,14 @@ class Membership(CoordinatorRuntime):
             if not (self._is_current(shard, group) and group.is_in(_COMPLETING)
                     and group.generation_id == generation_id):
                 return  # the group moved on while the write was in flight
-            if error != errors.NONE:
+            if error != ErrorCode.none:
                 self._reset_and_propagate_assignment_error(shard, group, error)
                 self._maybe_prepare_rebalance_or_complete_join(
                     shard, group, f"error {error} storing the assignment")
                 return
             for member_id, member in group.members.items():
                 member.assignment = assignment.get(member_id, b"")
-            self._propagate_assignment(shard, group, errors.NONE)
+            self._propagate_assignment(shard, group, ErrorCode.none)
             group.transition_to(_STABLE, now_ms())
 
         try:
@@ -565,52 +567,52 @@ class Membership(CoordinatorRuntime):
                   group_instance_id: str | None) -> int:
         """Handle a Heartbeat: NONE, or why the member must act."""
         if not group_id:
-            return errors.INVALID_GROUP_ID
+            return ErrorCode.invalid_group_id
         try:
             shard = self._shard_for(group_id)
         except CoordinatorError as failure:
             return failure.error_code
         group = shard.groups.get(group_id)
         if group is None:
-            return errors.UNKNOWN_MEMBER_ID
+            return ErrorCode.unknown_member_id
         if group.is_in(_DEAD):
-            return errors.COORDINATOR_NOT_AVAILABLE
+            return ErrorCode.coordinator_not_available
         error = group.validate_member(member_id, group_instance_id)
-        if error != errors.NONE:
+        if error != ErrorCode.none:
             return error
         if generation_id != group.generation_id:
-            return errors.ILLEGAL_GENERATION
+            return ErrorCode.illegal_generation
         if group.is_in(_EMPTY):
-            return errors.UNKNOWN_MEMBER_ID
+            return ErrorCode.unknown_member_id
         self._reschedule_heartbeat(shard, group, group.members[member_id])
         if group.is_in(_PREPARING):
-            return errors.REBALANCE_IN_PROGRESS
-        return errors.NONE
+            return ErrorCode.rebalance_in_progress
+        return ErrorCode.none
 
     def leave_group(self, *, group_id: str, members: Sequence[tuple[str, str | None]]
                     ) -> tuple[int, list[tuple[str, str | None, int]]]:
         """Handle a LeaveGroup of one or more members; returns the top-level error and
         (member id, instance id, error) per member."""
         if not group_id:
-            return errors.INVALID_GROUP_ID, []
+            return ErrorCode.invalid_group_id, []
         try:
             shard = self._shard_for(group_id)
         except CoordinatorError as failure:
             return failure.error_code, []
         group = shard.groups.get(group_id)
         if group is None:
-            return errors.UNKNOWN_MEMBER_ID, []
+            return ErrorCode.unknown_member_id, []
         if group.is_in(_DEAD):
-            return errors.COORDINATOR_NOT_AVAILABLE, []
+            return ErrorCode.coordinator_not_available, []
         results: list[tuple[str, str | None, int]] = []
         left: list[str] = []
         for member_id, instance_id in members:
-            error = errors.NONE
+            error: int = ErrorCode.none
             if member_id == "":
                 static_id = (group.static_member_id(instance_id) if instance_id is not None
                              else None)
                 if static_id is None:
-                    error = errors.UNKNOWN_MEMBER_ID
+                    error = ErrorCode.unknown_member_id
                 else:
                     self._remove_member(group, group.members[static_id])
                     left.append(static_id)
@@ -619,7 +621,7 @@ class Membership(CoordinatorRuntime):
                 left.append(member_id)
             else:
                 error = group.validate_member(member_id, instance_id)
-                if error == errors.NONE:
+                if error == ErrorCode.none:
                     self._remove_member(group, group.members[member_id])
                     left.append(member_id)
             results.append((member_id, instance_id, error))
@@ -630,7 +632,7 @@ class Membership(CoordinatorRuntime):
                 self._maybe_prepare_rebalance_or_complete_join(shard, group, reason)
             elif group.is_in(_PREPARING):
                 self._maybe_complete_join_phase(shard, group)
-        return errors.NONE, results
+        return ErrorCode.none, results
 
 
 @dataclass(frozen=True, slots=True)
@@ -654,8 +656,8 @@ class _JoinRequest:
 
 def append_error_for_group(error: int) -> int:
     """Kafka's mapping of a failed group metadata write to the error a member sees."""
-    if error in (errors.UNKNOWN_TOPIC_OR_PARTITION, errors.REQUEST_TIMED_OUT):
-        return errors.COORDINATOR_NOT_AVAILABLE
-    if error == errors.INVALID_COMMIT_OFFSET_SIZE:
+    if error in (ErrorCode.unknown_topic_or_partition, ErrorCode.request_timed_out):
+        return ErrorCode.coordinator_not_available
+    if error == ErrorCode.invalid_commit_offset_size:
         return -1  # UNKNOWN_SERVER_ERROR: the group is too large for one record
     return error

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kcli.broker.cluster.controller import ControllerError
-from kcli.broker.group import errors
+from kcli.broker.errors import ErrorCode
 from kcli.broker.group.errors import CoordinatorError
 from kcli.broker.group.group import Group, GroupState, JoinResult, SyncResult
 from kcli.broker.group.records import partition_for_group, storable
@@ -121,7 +121,7 @@ class CoordinatorRuntime:
             )
         except ControllerError as error:
             log.error("cannot create %s: %s", OFFSETS_TOPIC, error.message)
-            raise CoordinatorError(errors.COORDINATOR_NOT_AVAILABLE, error.message) from None
+            raise CoordinatorError(ErrorCode.coordinator_not_available, error.message) from None
         log.info("created %s with %d partitions", OFFSETS_TOPIC, len(topic.partitions))
         return topic
 
@@ -136,20 +136,20 @@ class CoordinatorRuntime:
         state = topic.partitions[partition_for_group(group_id, len(topic.partitions))]
         info = self.broker.broker_endpoint(state.leader)
         if info is None or state.leader not in self.broker.live_broker_ids():
-            raise CoordinatorError(errors.COORDINATOR_NOT_AVAILABLE,
+            raise CoordinatorError(ErrorCode.coordinator_not_available,
                                    f"the coordinator of group {group_id!r} is not available")
         return info
 
     def _shard_for(self, group_id: str) -> Shard:
         if not storable(group_id):
-            raise CoordinatorError(errors.INVALID_GROUP_ID, "the group id is too long to store")
+            raise CoordinatorError(ErrorCode.invalid_group_id, "the group id is too long to store")
         index = self.partition_for(group_id)
         shard = self._shards.get(index)
         if shard is None:
-            raise CoordinatorError(errors.NOT_COORDINATOR,
+            raise CoordinatorError(ErrorCode.not_coordinator,
                                    f"broker {self.broker.node_id} does not coordinate {group_id!r}")
         if shard.loading:
-            raise CoordinatorError(errors.COORDINATOR_LOAD_IN_PROGRESS)
+            raise CoordinatorError(ErrorCode.coordinator_load_in_progress)
         return shard
 
     def _is_current(self, shard: Shard, group: Group) -> bool:
@@ -238,11 +238,11 @@ class CoordinatorRuntime:
             group.state = GroupState.DEAD
             if previous is GroupState.PREPARING_REBALANCE:
                 for member in list(group.members.values()):
-                    group.complete_join(member, JoinResult(errors.NOT_COORDINATOR,
+                    group.complete_join(member, JoinResult(ErrorCode.not_coordinator,
                                                            member_id=member.member_id))
             elif previous in (GroupState.COMPLETING_REBALANCE, GroupState.STABLE):
                 for member in group.members.values():
-                    group.complete_sync(member, SyncResult(errors.NOT_COORDINATOR))
+                    group.complete_sync(member, SyncResult(ErrorCode.not_coordinator))
             group.cancel_timers()
         shard.groups.clear()
         shard.offsets.clear()
@@ -256,17 +256,17 @@ class CoordinatorRuntime:
         """
         partition = self.broker.partition(OFFSETS_TOPIC, shard.index)
         if partition is None:
-            raise CoordinatorError(errors.NOT_COORDINATOR)
+            raise CoordinatorError(ErrorCode.not_coordinator)
         now = now_ms()
         try:
             info = partition.append_records([Record(0, now, k, v) for k, v in records])
         except NotLeader:
-            raise CoordinatorError(errors.NOT_COORDINATOR) from None
+            raise CoordinatorError(ErrorCode.not_coordinator) from None
         except MessageTooLarge as error:
-            raise CoordinatorError(errors.INVALID_COMMIT_OFFSET_SIZE, str(error)) from None
+            raise CoordinatorError(ErrorCode.invalid_commit_offset_size, str(error)) from None
         except (OSError, LogError) as error:
             log.error("%s-%d: append failed: %s", OFFSETS_TOPIC, shard.index, error)
-            raise CoordinatorError(errors.NOT_COORDINATOR, str(error)) from None
+            raise CoordinatorError(ErrorCode.not_coordinator, str(error)) from None
         return info.last_offset
 
     def _is_committed(self, shard: Shard, last_offset: int) -> bool:
@@ -282,10 +282,10 @@ class CoordinatorRuntime:
         while not self._is_committed(shard, last_offset):
             partition = self.broker.partition(OFFSETS_TOPIC, shard.index)
             if partition is None or not partition.is_leader:
-                raise CoordinatorError(errors.NOT_COORDINATOR)
+                raise CoordinatorError(ErrorCode.not_coordinator)
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise CoordinatorError(errors.COORDINATOR_NOT_AVAILABLE,
+                raise CoordinatorError(ErrorCode.coordinator_not_available,
                                        "the write did not reach the in-sync replicas in time")
             waiter: asyncio.Future[None] = loop.create_future()
             partition.add_waiter(waiter)
@@ -296,7 +296,7 @@ class CoordinatorRuntime:
         """Call ``done(NONE)`` once the write is committed, or ``done(error)``; at once
         when it already is."""
         if self._is_committed(shard, last_offset):
-            done(errors.NONE)
+            done(ErrorCode.none)
             return
 
         async def wait() -> None:
@@ -305,7 +305,7 @@ class CoordinatorRuntime:
             except CoordinatorError as failure:
                 done(failure.error_code)
             else:
-                done(errors.NONE)
+                done(ErrorCode.none)
 
         self._spawn(wait(), f"commit-{OFFSETS_TOPIC}-{shard.index}")
 

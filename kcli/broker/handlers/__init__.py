@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers import (  # noqa: F401  (imported to register their handlers)
     cluster,
     configs,
@@ -17,7 +18,6 @@ from kcli.broker.handlers import (  # noqa: F401  (imported to register their ha
     topics,
 )
 from kcli.broker.handlers.base import HANDLERS, RequestContext, make, response_module
-from kcli.broker.handlers.errors import UNSUPPORTED_VERSION
 from kcli.broker.protocol.codec import (
     MalformedRequest,
     RequestHeader,
@@ -42,7 +42,7 @@ def _api_versions_fallback(header: RequestHeader) -> bytes:
     response_cls = response_type(ApiKey.API_VERSIONS, 0)
     body = metadata.api_versions_body(
         response_cls, response_module(ApiKey.API_VERSIONS, 0).ApiVersion,
-        UNSUPPORTED_VERSION,
+        ErrorCode.unsupported_version,
     )
     return encode_response(v0, body)
 

@@ -16,8 +16,7 @@ from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from kio.schema.errors import ErrorCode
-
+from kcli.broker.errors import ErrorCode
 from kcli.broker.protocol.codec import RequestHeader, response_type
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from kcli.broker.handlers import errors
+from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.handlers.metadata import CLUSTER_OPERATIONS, UNKNOWN_OPERATIONS, controller_id
 from kcli.broker.protocol.versions import ApiKey
@@ -23,14 +23,15 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> Any:
     )
     endpoint_type = int(getattr(request, "endpoint_type", 1))
     if endpoint_type != 1:  # 1 = brokers; 2 = controllers, which only KRaft controllers serve
-        return make(ctx.response_class(), throttle_time=0, error_code=114,
+        return make(ctx.response_class(), throttle_time=0,
+                    error_code=ErrorCode.mismatched_endpoint_type,
                     error_message="only broker endpoints are served", endpoint_type=endpoint_type,
                     cluster_id=broker.metadata.cluster_id, controller_id=-1, brokers=(),
                     cluster_authorized_operations=UNKNOWN_OPERATIONS)
     return make(
         ctx.response_class(),
         throttle_time=0,
-        error_code=errors.NONE,
+        error_code=ErrorCode.none,
         error_message=None,
         endpoint_type=1,
         cluster_id=broker.metadata.cluster_id,
@@ -67,8 +68,8 @@ async def describe_log_dirs(ctx: RequestContext, request: Any) -> Any:
                    for name, parts in by_topic.items())
     usage = shutil.disk_usage(broker.data_dir)
     result = make(
-        ctx.response_class("DescribeLogDirsResult"), error_code=errors.NONE,
+        ctx.response_class("DescribeLogDirsResult"), error_code=ErrorCode.none,
         log_dir=str(broker.data_dir.resolve()), topics=topics,
         total_bytes=usage.total, usable_bytes=usage.free,
     )
-    return make(ctx.response_class(), throttle_time=0, error_code=errors.NONE, results=(result,))
+    return make(ctx.response_class(), throttle_time=0, error_code=ErrorCode.none, results=(result,))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from kcli.broker.cluster.controller import ControllerError
 from kcli.broker.configs import BROKER_SETTINGS, TOPIC_CONFIGS, ResolvedConfig
-from kcli.broker.handlers import errors
+from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.protocol.versions import ApiKey
 
@@ -39,18 +39,18 @@ def _describe_one(ctx: RequestContext, resource: Any, include_synonyms: bool,
     if resource.resource_type == TOPIC:
         topic = broker.topic(resource.resource_name)
         if topic is None:
-            return make(result_cls, error_code=errors.UNKNOWN_TOPIC_OR_PARTITION,
+            return make(result_cls, error_code=ErrorCode.unknown_topic_or_partition,
                         error_message=f"topic {resource.resource_name!r} does not exist",
                         configs=(), **base)
         entries = topic_config_entries(broker, topic.configs)
     elif resource.resource_type == BROKER:
         if resource.resource_name not in ("", str(broker.node_id)):
-            return make(result_cls, error_code=errors.INVALID_REQUEST,
+            return make(result_cls, error_code=ErrorCode.invalid_request,
                         error_message=f"this is broker {broker.node_id}, not "
                         f"{resource.resource_name}", configs=(), **base)
         entries = _broker_entries(broker)
     else:
-        return make(result_cls, error_code=errors.INVALID_REQUEST,
+        return make(result_cls, error_code=ErrorCode.invalid_request,
                     error_message=f"resource type {resource.resource_type} has no configs here",
                     configs=(), **base)
     keys = resource.configuration_keys
@@ -70,7 +70,7 @@ def _describe_one(ctx: RequestContext, resource: Any, include_synonyms: bool,
         )
         for e in entries
     )
-    return make(result_cls, error_code=errors.NONE, error_message=None, configs=configs, **base)
+    return make(result_cls, error_code=ErrorCode.none, error_message=None, configs=configs, **base)
 
 
 @handles(ApiKey.DESCRIBE_CONFIGS)
@@ -86,14 +86,14 @@ async def _alter(ctx: RequestContext, resource: Any, compute: Any, validate_only
                  ) -> tuple[int, str | None]:
     broker = ctx.broker
     if resource.resource_type == BROKER:
-        return errors.INVALID_REQUEST, (
+        return ErrorCode.invalid_request, (
             "broker settings are fixed at start; restart the broker with -c to change them"
         )
     if resource.resource_type != TOPIC:
-        return errors.INVALID_REQUEST, f"resource type {resource.resource_type} is not alterable"
+        return ErrorCode.invalid_request, f"resource type {resource.resource_type} is not alterable"
     topic = broker.topic(resource.resource_name)
     if topic is None:
-        return errors.UNKNOWN_TOPIC_OR_PARTITION, (
+        return ErrorCode.unknown_topic_or_partition, (
             f"topic {resource.resource_name!r} does not exist"
         )
     try:
@@ -102,8 +102,8 @@ async def _alter(ctx: RequestContext, resource: Any, compute: Any, validate_only
     except ControllerError as error:
         return error.error_code, error.message
     except ValueError as error:
-        return errors.INVALID_CONFIG, str(error)
-    return errors.NONE, None
+        return ErrorCode.invalid_config, str(error)
+    return ErrorCode.none, None
 
 
 def _response(ctx: RequestContext, results: list[tuple[Any, tuple[int, str | None]]]) -> Any:

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from kcli.broker.handlers import errors
+from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
 from kcli.broker.partition import READ_UNCOMMITTED, Partition, PartitionRead
 from kcli.broker.protocol.versions import ApiKey
@@ -71,8 +71,8 @@ class _FetchPlan:
                 index = int(fp.partition)
                 if state is None:
                     reads.append((index, PartitionRead(
-                        errors.UNKNOWN_TOPIC_ID if self.version >= 13
-                        else errors.UNKNOWN_TOPIC_OR_PARTITION
+                        ErrorCode.unknown_topic_id if self.version >= 13
+                        else ErrorCode.unknown_topic_or_partition
                     )))
                     failed = True
                     continue
@@ -100,7 +100,7 @@ class _FetchPlan:
                     record_fetch=first_pass,
                 )
                 reads.append((index, result))
-                if result.error_code != errors.NONE or result.diverging is not None:
+                if result.error_code != ErrorCode.none or result.diverging is not None:
                     failed = True
                 if result.records:
                     first = False
@@ -115,9 +115,9 @@ async def fetch(ctx: RequestContext, request: Any) -> Any:
     """Serve a fetch, waiting up to max_wait for min_bytes of data."""
     version = ctx.version
     if version >= 7 and request.session_id != 0:
-        return _top_level_error(ctx, errors.FETCH_SESSION_ID_NOT_FOUND)
+        return _top_level_error(ctx, ErrorCode.fetch_session_id_not_found)
     if version >= 7 and request.session_epoch > 0:
-        return _top_level_error(ctx, errors.INVALID_FETCH_SESSION_EPOCH)
+        return _top_level_error(ctx, ErrorCode.invalid_fetch_session_epoch)
     plan = _FetchPlan(ctx, request)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + millis(request.max_wait) / 1000
@@ -154,7 +154,8 @@ def _response(ctx: RequestContext, request: Any, topics: list[_TopicRead]) -> An
             if (
                 leader_cls is not None
                 and p.leader is not None
-                and p.error_code in (errors.NOT_LEADER_OR_FOLLOWER, errors.FENCED_LEADER_EPOCH)
+                and p.error_code in (ErrorCode.not_leader_or_follower,
+                                     ErrorCode.fenced_leader_epoch)
             ):
                 extra["current_leader"] = make(
                     leader_cls, leader_id=p.leader[0], leader_epoch=p.leader[1]
@@ -178,6 +179,6 @@ def _response(ctx: RequestContext, request: Any, topics: list[_TopicRead]) -> An
         else:
             out.append(make(topic_cls, topic=topic.name, partitions=tuple(entries)))
     return make(
-        ctx.response_class(), throttle_time=0, error_code=errors.NONE, session_id=0,
+        ctx.response_class(), throttle_time=0, error_code=ErrorCode.none, session_id=0,
         responses=tuple(out),
     )

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from kcli.broker.group import errors
+from kcli.broker.errors import ErrorCode
 from kcli.broker.group.coordinator import FetchedOffset, OffsetCommitEntry
 from kcli.broker.group.errors import CoordinatorError
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
@@ -40,10 +40,10 @@ def client_host(peer: str) -> str:
 def _coordinator(ctx: RequestContext, key: str, key_type: int) -> tuple[int, str | None, Any]:
     """(error, message, broker endpoint or None) for one coordinator key."""
     if key_type != KEY_TYPE_GROUP:
-        return (errors.INVALID_REQUEST,
+        return (ErrorCode.invalid_request,
                 "only group coordinators are served (no transactions or share groups)", None)
     try:
-        return errors.NONE, None, ctx.broker.groups.find_coordinator(key)
+        return ErrorCode.none, None, ctx.broker.groups.find_coordinator(key)
     except CoordinatorError as error:
         return error.error_code, str(error), None
 
@@ -156,7 +156,7 @@ async def leave_group(ctx: RequestContext, request: Any) -> Any:
         wanted = [(request.member_id or "", None)]
     error, results = ctx.broker.groups.leave_group(group_id=request.group_id, members=wanted)
     if ctx.version < 3:
-        if error == errors.NONE and results:
+        if error == ErrorCode.none and results:
             error = results[0][2]
         return make(ctx.response_class(), throttle_time=0, error_code=error)
     member_cls = ctx.response_class("MemberResponse")
@@ -214,7 +214,7 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Any:
     for topic, slots in plan:
         answers = tuple(
             make(partition_cls, partition_index=index,
-                 error_code=errors.UNKNOWN_TOPIC_ID if entry is None else codes[entry])
+                 error_code=ErrorCode.unknown_topic_id if entry is None else codes[entry])
             for index, entry in slots
         )
         topics.append(make(topic_cls, name=getattr(topic, "name", None),
@@ -249,8 +249,9 @@ def _fetch_group(ctx: RequestContext, group_id: str | None, topics: Sequence[Any
     for topic_name, topic_id, indexes in plan:
         if topic_name is None:
             result.append((None, topic_id,
-                           [FetchedOffset(p, -1, error=errors.UNKNOWN_TOPIC_ID) for p in indexes]))
-        elif error != errors.NONE:
+                           [FetchedOffset(p, -1, error=ErrorCode.unknown_topic_id)
+                            for p in indexes]))
+        elif error != ErrorCode.none:
             result.append((topic_name, topic_id,
                            [FetchedOffset(p, -1, error=error) for p in indexes]))
         else:
@@ -275,7 +276,7 @@ async def offset_fetch(ctx: RequestContext, request: Any) -> Any:
     topic_cls = ctx.response_class("OffsetFetchResponseTopic")
     partition_cls = ctx.response_class("OffsetFetchResponsePartition")
     error, found = _fetch_group(ctx, request.group_id, request.topics)
-    if ctx.version < 2 and error != errors.NONE:
+    if ctx.version < 2 and error != ErrorCode.none:
         # v0-1 have no top-level error: every partition carries it
         found = [(name, topic_id, [FetchedOffset(o.partition, -1, error=error) for o in offsets])
                  for name, topic_id, offsets in found]
@@ -330,7 +331,7 @@ async def describe_groups(ctx: RequestContext, request: Any) -> Any:
     groups = []
     for d in described:
         message = None
-        if d.error == errors.GROUP_ID_NOT_FOUND:
+        if d.error == ErrorCode.group_id_not_found:
             message = f"Group {d.group_id} not found."
         groups.append(make(
             group_cls, error_code=d.error, error_message=message, group_id=d.group_id,

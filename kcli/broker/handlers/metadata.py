@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from kcli.broker.cluster.controller import ControllerError
 from kcli.broker.cluster.metadata import TopicState
-from kcli.broker.handlers import errors
+from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.protocol.codec import supported_api_keys
 from kcli.broker.protocol.versions import ApiKey
@@ -32,7 +32,7 @@ def api_versions_body(response_cls: Any, version_cls: Any, error_code: int) -> A
 @handles(ApiKey.API_VERSIONS)
 async def api_versions(ctx: RequestContext, request: Any) -> Any:
     """The versions of every API this broker serves."""
-    return api_versions_body(ctx.response_class(), ctx.response_class("ApiVersion"), errors.NONE)
+    return api_versions_body(ctx.response_class(), ctx.response_class("ApiVersion"), ErrorCode.none)
 
 
 def _partitions(ctx: RequestContext, topic: TopicState) -> tuple[Any, ...]:
@@ -44,7 +44,7 @@ def _partitions(ctx: RequestContext, topic: TopicState) -> tuple[Any, ...]:
         result.append(
             make(
                 partition_cls,
-                error_code=errors.NONE if leader_alive else errors.LEADER_NOT_AVAILABLE,
+                error_code=ErrorCode.none if leader_alive else ErrorCode.leader_not_available,
                 partition_index=index,
                 leader_id=p.leader if leader_alive else -1,
                 leader_epoch=p.leader_epoch,
@@ -75,7 +75,7 @@ async def metadata(ctx: RequestContext, request: Any) -> Any:
 
     def describe(topic: TopicState) -> Any:
         return make(
-            topic_cls, error_code=errors.NONE, name=topic.name, topic_id=topic.topic_id,
+            topic_cls, error_code=ErrorCode.none, name=topic.name, topic_id=topic.topic_id,
             is_internal=topic.internal, partitions=_partitions(ctx, topic),
             topic_authorized_operations=operations,
         )
@@ -98,7 +98,7 @@ async def metadata(ctx: RequestContext, request: Any) -> Any:
             if name is None:
                 state = broker.metadata.topic_by_id(wanted.topic_id)
                 topics.append(describe(state) if state else
-                              missing(None, errors.UNKNOWN_TOPIC_ID, wanted.topic_id))
+                              missing(None, ErrorCode.unknown_topic_id, wanted.topic_id))
                 continue
             state = broker.topic(name)
             if state is None and auto_create:
@@ -108,7 +108,7 @@ async def metadata(ctx: RequestContext, request: Any) -> Any:
                     topics.append(missing(name, error.error_code))
                     continue
             topics.append(describe(state) if state else
-                          missing(name, errors.UNKNOWN_TOPIC_OR_PARTITION))
+                          missing(name, ErrorCode.unknown_topic_or_partition))
     broker_cls = ctx.response_class("MetadataResponseBroker")
     brokers = tuple(
         make(broker_cls, node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kcli.broker.handlers import errors
+from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.partition import Partition
 from kcli.broker.protocol.versions import ApiKey
@@ -27,7 +27,7 @@ def leader_partition(
         )
     except PartitionUnavailable as unavailable:
         return None, unavailable.error_code
-    return partition, errors.NONE
+    return partition, ErrorCode.none
 
 
 def _lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
@@ -71,13 +71,13 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Any:
             ):
                 # A new leader whose high watermark has not yet reached the start of its
                 # epoch would answer an end that moves back: retriable, as Kafka does.
-                partition, error = None, errors.OFFSET_NOT_AVAILABLE
+                partition, error = None, ErrorCode.offset_not_available
             if partition is not None:
                 try:
                     offset, timestamp = _lookup(partition, int(p.timestamp))
                     epoch = partition.leader_epoch if offset >= 0 else -1
                 except ValueError:
-                    error = errors.INVALID_REQUEST
+                    error = ErrorCode.invalid_request
             results.append(
                 make(partition_cls, partition_index=p.partition_index, error_code=error,
                      timestamp=timestamp, offset=offset, leader_epoch=epoch)
@@ -123,7 +123,7 @@ async def delete_records(ctx: RequestContext, request: Any) -> Any:
                 if offset == -1:
                     offset = partition.high_watermark
                 if offset < 0 or offset > partition.high_watermark:
-                    error = errors.OFFSET_OUT_OF_RANGE
+                    error = ErrorCode.offset_out_of_range
                 else:
                     low = partition.delete_records_before(offset)
             results.append(make(result_cls, partition_index=p.partition_index,

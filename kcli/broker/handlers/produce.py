@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kcli.broker.handlers import errors
+from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
 from kcli.broker.protocol.versions import ApiKey
 from kcli.broker.replicas import ProduceResults
@@ -38,7 +38,7 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
         entries = []
         for index, result in partitions:
             extra: dict[str, Any] = {}
-            if leader_cls is not None and result.error_code == errors.NOT_LEADER_OR_FOLLOWER:
+            if leader_cls is not None and result.error_code == ErrorCode.not_leader_or_follower:
                 leader_id, leader_epoch = replicas.current_leader(name, index)
                 extra["current_leader"] = make(leader_cls, leader_id=leader_id,
                                                leader_epoch=leader_epoch)

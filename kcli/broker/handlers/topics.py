@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kcli.broker.cluster.controller import ControllerError
-from kcli.broker.handlers import errors
+from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.handlers.configs import topic_config_entries
 from kcli.broker.protocol.versions import ApiKey
@@ -24,7 +24,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> Any:
         fields: dict[str, Any] = {"name": topic.name, "topic_id": None, "configs": (),
                                   "num_partitions": -1, "replication_factor": -1}
         if topic.name in seen:
-            results.append(make(result_cls, error_code=errors.INVALID_REQUEST,
+            results.append(make(result_cls, error_code=ErrorCode.invalid_request,
                                 error_message=f"topic {topic.name!r} is listed twice", **fields))
             continue
         seen.add(topic.name)
@@ -50,7 +50,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> Any:
                      config_source=int(e.source), is_sensitive=False)
                 for e in topic_config_entries(broker, state.configs)
             )
-        results.append(make(result_cls, error_code=errors.NONE, error_message=None, **fields))
+        results.append(make(result_cls, error_code=ErrorCode.none, error_message=None, **fields))
     return make(ctx.response_class(), throttle_time=0, topics=tuple(results))
 
 
@@ -66,16 +66,17 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Any:
     results = []
     for wanted_name, wanted_id in wanted:
         name, topic_id = wanted_name, wanted_id
-        error_code, message = errors.NONE, None
+        error_code: int = ErrorCode.none
+        message: str | None = None
         if name is None and topic_id is not None:
             state = broker.metadata.topic_by_id(topic_id)
             name = state.name if state else None
             if state is None:
-                error_code, message = errors.UNKNOWN_TOPIC_ID, f"no topic with id {topic_id}"
+                error_code, message = ErrorCode.unknown_topic_id, f"no topic with id {topic_id}"
         elif name is not None:
             state = broker.topic(name)
             topic_id = state.topic_id if state else topic_id
-        if error_code == errors.NONE and name is not None:
+        if error_code == ErrorCode.none and name is not None:
             try:
                 await broker.delete_topic(name)
             except ControllerError as error:
@@ -92,7 +93,8 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Any:
     results = []
     for topic in request.topics:
         assignment = [list(a.broker_ids) for a in topic.assignments or ()]
-        error_code, message = errors.NONE, None
+        error_code: int = ErrorCode.none
+        message: str | None = None
         try:
             await ctx.broker.create_partitions(
                 topic.name, int(topic.count), assignment or None,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from kcli.broker.errors import ErrorCode
+
 
 class LogError(Exception):
     """Base of every error the log storage raises on purpose."""
 
-    error_code: int = -1
-    """Kafka protocol error code to answer with (-1 = UNKNOWN_SERVER_ERROR)."""
+    error_code: int = ErrorCode.unknown_server_error
+    """Kafka protocol error code to answer with."""
 
 
 class BatchError(LogError):
@@ -17,31 +19,31 @@ class BatchError(LogError):
 class CorruptBatch(BatchError):
     """Bad CRC, impossible or inconsistent length, truncated bytes, malformed records."""
 
-    error_code = 2  # CORRUPT_MESSAGE
+    error_code = ErrorCode.corrupt_message
 
 
 class InvalidBatch(BatchError):
     """Well-formed bytes that break a rule: several batches, bad counts, non-zero base offset."""
 
-    error_code = 87  # INVALID_RECORD
+    error_code = ErrorCode.invalid_record
 
 
 class UnsupportedMagic(BatchError):
     """Not a magic v2 record batch."""
 
-    error_code = 43  # UNSUPPORTED_FOR_MESSAGE_FORMAT
+    error_code = ErrorCode.unsupported_for_message_format
 
 
 class MessageTooLarge(BatchError):
     """The batch is larger than the partition accepts."""
 
-    error_code = 10  # MESSAGE_TOO_LARGE
+    error_code = ErrorCode.message_too_large
 
 
 class OffsetOutOfRange(LogError):
     """An offset outside [log_start_offset, log_end_offset]."""
 
-    error_code = 1  # OFFSET_OUT_OF_RANGE
+    error_code = ErrorCode.offset_out_of_range
 
     def __init__(self, log_start_offset: int, log_end_offset: int, offset: int | None = None):
         self.log_start_offset = log_start_offset

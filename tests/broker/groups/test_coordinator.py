@@ -11,7 +11,7 @@ import pytest
 
 from kcli.broker.broker import Broker
 from kcli.broker.cluster.controller import ControllerError
-from kcli.broker.group import errors
+from kcli.broker.errors import ErrorCode
 from kcli.broker.group.coordinator import OFFSETS_TOPIC, OffsetCommitEntry
 from kcli.broker.group.group import GroupState
 from tests.broker.groups.harness import (
@@ -29,19 +29,19 @@ async def stable_group(host: OffsetsHost, group: str, *clients: Client) -> None:
     """Join ``clients`` one after another into a stable group (the first leads)."""
     coordinator = host.groups
     first = clients[0]
-    assert (await first.join_fully()).error == errors.NONE
+    assert (await first.join_fully()).error == ErrorCode.none
     assert (await asyncio.wait_for(first.sync([(first.member_id, b"a0")]), 5)).error == 0
     for client in clients[1:]:
         pending = client.join()
         await settle()
-        if pending.done() and pending.result().error == errors.MEMBER_ID_REQUIRED:
+        if pending.done() and pending.result().error == ErrorCode.member_id_required:
             client.member_id = pending.result().member_id
             pending = client.join()
             await settle()
         everyone_else = [c for c in clients if c is not client and c.member_id]
         rejoins = [c.join() for c in everyone_else]
         results = [await asyncio.wait_for(f, 5) for f in [pending, *rejoins]]
-        assert {r.error for r in results} == {errors.NONE}, results
+        assert {r.error for r in results} == {ErrorCode.none}, results
         for c, r in zip([client, *everyone_else], results, strict=True):
             c.generation = r.generation_id
             c.member_id = r.member_id
@@ -51,7 +51,7 @@ async def stable_group(host: OffsetsHost, group: str, *clients: Client) -> None:
         syncs.append(leader.sync([(c.member_id, c.member_id.encode()) for c in clients
                                   if c.member_id]))
         for sync in syncs:
-            assert (await asyncio.wait_for(sync, 5)).error == errors.NONE
+            assert (await asyncio.wait_for(sync, 5)).error == ErrorCode.none
     group_state = coordinator.group(group)
     assert group_state is not None
     assert group_state.state is GroupState.STABLE
@@ -62,7 +62,7 @@ def test_member_id_required_then_join_sync_heartbeat(tmp_path: Path) -> None:
         host.groups.ensure_offsets_topic()
         client = Client(host.groups, "g")
         first = await client.joined(client.join())
-        assert first.error == errors.MEMBER_ID_REQUIRED
+        assert first.error == ErrorCode.member_id_required
         assert first.member_id.startswith("client-")
         result = await client.joined(client.join())
         assert (result.error, result.generation_id, result.leader) == (0, 1, client.member_id)
@@ -71,9 +71,9 @@ def test_member_id_required_then_join_sync_heartbeat(tmp_path: Path) -> None:
         assert result.members[0].metadata == subscription("t")
         synced = await asyncio.wait_for(client.sync([(client.member_id, b"mine")]), 5)
         assert (synced.error, synced.assignment) == (0, b"mine")
-        assert client.heartbeat() == errors.NONE
-        assert client.heartbeat(generation_id=7) == errors.ILLEGAL_GENERATION
-        assert client.heartbeat(member_id="nobody") == errors.UNKNOWN_MEMBER_ID
+        assert client.heartbeat() == ErrorCode.none
+        assert client.heartbeat(generation_id=7) == ErrorCode.illegal_generation
+        assert client.heartbeat(member_id="nobody") == ErrorCode.unknown_member_id
 
     run_host(tmp_path, test)
 
@@ -85,15 +85,15 @@ def test_a_new_member_rebalances_the_group_and_the_leader_assigns(tmp_path: Path
         b_join = b.join()  # v0: added at once, no MEMBER_ID_REQUIRED
         await settle()
         assert not b_join.done()
-        assert a.heartbeat() == errors.REBALANCE_IN_PROGRESS
-        assert (await asyncio.wait_for(a.sync(), 5)).error == errors.REBALANCE_IN_PROGRESS
+        assert a.heartbeat() == ErrorCode.rebalance_in_progress
+        assert (await asyncio.wait_for(a.sync(), 5)).error == ErrorCode.rebalance_in_progress
         a_result = await a.joined(a.join())
         b_result = await b.joined(b_join)
         assert a_result.generation_id == b_result.generation_id == 2
         assert a_result.leader == b_result.leader == a.member_id
         assert {m.member_id for m in a_result.members} == {a.member_id, b.member_id}
         assert b_result.members == ()
-        assert a.heartbeat() == errors.NONE  # CompletingRebalance: heartbeats are fine
+        assert a.heartbeat() == ErrorCode.none  # CompletingRebalance: heartbeats are fine
         b_sync = b.sync()
         await settle()
         assert not b_sync.done()  # followers wait for the leader's assignment
@@ -131,27 +131,27 @@ def test_join_errors(tmp_path: Path) -> None:
         a = Client(host.groups, "g")
         await stable_group(host, "g", a)
         other = Client(host.groups, "g", protocols=(("roundrobin", b""),))
-        assert (await other.joined(other.join())).error == errors.INCONSISTENT_GROUP_PROTOCOL
+        assert (await other.joined(other.join())).error == ErrorCode.inconsistent_group_protocol
         wrong_type = Client(host.groups, "g")
         wrong_type.protocol_type = "connect"
         assert (await wrong_type.joined(wrong_type.join())).error == (
-            errors.INCONSISTENT_GROUP_PROTOCOL)
+            ErrorCode.inconsistent_group_protocol)
         no_type = Client(host.groups, "fresh")
         no_type.protocol_type = ""
-        assert (await no_type.joined(no_type.join())).error == errors.INCONSISTENT_GROUP_PROTOCOL
+        assert (await no_type.joined(no_type.join())).error == ErrorCode.inconsistent_group_protocol
         short = Client(host.groups, "g", session_ms=5)
-        assert (await short.joined(short.join())).error == errors.INVALID_SESSION_TIMEOUT
+        assert (await short.joined(short.join())).error == ErrorCode.invalid_session_timeout
         long = Client(host.groups, "g", session_ms=1_800_001)
-        assert (await long.joined(long.join())).error == errors.INVALID_SESSION_TIMEOUT
+        assert (await long.joined(long.join())).error == ErrorCode.invalid_session_timeout
         stranger = Client(host.groups, "nowhere")
         stranger.member_id = "made-up"
-        assert (await stranger.joined(stranger.join())).error == errors.UNKNOWN_MEMBER_ID
+        assert (await stranger.joined(stranger.join())).error == ErrorCode.unknown_member_id
         unnamed = Client(host.groups, "")
-        assert (await unnamed.joined(unnamed.join())).error == errors.INVALID_GROUP_ID
+        assert (await unnamed.joined(unnamed.join())).error == ErrorCode.invalid_group_id
         huge = Client(host.groups, "x" * 40_000)  # flexible versions allow such strings
-        assert (await huge.joined(huge.join())).error == errors.INVALID_GROUP_ID
+        assert (await huge.joined(huge.join())).error == ErrorCode.invalid_group_id
         long_instance = Client(host.groups, "g", instance_id="i" * 32_760)
-        assert (await long_instance.joined(long_instance.join())).error == errors.INVALID_REQUEST
+        assert (await long_instance.joined(long_instance.join())).error == ErrorCode.invalid_request
 
     run_host(tmp_path, test)
 
@@ -160,8 +160,8 @@ def test_group_max_size(tmp_path: Path) -> None:
     async def test(host: OffsetsHost) -> None:
         a, b = Client(host.groups, "g"), Client(host.groups, "g")
         await stable_group(host, "g", a)
-        assert (await b.joined(b.join())).error == errors.GROUP_MAX_SIZE_REACHED
-        assert a.heartbeat() == errors.NONE  # the group is untouched
+        assert (await b.joined(b.join())).error == ErrorCode.group_max_size_reached
+        assert a.heartbeat() == ErrorCode.none  # the group is untouched
 
     run_host(tmp_path, test, {"group.max.size": "1"})
 
@@ -178,7 +178,7 @@ def test_static_member_rejoins_without_rebalance_and_fences_the_old_id(tmp_path:
         assert old_id.startswith("a-")  # static member ids carry the instance id
         again = Client(host.groups, "g", instance_id="a")
         result = await again.joined(again.join())
-        assert result.error == errors.NONE
+        assert result.error == ErrorCode.none
         assert result.member_id != old_id
         assert result.generation_id == generation  # no rebalance
         assert group.state is GroupState.STABLE
@@ -188,9 +188,9 @@ def test_static_member_rejoins_without_rebalance_and_fences_the_old_id(tmp_path:
             assert result.members == ()
         synced = await asyncio.wait_for(again.sync(), 5)
         assert synced.assignment == old_id.encode()  # the old member's assignment
-        assert a.heartbeat() == errors.FENCED_INSTANCE_ID
-        assert b.heartbeat() == errors.NONE
-        assert a.heartbeat(group_instance_id=None) == errors.UNKNOWN_MEMBER_ID
+        assert a.heartbeat() == ErrorCode.fenced_instance_id
+        assert b.heartbeat() == ErrorCode.none
+        assert a.heartbeat(group_instance_id=None) == ErrorCode.unknown_member_id
 
     run_host(tmp_path, test)
 
@@ -214,7 +214,7 @@ def test_static_member_with_other_protocols_rebalances(tmp_path: Path) -> None:
         again = Client(host.groups, "g", instance_id="a",
                        protocols=(("roundrobin", b""), ("range", b"")))
         result = await again.joined(again.join())
-        assert result.error == errors.NONE
+        assert result.error == ErrorCode.none
         assert result.generation_id == 2
         assert result.protocol_name == "roundrobin"
 
@@ -239,9 +239,9 @@ def test_session_timeout_expels_a_silent_member(tmp_path: Path) -> None:
         heartbeats.cancel()
         assert b.member_id not in group.members
         result = await a.joined(a.join())
-        assert result.error == errors.NONE
+        assert result.error == ErrorCode.none
         assert [m.member_id for m in result.members] == [a.member_id]
-        assert b.heartbeat() == errors.UNKNOWN_MEMBER_ID
+        assert b.heartbeat() == ErrorCode.unknown_member_id
 
     run_host(tmp_path, test)
 
@@ -253,9 +253,9 @@ def test_rebalance_timeout_drops_members_that_do_not_rejoin(tmp_path: Path) -> N
         await stable_group(host, "g", a, b)
         a_join = a.join(protocols=(("range", subscription("t", "u")),))  # a forces a rebalance
         result = await a.joined(a_join)  # b never rejoins: done after the rebalance timeout
-        assert result.error == errors.NONE
+        assert result.error == ErrorCode.none
         assert [m.member_id for m in result.members] == [a.member_id]
-        assert b.heartbeat() == errors.UNKNOWN_MEMBER_ID
+        assert b.heartbeat() == ErrorCode.unknown_member_id
 
     run_host(tmp_path, test)
 
@@ -265,12 +265,12 @@ def test_pending_member_that_never_rejoins_is_forgotten(tmp_path: Path) -> None:
         a = Client(host.groups, "g")
         await stable_group(host, "g", a)
         ghost = Client(host.groups, "g", session_ms=50)
-        assert (await ghost.joined(ghost.join())).error == errors.MEMBER_ID_REQUIRED
+        assert (await ghost.joined(ghost.join())).error == ErrorCode.member_id_required
         group = host.groups.group("g")
         assert group is not None
         assert group.is_pending_member(ghost.member_id)
         await until(lambda: not group.is_pending_member(ghost.member_id))
-        assert a.heartbeat() == errors.NONE
+        assert a.heartbeat() == ErrorCode.none
 
     run_host(tmp_path, test)
 
@@ -282,14 +282,14 @@ def test_leave_group_batched_by_instance_id(tmp_path: Path) -> None:
         await stable_group(host, "g", a, b)
         error, results = host.groups.leave_group(
             group_id="g", members=[("", "a"), ("", "b"), ("", "c"), (b.member_id, "a")])
-        assert error == errors.NONE
-        assert [r[2] for r in results] == [0, 0, errors.UNKNOWN_MEMBER_ID,
-                                           errors.UNKNOWN_MEMBER_ID]
+        assert error == ErrorCode.none
+        assert [r[2] for r in results] == [0, 0, ErrorCode.unknown_member_id,
+                                           ErrorCode.unknown_member_id]
         group = host.groups.group("g")
         assert group is not None
         assert group.state is GroupState.EMPTY
         assert host.groups.leave_group(group_id="nope", members=[("x", None)])[0] == (
-            errors.UNKNOWN_MEMBER_ID)
+            ErrorCode.unknown_member_id)
 
     run_host(tmp_path, test)
 
@@ -299,7 +299,7 @@ def test_leave_fences_a_stale_static_member(tmp_path: Path) -> None:
         a = Client(host.groups, "g", instance_id="a")
         await stable_group(host, "g", a)
         _error, results = host.groups.leave_group(group_id="g", members=[("other-id", "a")])
-        assert results[0][2] == errors.FENCED_INSTANCE_ID
+        assert results[0][2] == ErrorCode.fenced_instance_id
 
     run_host(tmp_path, test)
 
@@ -324,18 +324,18 @@ def test_offset_commit_rules(tmp_path: Path) -> None:
         assert error == 0
         assert [(o.partition, o.offset, o.metadata) for o in fetched[0][1]] == [
             (0, 5, "m"), (1, -1, "")]
-        assert await commit("simple", topic="nope") == [errors.UNKNOWN_TOPIC_OR_PARTITION]
-        assert await commit("simple", partition=2) == [errors.UNKNOWN_TOPIC_OR_PARTITION]
-        assert await commit("simple", metadata="x" * 4097) == [errors.OFFSET_METADATA_TOO_LARGE]
+        assert await commit("simple", topic="nope") == [ErrorCode.unknown_topic_or_partition]
+        assert await commit("simple", partition=2) == [ErrorCode.unknown_topic_or_partition]
+        assert await commit("simple", metadata="x" * 4097) == [ErrorCode.offset_metadata_too_large]
         assert await commit("simple", metadata="x" * 4096) == [0]
-        assert await commit("ghost", generation=3) == [errors.GROUP_ID_NOT_FOUND]
-        assert await commit("ghost", generation=3, version=8) == [errors.ILLEGAL_GENERATION]
+        assert await commit("ghost", generation=3) == [ErrorCode.group_id_not_found]
+        assert await commit("ghost", generation=3, version=8) == [ErrorCode.illegal_generation]
 
         a = Client(coordinator, "g")
         await stable_group(host, "g", a)
-        assert await commit("g") == [errors.UNKNOWN_MEMBER_ID]  # members exist
-        assert await commit("g", a.generation + 1, a.member_id) == [errors.ILLEGAL_GENERATION]
-        assert await commit("g", a.generation, "stranger") == [errors.UNKNOWN_MEMBER_ID]
+        assert await commit("g") == [ErrorCode.unknown_member_id]  # members exist
+        assert await commit("g", a.generation + 1, a.member_id) == [ErrorCode.illegal_generation]
+        assert await commit("g", a.generation, "stranger") == [ErrorCode.unknown_member_id]
         assert await commit("g", a.generation, a.member_id) == [0]
         b = Client(coordinator, "g", version=0)
         b_join = b.join()
@@ -346,8 +346,8 @@ def test_offset_commit_rules(tmp_path: Path) -> None:
         await b.joined(b_join)
         old = a.generation
         await a.joined(a_join)
-        assert await commit("g", old, a.member_id) == [errors.ILLEGAL_GENERATION]
-        assert await commit("g", a.generation, a.member_id) == [errors.REBALANCE_IN_PROGRESS]
+        assert await commit("g", old, a.member_id) == [ErrorCode.illegal_generation]
+        assert await commit("g", a.generation, a.member_id) == [ErrorCode.rebalance_in_progress]
 
     run_host(tmp_path, test)
 
@@ -365,10 +365,10 @@ def test_offset_delete_refuses_subscribed_topics(tmp_path: Path) -> None:
             group_instance_id=None, entries=entries) == [0, 0]
         error, results = await coordinator.delete_offsets("g", [("t", [0]), ("u", [0])])
         assert error == 0
-        assert results == [("t", [(0, errors.GROUP_SUBSCRIBED_TO_TOPIC)]), ("u", [(0, 0)])]
+        assert results == [("t", [(0, ErrorCode.group_subscribed_to_topic)]), ("u", [(0, 0)])]
         assert set(coordinator.committed("g")) == {("t", 0)}
         assert (await coordinator.delete_offsets("none", [("t", [0])]))[0] == (
-            errors.GROUP_ID_NOT_FOUND)
+            ErrorCode.group_id_not_found)
 
     run_host(tmp_path, test)
 
@@ -383,12 +383,12 @@ def test_delete_groups(tmp_path: Path) -> None:
                                          group_instance_id=None,
                                          entries=[OffsetCommitEntry("t", 0, 1)])
         results = await coordinator.delete_groups(["busy", "idle", "unknown", None])
-        assert results == [("busy", errors.NON_EMPTY_GROUP), ("idle", 0),
-                           ("unknown", errors.GROUP_ID_NOT_FOUND),
-                           (None, errors.INVALID_GROUP_ID)]
+        assert results == [("busy", ErrorCode.non_empty_group), ("idle", 0),
+                           ("unknown", ErrorCode.group_id_not_found),
+                           (None, ErrorCode.invalid_group_id)]
         assert coordinator.committed("idle") == {}
         assert coordinator.describe_groups(["idle"], not_found_error=True)[0].error == (
-            errors.GROUP_ID_NOT_FOUND)
+            ErrorCode.group_id_not_found)
         assert coordinator.describe_groups(["idle"], not_found_error=False)[0].state == "Dead"
 
     run_host(tmp_path, test)
@@ -567,14 +567,14 @@ def test_losing_leadership_answers_not_coordinator_and_regaining_reloads(tmp_pat
         state = topic.partitions[coordinator.partition_for("g")]
         state.leader = 2
         host.apply_metadata()
-        assert (await asyncio.wait_for(parked, 5)).error == errors.NOT_COORDINATOR
-        assert a.heartbeat() == errors.NOT_COORDINATOR
+        assert (await asyncio.wait_for(parked, 5)).error == ErrorCode.not_coordinator
+        assert a.heartbeat() == ErrorCode.not_coordinator
         state.leader = 1
         host.apply_metadata()
         group = coordinator.group("g")
         assert group is not None
         assert group.state is GroupState.STABLE
-        assert a.heartbeat() == errors.NONE
+        assert a.heartbeat() == ErrorCode.none
 
     run_host(tmp_path, test)
 
@@ -594,9 +594,9 @@ def test_a_large_partition_loads_in_the_background(tmp_path: Path) -> None:
         host.apply_metadata()
         state.leader = 1
         host.apply_metadata()
-        assert coordinator.fetch_offsets("g", None)[0] == errors.COORDINATOR_LOAD_IN_PROGRESS
-        assert coordinator.list_groups()[0] == errors.COORDINATOR_LOAD_IN_PROGRESS
-        await until(lambda: coordinator.fetch_offsets("g", None)[0] == errors.NONE)
+        assert coordinator.fetch_offsets("g", None)[0] == ErrorCode.coordinator_load_in_progress
+        assert coordinator.list_groups()[0] == ErrorCode.coordinator_load_in_progress
+        await until(lambda: coordinator.fetch_offsets("g", None)[0] == ErrorCode.none)
         assert coordinator.committed("g")[("t", 0)].offset == 49
 
     run_host(tmp_path, test, {"offsets.load.buffer.size": "200"})
