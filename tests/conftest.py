@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import BrokerProcess
-from tests.support.lanes import lanes_of, unit_guard
+from tests.support.lanes import lanes_of, unit_guard, use_tmpfs_for_a_unit_run
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    use_tmpfs_for_a_unit_run(config)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
