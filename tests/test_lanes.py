@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -59,3 +60,37 @@ def test_everything_is_back_afterwards() -> None:
     with unit_guard("here"):
         assert subprocess.Popen.__init__ is not before[0]
     assert (subprocess.Popen.__init__, os.fork, socket.socket.connect) == before
+
+
+@pytest.mark.system  # starts `true`, to show the guard lets a thread from before through
+def test_threads_from_before_are_not_the_tests_doing() -> None:
+    started = threading.Event()
+    go = threading.Event()
+    result: list[object] = []
+
+    def earlier_thread() -> None:
+        started.set()
+        go.wait(10)
+        try:
+            result.append(subprocess.run(["true"], check=False).returncode)
+        except UnitLaneViolation as error:
+            result.append(error)
+
+    thread = threading.Thread(target=earlier_thread)
+    with unit_guard("here") as seen:
+        thread.start()  # new during the test: its process is refused
+        started.wait(10)
+        go.set()
+        thread.join(10)
+    assert isinstance(result[0], UnitLaneViolation)
+
+    go.clear()
+    result.clear()
+    thread = threading.Thread(target=earlier_thread)
+    thread.start()
+    started.wait(10)
+    with unit_guard("here") as seen:  # running before: passes through
+        go.set()
+        thread.join(10)
+    assert result == [0]
+    assert seen == []

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,28 +90,34 @@ def unit_guard(nodeid: str) -> Iterator[list[str]]:
     """While it is entered, starting a process (subprocess, fork, spawn, pexpect),
     connecting a socket, or making a confluent-kafka client (librdkafka opens its own
     sockets, out of Python's sight) raises `UnitLaneViolation`. Each attempt is also
-    listed in what it yields, so one that the code under test swallows is still seen."""
+    listed in what it yields, so one that the code under test swallows is still seen.
+    Threads that were running before (a client an earlier test left behind, say) are
+    not the test's doing and pass through; the test's thread and its new ones do not."""
     import confluent_kafka
     import confluent_kafka.admin
 
     seen: list[str] = []
+    earlier = {t.ident for t in threading.enumerate()} - {threading.get_ident()}
 
-    def refuse(what: str) -> Callable[..., Any]:
+    def refuse(what: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def refused(*args: object, **kwargs: object) -> Any:
+            if threading.get_ident() in earlier:
+                return original(*args, **kwargs)
             seen.append(what)
             raise UnitLaneViolation(
                 f"{nodeid} is in the `unit` lane but {what}: give it its lane "
                 "(tests/support/lanes.py, or pytestmark = pytest.mark.<lane>)")
         return refused
 
+    targets: list[tuple[object, str, str]] = [(subprocess.Popen, "__init__", "started a process")]
+    targets += [(os, name, f"called os.{name}")
+                for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system")
+                if hasattr(os, name)]
+    targets += [(socket.socket, name, "connected a socket") for name in ("connect", "connect_ex")]
+    targets += [(module, name, f"made a confluent_kafka {name}")
+                for module, name in ((confluent_kafka, "Producer"), (confluent_kafka, "Consumer"),
+                                     (confluent_kafka.admin, "AdminClient"))]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(subprocess.Popen, "__init__", refuse("started a process"))
-        for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system"):
-            if hasattr(os, name):
-                patch.setattr(os, name, refuse(f"called os.{name}"))
-        for name in ("connect", "connect_ex"):
-            patch.setattr(socket.socket, name, refuse("connected a socket"))
-        for module, name in ((confluent_kafka, "Producer"), (confluent_kafka, "Consumer"),
-                             (confluent_kafka.admin, "AdminClient")):
-            patch.setattr(module, name, refuse(f"made a confluent_kafka {name}"))
+        for target, name, what in targets:
+            patch.setattr(target, name, refuse(what, getattr(target, name)))
         yield seen
