@@ -1,4 +1,5 @@
-"""Session fixtures: one real broker over TCP for the whole run, a fresh topic per test."""
+"""Session fixtures: one real broker over TCP for the whole run, a fresh topic per test;
+and the test lanes (tests/support/lanes.py): every test gets its markers here."""
 
 from __future__ import annotations
 
@@ -10,6 +11,31 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import BrokerProcess
+from tests.support.lanes import lanes_of, unit_guard, use_tmpfs_for_a_unit_run
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    use_tmpfs_for_a_unit_run(config)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its lanes: `unit`, or any of the others."""
+    for item in items:
+        for lane in sorted(lanes_of(item)):
+            item.add_marker(lane)
+
+
+@pytest.fixture(autouse=True)
+def _unit_lane_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A `unit` test that starts a process or opens a connection fails."""
+    if request.node.get_closest_marker("unit") is None:
+        yield
+        return
+    with unit_guard(request.node.nodeid) as seen:
+        yield
+    if seen:
+        pytest.fail(f"{request.node.nodeid} is in the `unit` lane but "
+                    f"{', '.join(sorted(set(seen)))}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

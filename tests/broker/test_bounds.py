@@ -43,6 +43,7 @@ def test_huge_counts_are_refused_before_decoding(frame_hex: str) -> None:
         decode_request(bytes.fromhex(frame_hex))
 
 
+@pytest.mark.system  # decodes in a child process
 def test_random_frames_never_abort_the_process() -> None:
     """Decode many random and mutated frames in a child: an abort there fails here."""
     script = textwrap.dedent(

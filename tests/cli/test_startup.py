@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.broker import kcli_command, kcli_env
+
+pytestmark = pytest.mark.system  # each test starts a fresh interpreter
 
 HEAVY = ("confluent_kafka", "rich", "fastavro", "orjson", "click")
 

@@ -17,6 +17,7 @@ from kcli.client.topics import create_topic, describe_topic, list_topics
 from kcli.errors import NotFound, Unreachable
 
 
+@pytest.mark.system  # a real client against a closed port
 def test_refused_connection_fails_fast() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

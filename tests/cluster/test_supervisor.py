@@ -13,6 +13,8 @@ import pytest
 from tests.cluster.harness import wait_for
 from tests.support.broker import free_port, kcli_command, kcli_env, kill_local_cluster
 
+pytestmark = pytest.mark.cluster  # `kcli cluster start`, with its own data-dir fixture
+
 
 class Kcli:
     """Runs the kcli entry point with a private config and state directory."""

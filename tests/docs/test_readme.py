@@ -23,7 +23,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import pexpect
 import pytest
 
 from kcli.cli.docs import (
@@ -117,6 +116,8 @@ def tour_env(user_env: dict[str, str]) -> Iterator[dict[str, str]]:
 
 def run_in_pty(command: str, env: dict[str, str]) -> tuple[int, str]:
     """Exit status and screen output of ``bash -c command`` on a terminal."""
+    import pexpect  # here, not at the top: that would put every test here in the pty lane
+
     child = pexpect.spawn("bash", ["-c", "set -o pipefail\n" + command], env=env,
                           cwd=env["HOME"], encoding="utf-8", timeout=120,
                           dimensions=(40, 100))
@@ -127,6 +128,7 @@ def run_in_pty(command: str, env: dict[str, str]) -> tuple[int, str]:
     return status, output
 
 
+@pytest.mark.pty
 def test_the_readme_runs(tour_env: dict[str, str]) -> None:
     assert len(RUN) >= 25, "the README lost its runnable tour"
     port = _free_port()

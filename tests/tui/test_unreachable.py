@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static, TabbedContent
 
@@ -22,6 +23,7 @@ def status(app: KcliApp) -> str:
     return static_text(app.screen.query_one(StatusBar))
 
 
+@pytest.mark.system  # a real client against a closed port
 def test_unreachable_from_the_start() -> None:
     address = f"127.0.0.1:{free_port()}"
     service = KafkaService({"bootstrap.servers": address, "log_level": 0}, timeout=5,
