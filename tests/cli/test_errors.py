@@ -56,6 +56,7 @@ def test_kafka_exceptions_are_known_by_type() -> None:
     assert not is_kafka_exception(KafkaError(KafkaError._TRANSPORT))
 
 
+@pytest.mark.system  # a fresh interpreter, to see what it imports
 def test_recognising_kafka_errors_imports_no_kafka_client() -> None:
     code = ("import sys, kcli.errors as e\n"
             "assert e.exit_code_for(RuntimeError()) == 1\n"
