@@ -6,8 +6,9 @@ partition I lead, or say who leads": ``leader_partition`` resolves a topic and i
 against the metadata, rereads the metadata once when this broker may have become the
 leader (or the asker may have seen a newer leader epoch) since the last poll, and
 otherwise raises ``PartitionUnavailable`` with the error Kafka answers and the leader
-as this broker knows it. Appends (``append_to_leader``) and acks=all waits
-(``await_replication``) go through here too; reads go to ``Partition.read``.
+as this broker knows it. Reads (``read``, Kafka's ``readFromLocalLog``: the lookup, then
+``Partition.read``), appends (``append_to_leader``) and acks=all waits
+(``await_replication``) go through here too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Protocol
 
 from kcli.broker.cluster.metadata import TopicState
 from kcli.broker.errors import ErrorCode
-from kcli.broker.partition import AppendResult, Partition
+from kcli.broker.partition import READ_UNCOMMITTED, AppendResult, Partition, PartitionRead
 
 PartitionKey = tuple[str, int]
 ProduceResults = list[tuple[str, list[tuple[int, AppendResult]]]]
@@ -76,13 +77,16 @@ class ReplicaManager:
         ``refresh`` rereads the metadata once before answering NOT_LEADER_OR_FOLLOWER or
         UNKNOWN_LEADER_EPOCH (a long poll's re-reads pass False: one reread a request).
         """
+        partition = self.partitions.get((topic, index))
+        if (partition is not None and partition.is_leader and not writable
+                and current_leader_epoch < 0):
+            return partition  # the common case: hosted (so the topic exists) and led here
         state = self._metadata.topic(topic)
         if state is None or not 0 <= index < len(state.partitions):
             raise PartitionUnavailable(ErrorCode.unknown_topic_or_partition)
         if writable and state.internal:
             raise PartitionUnavailable(ErrorCode.invalid_topic_exception,
                                        f"{topic} is internal; only the broker writes to it")
-        partition = self.partitions.get((topic, index))
         if (partition is None or not partition.is_leader) and refresh:
             self._metadata.refresh_metadata()  # maybe we lead it since the last poll
             refresh = False
@@ -98,6 +102,36 @@ class ReplicaManager:
         if error:
             raise PartitionUnavailable(error, leader=self.current_leader(topic, index))
         return partition
+
+    def read(self, topic: str, index: int, offset: int, max_bytes: int, *,
+             current_leader_epoch: int = -1, last_fetched_epoch: int = -1, replica_id: int = -1,
+             isolation_level: int = READ_UNCOMMITTED, min_one_message: bool = True,
+             refresh: bool = True) -> tuple[Partition | None, PartitionRead]:
+        """Serve one partition of a Fetch: the partition (None when this broker does not
+        lead it) and its part of the answer, from ``Partition.read``.
+
+        ``refresh`` (a request's first pass, not a long poll's re-reads) rereads the
+        metadata once when this broker may have become the leader, or the asker may have
+        seen a newer leader epoch first; it also has a follower's fetch noted.
+        """
+        try:
+            partition = self.leader_partition(topic, index, refresh=refresh)
+        except PartitionUnavailable as unavailable:
+            return None, PartitionRead(unavailable.error_code, leader=unavailable.leader)
+        result = partition.read(
+            offset, max_bytes, current_leader_epoch=current_leader_epoch,
+            last_fetched_epoch=last_fetched_epoch, replica_id=replica_id,
+            isolation_level=isolation_level, min_one_message=min_one_message,
+            record_fetch=refresh,
+        )
+        if result.error_code == ErrorCode.unknown_leader_epoch and refresh:
+            self._metadata.refresh_metadata()  # the asker may have seen a newer epoch first
+            return self.read(topic, index, offset, max_bytes,
+                             current_leader_epoch=current_leader_epoch,
+                             last_fetched_epoch=last_fetched_epoch, replica_id=replica_id,
+                             isolation_level=isolation_level,
+                             min_one_message=min_one_message, refresh=False)
+        return partition, result
 
     def append_to_leader(self, topic: str, index: int, records: bytes | None, acks: int, *,
                          allow_zstd: bool = True) -> AppendResult:

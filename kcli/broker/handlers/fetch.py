@@ -15,7 +15,7 @@ from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
 from kcli.broker.partition import READ_UNCOMMITTED, Partition, PartitionRead
 from kcli.broker.protocol.versions import ApiKey
-from kcli.broker.replicas import PartitionUnavailable, wait_for_data
+from kcli.broker.replicas import wait_for_data
 
 
 @dataclass(slots=True)
@@ -76,29 +76,20 @@ class _FetchPlan:
                     )))
                     failed = True
                     continue
-                epoch = int(getattr(fp, "current_leader_epoch", -1))
-                try:
-                    partition = replicas.leader_partition(
-                        state.name, index, current_leader_epoch=epoch, refresh=first_pass
-                    )
-                except PartitionUnavailable as unavailable:
-                    reads.append((index, PartitionRead(unavailable.error_code,
-                                                       leader=unavailable.leader)))
-                    failed = True
-                    continue
-                self.partitions.append(partition)
                 limit = int(fp.partition_max_bytes)
                 if not first:
                     limit = min(limit, budget)
-                result = partition.read(
-                    int(fp.fetch_offset), limit,
-                    current_leader_epoch=epoch,
+                partition, result = replicas.read(
+                    state.name, index, int(fp.fetch_offset), limit,
+                    current_leader_epoch=int(getattr(fp, "current_leader_epoch", -1)),
                     last_fetched_epoch=int(getattr(fp, "last_fetched_epoch", -1)),
                     replica_id=self.replica_id,
                     isolation_level=self.isolation_level,
                     min_one_message=first,
-                    record_fetch=first_pass,
+                    refresh=first_pass,
                 )
+                if partition is not None:
+                    self.partitions.append(partition)
                 reads.append((index, result))
                 if result.error_code != ErrorCode.none or result.diverging is not None:
                     failed = True
