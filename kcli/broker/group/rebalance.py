@@ -18,13 +18,6 @@ from kcli.broker.group.shard import Shard, group_record
 
 log = logging.getLogger("kcli.broker.group")
 
-_DEAD = GroupState.DEAD
-_EMPTY = GroupState.EMPTY
-_PREPARING = GroupState.PREPARING_REBALANCE
-_COMPLETING = GroupState.COMPLETING_REBALANCE
-_STABLE = GroupState.STABLE
-
-
 class Rebalancing(CoordinatorRuntime):
     """Timers and rebalance state changes of classic groups, on top of the runtime."""
 
@@ -61,7 +54,7 @@ class Rebalancing(CoordinatorRuntime):
             log.info("group %s: pending member %s did not rejoin in time", group.group_id,
                      member_id)
             group.pending_join.pop(member_id, None)
-            if group.is_in(_PREPARING) and group.has_all_members_joined():
+            if group.is_in(GroupState.PREPARING_REBALANCE) and group.has_all_members_joined():
                 self._complete_join(shard, group)
             return
         member = group.members.get(member_id)
@@ -82,9 +75,9 @@ class Rebalancing(CoordinatorRuntime):
     def _remove_member_and_update(self, shard: Shard, group: Group, member: Member,
                                   reason: str) -> None:
         self._remove_member(group, member)
-        if group.is_in(_STABLE, _COMPLETING):
+        if group.is_in(GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
             self._maybe_prepare_rebalance_or_complete_join(shard, group, reason)
-        elif group.is_in(_PREPARING) and group.has_all_members_joined():
+        elif group.is_in(GroupState.PREPARING_REBALANCE) and group.has_all_members_joined():
             self._complete_join(shard, group)
 
     # ================================================================== rebalancing
@@ -99,19 +92,20 @@ class Rebalancing(CoordinatorRuntime):
     def _maybe_complete_join_phase(self, shard: Shard, group: Group) -> None:
         """Complete the join phase once every member has rejoined (the first rebalance of
         an empty group waits for its delay timer instead)."""
-        if (group.is_in(_PREPARING) and group.previous_state is not _EMPTY
+        if (group.is_in(GroupState.PREPARING_REBALANCE)
+                and group.previous_state is not GroupState.EMPTY
                 and group.has_all_members_joined()):
             self._complete_join(shard, group)
 
     def _prepare_rebalance(self, shard: Shard, group: Group, reason: str) -> None:
-        if group.is_in(_COMPLETING):
+        if group.is_in(GroupState.COMPLETING_REBALANCE):
             self._reset_and_propagate_assignment_error(shard, group,
                                                        ErrorCode.rebalance_in_progress)
         if group.sync_timer is not None:
             group.sync_timer.cancel()
             group.sync_timer = None
         group.pending_sync.clear()
-        initial = group.is_in(_EMPTY)
+        initial = group.is_in(GroupState.EMPTY)
         if group.join_timer is not None:
             group.join_timer.cancel()
             group.join_timer = None
@@ -120,7 +114,7 @@ class Rebalancing(CoordinatorRuntime):
             remaining = max(group.rebalance_timeout_ms() - delay, 0)
             group.join_timer = self._schedule(delay, self._try_complete_initial_rebalance,
                                               shard, group, delay, remaining)
-        group.transition_to(_PREPARING, now_ms())
+        group.transition_to(GroupState.PREPARING_REBALANCE, now_ms())
         log.info("group %s: preparing to rebalance (generation %d, %s)", group.group_id,
                  group.generation_id, reason)
         if not initial:
@@ -151,7 +145,7 @@ class Rebalancing(CoordinatorRuntime):
         if group.join_timer is not None:
             group.join_timer.cancel()
             group.join_timer = None
-        if not self._is_current(shard, group) or not group.is_in(_PREPARING):
+        if not self._is_current(shard, group) or not group.is_in(GroupState.PREPARING_REBALANCE):
             return
         gone = [m for m in group.not_yet_rejoined() if not m.is_static]
         for member in gone:
@@ -166,7 +160,7 @@ class Rebalancing(CoordinatorRuntime):
                                               self._complete_join, shard, group)
             return
         group.init_next_generation(now_ms())
-        if group.is_in(_EMPTY):
+        if group.is_in(GroupState.EMPTY):
             log.info("group %s: generation %d is empty", group.group_id, group.generation_id)
             try:
                 self._append(shard, [group_record(group, {})])
@@ -194,7 +188,7 @@ class Rebalancing(CoordinatorRuntime):
         group.sync_timer = None
         if not self._is_current(shard, group) or generation != group.generation_id:
             return
-        if group.is_in(_COMPLETING, _STABLE) and group.pending_sync:
+        if group.is_in(GroupState.COMPLETING_REBALANCE, GroupState.STABLE) and group.pending_sync:
             late = sorted(group.pending_sync)
             for member_id in late:
                 member = group.members.get(member_id)
