@@ -38,7 +38,7 @@ from kcli.broker.log.background import CleanerSettings, LogCleanerTask, retentio
 from kcli.broker.log.dirs import (
     DELETE_SUFFIX,
     delete_partition_dir,
-    parse_partition_dir,
+    is_partition_dir,
     partition_dir_name,
     read_topic_id,
     set_aside,
@@ -202,9 +202,7 @@ class Broker:
             if self.node_id in state.replicas
         }
         for path in sorted(self.data_dir.iterdir()):
-            if path.name in hosted or parse_partition_dir(path.name) is None:
-                continue
-            if not path.is_dir():
+            if path.name in hosted or not is_partition_dir(path):
                 continue
             try:
                 stray = set_aside(path)

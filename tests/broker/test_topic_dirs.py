@@ -90,6 +90,8 @@ def test_an_unclaimed_directory_is_set_aside_at_start(make_broker: object) -> No
     orphan = process.data_dir / "ghost-0"
     shutil.copytree(process.data_dir / "kept-0", orphan)
     (orphan / "partition.metadata").unlink(missing_ok=True)  # as before the stamps
+    (process.data_dir / "notes-1").mkdir()  # no log in it: not a partition, left alone
+    (process.data_dir / "notes-1" / "readme.txt").write_text("mine")
     process.start()
     admin = AdminClient({"bootstrap.servers": process.bootstrap})
     admin.create_topics([NewTopic("ghost", 1, 1)])["ghost"].result(10)
@@ -98,6 +100,7 @@ def test_an_unclaimed_directory_is_set_aside_at_start(make_broker: object) -> No
     strays = [p.name for p in process.data_dir.iterdir() if p.name.endswith("-stray")]
     assert len(strays) == 1
     assert strays[0].startswith("ghost-0.")
+    assert (process.data_dir / "notes-1" / "readme.txt").read_text() == "mine"
     assert process.stop() == 0
     assert "Traceback" not in process.log()
 

@@ -47,13 +47,12 @@ def renamed_dir_name(directory_name: str, suffix: str) -> str:
     return topic[: max(MAX_FILE_NAME - len(tail.encode()), 0)] + tail
 
 
-def parse_partition_dir(name: str) -> tuple[str, int] | None:
-    """(topic, partition) of a partition directory's name; None for any other name
-    (deleted and stray directories included)."""
-    match = _PARTITION_DIR.fullmatch(name)
-    if match is None:
-        return None
-    return match.group(1), int(match.group(2))
+def is_partition_dir(path: Path) -> bool:
+    """Whether ``path`` is a partition's log directory: named ``<topic>-<partition>``
+    (not a deleted or stray one) and holding a topic id stamp or a segment."""
+    if _PARTITION_DIR.fullmatch(path.name) is None or not path.is_dir():
+        return False
+    return (path / TOPIC_ID_FILE).exists() or any(path.glob("*.log"))
 
 
 def delete_partition_dir(directory: Path) -> None:
