@@ -16,7 +16,6 @@ import logging
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +32,18 @@ from kcli.broker.cluster.metadata import (
     TopicState,
 )
 from kcli.broker.configs import Settings
+from kcli.broker.errors import ErrorCode
 from kcli.broker.group import OFFSETS_TOPIC, GroupCoordinator
 from kcli.broker.log.background import CleanerSettings, LogCleanerTask, retention_loop
+from kcli.broker.log.dirs import (
+    DELETE_SUFFIX,
+    delete_partition_dir,
+    is_partition_dir,
+    partition_dir_name,
+    read_topic_id,
+    set_aside,
+    write_topic_id,
+)
 from kcli.broker.log.log import sync_segments
 from kcli.broker.partition import Partition
 from kcli.broker.replicas import ReplicaManager
@@ -78,11 +87,6 @@ class BrokerConfig:
         return self.cluster_dir or self.data_dir
 
 
-def partition_dir_name(topic: str, index: int) -> str:
-    """Kafka's directory name for a partition."""
-    return f"{topic}-{index}"
-
-
 class Broker:
     """One Kafka-protocol broker: state shared by every connection's handlers."""
 
@@ -116,6 +120,7 @@ class Broker:
         self._isr_attempts: dict[tuple[str, int], float] = {}
         self._checkpointed: dict[tuple[str, int], int] = {}  # as last written
         self._recovered: dict[tuple[str, int], int] = {}  # as read at start, until opened
+        self._undeleted: dict[str, list[str]] = {}  # topic -> why its data stayed
 
     @property
     def partitions(self) -> dict[tuple[str, int], Partition]:
@@ -147,6 +152,7 @@ class Broker:
             self._release_locks()
             raise
         self._remove_deleted_dirs()
+        self._set_aside_stray_dirs()
         self._recovered = read_checkpoint(self.data_dir)
         self.apply_metadata()
         log.info(
@@ -181,8 +187,31 @@ class Broker:
         path.write_text(f"version=1\ncluster.id={cluster_id}\nnode.id={self.node_id}\n")
 
     def _remove_deleted_dirs(self) -> None:
-        for path in self.data_dir.glob("*-delete"):
+        for path in self.data_dir.glob(f"*{DELETE_SUFFIX}"):
             shutil.rmtree(path, ignore_errors=True)
+
+    def _set_aside_stray_dirs(self) -> None:
+        """Rename the partition directories that no partition hosted here claims (a
+        deletion that failed, a replica moved away while this broker was down) so that
+        a topic created later under that name never opens their data; kept, as Kafka
+        keeps stray logs."""
+        hosted = {
+            partition_dir_name(topic.name, index)
+            for topic in self.metadata.topics.values()
+            for index, state in enumerate(topic.partitions)
+            if self.node_id in state.replicas
+        }
+        for path in sorted(self.data_dir.iterdir()):
+            if path.name in hosted or not is_partition_dir(path):
+                continue
+            try:
+                stray = set_aside(path)
+            except OSError as error:
+                log.error("cannot set aside %s, which no partition here claims: %s",
+                          path, error)
+            else:
+                log.warning("%s is no partition of this broker: set aside as %s",
+                            path.name, stray.name)
 
     def refresh_metadata(self) -> None:
         """Apply the shared metadata if another broker changed it (a stat when it did not)."""
@@ -193,6 +222,7 @@ class Broker:
         """Open partitions this broker now hosts, close the ones it no longer does; lead
         or follow each as the metadata says; point the replica fetchers at the leaders."""
         self._live_at = -1.0  # brokers may have registered: probe afresh
+        self._undeleted.clear()  # what delete_topic did not collect is only logged
         wanted: set[tuple[str, int]] = set()
         for topic in self.metadata.topics.values():
             settings = TopicSettings.resolve(self.settings, topic.configs)
@@ -205,7 +235,9 @@ class Broker:
                 wanted.add(key)
                 partition = self.partitions.get(key)
                 if partition is None:
-                    directory = self.data_dir / f"{topic.name}-{index}"
+                    directory = self.data_dir / partition_dir_name(topic.name, index)
+                    if not self._claim_dir(directory, topic):
+                        continue
                     self.partitions[key] = Partition(
                         topic.name, index, directory, state, settings, self.node_id,
                         self._recovered.pop(key, None), request_isr_change=self._change_isr,
@@ -232,13 +264,43 @@ class Broker:
                     wanted.setdefault(leader, set()).add(key)
         self.fetchers.update(wanted)
 
+    def _claim_dir(self, directory: Path, topic: TopicState) -> bool:
+        """Make ``directory`` the topic's before its partition opens there: stamp it with
+        the topic id (a directory from before the stamps is adopted); one stamped with
+        another topic's id is an old topic's data under the same name, deleted first.
+        False when that deletion fails: the partition stays closed, never serving it."""
+        stamped = read_topic_id(directory)
+        if stamped is not None and stamped != topic.topic_id:
+            log.warning("%s holds the data of an earlier topic %s: deleting it",
+                        directory.name, topic.name)
+            try:
+                delete_partition_dir(directory)
+            except OSError as error:
+                log.error("cannot delete %s (%s): partition %s stays offline here",
+                          directory, error, directory.name)
+                return False
+        if stamped != topic.topic_id:
+            directory.mkdir(parents=True, exist_ok=True)
+            write_topic_id(directory, topic.topic_id)
+        return True
+
     def _drop_partition(self, key: tuple[str, int]) -> None:
+        """Close a partition this broker no longer hosts and delete its data. Never
+        raises: a failure is logged and kept for ``delete_topic`` to report; the data
+        left behind stays stamped with its topic's id, so a new topic of that name
+        never opens it."""
         partition = self.partitions.pop(key)
-        partition.close()
+        try:
+            partition.close()
+        except OSError as error:
+            log.error("closing %s-%d failed: %s", partition.topic, partition.index, error)
         directory = partition.log.directory
-        doomed = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-delete")
-        os.replace(directory, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        try:
+            delete_partition_dir(directory)
+        except OSError as error:
+            log.error("cannot delete %s: %s", directory, error)
+            self._undeleted.setdefault(partition.topic, []).append(
+                f"{directory.name}: {error.strerror or error}")
         partition.wake_waiters()
 
     def topic(self, name: str) -> TopicState | None:
@@ -308,11 +370,18 @@ class Broker:
         return await self.create_topic(name, -1, -1, {})
 
     async def delete_topic(self, name: str) -> None:
-        """Delete a topic and its data."""
+        """Delete a topic and its data; ControllerError (KAFKA_STORAGE_ERROR) when the
+        topic is gone but some of its data could not be deleted."""
         self.controller.delete_topic(name)
         self.apply_metadata()
         self.groups.on_topic_deleted(name)
         log.info("deleted topic %s", name)
+        undeleted = self._undeleted.pop(name, None)
+        if undeleted:
+            raise ControllerError(
+                ErrorCode.kafka_storage_error,
+                f"topic {name!r} is deleted, but not all its data: {'; '.join(undeleted)}",
+            )
 
     async def create_partitions(
         self,

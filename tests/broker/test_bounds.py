@@ -80,3 +80,26 @@ def test_random_frames_never_abort_the_process() -> None:
 def test_valid_request_passes_with_room_to_spare() -> None:
     body = struct.pack(">i", 0)  # Metadata v0: an empty topic array
     check_body(load_request_schema(3, 0), body, 0)
+
+
+@pytest.mark.parametrize(
+    "frame_hex",
+    [
+        "00200001000000010000ffffffff00",  # DescribeConfigs v1, resources null
+        "0020000400000001000000000000",  # DescribeConfigs v4 (compact), resources null
+        "0003000000000001ffffffffffff",  # Metadata v0: topics has no null before v1
+        "0014000100000001ffff00000001ffff000003e8",  # DeleteTopics v1, a null name
+    ],
+)
+def test_null_in_a_non_nullable_field_is_refused(frame_hex: str) -> None:
+    with pytest.raises(MalformedRequest, match="non-nullable field"):
+        decode_request(bytes.fromhex(frame_hex))
+
+
+def test_null_where_the_schema_allows_it_passes() -> None:
+    _header, request = decode_request(bytes.fromhex("0003000100000001ffffffffffff"))
+    assert request.topics is None  # Metadata v1+: null is every topic
+    # DescribeConfigs v1 with configuration_keys null: every key
+    body = struct.pack(">ibh", 1, 2, 1) + b"t" + struct.pack(">i", -1) + b"\x00"
+    _header, request = decode_request(bytes.fromhex("00200001000000010000") + body)
+    assert request.resources[0].configuration_keys is None

@@ -14,6 +14,10 @@ from confluent_kafka.admin import (
     NewPartitions,
     NewTopic,
 )
+from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+
+from kcli.broker.errors import ErrorCode
+from tests.support.wire import WireClient
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
@@ -62,6 +66,41 @@ def test_invalid_topic_requests_get_kafka_errors(admin: AdminClient) -> None:
         admin.create_topics([NewTopic(name, 1, 1, config={"retention.ms": "later"})])[
             name].result(10)
     assert name not in admin.list_topics(timeout=10).topics
+
+
+INVALID_NAMES = ["nl\n", ".", "..", "x" * 250, "tab\tname", "caf\u00e9"]
+
+
+@pytest.mark.parametrize("name", INVALID_NAMES, ids=repr)
+def test_invalid_topic_names_are_refused(admin: AdminClient, name: str) -> None:
+    with pytest.raises(KafkaException, match="TOPIC_EXCEPTION"):
+        admin.create_topics([NewTopic(name, 1, 1)])[name].result(10)
+    assert name not in admin.list_topics(timeout=10).topics
+
+
+@pytest.mark.parametrize("auto_create", [True, False])
+def test_metadata_never_creates_an_invalid_name(bootstrap: str, auto_create: bool) -> None:
+    """Kafka answers INVALID_TOPIC_EXCEPTION for a name no topic can have, created or not."""
+    wanted = tuple(MetadataRequestTopic(topic_id=None, name=name)  # type: ignore[arg-type]
+                   for name in ("nl\n", "..", "y" * 250))
+    with WireClient(bootstrap) as client:
+        response = client.request(3, 12, MetadataRequest(
+            topics=wanted, allow_auto_topic_creation=auto_create,
+            include_topic_authorized_operations=False))
+        listed = client.request(3, 12, MetadataRequest(
+            topics=None, allow_auto_topic_creation=False,
+            include_topic_authorized_operations=False))
+    assert [t.error_code for t in response.topics] == [ErrorCode.invalid_topic_exception] * 3
+    assert not {t.name for t in listed.topics} & {w.name for w in wanted}
+
+
+def test_names_colliding_by_dot_and_underscore_are_refused(admin: AdminClient) -> None:
+    base = f"t.{uuid.uuid4().hex}_x"
+    admin.create_topics([NewTopic(base, 1, 1)])[base].result(10)
+    for name in (base.replace(".", "_"), base.replace("_", ".")):
+        with pytest.raises(KafkaException, match="collides with existing topic"):
+            admin.create_topics([NewTopic(name, 1, 1)])[name].result(10)
+    assert admin.list_topics(timeout=10).topics.keys() & {base, base.replace(".", "_")} == {base}
 
 
 def test_create_partitions(admin: AdminClient, bootstrap: str, topic_name: str) -> None:

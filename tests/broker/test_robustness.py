@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
 import struct
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kio.schema.api_versions.v3.request import ApiVersionsRequest
+from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest
+from kio.schema.describe_configs.v4.request import DescribeConfigsRequest, DescribeConfigsResource
 from kio.schema.metadata.v12.request import MetadataRequest
 
+from kcli.broker.errors import ErrorCode
 from kcli.broker.protocol.versions import SUPPORTED_VERSIONS
 from tests.support.broker import BrokerProcess
 from tests.support.wire import WireClient
@@ -88,3 +93,71 @@ def test_random_bodies_for_every_api(broker: BrokerProcess, data: st.DataObject)
 
 def test_still_alive_after_fuzzing(bootstrap: str) -> None:
     assert_alive(bootstrap)
+
+
+def _legacy(api_key: int, version: int, body: bytes) -> bytes:
+    return struct.pack(">hhih", api_key, version, 7, -1) + body
+
+
+def _flexible(api_key: int, version: int, body: bytes) -> bytes:
+    return struct.pack(">hhih", api_key, version, 7, -1) + b"\x00" + body
+
+
+NULL_ARRAY, NULL_COMPACT = struct.pack(">i", -1), b"\x00"
+
+
+NULL_FRAMES = {
+    "DescribeConfigs-v1-resources": _legacy(32, 1, NULL_ARRAY + b"\x00"),
+    "DescribeConfigs-v4-resources": _flexible(32, 4, NULL_COMPACT + b"\x00\x00\x00"),
+    "ListOffsets-v1-topics": _legacy(2, 1, struct.pack(">i", -1) + NULL_ARRAY),
+    "ListOffsets-v9-topics": _flexible(2, 9, struct.pack(">ib", -1, 0) + NULL_COMPACT + b"\x00"),
+    "ListOffsets-v1-partitions": _legacy(
+        2, 1, struct.pack(">iih", -1, 1, 1) + b"t" + NULL_ARRAY),
+    "DeleteTopics-v1-names": _legacy(20, 1, NULL_ARRAY + struct.pack(">i", 1000)),
+    "DeleteTopics-v1-a-null-name": _legacy(20, 1, struct.pack(">ihi", 1, -1, 1000)),
+    "CreateTopics-v2-topics": _legacy(19, 2, NULL_ARRAY + struct.pack(">i", 1000) + b"\x00"),
+    "AlterConfigs-v0-resources": _legacy(33, 0, NULL_ARRAY + b"\x00"),
+    "IncrementalAlterConfigs-v1-resources": _flexible(44, 1, NULL_COMPACT + b"\x00\x00"),
+    "DeleteRecords-v0-topics": _legacy(21, 0, NULL_ARRAY + struct.pack(">i", 1000)),
+    "CreatePartitions-v0-topics": _legacy(37, 0, NULL_ARRAY + struct.pack(">i", 1000) + b"\x00"),
+    "DescribeGroups-v0-groups": _legacy(15, 0, NULL_ARRAY),
+    "DeleteGroups-v0-groups": _legacy(42, 0, NULL_ARRAY),
+    "OffsetForLeaderEpoch-v2-topics": _legacy(23, 2, NULL_ARRAY),
+    "Produce-v3-topic-data": _legacy(0, 3, struct.pack(">hhi", -1, 1, 1000) + NULL_ARRAY),
+    "Fetch-v4-topics": _legacy(1, 4, struct.pack(">iiiib", -1, 100, 1, 1000, 0) + NULL_ARRAY),
+}
+
+
+@pytest.mark.parametrize("frame", list(NULL_FRAMES.values()), ids=list(NULL_FRAMES))
+def test_null_for_a_non_nullable_array_closes_cleanly(broker: BrokerProcess, frame: bytes
+                                                       ) -> None:
+    """Kafka's readers refuse a null where the schema has no null: the connection is
+    closed, with no traceback in the broker's log."""
+    logged = len(broker.log_path.read_bytes())
+    with WireClient(broker.bootstrap) as client:
+        client.send_raw(frame)
+        assert client.is_closed_by_peer()
+    assert_alive(broker.bootstrap)
+    tail = broker.log_path.read_bytes()[logged:].decode(errors="replace")
+    assert "Traceback" not in tail, tail
+    assert "non-nullable field" in tail, tail
+
+
+def test_null_where_kafka_means_all(bootstrap: str, topic_name: str) -> None:
+    """Nullable arrays keep their meaning: configuration_keys null is every key,
+    Metadata topics null is every topic."""
+    with WireClient(bootstrap) as client:
+        client.request(19, 7, CreateTopicsRequest(
+            topics=(CreatableTopic(name=topic_name, num_partitions=1, replication_factor=1,
+                                   assignments=(), configs=()),),
+            timeout=datetime.timedelta(seconds=10), validate_only=False))
+        described = client.request(32, 4, DescribeConfigsRequest(
+            resources=(DescribeConfigsResource(resource_type=2, resource_name=topic_name,
+                                               configuration_keys=None),),
+            include_synonyms=False, include_documentation=False))
+        listed = client.request(3, 12, MetadataRequest(
+            topics=None, allow_auto_topic_creation=False,
+            include_topic_authorized_operations=False))
+    assert described.results[0].error_code == ErrorCode.none
+    assert "retention.ms" in {c.name for c in described.results[0].configs}
+    assert topic_name in {t.name for t in listed.topics}

@@ -58,6 +58,18 @@ def test_create_bad_input(kcli: Kcli, topic_name: str) -> None:
     kcli("topic", "create", topic_name, "-P", "0").fails(2, r"-P")
 
 
+@pytest.mark.parametrize("name", ["nl\n", ".", "..", "x" * 250], ids=repr)
+def test_create_refuses_invalid_names(kcli: Kcli, name: str) -> None:
+    kcli("topic", "create", name).fails(2, r"topic name")
+
+
+def test_create_refuses_a_name_colliding_by_dot_and_underscore(kcli: Kcli, topic_name: str
+                                                               ) -> None:
+    kcli("topic", "create", f"{topic_name}.a").ok()
+    kcli("topic", "create", f"{topic_name}_a").fails(
+        2, rf"collides with existing topic '{topic_name}\.a'")
+
+
 def test_alter_and_revert(kcli: Kcli, topic: str, admin: AdminClient) -> None:
     kcli("topic", "alter", topic, "-c", "retention.ms=1234", "-c", "segment.ms=999999").ok()
     resource = ConfigResource(ResourceType.TOPIC, topic)

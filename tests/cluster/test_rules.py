@@ -110,6 +110,36 @@ def test_brokers_share_metadata_through_transactions(tmp_path: Path) -> None:
     assert len(ids) == 2
 
 
+@pytest.mark.parametrize("name", ["nl\n", "a\n", ".", "..", "", "x" * 250, "bad name",
+                                  "caf\u00e9", "tab\t"])
+def test_topic_names_follow_kafkas_rule(tmp_path: Path, name: str) -> None:
+    controller = Controller(MetadataStore(tmp_path), Settings(), 1)
+    controller.open(BrokerInfo(1, "h", 1), lambda _cluster_id: None)
+    controller.create_topic("x" * 249, 1, 1, {})  # the longest legal name
+    with pytest.raises(ControllerError) as refused:
+        controller.create_topic(name, 1, 1, {})
+    assert refused.value.error_code == ErrorCode.invalid_topic_exception
+    assert "\n" not in refused.value.message  # one line, whatever the name
+    assert list(controller.metadata.topics) == ["x" * 249]
+
+
+def test_names_differing_only_by_dot_and_underscore_collide(tmp_path: Path) -> None:
+    controller = Controller(MetadataStore(tmp_path), Settings(), 1)
+    controller.open(BrokerInfo(1, "h", 1), lambda _cluster_id: None)
+    controller.create_topic("orders.v1_x", 1, 1, {})
+    for name in ("orders_v1_x", "orders.v1.x", "orders_v1.x"):
+        with pytest.raises(ControllerError, match="collides with existing topic") as refused:
+            controller.create_topic(name, 1, 1, {})
+        assert refused.value.error_code == ErrorCode.invalid_topic_exception
+    with pytest.raises(ControllerError) as again:
+        controller.create_topic("orders.v1_x", 1, 1, {})
+    assert again.value.error_code == ErrorCode.topic_already_exists
+    with pytest.raises(ControllerError, match="collides"):  # an internal name, even unborn
+        controller.create_topic("__consumer.offsets", 1, 1, {})
+    controller.create_topic("__consumer_offsets", 1, 1, {}, internal=True)
+    controller.create_topic("orders-v1-x", 1, 1, {})  # '-' is no collision char
+
+
 def test_isr_changes_are_checked_against_epochs_and_liveness(tmp_path: Path) -> None:
     live = {1, 2}
     one = Controller(MetadataStore(tmp_path), Settings(), 1, lambda ids: set(ids) & live)

@@ -29,6 +29,7 @@ from kcli.broker.cluster.metadata import (
     Signature,
     TopicState,
     check_topic_name,
+    colliding_topic,
     new_cluster_id,
 )
 from kcli.broker.configs import InvalidConfig, Settings, validate_topic_configs
@@ -226,6 +227,12 @@ class Controller:
             if name in metadata.topics:
                 raise ControllerError(ErrorCode.topic_already_exists,
                                       f"topic {name!r} already exists")
+            other = None if internal else colliding_topic(name, [*metadata.topics,
+                                                                 *RESERVED_TOPICS])
+            if other is not None:
+                raise ControllerError(ErrorCode.invalid_topic_exception,
+                                      f"topic {name!r} collides with existing topic {other!r} "
+                                      "('.' and '_' are one in metric names)")
             count, factor = num_partitions, replication_factor
             if assignment:
                 if count != -1 or factor != -1:

@@ -21,7 +21,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 from kcli.durable import write_atomically
 
 FORMAT_VERSION = 1
-_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+_LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_TOPIC_NAME = 249
 
 
@@ -38,17 +38,29 @@ class InvalidTopicName(ValueError):
 
 
 def check_topic_name(name: str) -> None:
-    """Raise InvalidTopicName unless ``name`` is a legal Kafka topic name."""
+    """Raise InvalidTopicName unless ``name`` is a legal Kafka topic name (Kafka's
+    ``Topic.validate``): 1 to 249 ASCII letters, digits, '.', '_' and '-', not '.' or '..'.
+    """
     if not name:
         raise InvalidTopicName("topic name is empty")
     if name in (".", ".."):
         raise InvalidTopicName(f"topic name {name!r} is not allowed")
     if len(name) > MAX_TOPIC_NAME:
         raise InvalidTopicName(f"topic name is longer than {MAX_TOPIC_NAME} characters")
-    if not _LEGAL_TOPIC.match(name):
+    if not _LEGAL_TOPIC.fullmatch(name):  # not match(^...$): `$` matches before a final \n
         raise InvalidTopicName(
             f"topic name {name!r} may contain only ASCII letters, digits, '.', '_' and '-'"
         )
+
+
+def colliding_topic(name: str, existing: Iterable[str]) -> str | None:
+    """An existing topic other than ``name`` that differs from it only by '.' against
+    '_' (Kafka's ``Topic.hasCollision``: their metric names would be one), or None."""
+    if "." not in name and "_" not in name:
+        return None
+    unified = name.replace(".", "_")
+    return next((other for other in existing
+                 if other != name and other.replace(".", "_") == unified), None)
 
 
 def new_cluster_id() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kcli.broker.cluster.controller import ControllerError
-from kcli.broker.cluster.metadata import TopicState
+from kcli.broker.cluster.metadata import InvalidTopicName, TopicState, check_topic_name
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.protocol.codec import supported_api_keys
@@ -54,6 +54,16 @@ def _partitions(ctx: RequestContext, topic: TopicState) -> tuple[Any, ...]:
             )
         )
     return tuple(result)
+
+
+def _unknown_topic_error(name: str) -> int:
+    """What Metadata answers for a topic that does not exist (and is not created): as
+    Kafka, INVALID_TOPIC_EXCEPTION when no topic could ever have that name."""
+    try:
+        check_topic_name(name)
+    except InvalidTopicName:
+        return ErrorCode.invalid_topic_exception
+    return ErrorCode.unknown_topic_or_partition
 
 
 def controller_id(broker: Broker) -> int:
@@ -107,8 +117,7 @@ async def metadata(ctx: RequestContext, request: Any) -> Any:
                 except ControllerError as error:
                     topics.append(missing(name, error.error_code))
                     continue
-            topics.append(describe(state) if state else
-                          missing(name, ErrorCode.unknown_topic_or_partition))
+            topics.append(describe(state) if state else missing(name, _unknown_topic_error(name)))
     broker_cls = ctx.response_class("MetadataResponseBroker")
     brokers = tuple(
         make(broker_cls, node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
-import uuid
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,6 +51,7 @@ from kcli.broker.log.batch import (
     unpack_header,
 )
 from kcli.broker.log.config import LogConfig
+from kcli.broker.log.dirs import delete_partition_dir
 from kcli.broker.log.errors import (
     CorruptBatch,
     InvalidBatch,
@@ -744,18 +743,9 @@ class PartitionLog:
 
     @staticmethod
     def delete(directory: Path) -> None:
-        """Delete a partition's log directory (close its PartitionLog first).
-
-        The directory is first renamed to `<name>.<uuid>-delete` so that a crash midway
-        never leaves a half-deleted log under the partition's name.
-        """
-        directory = Path(directory)
-        if not directory.exists():
-            return
-        doomed = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}-delete")
-        os.rename(directory, doomed)
-        fsync_dir(directory.parent)
-        shutil.rmtree(doomed, ignore_errors=True)
+        """Delete a partition's log directory (close its PartitionLog first): see
+        :func:`kcli.broker.log.dirs.delete_partition_dir`."""
+        delete_partition_dir(directory)
 
 
 def sync_segments(segments: list[Segment]) -> None:

@@ -6,6 +6,12 @@ This module walks a body along the same generated schema without building anythi
 and refuses it when a count or length needs more bytes than are left (or nests past
 any schema's depth). Every array element takes at least one byte, so after this check
 no allocation can exceed the frame size, which the framing layer already bounds.
+
+It also refuses a null (length -1) array, string or bytes value in a field the schema
+does not declare nullable for that version, as Kafka's generated readers do ("non-nullable
+field ... was serialized as null"): kio would decode it as None, and a handler iterating
+the field would fail. Nullable fields keep their meaning (Metadata ``topics`` null: all
+topics; DescribeConfigs ``configuration_keys`` null: all keys).
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ _FIXED_SIZES = {
 
 
 class OutOfBounds(ValueError):
-    """A count or length in the body needs more bytes than the body has."""
+    """A count or length in the body needs more bytes than the body has, or a field the
+    schema does not allow to be null is."""
 
 
 def _uvarint(data: bytes, pos: int, end: int) -> tuple[int, int]:
@@ -62,12 +69,20 @@ def _fixed(size: int) -> Skipper:
     return skip
 
 
-def _sized(flexible: bool, legacy: struct.Struct) -> Skipper:
+def _null(name: str, pos: int) -> OutOfBounds:
+    return OutOfBounds(f"non-nullable field {name} is null at byte {pos}")
+
+
+def _sized(flexible: bool, legacy: struct.Struct, name: str, nullable: bool) -> Skipper:
     """A string or bytes value: compact (uvarint n+1, 0 = null) or legacy (-1 = null)."""
     if flexible:
         def skip_compact(data: bytes, pos: int, end: int) -> int:
-            n, pos = _uvarint(data, pos, end)
-            return pos if n == 0 else _need(pos, n - 1, end)
+            n, after = _uvarint(data, pos, end)
+            if n == 0:
+                if not nullable:
+                    raise _null(name, pos)
+                return after
+            return _need(after, n - 1, end)
 
         return skip_compact
 
@@ -76,15 +91,21 @@ def _sized(flexible: bool, legacy: struct.Struct) -> Skipper:
         (n,) = legacy.unpack_from(data, pos)
         if n < -1:
             raise OutOfBounds(f"negative length {n} at byte {pos}")
-        return start if n == -1 else _need(start, n, end)
+        if n == -1:
+            if not nullable:
+                raise _null(name, pos)
+            return start
+        return _need(start, n, end)
 
     return skip_legacy
 
 
-def _array(flexible: bool, element: Skipper, min_size: int) -> Skipper:
+def _array(flexible: bool, element: Skipper, min_size: int, name: str,
+           nullable: bool) -> Skipper:
     min_size = max(1, min_size)
 
     def skip(data: bytes, pos: int, end: int) -> int:
+        at = pos
         if flexible:
             n, pos = _uvarint(data, pos, end)
             count = n - 1
@@ -94,6 +115,8 @@ def _array(flexible: bool, element: Skipper, min_size: int) -> Skipper:
             pos = start
             if count < -1:
                 raise OutOfBounds(f"negative array count {count}")
+        if count == -1 and not nullable:
+            raise _null(name, at)
         if count <= 0:
             return pos
         if count * min_size > end - pos:
@@ -105,16 +128,23 @@ def _array(flexible: bool, element: Skipper, min_size: int) -> Skipper:
     return skip
 
 
-def _inner_type(hint: Any) -> tuple[Any, bool, bool]:
-    """(element or value type, is_array, is_optional) of a field's annotation."""
-    optional = False
+def _strip_none(hint: Any) -> tuple[Any, bool]:
+    """(the type, whether it is nullable) of ``X | None`` or ``X``: kio annotates a field
+    (or an array element) that is nullable in its version as ``X | None``."""
     if get_origin(hint) in (UnionType, Union):
         args = [a for a in get_args(hint) if a is not NoneType]
-        optional = len(args) != len(get_args(hint))
-        hint = args[0]
+        return args[0], len(args) != len(get_args(hint))
+    return hint, False
+
+
+def _inner_type(hint: Any) -> tuple[Any, bool, bool, bool]:
+    """(element or value type, is_array, is_optional, element is_optional) of a field's
+    annotation."""
+    hint, optional = _strip_none(hint)
     if get_origin(hint) is tuple:
-        return get_args(hint)[0], True, optional
-    return hint, False, optional
+        element, element_optional = _strip_none(get_args(hint)[0])
+        return element, True, optional, element_optional
+    return hint, False, optional, optional
 
 
 @cache
@@ -126,8 +156,9 @@ def _entity_plan(cls: type) -> tuple[Skipper, int]:
     tagged: dict[int, Skipper] = {}
     min_size = 0
     for f in fields(cls):
-        inner, is_array, optional = _inner_type(hints[f.name])
+        inner, is_array, optional, element_optional = _inner_type(hints[f.name])
         kafka_type = f.metadata.get("kafka_type")
+        name = f"{cls.__name__}.{f.name}"
         element_min = 1
         if is_dataclass(inner):
             element, element_min = _entity_plan(inner)  # type: ignore[arg-type]
@@ -137,12 +168,13 @@ def _entity_plan(cls: type) -> tuple[Skipper, int]:
             element_min = _FIXED_SIZES[kafka_type]
             element = _fixed(element_min)
         elif kafka_type == "string":
-            element = _sized(flexible, _INT16)
+            element = _sized(flexible, _INT16, name, element_optional)
         elif kafka_type in ("bytes", "records"):
-            element = _sized(flexible, _INT32)
+            element = _sized(flexible, _INT32, name, element_optional)
         else:
-            raise TypeError(f"{cls.__name__}.{f.name}: no bounds rule for {kafka_type!r}")
-        skipper = _array(flexible, element, element_min) if is_array else element
+            raise TypeError(f"{name}: no bounds rule for {kafka_type!r}")
+        skipper = (_array(flexible, element, element_min, name, optional) if is_array
+                   else element)
         if "tag" in f.metadata:
             tagged[int(f.metadata["tag"])] = skipper
         else:
