@@ -284,7 +284,7 @@ class ProfileStore:
 
     def with_profile(self, profile: Profile) -> ProfileStore:
         """A store with ``profile`` added or replaced."""
-        if not _PROFILE_NAME.match(profile.name):
+        if not _PROFILE_NAME.fullmatch(profile.name):
             raise BadInput(
                 f"profile names use letters, digits, '.', '_' and '-', not {profile.name!r}"
             )
@@ -356,7 +356,7 @@ def _toml_string(text: str) -> str:
 
 
 def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _toml_string(key)
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
 def _toml_value(value: object) -> str:

@@ -39,7 +39,7 @@ def topic_renames(values: Sequence[str], option: str, *, plain: bool) -> dict[st
         if old in out:
             raise BadInput(f"{option} names {old!r} twice")
         target = new if sep else old
-        if not _TOPIC_NAME.match(target) or target in {".", ".."}:
+        if not _TOPIC_NAME.fullmatch(target) or target in {".", ".."}:
             raise BadInput(f"{option}: {target!r} is not a valid topic name (1 to 249 "
                            "ASCII letters, digits, '.', '_' and '-')")
         out[old] = target

@@ -140,3 +140,9 @@ tables = st.recursive(
 @given(tables)
 def test_toml_writer_round_trips(data: dict[str, object]) -> None:
     assert tomllib.loads(toml_dumps(data)) == data
+
+
+@pytest.mark.parametrize("name", ["prod\n", "", "a b", "ü"])
+def test_profile_names_are_checked_whole(env: dict[str, str], name: str) -> None:
+    with pytest.raises(BadInput, match="profile names use"):
+        save_profiles(env, Profile(name, "k:9092", {}))
