@@ -252,11 +252,14 @@ def _decompress(codec: str, data: memoryview) -> bytes:
 
 
 def read_segment_ahead(path: Path, pool: Any, expect: Mapping[str, str] | None = None,
-                       ahead: int = 4) -> Iterator[dict[str, Any]]:
+                       ahead: int = 4, digest: tuple[int, str] | None = None,
+                       ) -> Iterator[dict[str, Any]]:
     """Records of a segment, like :func:`read_segment`, with its blocks decompressed
-    ``ahead`` at a time on ``pool`` (a ThreadPoolExecutor: zstd and zlib release the GIL)
-    while the records of earlier blocks are decoded. Each block is handed to fastavro as
-    a one-block uncompressed container. No sha256 (a restore checks files first)."""
+    ``ahead`` at a time on ``pool`` (a ThreadPoolExecutor: zstd and zlib release the GIL;
+    None: decompressed here) while the records of earlier blocks are decoded. Each block
+    is handed to fastavro as a one-block uncompressed container. With ``digest`` (the
+    file's size and sha256 as the manifest names them), the whole file is checked
+    against it before the first record is decoded."""
     import fastavro
 
     errors = _avro_errors()
@@ -264,6 +267,9 @@ def read_segment_ahead(path: Path, pool: Any, expect: Mapping[str, str] | None =
         data = path.read_bytes()
     except OSError as error:
         raise _unreadable(path, error) from None
+    if digest is not None and (len(data), hashlib.sha256(data).hexdigest()) != digest:
+        raise ArchiveCorrupt(path, "sha256 differs from the manifest (the file changed "
+                                   "after it was written)")
     view = memoryview(data)
     try:
         meta, sync, pos = parse_container_header(data)
@@ -285,15 +291,7 @@ def read_segment_ahead(path: Path, pool: Any, expect: Mapping[str, str] | None =
             if view[pos:pos + SYNC_SIZE] != sync:
                 raise ValueError("sync marker differs")
             pos += SYNC_SIZE
-        pending: deque[tuple[int, Any]] = deque()
-        index = 0
-        while index < len(blocks) or pending:
-            while index < len(blocks) and len(pending) < ahead:
-                count, body = blocks[index]
-                pending.append((count, pool.submit(_decompress, codec, body)))
-                index += 1
-            count, future = pending.popleft()
-            plain = future.result()
+        for count, plain in _plain_blocks(codec, blocks, pool, ahead):
             one_block = b"".join((plain_header, encode_long(count), encode_long(len(plain)),
                                   plain, sync))
             decoded = 0
@@ -307,6 +305,25 @@ def read_segment_ahead(path: Path, pool: Any, expect: Mapping[str, str] | None =
     except errors as error:
         detail = str(error) or type(error).__name__
         raise ArchiveCorrupt(path, f"unreadable Avro data ({detail})") from None
+
+
+def _plain_blocks(codec: str, blocks: list[tuple[int, memoryview]], pool: Any,
+                  ahead: int) -> Iterator[tuple[int, bytes]]:
+    """(record count, decompressed data) of each block, in order; with ``pool``,
+    ``ahead`` blocks are being decompressed on it at any time."""
+    if pool is None:
+        for count, body in blocks:
+            yield count, _decompress(codec, body)
+        return
+    pending: deque[tuple[int, Any]] = deque()
+    index = 0
+    while index < len(blocks) or pending:
+        while index < len(blocks) and len(pending) < ahead:
+            count, body = blocks[index]
+            pending.append((count, pool.submit(_decompress, codec, body)))
+            index += 1
+        count, future = pending.popleft()
+        yield count, future.result()
 
 
 def file_sha256(path: Path) -> tuple[str, int]:
