@@ -1,6 +1,6 @@
-"""Reading archive container files back: with fastavro (any file, optionally hashing it
-in the same pass), or a partition segment with its blocks decompressed ahead on a pool
-of threads (the restore hot path). Every problem with a file's bytes raises
+"""Reading archive container files back: with fastavro (any file), or a partition
+segment, checked against its sha256 first, with its blocks decompressed ahead on a
+pool of threads (the hot path of restore and verify). Every problem with a file's bytes raises
 :class:`~kcli.backup.records.ArchiveCorrupt` naming the file; a file that cannot be read
 at all raises :class:`~kcli.errors.OperationFailed`."""
 
@@ -13,7 +13,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -61,44 +61,6 @@ def _register_zstandard() -> None:
     _registered = True
 
 
-class FileCheck:
-    """Filled in by :func:`read_container`: the sha256 and size of what it read."""
-
-    def __init__(self) -> None:
-        self.sha256: str | None = None
-        self.bytes = 0
-
-
-class _HashingReader(io.RawIOBase):
-    """A read-only file that hashes what is read through it (one-pass verify)."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        super().__init__()
-        self._raw = raw
-        self.hash = hashlib.sha256()
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = self._raw.read(-1 if size is None else size)
-        self.hash.update(data)
-        self.count += len(data)
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def finish(self, check: FileCheck) -> None:
-        while self.read(1 << 20):  # anything after the last block counts too
-            pass
-        check.sha256 = self.hash.hexdigest()
-        check.bytes = self.count
-
-
 def _avro_errors() -> tuple[type[BaseException], ...]:
     """Everything reading damaged container data can raise."""
     import cramjam
@@ -119,13 +81,11 @@ def file_metadata(reader: Any) -> dict[str, str]:
             for k, v in meta.items() if k.startswith("kcli.")}
 
 
-def read_container(path: Path, check: FileCheck | None = None,
-                   expect: Mapping[str, str] | None = None,
+def read_container(path: Path, expect: Mapping[str, str] | None = None,
                    schema: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """Records of a container file, as dicts. Any framing, codec or schema problem, or
     metadata differing from ``expect``, raises :class:`ArchiveCorrupt` naming the file.
-    With ``check``, the file's sha256 and size are computed in the same pass and stored
-    there once the records are exhausted. With ``schema``, the file's writer schema must
+    With ``schema``, the file's writer schema must
     be exactly that one (a damaged schema could rename fields)."""
     import fastavro
 
@@ -136,10 +96,8 @@ def read_container(path: Path, check: FileCheck | None = None,
     except OSError as error:
         raise _unreadable(path, error) from None
     with raw:
-        hasher = _HashingReader(raw) if check is not None else None
-        source: Any = hasher if hasher is not None else raw
         try:
-            reader: Iterator[dict[str, Any]] = fastavro.reader(source)  # type: ignore[assignment]
+            reader: Iterator[dict[str, Any]] = fastavro.reader(raw)  # type: ignore[assignment]
             meta = file_metadata(reader)
             if schema is not None:
                 _check_schema(path, getattr(reader, "metadata", {}).get("avro.schema"), schema)
@@ -148,19 +106,11 @@ def read_container(path: Path, check: FileCheck | None = None,
                     raise ArchiveCorrupt(path, f"file metadata {key}={meta.get(key)!r}, "
                                                f"expected {value!r}")
             yield from reader
-            if hasher is not None and check is not None:
-                hasher.finish(check)
         except ArchiveCorrupt:
             raise
         except errors as error:
             detail = str(error) or type(error).__name__
             raise ArchiveCorrupt(path, f"unreadable Avro data ({detail})") from None
-
-
-def read_segment(path: Path, check: FileCheck | None = None,
-                 expect: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
-    """Records of a partition segment (see :data:`RECORD_SCHEMA`)."""
-    return read_container(path, check, expect, RECORD_SCHEMA)
 
 
 def _check_schema(path: Path, text: Any, schema: Mapping[str, Any]) -> None:
@@ -254,7 +204,7 @@ def _decompress(codec: str, data: memoryview) -> bytes:
 def read_segment_ahead(path: Path, pool: Any, expect: Mapping[str, str] | None = None,
                        ahead: int = 4, digest: tuple[int, str] | None = None,
                        ) -> Iterator[dict[str, Any]]:
-    """Records of a segment, like :func:`read_segment`, with its blocks decompressed
+    """Records of a segment (see :data:`RECORD_SCHEMA`), with its blocks decompressed
     ``ahead`` at a time on ``pool`` (a ThreadPoolExecutor: zstd and zlib release the GIL;
     None: decompressed here) while the records of earlier blocks are decoded. Each block
     is handed to fastavro as a one-block uncompressed container. With ``digest`` (the
