@@ -43,16 +43,11 @@ from kcli.backup.manifest import (
     Manifest,
     PartitionEntry,
     SegmentEntry,
+    check_partition,
     load_json,
-    merge_gaps,
+    record_runs,
 )
-from kcli.backup.reading import (
-    FileCheck,
-    file_sha256,
-    read_container,
-    read_segment,
-    read_segment_ahead,
-)
+from kcli.backup.reading import file_sha256, read_container, read_segment_ahead
 from kcli.backup.records import GROUP_SCHEMA, ArchiveCorrupt
 from kcli.errors import NotFound, OperationFailed
 
@@ -182,66 +177,108 @@ class Archive:
         """Absolute path of a segment file."""
         return self.root / segment.path
 
-    def check_files(self) -> None:
-        """sha256 and size of every file the manifest names (a fast pre-flight: the
-        files are compressed, so this reads far less than the records)."""
-        for name, size, sha in self.manifest.files():
-            path = self.root / name
-            actual_sha, actual_size = file_sha256(path)
-            if actual_size != size or actual_sha != sha:
-                raise ArchiveCorrupt(path, "sha256 differs from the manifest")
+    def check(self) -> dict[str, TopicLayout]:
+        """Every check that decodes no record, so nothing has to be written before the
+        archive is known to be whole: :meth:`check_manifest`, then the size and sha256 of
+        every segment file (they are compressed, so this reads far less than the
+        records). Returns the topics' layouts."""
+        layouts = self.check_manifest()
+        for topic in self.manifest.topics:
+            for partition in topic.partitions:
+                for segment in partition.segments:
+                    path = self.path_of(segment)
+                    if file_sha256(path) != (segment.sha256, segment.bytes):
+                        raise ArchiveCorrupt(path, "sha256 differs from the manifest (the "
+                                                   "file changed after it was written)")
+        return layouts
+
+    def check_manifest(self) -> dict[str, TopicLayout]:
+        """The cluster files against their sha256, the manifest against topics.json
+        (every archived partition exists there, once) and every partition's entry
+        against itself (:func:`~kcli.backup.manifest.check_partition`). Returns the
+        topics' layouts."""
+        where = str(self.root / MANIFEST)
+        layouts = self.layouts()
+        self._checked(self.manifest.groups_file)
+        for topic in self.manifest.topics:
+            numbers = [p.partition for p in topic.partitions]
+            count = layouts[topic.name].partitions
+            if len(set(numbers)) != len(numbers) or not all(0 <= n < count for n in numbers):
+                raise ArchiveCorrupt(where, f"{topic.name} has partitions {numbers}; "
+                                            f"topics.json says it has {count}")
+            for partition in topic.partitions:
+                check_partition(where, topic.name, partition)
+        return layouts
 
     def records(self, topic: str, partition: PartitionEntry,
                 from_offset: int | None = None, pool: Any = None) -> Iterator[dict[str, Any]]:
-        """Records of one partition in offset order, from ``from_offset`` on. With
-        ``pool`` (a ThreadPoolExecutor), blocks are decompressed ahead on it."""
+        """Records of one partition in offset order, from ``from_offset`` on. Each
+        segment file is checked (size, sha256) before any of its records is yielded,
+        and its records as they are decoded: exactly the offsets the manifest's gaps
+        leave in the segment's range, in order, then its timestamp range. With ``pool``
+        (a ThreadPoolExecutor), blocks are decompressed ahead on it. The partition's
+        entry is taken as checked (:meth:`check_manifest`)."""
         segments = partition.segments
         start = 0
         if from_offset is not None and segments:
             nexts = [s.next_offset for s in segments]
             start = bisect.bisect_right(nexts, from_offset)
+        expect = {"kcli.topic": topic, "kcli.partition": str(partition.partition)}
         for segment in segments[start:]:
-            expect = {"kcli.topic": topic, "kcli.partition": str(partition.partition)}
             path = self.path_of(segment)
-            records = (read_segment_ahead(path, pool, expect) if pool is not None
-                       else read_segment(path, expect=expect))
-            count = 0
-            previous = segment.start_offset - 1
-            for record in records:
-                count += 1
+            runs = record_runs(segment.start_offset, segment.next_offset, partition.gaps)
+            runs.append((-1, -1))  # no offset after the last run is expected
+            run = 0
+            want, run_end = runs[0]
+            lo = hi = None
+            for record in read_segment_ahead(path, pool, expect,
+                                             digest=(segment.bytes, segment.sha256)):
                 offset = record["offset"]
-                if not previous < offset < segment.next_offset:
-                    raise ArchiveCorrupt(path, f"record offset {offset} out of order or "
-                                               "outside the segment's range")
-                previous = offset
+                if offset != want:
+                    raise ArchiveCorrupt(path, _unexpected(offset, want, segment))
+                want += 1
+                if want == run_end:
+                    run += 1
+                    want, run_end = runs[run]
+                ts = record["timestamp"]
+                if ts >= 0:
+                    if lo is None or ts < lo:
+                        lo = ts
+                    if hi is None or ts > hi:
+                        hi = ts
                 if from_offset is None or offset >= from_offset:
                     yield record
-            if count != segment.record_count:  # a reader may stop early on a damaged count
-                raise ArchiveCorrupt(path, f"{count} records, the manifest says "
-                                           f"{segment.record_count}")
+            if want != -1:
+                raise ArchiveCorrupt(path, f"records end before offset {want}; the "
+                                           f"manifest says {segment.record_count} records "
+                                           f"up to {segment.last_offset}")
+            if (lo, hi) != (segment.min_ts, segment.max_ts):
+                raise ArchiveCorrupt(path, f"timestamps from {lo} to {hi}, the manifest "
+                                           f"says {segment.min_ts} to {segment.max_ts}")
 
     # -- verify
 
     def verify(self) -> VerifyReport:
-        """Re-read every file against the manifest: sha256 and size, Avro framing,
-        file metadata, every record's offset (ordered, inside its segment's range),
-        counts, first/last offsets, timestamps and the partition's gaps."""
+        """Every check there is: :meth:`check_manifest`, then every segment read back
+        through :meth:`records` (the reader a restore uses, with the same checks)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         report = VerifyReport()
-        layouts = self.layouts()
-        report.files += 1
-        groups = self.group_offsets()
-        report.files += 1
-        names = {g.group for g in groups}
+        self.check_manifest()
+        report.files += 2
+        names = {g.group for g in self.group_offsets()}
         if len(names) != self.manifest.group_count:
             report.warnings.append(f"{len(names)} groups in {self.manifest.groups_file.path}, "
                                    f"the manifest says {self.manifest.group_count}")
-        for topic in self.manifest.topics:
-            layout = layouts[topic.name]
-            if len(topic.partitions) > layout.partitions:
-                raise ArchiveCorrupt(self.root / MANIFEST,
-                                     f"{topic.name} has more partitions than topics.json says")
-            for partition in topic.partitions:
-                self._verify_partition(topic.name, partition, report)
+        with ThreadPoolExecutor(2, "kcli-verify-read") as pool:
+            for topic in self.manifest.topics:
+                for partition in topic.partitions:
+                    for _record in self.records(topic.name, partition, None, pool):
+                        pass
+                    report.segments += len(partition.segments)
+                    report.files += len(partition.segments)
+                    report.records += partition.record_count
+                    report.bytes += sum(s.bytes for s in partition.segments)
         referenced = {Path(name) for name, _, _ in self.manifest.files()}
         referenced |= {Path(f) for run in self.manifest.runs for f in run.cluster_files.values()}
         for path in sorted(self.root.rglob("*")):
@@ -251,79 +288,6 @@ class Archive:
                 report.warnings.append(f"{rel} is not part of the archive (left by an "
                                        "unfinished run?)")
         return report
-
-    def _verify_partition(self, topic: str, partition: PartitionEntry,
-                          report: VerifyReport) -> None:
-        where = self.root / MANIFEST
-        label = f"{topic}[{partition.partition}]"
-        position = partition.start_offset
-        expected_next = position
-        gaps: list[tuple[int, int]] = []
-        count = 0
-        first = last = None
-        for segment in partition.segments:
-            if segment.start_offset != position:
-                raise ArchiveCorrupt(where, f"{label}: segment {segment.path} starts at "
-                                            f"{segment.start_offset}, expected {position}")
-            path = self.path_of(segment)
-            check = FileCheck()
-            seg_count = 0
-            seg_first = seg_last = None
-            lo = hi = None
-            expect = {"kcli.topic": topic, "kcli.partition": str(partition.partition)}
-            for record in read_segment(path, check, expect):
-                offset = record["offset"]
-                if not segment.start_offset <= offset < segment.next_offset:
-                    raise ArchiveCorrupt(path, f"record offset {offset} outside the "
-                                               f"segment's range")
-                if offset < expected_next:
-                    raise ArchiveCorrupt(path, f"record offset {offset} out of order or "
-                                               "duplicated")
-                if offset > expected_next:
-                    gaps.append((expected_next, offset))
-                expected_next = offset + 1
-                seg_first = offset if seg_first is None else seg_first
-                seg_last = offset
-                ts = record["timestamp"]
-                if ts >= 0:
-                    lo = ts if lo is None or ts < lo else lo
-                    hi = ts if hi is None or ts > hi else hi
-                seg_count += 1
-            if check.sha256 != segment.sha256 or check.bytes != segment.bytes:
-                raise ArchiveCorrupt(path, "sha256 differs from the manifest (the file "
-                                           "changed after it was written)")
-            facts = ((seg_count, segment.record_count, "record count"),
-                     (seg_first, segment.first_offset, "first offset"),
-                     (seg_last, segment.last_offset, "last offset"),
-                     (lo, segment.min_ts, "smallest timestamp"),
-                     (hi, segment.max_ts, "largest timestamp"))
-            for actual, recorded, what in facts:
-                if actual != recorded:
-                    raise ArchiveCorrupt(path, f"{what} {actual} differs from the "
-                                               f"manifest's {recorded}")
-            if segment.next_offset > expected_next:
-                gaps.append((expected_next, segment.next_offset))
-            expected_next = position = segment.next_offset
-            count += seg_count
-            first = seg_first if first is None else first
-            last = seg_last
-            report.segments += 1
-            report.files += 1
-            report.records += seg_count
-            report.bytes += segment.bytes
-        if partition.next_offset > position:
-            gaps.append((position, partition.next_offset))
-        elif partition.next_offset < position:
-            raise ArchiveCorrupt(where, f"{label}: segments end at {position}, after the "
-                                        f"partition's next offset {partition.next_offset}")
-        if merge_gaps(gaps) != merge_gaps(partition.gaps):
-            raise ArchiveCorrupt(where, f"{label}: the gaps in the records differ from the "
-                                        "manifest's")
-        if (count, first, last) != (partition.record_count, partition.first_offset,
-                                    partition.last_offset):
-            raise ArchiveCorrupt(where, f"{label}: {count} records from {first} to {last}, "
-                                        f"the manifest says {partition.record_count} from "
-                                        f"{partition.first_offset} to {partition.last_offset}")
 
     # -- summary
 
@@ -356,3 +320,14 @@ class Archive:
             "groups": m.group_count, "topics": topics,
             "unfinished_run": (self.root / CHECKPOINT).exists(),
         }
+
+
+def _unexpected(offset: int, want: int, segment: SegmentEntry) -> str:
+    """Why a record's offset is not the one the manifest has next."""
+    if want == -1 or offset >= segment.next_offset:
+        return (f"record offset {offset} past the segment's last, {segment.last_offset} "
+                "(the manifest's record count or offsets differ from the file)")
+    if offset < want:
+        return f"record offset {offset} out of order or duplicated (expected {want})"
+    return (f"record offset {offset} where the manifest has {want} next (its gaps differ "
+            "from the records)")

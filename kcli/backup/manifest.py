@@ -234,6 +234,84 @@ def merge_gaps(*lists: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def record_runs(start: int, end: int, gaps: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The [from, to) runs of ``[start, end)`` that ``gaps`` (ordered) leave: where the
+    records are, since every covered offset is a record's or a gap's."""
+    out = []
+    position = start
+    for gap_start, gap_end in gaps:
+        if gap_end <= position:
+            continue
+        if gap_start >= end:
+            break
+        if gap_start > position:
+            out.append((position, gap_start))
+        position = max(position, gap_end)
+    if position < end:
+        out.append((position, end))
+    return out
+
+
+def check_partition(where: str, topic: str, partition: PartitionEntry) -> None:
+    """The manifest's entry of one partition against itself, reading no file: the
+    gaps lie in order inside the covered range; the segments form one chain from the
+    partition's start offset (each starts where the previous one ends) that ends at or
+    before its next offset, with only gaps after it; each segment's record count and
+    first and last offsets, and the partition's, are what the ranges less the gaps
+    give. ArchiveCorrupt naming ``where`` (the manifest) otherwise."""
+    label = f"{topic}[{partition.partition}]"
+
+    def fail(reason: str) -> ArchiveCorrupt:
+        return ArchiveCorrupt(where, f"{label}: {reason}")
+
+    if partition.next_offset < partition.start_offset:
+        raise fail(f"next offset {partition.next_offset} is before its start offset "
+                   f"{partition.start_offset}")
+    position = partition.start_offset
+    for gap_start, gap_end in partition.gaps:
+        if not position <= gap_start < gap_end <= partition.next_offset:
+            raise fail(f"gap [{gap_start}, {gap_end}) is out of order or outside "
+                       f"[{partition.start_offset}, {partition.next_offset})")
+        position = gap_end
+    position = partition.start_offset
+    count = 0
+    first = last = None
+    for segment in partition.segments:
+        if segment.start_offset != position:
+            raise fail(f"segment {segment.path} starts at {segment.start_offset}, expected "
+                       f"{position} (where the one before it ends; a segment entry missing "
+                       "or changed?)")
+        if segment.next_offset <= segment.start_offset:
+            raise fail(f"segment {segment.path} has next offset {segment.next_offset}, "
+                       f"not after its start offset {segment.start_offset}")
+        runs = record_runs(segment.start_offset, segment.next_offset, partition.gaps)
+        facts = ((segment.record_count, sum(b - a for a, b in runs), "record count"),
+                 (segment.first_offset, runs[0][0] if runs else None, "first offset"),
+                 (segment.last_offset, runs[-1][1] - 1 if runs else None, "last offset"))
+        for recorded, derived, what in facts:
+            if recorded != derived:
+                raise fail(f"segment {segment.path} has {what} {recorded}, its range "
+                           f"[{segment.start_offset}, {segment.next_offset}) less the gaps "
+                           f"gives {derived}")
+        count += segment.record_count
+        first = segment.first_offset if first is None else first
+        last = segment.last_offset
+        position = segment.next_offset
+    if position > partition.next_offset:
+        raise fail(f"segments end at {position}, after the partition's next offset "
+                   f"{partition.next_offset}")
+    missing = record_runs(position, partition.next_offset, partition.gaps)
+    if missing:
+        raise fail(f"offsets {missing[0][0]} to {partition.next_offset - 1} are in no "
+                   "segment and no gap (a segment entry missing, or the next offset "
+                   "changed?)")
+    if (partition.record_count, partition.first_offset, partition.last_offset) != (
+            count, first, last):
+        raise fail(f"the manifest says {partition.record_count} records from "
+                   f"{partition.first_offset} to {partition.last_offset}, its segments "
+                   f"hold {count} from {first} to {last}")
+
+
 @dataclass
 class TopicEntry:
     """One topic of the archive (configs are in cluster/topics.json)."""

@@ -1,6 +1,6 @@
-"""Reading archive container files back: with fastavro (any file, optionally hashing it
-in the same pass), or a partition segment with its blocks decompressed ahead on a pool
-of threads (the restore hot path). Every problem with a file's bytes raises
+"""Reading archive container files back: with fastavro (any file), or a partition
+segment, checked against its sha256 first, with its blocks decompressed ahead on a
+pool of threads (the hot path of restore and verify). Every problem with a file's bytes raises
 :class:`~kcli.backup.records.ArchiveCorrupt` naming the file; a file that cannot be read
 at all raises :class:`~kcli.errors.OperationFailed`."""
 
@@ -13,7 +13,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -61,44 +61,6 @@ def _register_zstandard() -> None:
     _registered = True
 
 
-class FileCheck:
-    """Filled in by :func:`read_container`: the sha256 and size of what it read."""
-
-    def __init__(self) -> None:
-        self.sha256: str | None = None
-        self.bytes = 0
-
-
-class _HashingReader(io.RawIOBase):
-    """A read-only file that hashes what is read through it (one-pass verify)."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        super().__init__()
-        self._raw = raw
-        self.hash = hashlib.sha256()
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = self._raw.read(-1 if size is None else size)
-        self.hash.update(data)
-        self.count += len(data)
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def finish(self, check: FileCheck) -> None:
-        while self.read(1 << 20):  # anything after the last block counts too
-            pass
-        check.sha256 = self.hash.hexdigest()
-        check.bytes = self.count
-
-
 def _avro_errors() -> tuple[type[BaseException], ...]:
     """Everything reading damaged container data can raise."""
     import cramjam
@@ -119,13 +81,11 @@ def file_metadata(reader: Any) -> dict[str, str]:
             for k, v in meta.items() if k.startswith("kcli.")}
 
 
-def read_container(path: Path, check: FileCheck | None = None,
-                   expect: Mapping[str, str] | None = None,
+def read_container(path: Path, expect: Mapping[str, str] | None = None,
                    schema: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """Records of a container file, as dicts. Any framing, codec or schema problem, or
     metadata differing from ``expect``, raises :class:`ArchiveCorrupt` naming the file.
-    With ``check``, the file's sha256 and size are computed in the same pass and stored
-    there once the records are exhausted. With ``schema``, the file's writer schema must
+    With ``schema``, the file's writer schema must
     be exactly that one (a damaged schema could rename fields)."""
     import fastavro
 
@@ -136,10 +96,8 @@ def read_container(path: Path, check: FileCheck | None = None,
     except OSError as error:
         raise _unreadable(path, error) from None
     with raw:
-        hasher = _HashingReader(raw) if check is not None else None
-        source: Any = hasher if hasher is not None else raw
         try:
-            reader: Iterator[dict[str, Any]] = fastavro.reader(source)  # type: ignore[assignment]
+            reader: Iterator[dict[str, Any]] = fastavro.reader(raw)  # type: ignore[assignment]
             meta = file_metadata(reader)
             if schema is not None:
                 _check_schema(path, getattr(reader, "metadata", {}).get("avro.schema"), schema)
@@ -148,19 +106,11 @@ def read_container(path: Path, check: FileCheck | None = None,
                     raise ArchiveCorrupt(path, f"file metadata {key}={meta.get(key)!r}, "
                                                f"expected {value!r}")
             yield from reader
-            if hasher is not None and check is not None:
-                hasher.finish(check)
         except ArchiveCorrupt:
             raise
         except errors as error:
             detail = str(error) or type(error).__name__
             raise ArchiveCorrupt(path, f"unreadable Avro data ({detail})") from None
-
-
-def read_segment(path: Path, check: FileCheck | None = None,
-                 expect: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
-    """Records of a partition segment (see :data:`RECORD_SCHEMA`)."""
-    return read_container(path, check, expect, RECORD_SCHEMA)
 
 
 def _check_schema(path: Path, text: Any, schema: Mapping[str, Any]) -> None:
@@ -252,11 +202,14 @@ def _decompress(codec: str, data: memoryview) -> bytes:
 
 
 def read_segment_ahead(path: Path, pool: Any, expect: Mapping[str, str] | None = None,
-                       ahead: int = 4) -> Iterator[dict[str, Any]]:
-    """Records of a segment, like :func:`read_segment`, with its blocks decompressed
-    ``ahead`` at a time on ``pool`` (a ThreadPoolExecutor: zstd and zlib release the GIL)
-    while the records of earlier blocks are decoded. Each block is handed to fastavro as
-    a one-block uncompressed container. No sha256 (a restore checks files first)."""
+                       ahead: int = 4, digest: tuple[int, str] | None = None,
+                       ) -> Iterator[dict[str, Any]]:
+    """Records of a segment (see :data:`RECORD_SCHEMA`), with its blocks decompressed
+    ``ahead`` at a time on ``pool`` (a ThreadPoolExecutor: zstd and zlib release the GIL;
+    None: decompressed here) while the records of earlier blocks are decoded. Each block
+    is handed to fastavro as a one-block uncompressed container. With ``digest`` (the
+    file's size and sha256 as the manifest names them), the whole file is checked
+    against it before the first record is decoded."""
     import fastavro
 
     errors = _avro_errors()
@@ -264,6 +217,9 @@ def read_segment_ahead(path: Path, pool: Any, expect: Mapping[str, str] | None =
         data = path.read_bytes()
     except OSError as error:
         raise _unreadable(path, error) from None
+    if digest is not None and (len(data), hashlib.sha256(data).hexdigest()) != digest:
+        raise ArchiveCorrupt(path, "sha256 differs from the manifest (the file changed "
+                                   "after it was written)")
     view = memoryview(data)
     try:
         meta, sync, pos = parse_container_header(data)
@@ -285,15 +241,7 @@ def read_segment_ahead(path: Path, pool: Any, expect: Mapping[str, str] | None =
             if view[pos:pos + SYNC_SIZE] != sync:
                 raise ValueError("sync marker differs")
             pos += SYNC_SIZE
-        pending: deque[tuple[int, Any]] = deque()
-        index = 0
-        while index < len(blocks) or pending:
-            while index < len(blocks) and len(pending) < ahead:
-                count, body = blocks[index]
-                pending.append((count, pool.submit(_decompress, codec, body)))
-                index += 1
-            count, future = pending.popleft()
-            plain = future.result()
+        for count, plain in _plain_blocks(codec, blocks, pool, ahead):
             one_block = b"".join((plain_header, encode_long(count), encode_long(len(plain)),
                                   plain, sync))
             decoded = 0
@@ -307,6 +255,25 @@ def read_segment_ahead(path: Path, pool: Any, expect: Mapping[str, str] | None =
     except errors as error:
         detail = str(error) or type(error).__name__
         raise ArchiveCorrupt(path, f"unreadable Avro data ({detail})") from None
+
+
+def _plain_blocks(codec: str, blocks: list[tuple[int, memoryview]], pool: Any,
+                  ahead: int) -> Iterator[tuple[int, bytes]]:
+    """(record count, decompressed data) of each block, in order; with ``pool``,
+    ``ahead`` blocks are being decompressed on it at any time."""
+    if pool is None:
+        for count, body in blocks:
+            yield count, _decompress(codec, body)
+        return
+    pending: deque[tuple[int, Any]] = deque()
+    index = 0
+    while index < len(blocks) or pending:
+        while index < len(blocks) and len(pending) < ahead:
+            count, body = blocks[index]
+            pending.append((count, pool.submit(_decompress, codec, body)))
+            index += 1
+        count, future = pending.popleft()
+        yield count, future.result()
 
 
 def file_sha256(path: Path) -> tuple[str, int]:

@@ -1,6 +1,9 @@
 """Restoring an archive into a cluster: topics, records, and translated group offsets.
 
-Before anything is written, every file the manifest names is checked (sha256), the
+Before anything is written, the archive gets every check that decodes no record
+(:meth:`~kcli.backup.archive.Archive.check`: the manifest's consistency, the sha256 of
+every file), and each segment is checked again as it is read, before any of its
+records is sent (the checks ``verify`` runs, through the same reader); the
 target topics are compared with the archive (a differing partition count stops the
 restore unless ``--repartition``), and the checkpoints of earlier restores of the same
 archive are read from the target. Topics that do not exist are created with the saved
@@ -139,8 +142,7 @@ class Restore:
         """Plan, then (unless a dry run) create topics, copy, configure, translate."""
         started = time.monotonic()
         archive = self.archive
-        archive.check_files()
-        layouts = archive.layouts()
+        layouts = archive.check()
         selected = self._selection()
         manifest = archive.manifest
         metadata = self.cluster.metadata()

@@ -37,8 +37,10 @@ def restore(
 ) -> None:
     """Restore an archive: topics (created with their saved configs and partition count),
     records (same partition, order, keys, values, headers, timestamps) and, with
-    --groups, committed offsets. Rerunning continues an interrupted restore and never
-    duplicates records."""
+    --groups, committed offsets. The archive gets verify's checks: its manifest's
+    consistency and every file's sha256 before anything is written, each record as
+    it is read. Rerunning continues an interrupted restore and never duplicates
+    records."""
     from kcli.backup.restore import RestoreRequest, run_restore
     from kcli.output import Result, Table
 

@@ -16,7 +16,9 @@ from kcli.backup.manifest import (
     SegmentEntry,
     TopicEntry,
     TopicPlan,
+    check_partition,
     merge_gaps,
+    record_runs,
     segment_path,
     write_json_atomic,
 )
@@ -87,3 +89,14 @@ def test_sizes() -> None:
         parse_size("lots", "--x")
     with pytest.raises(BadInput, match="at least"):
         parse_size("12", "--x")
+
+
+def test_consistency_of_a_partition_entry() -> None:
+    partition = sample().topics[0].partitions[0]
+    check_partition("manifest.json", "t", partition)  # consistent: no error
+    assert record_runs(0, 10, partition.gaps) == [(0, 3), (4, 6), (7, 10)]
+    assert record_runs(4, 7, [(0, 5), (6, 9)]) == [(5, 6)]
+    partition.segments[0].last_offset = 8
+    with pytest.raises(ArchiveCorrupt, match=r"t\[0\]: segment .* has last offset 8, its "
+                                             r"range \[0, 10\) less the gaps gives 9"):
+        check_partition("manifest.json", "t", partition)

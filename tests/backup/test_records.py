@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kcli.backup.reading import FileCheck, file_sha256, read_segment, read_segment_ahead
+from kcli.backup.reading import file_sha256, read_container, read_segment_ahead
 from kcli.backup.records import (
     RECORD_SCHEMA,
     ArchiveCorrupt,
@@ -71,11 +71,13 @@ def test_block_builder_round_trip(tmp_path: Path, batch: list[FakeMessage], bloc
     segment.commit()
     expected = records_of(batch)
     assert encoded == encode_records(expected)  # byte-identical to the reference encoder
-    check = FileCheck()
-    assert list(read_segment(path, check, {"kcli.topic": "t"})) == expected
+    assert list(read_container(path, {"kcli.topic": "t"}, RECORD_SCHEMA)) == expected
+    digest = (segment.bytes, segment.sha256)
+    assert list(read_segment_ahead(path, None, {"kcli.topic": "t"}, digest=digest)) == expected
     with ThreadPoolExecutor(2) as pool:
-        assert list(read_segment_ahead(path, pool, {"kcli.topic": "t"}, ahead=2)) == expected
-    assert (check.sha256, check.bytes) == (segment.sha256, segment.bytes) == file_sha256(path)
+        assert list(read_segment_ahead(path, pool, {"kcli.topic": "t"}, ahead=2,
+                                       digest=digest)) == expected
+    assert (segment.sha256, segment.bytes) == file_sha256(path)
     with open(path, "rb") as f:  # a generic Avro reader with its own schema handling
         reader = fastavro.reader(f)
         assert reader.writer_schema["name"] == "kcli.backup.Record"
@@ -140,18 +142,15 @@ def test_any_damage_is_reported_with_the_file(tmp_path: Path, where: str, codec:
     data[position] ^= 0x55
     path.write_bytes(bytes(data))
     expected = records_of(batch)
-    check = FileCheck()
-    try:
-        assert list(read_segment(path, check)) == expected
-    except ArchiveCorrupt as error:
-        assert str(path) in error.message  # noqa: PT017
-    else:
-        assert check.sha256 != segment.sha256
+    assert file_sha256(path) != (segment.sha256, segment.bytes)
+    with pytest.raises(ArchiveCorrupt, match=f"{path}: sha256 differs"):
+        next(read_segment_ahead(path, None, digest=(segment.bytes, segment.sha256)))
     with ThreadPoolExecutor(1) as pool:
-        try:
-            assert list(read_segment_ahead(path, pool)) == expected
-        except ArchiveCorrupt as error:
-            assert str(path) in error.message  # noqa: PT017
+        for use in (None, pool):
+            try:
+                assert list(read_segment_ahead(path, use)) == expected
+            except ArchiveCorrupt as error:
+                assert str(path) in error.message  # noqa: PT017
 
 
 @settings(max_examples=150, deadline=None,

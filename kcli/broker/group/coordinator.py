@@ -151,6 +151,8 @@ class GroupCoordinator(Membership):
         """Handle an OffsetCommit; returns an error code per entry."""
         if group_id is None:
             return [ErrorCode.invalid_group_id] * len(entries)
+        if not all(self._known_partition(e.topic, e.partition) for e in entries):
+            self._fresh()  # a topic created a moment ago through another broker
         try:
             shard = self._shard_for(group_id)
         except CoordinatorError as failure:

@@ -80,6 +80,10 @@ class CoordinatorHost(Protocol):
     def broker_endpoint(self, node_id: int) -> BrokerInfo | None:
         """Where a broker listens, if it is registered."""
 
+    def refresh_metadata(self) -> None:
+        """Adopt the cluster's metadata now if another broker changed it (and tell the
+        coordinator through ``on_metadata_changed``), instead of at the next poll."""
+
     def create_internal_topic(self, name: str, num_partitions: int, replication_factor: int,
                               configs: Mapping[str, str]) -> TopicState:
         """Create an internal topic and open its local partitions (the coordinator is

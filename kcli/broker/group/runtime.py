@@ -101,9 +101,21 @@ class CoordinatorRuntime:
         """``__consumer_offsets`` if it exists."""
         return self.broker.topic(OFFSETS_TOPIC)
 
+    def _fresh(self) -> None:
+        """Adopt the cluster's metadata if another broker changed it since this broker
+        last looked (brokers poll it only every 100 ms): done before anything is answered
+        from this broker's view being without a topic, a partition or a shard."""
+        self.broker.refresh_metadata()
+
     def ensure_offsets_topic(self) -> TopicState:
-        """``__consumer_offsets``, created now if it does not exist yet."""
+        """``__consumer_offsets``, created now if it does not exist yet: not when another
+        broker has just created it (on a FindCoordinator naming this one), which this
+        one may not have seen yet, so it looks again first, and takes "already exists"
+        as "look again and use it"."""
         topic = self.offsets_topic()
+        if topic is None:
+            self._fresh()
+            topic = self.offsets_topic()
         if topic is not None:
             return topic
         settings = self.broker.settings
@@ -120,6 +132,11 @@ class CoordinatorRuntime:
                 max(replication, 1), configs,
             )
         except ControllerError as error:
+            if error.error_code == ErrorCode.topic_already_exists:
+                self._fresh()
+                topic = self.offsets_topic()
+                if topic is not None:
+                    return topic
             log.error("cannot create %s: %s", OFFSETS_TOPIC, error.message)
             raise CoordinatorError(ErrorCode.coordinator_not_available, error.message) from None
         log.info("created %s with %d partitions", OFFSETS_TOPIC, len(topic.partitions))
@@ -132,12 +149,21 @@ class CoordinatorRuntime:
 
     def find_coordinator(self, group_id: str) -> BrokerInfo:
         """The broker coordinating ``group_id``: the leader of its offsets partition."""
+        info = self._coordinator(group_id)
+        if info is None:
+            self._fresh()
+            info = self._coordinator(group_id)
+        if info is None:
+            raise CoordinatorError(ErrorCode.coordinator_not_available,
+                                   f"the coordinator of group {group_id!r} is not available")
+        return info
+
+    def _coordinator(self, group_id: str) -> BrokerInfo | None:
         topic = self.ensure_offsets_topic()
         state = topic.partitions[partition_for_group(group_id, len(topic.partitions))]
         info = self.broker.broker_endpoint(state.leader)
         if info is None or state.leader not in self.broker.live_broker_ids():
-            raise CoordinatorError(ErrorCode.coordinator_not_available,
-                                   f"the coordinator of group {group_id!r} is not available")
+            return None
         return info
 
     def _shard_for(self, group_id: str) -> Shard:
@@ -145,6 +171,9 @@ class CoordinatorRuntime:
             raise CoordinatorError(ErrorCode.invalid_group_id, "the group id is too long to store")
         index = self.partition_for(group_id)
         shard = self._shards.get(index)
+        if shard is None:
+            self._fresh()  # this broker may lead the partition since a moment ago
+            shard = self._shards.get(index)
         if shard is None:
             raise CoordinatorError(ErrorCode.not_coordinator,
                                    f"broker {self.broker.node_id} does not coordinate {group_id!r}")

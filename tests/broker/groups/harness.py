@@ -18,8 +18,10 @@ from kio.schema.consumer_protocol_subscription.v0.data import ConsumerProtocolSu
 from kio.serial import entity_writer
 
 from kcli.broker.broker import Broker, BrokerConfig
+from kcli.broker.cluster.controller import ControllerError
 from kcli.broker.cluster.metadata import BrokerInfo, PartitionState, TopicState
 from kcli.broker.configs import Settings
+from kcli.broker.errors import ErrorCode
 from kcli.broker.group import OFFSETS_TOPIC, GroupCoordinator
 from kcli.broker.group.group import JoinResult, SyncResult
 from kcli.broker.partition import Partition
@@ -56,18 +58,33 @@ def run_broker(data_dir: Path, test: Callable[[Broker], Awaitable[None]],
     asyncio.run(main())
 
 
-class OffsetsHost:
-    """A one-node ``CoordinatorHost``: topics in memory, partitions as real logs on disk.
+class SharedMetadata:
+    """The metadata of a cluster of ``OffsetsHost``s, as the brokers' metadata.json: a
+    host sees a change another made only when it refreshes. ``hidden_refreshes``
+    refreshes see nothing new yet (a write racing the read)."""
 
+    def __init__(self, node_ids: Sequence[int]) -> None:
+        self.node_ids = list(node_ids)
+        self.topics: dict[str, TopicState] = {}
+        self.hidden_refreshes = 0
+
+
+class OffsetsHost:
+    """A ``CoordinatorHost``: topics in memory, partitions as real logs on disk.
+
+    Alone (the default), it is a one-node cluster. With ``shared``, it is one node of
+    several: topics are created in the shared metadata with leaders taking turns over
+    the nodes, and this host sees them when it creates one or refreshes, as a broker.
     Reopened on the same data dir, it finds the offsets partitions a previous one wrote.
     Leadership is changed by editing a topic's ``PartitionState`` and calling
     ``apply_metadata``, as the controller's metadata would.
     """
 
-    node_id = 1
-
-    def __init__(self, data_dir: Path, settings: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, settings: dict[str, str], *, node_id: int = 1,
+                 shared: SharedMetadata | None = None) -> None:
         self.data_dir = data_dir
+        self.node_id = node_id
+        self.shared = shared
         self.settings = Settings(settings)
         self.topics: dict[str, TopicState] = {}
         self.partitions: dict[tuple[str, int], Partition] = {}
@@ -88,13 +105,27 @@ class OffsetsHost:
         return self.partitions.get((topic, index))
 
     def live_broker_ids(self) -> set[int]:
-        return {self.node_id}
+        return set(self._node_ids)
 
     def broker_endpoint(self, node_id: int) -> BrokerInfo | None:
-        return BrokerInfo(node_id, "127.0.0.1", 9092) if node_id == self.node_id else None
+        return BrokerInfo(node_id, "127.0.0.1", 9091 + node_id) if (
+            node_id in self._node_ids) else None
+
+    def refresh_metadata(self) -> None:
+        if self.shared is None:
+            return
+        if self.shared.hidden_refreshes:
+            self.shared.hidden_refreshes -= 1
+            return
+        if self.topics != self.shared.topics:
+            self.topics = dict(self.shared.topics)
+            self.apply_metadata()
 
     def create_internal_topic(self, name: str, num_partitions: int, replication_factor: int,
                               configs: Mapping[str, str]) -> TopicState:
+        if self.shared is not None and name in self.shared.topics:
+            raise ControllerError(ErrorCode.topic_already_exists,
+                                  f"topic {name!r} already exists")
         topic = self._add_topic(name, num_partitions, configs, internal=True)
         self.apply_metadata()
         return topic
@@ -118,6 +149,8 @@ class OffsetsHost:
                 continue
             settings = TopicSettings.resolve(self.settings, topic.configs)
             for index, state in enumerate(topic.partitions):
+                if self.node_id not in state.replicas:
+                    continue
                 partition = self.partitions.get((topic.name, index))
                 if partition is None:
                     self.partitions[(topic.name, index)] = Partition(
@@ -135,12 +168,19 @@ class OffsetsHost:
 
     def _add_topic(self, name: str, count: int, configs: Mapping[str, str], *,
                    internal: bool) -> TopicState:
+        nodes = self._node_ids
         topic = TopicState(name, uuid.uuid4(), [
-            PartitionState(replicas=[self.node_id], leader=self.node_id, isr=[self.node_id])
-            for _ in range(count)
+            PartitionState(replicas=[node], leader=node, isr=[node])
+            for node in (nodes[i % len(nodes)] for i in range(count))
         ], dict(configs), internal)
         self.topics[name] = topic
+        if self.shared is not None:
+            self.shared.topics[name] = topic
         return topic
+
+    @property
+    def _node_ids(self) -> list[int]:
+        return self.shared.node_ids if self.shared is not None else [self.node_id]
 
 
 def run_host(data_dir: Path, test: Callable[[OffsetsHost], Awaitable[None]],

@@ -632,3 +632,49 @@ def test_the_offsets_topic_is_internal_compacted_and_created_once(tmp_path: Path
             await broker.delete_topic(OFFSETS_TOPIC)
 
     run_broker(tmp_path, test, {"offsets.topic.num.partitions": "5"})
+
+
+@pytest.mark.parametrize("hidden", [0, 1], ids=["seen-on-refresh", "already-exists"])
+def test_first_group_use_on_a_coordinator_with_a_stale_view(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, hidden: int) -> None:
+    """Broker 1 answers the first FindCoordinator of a new cluster: it creates the
+    offsets topic and names broker 2, which has not seen the topic (nor the group's
+    topic) yet. Broker 2 must look again, not answer from its stale view: the first
+    commit succeeds and nothing logs "already exists"; so does a commit for a topic
+    created through broker 1 a moment before. With ``already-exists``, its
+    first look still misses the topic, so it tries to create it and must take "already
+    exists" as "look again and use it"."""
+    from kcli.broker.group.records import partition_for_group
+    from tests.broker.groups.harness import FAST, SharedMetadata
+
+    settings = {**FAST, "offsets.topic.num.partitions": "4"}
+
+    async def main() -> None:
+        shared = SharedMetadata([1, 2])
+        x = OffsetsHost(tmp_path / "1", settings, node_id=1, shared=shared)
+        y = OffsetsHost(tmp_path / "2", settings, node_id=2, shared=shared)
+        try:
+            group = next(g for g in (f"g{i}" for i in range(100))
+                         if partition_for_group(g, 4) % 2 == 1)  # led by node 2
+            await x.create_topic("t", 1)
+            assert x.groups.find_coordinator(group).node_id == 2
+            assert y.topic(OFFSETS_TOPIC) is None  # stale until it looks again
+            shared.hidden_refreshes = hidden
+            codes = await y.groups.commit_offsets(
+                group_id=group, generation_id=-1, member_id="", group_instance_id=None,
+                entries=[OffsetCommitEntry("t", 0, 7)])
+            assert codes == [ErrorCode.none]
+            assert y.groups.committed(group)[("t", 0)].offset == 7
+            assert y.groups.find_coordinator(group).node_id == 2
+            await x.create_topic("t2", 1)  # y has not seen this one either
+            codes = await y.groups.commit_offsets(
+                group_id=group, generation_id=-1, member_id="", group_instance_id=None,
+                entries=[OffsetCommitEntry("t2", 0, 3)])
+            assert codes == [ErrorCode.none]
+        finally:
+            x.close()
+            y.close()
+
+    with caplog.at_level(logging.INFO, logger="kcli.broker"):
+        asyncio.run(main())
+    assert "already exists" not in caplog.text
