@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from kcli.broker.cluster.checkpoint import read_checkpoint, write_checkpoint
 from kcli.broker.cluster.controller import Controller, ControllerError, elect_leaders
@@ -50,6 +51,8 @@ from kcli.broker.replicas import ReplicaManager
 from kcli.broker.topic_settings import TopicSettings
 
 log = logging.getLogger("kcli.broker")
+
+T = TypeVar("T")
 
 METADATA_POLL_S = 0.1
 """How often the shared metadata file is checked for a new version."""
@@ -144,7 +147,7 @@ class Broker:
             metadata = self.controller.open(info, self._check_meta_properties)
             self.live_broker_ids()  # who runs now, before anyone can die unseen
             if self.cluster.try_acquire_controller():
-                self.controller.claim_controller()
+                self.controller.claim_controller()  # open() applies the metadata next
         except (BrokerIdInUse, ControllerError, MetadataBusy, ValueError) as error:
             self._release_locks()
             raise BrokerStartError(str(error)) from None
@@ -406,7 +409,17 @@ class Broker:
 
     def allocate_producer_id(self) -> int:
         """A never-used producer id."""
-        return self.controller.allocate_producer_id()
+        return self._adopting(self.controller.allocate_producer_id)
+
+    def _adopting(self, transaction: Callable[[], T]) -> T:
+        """Run a controller transaction that changes nothing this broker hosts, and apply
+        the metadata it adopted if others had changed it meanwhile: the transaction read
+        the freshest file, so the next poll would see nothing new."""
+        before = self.metadata
+        result = transaction()
+        if self.metadata is not before:
+            self.apply_metadata()
+        return result
 
     # ================================================================== replication
 
@@ -449,7 +462,7 @@ class Broker:
             if not self.cluster.try_acquire_controller():
                 return
             log.info("broker %d is now the controller", self.node_id)
-            self.controller.claim_controller()
+            self._adopting(self.controller.claim_controller)
         never_seen = set(metadata.brokers) - self._seen_live
         if never_seen and time.monotonic() - self._started_at < STARTUP_GRACE_S:
             return  # they may be starting with us: give them a moment

@@ -3,11 +3,13 @@ partition's leader and follower bookkeeping."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
 import pytest
 
+from kcli.broker.broker import Broker, BrokerConfig
 from kcli.broker.cluster.checkpoint import read_checkpoint, write_checkpoint
 from kcli.broker.cluster.controller import (
     Controller,
@@ -322,3 +324,28 @@ def test_a_follower_that_diverged_is_told_where(tmp_path: Path) -> None:
     result = p.read(3, 1 << 20, last_fetched_epoch=1, replica_id=2)
     assert (result.diverging, result.records) == ((0, 2), b"")
     p.close()
+
+
+def test_a_producer_id_transaction_applies_the_metadata_it_adopted(tmp_path: Path) -> None:
+    """The transaction reads the freshest metadata file, so the next poll sees nothing
+    new: whatever it adopted (a topic another broker created) must be applied there."""
+
+    async def main() -> None:
+        first, second = (
+            Broker(BrokerConfig(node_id=i, data_dir=tmp_path / f"b{i}",
+                                cluster_dir=tmp_path / "cluster"))
+            for i in (1, 2))
+        first.open(9092)
+        second.open(9093)
+        try:
+            await first.create_topic("t", -1, -1, {}, [[1, 2], [2, 1]])
+            assert second.partition("t", 0) is None  # it has not polled yet
+            second.allocate_producer_id()
+            second.refresh_metadata()  # nothing new to the poll: the file is as adopted
+            assert second.partition("t", 0) is not None
+            assert second.partition("t", 1) is not None
+        finally:
+            second.close()
+            first.close()
+
+    asyncio.run(main())
