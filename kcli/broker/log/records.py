@@ -31,7 +31,7 @@ from kcli.broker.log.batch import (
     BatchHeader,
     batch_crc,
 )
-from kcli.broker.log.errors import CorruptBatch, UnsupportedMagic
+from kcli.broker.log.errors import CorruptBatch, InvalidBatch, UnsupportedMagic
 
 __all__ = [
     "COMPRESSION_GZIP",
@@ -42,13 +42,18 @@ __all__ = [
     "DEFAULT_MAX_DECOMPRESSED_BYTES",
     "Record",
     "RecordSpan",
-    "all_records_have_keys",
+    "RecordsScan",
+    "client_decompression_limit",
     "compress",
     "decode_records",
     "decompress",
     "encode_batch",
+    "keyless_records",
     "record_spans",
     "records_section",
+    "scan_client_records",
+    "scan_records",
+    "timestamp_deltas",
     "write_varint",
 ]
 
@@ -60,6 +65,11 @@ COMPRESSION_ZSTD = 4
 
 DEFAULT_MAX_DECOMPRESSED_BYTES = 256 * 1024 * 1024
 """Refuse (CorruptBatch) a batch whose records decompress to more than this."""
+
+DECOMPRESSION_FACTOR = 64
+"""A client's batch may decompress to this many times max.message.bytes (at least 1 MiB),
+up to DEFAULT_MAX_DECOMPRESSED_BYTES: Kafka streams records and has no such cap, but a
+Python broker holds them in memory, so a decompression bomb must stop somewhere."""
 
 XERIAL_MAGIC = b"\x82SNAPPY\x00"
 _XERIAL_HEADER = XERIAL_MAGIC + struct.pack(">ii", 1, 1)
@@ -560,14 +570,328 @@ def records_section(
         return decompress(header.attributes & 0x07, view[start:end], max_decompressed_bytes)
 
 
-def all_records_have_keys(buf: bytes | bytearray | memoryview, header: BatchHeader) -> bool:
-    """Whether every record of the batch carries a key (a compacted topic needs one)."""
-    return all(
-        span.key is not None
-        for span in record_spans(records_section(buf, header), header.records_count)
-    )
+def timestamp_deltas(buf: bytes | bytearray | memoryview, header: BatchHeader) -> list[int]:
+    """The timestampDelta of each record of the batch (a slow path: error reports)."""
+    spans = record_spans(records_section(buf, header), header.records_count)
+    return [span.timestamp_delta for span in spans]
+
+
+def keyless_records(buf: bytes | bytearray | memoryview, header: BatchHeader) -> list[int]:
+    """The indexes of the batch's records that have no key (a slow path: error reports)."""
+    spans = record_spans(records_section(buf, header), header.records_count)
+    return [index for index, span in enumerate(spans) if span.key is None]
 
 
 def write_varint(out: bytearray, value: int) -> None:
     """Append a zig-zag varint."""
     _write_varint(out, value)
+
+
+# --------------------------------------------------------------------------- client records
+
+
+class RecordsScan(NamedTuple):
+    """What `scan_records` learnt from a records section whose framing is sound."""
+
+    min_timestamp_delta: int
+    max_timestamp_delta: int
+    keyless: int
+    """How many records have a null key."""
+
+
+def _raw_varint(data: bytes, pos: int, max_bytes: int) -> tuple[int, int]:
+    """The unsigned (still zig-zagged) varint at `pos` of at most `max_bytes` bytes, and
+    where it ends; IndexError past the end of `data`."""
+    raw = 0
+    shift = 0
+    limit = pos + max_bytes
+    while pos < limit:
+        byte = data[pos]
+        pos += 1
+        raw |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return raw, pos
+        shift += 7
+    raise InvalidBatch("overlong varint in a record")
+
+
+def _skip_headers(data: bytes, pos: int, end: int) -> int:
+    """Walk a record's header count and headers from `pos`; where they end."""
+    raw, pos = _raw_varint(data, pos, 5)
+    count = (raw >> 1) ^ -(raw & 1)
+    if count < 0 or count * 2 > end - pos:  # a header takes at least two bytes
+        raise InvalidBatch(f"invalid number of record headers {count}")
+    for _ in range(count):
+        raw, pos = _raw_varint(data, pos, 5)
+        length = (raw >> 1) ^ -(raw & 1)
+        if length < 0:
+            raise InvalidBatch(f"invalid header key length {length}")
+        pos += length
+        raw, pos = _raw_varint(data, pos, 5)
+        length = (raw >> 1) ^ -(raw & 1)
+        if length < -1:
+            raise InvalidBatch(f"invalid header value length {length}")
+        if length > 0:
+            pos += length
+    return pos
+
+
+def _offset_column(first: int, m: int, k: int, width: int) -> bytes:
+    """Byte `k` of the zig-zag varints of offset deltas first..first+m-1 (each `width`
+    bytes long): what a run of records must hold there."""
+    last = k == width - 1
+    if k == 0:
+        if last:
+            return bytes(range(2 * first, 2 * (first + m), 2))
+        start = first % 64
+        return (_LOW_OFFSET_BYTES * ((start + m) // 64 + 1))[start : start + m]
+    shift = 7 * k - 1  # byte k of 2 * i is (i >> (7k - 1)) & 0x7F
+    flag = 0 if last else 0x80
+    out = bytearray()
+    i = first
+    end = first + m
+    while i < end:
+        step = min(end, ((i >> shift) + 1) << shift)
+        out += bytes((((i >> shift) & 0x7F) | flag,)) * (step - i)
+        i = step
+    return bytes(out)
+
+
+_LOW_OFFSET_BYTES = bytes(((2 * i) & 0x7F) | 0x80 for i in range(64))
+_OFFSET_WIDTH_ENDS = (64, 8192, 1 << 20, 1 << 27)
+"""First offset delta whose varint takes one more byte than the one before it."""
+_ZIGZAG_ORDER = bytes(((r >> 1) ^ -(r & 1)) + 64 for r in range(128)) + bytes(128)
+"""A one-byte zig-zag varint -> its value + 64, so min() and max() of a translated column
+give the smallest and largest values."""
+
+
+def _first_difference(found: bytes, expected: bytes) -> int:
+    """Index of the first byte where `found` and `expected` differ (they do)."""
+    for index, (a, b) in enumerate(zip(found, expected, strict=False)):
+        if a != b:
+            return index
+    return min(len(found), len(expected))
+
+
+class _Shape(NamedTuple):
+    """Where the framing bytes of one record lie (relative to its start), so records of
+    the same shape after it can be checked a run at a time with strided slices."""
+
+    size: int
+    fixed: tuple[int, ...]
+    """Bytes that must repeat exactly: length varint, key and value lengths, header count."""
+    timestamp: int
+    """The one-byte timestampDelta."""
+    offset: int
+    offset_width: int
+    keyless: bool
+
+
+def _check_run(
+    data: bytes, pos: int, index: int, count: int, shape: _Shape
+) -> tuple[int, int, int]:
+    """How many records from `pos` (the `index`th) have exactly `shape`, but for their
+    one-byte timestampDelta and their own offsetDelta; and the smallest and largest
+    timestampDelta among them. All checks are slices and compares in C."""
+    size = shape.size
+    width = shape.offset_width
+    m = min(count - index, (len(data) - pos) // size, _OFFSET_WIDTH_ENDS[width - 1] - index)
+    if m <= 0:
+        return 0, 0, 0
+    stop = pos + m * size
+    for rel in shape.fixed:
+        column = data[pos + rel : stop : size]
+        expected = data[pos - size + rel : pos - size + rel + 1] * m
+        if column != expected:
+            m = _first_difference(column, expected)
+            stop = pos + m * size
+    for k in range(width):
+        column = data[pos + shape.offset + k : stop : size]
+        expected = _offset_column(index, m, k, width)
+        if column != expected:
+            m = _first_difference(column, expected)
+            stop = pos + m * size
+    stamps = data[pos + shape.timestamp : stop : size]
+    if stamps and max(stamps) >= 0x80:
+        m = next(i for i, byte in enumerate(stamps) if byte >= 0x80)
+        stamps = stamps[:m]
+    if not m:
+        return 0, 0, 0
+    ordered = stamps.translate(_ZIGZAG_ORDER)
+    return m, min(ordered) - 64, max(ordered) - 64
+
+
+def scan_records(data: bytes, count: int) -> RecordsScan:
+    """Check the framing of a decompressed records section from a client, as Kafka's
+    LogValidator does by reading every record, without building a Python object per record.
+
+    Each record's length varint, attributes, timestampDelta, offsetDelta (which must be
+    its index: 0..count-1 in order), key and value lengths (-1 for null), header count and
+    headers must lie inside the record and fill it exactly; the `count` records must fill
+    `data` exactly. InvalidBatch (Kafka's InvalidRecordException: INVALID_RECORD) on any
+    inconsistency; nothing else.
+
+    A record is walked varint by varint (those of one and two bytes read inline); then the
+    records after it that have its very shape (same length, key and value lengths, no
+    headers, one-byte timestampDelta: what most producers send) are checked together with
+    strided slices, at C speed.
+    """
+    n = len(data)
+    if count < 1 or count * 7 > n:  # a record takes at least 7 bytes
+        raise InvalidBatch(f"{count} records cannot fit in {n} bytes")
+    lowest = 1 << 64
+    highest = -lowest
+    keyless = 0
+    pos = 0
+    index = 0
+    try:
+        while index < count:
+            start = pos
+            # length: one or two bytes for records under 8 KiB
+            raw = data[pos]
+            if raw < 0x80:
+                pos += 1
+            else:
+                second = data[pos + 1]
+                if second < 0x80:
+                    raw = (raw & 0x7F) | (second << 7)
+                    pos += 2
+                else:
+                    raw, pos = _raw_varint(data, pos, 5)
+            body = pos
+            end = pos + ((raw >> 1) ^ -(raw & 1))
+            if end - pos < 6 or end > n:  # attributes and five varints at least
+                raise InvalidBatch(f"record {index} has an invalid length {end - pos}")
+            # attributes (unused in v2), then timestampDelta
+            raw = data[pos + 1]
+            if raw < 0x80:
+                pos += 2
+            else:
+                raw, pos = _raw_varint(data, pos + 1, 10)
+                if raw >> 64:
+                    raise InvalidBatch(f"record {index} has a timestamp delta out of range")
+            delta = (raw >> 1) ^ -(raw & 1)
+            if delta > highest:  # noqa: PLR1730 (max() is a call: slower in this loop)
+                highest = delta
+            if delta < lowest:  # noqa: PLR1730
+                lowest = delta
+            # offsetDelta: must be `index`, whose zig-zag is 2 * index
+            offset_at = pos
+            raw = data[pos]
+            if raw < 0x80:
+                pos += 1
+            else:
+                second = data[pos + 1]
+                if second < 0x80:
+                    raw = (raw & 0x7F) | (second << 7)
+                    pos += 2
+                else:
+                    raw, pos = _raw_varint(data, pos, 5)
+            if raw != index << 1:
+                raise InvalidBatch(
+                    f"record {index} has offset delta {(raw >> 1) ^ -(raw & 1)}"
+                )
+            key_at = pos
+            # key: -1 (null) or a length
+            raw = data[pos]
+            null_key = raw == 1
+            if null_key:
+                keyless += 1
+                pos += 1
+            else:
+                if raw < 0x80:
+                    pos += 1
+                else:
+                    second = data[pos + 1]
+                    if second < 0x80:
+                        raw = (raw & 0x7F) | (second << 7)
+                        pos += 2
+                    else:
+                        raw, pos = _raw_varint(data, pos, 5)
+                if raw & 1:
+                    raise InvalidBatch(f"record {index} has an invalid key length")
+            key_end = pos
+            pos += raw >> 1
+            value_at = pos
+            # value: -1 (null) or a length
+            raw = data[pos]
+            if raw == 1:
+                pos += 1
+            else:
+                if raw < 0x80:
+                    pos += 1
+                else:
+                    second = data[pos + 1]
+                    if second < 0x80:
+                        raw = (raw & 0x7F) | (second << 7)
+                        pos += 2
+                    else:
+                        raw, pos = _raw_varint(data, pos, 5)
+                if raw & 1:
+                    raise InvalidBatch(f"record {index} has an invalid value length")
+            value_end = pos
+            pos += raw >> 1
+            # headers: mostly none
+            if pos < end and data[pos] == 0:
+                pos += 1
+                # a one-byte timestampDelta; an offsetDelta of at most 4 bytes
+                plain = offset_at == body + 2 and key_at - offset_at <= 4
+            else:
+                pos = _skip_headers(data, pos, end)
+                plain = False
+            if pos != end:
+                raise InvalidBatch(f"record {index} does not fill its declared length exactly")
+            index += 1
+            if plain and index < count and data[pos] == data[start]:
+                shape = _Shape(
+                    end - start,
+                    (*range(body - start), *range(key_at - start, key_end - start),
+                     *range(value_at - start, value_end - start), end - start - 1),
+                    body + 1 - start,
+                    offset_at - start,
+                    key_at - offset_at,
+                    null_key,
+                )
+                m, low, high = _check_run(data, pos, index, count, shape)
+                if m:
+                    index += m
+                    pos += m * shape.size
+                    keyless += m if null_key else 0
+                    if high > highest:  # noqa: PLR1730
+                        highest = high
+                    if low < lowest:  # noqa: PLR1730
+                        lowest = low
+    except IndexError:
+        raise InvalidBatch("a record runs past the end of its batch") from None
+    if pos != n:
+        raise InvalidBatch(f"{n - pos} bytes left over after {count} records")
+    return RecordsScan(lowest, highest, keyless)
+
+
+def scan_client_records(
+    buf: bytes | bytearray | memoryview, header: BatchHeader, max_decompressed_bytes: int
+) -> RecordsScan:
+    """`scan_records` over the batch `header` describes (at `header.position` in `buf`),
+    decompressing it first: records that will not decompress within
+    `max_decompressed_bytes` are refused as InvalidBatch too (their CRC was right, so
+    they are what the client sent: retrying would not help)."""
+    start = header.position + HEADER_SIZE
+    end = header.position + header.batch_length + LOG_OVERHEAD
+    with memoryview(buf) as view:
+        codec = header.attributes & 0x07
+        if codec == COMPRESSION_NONE:
+            data = bytes(view[start:end])
+        else:
+            try:
+                data = decompress(codec, view[start:end], max_decompressed_bytes)
+            except CorruptBatch as error:
+                raise InvalidBatch(
+                    f"{error} (records may decompress to at most {max_decompressed_bytes} bytes)"
+                ) from None
+    return scan_records(data, header.records_count)
+
+
+def client_decompression_limit(max_message_bytes: int) -> int:
+    """How large a client's batch of a topic with this max.message.bytes may decompress."""
+    limit = max(max_message_bytes, 1 << 20) * DECOMPRESSION_FACTOR
+    return min(DEFAULT_MAX_DECOMPRESSED_BYTES, limit)
