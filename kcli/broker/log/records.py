@@ -688,14 +688,15 @@ class _Shape(NamedTuple):
 
 
 def _check_run(
-    data: bytes, pos: int, index: int, count: int, shape: _Shape
+    data: bytes, pos: int, index: int, count: int, shape: _Shape, most: int
 ) -> tuple[int, int, int]:
-    """How many records from `pos` (the `index`th) have exactly `shape`, but for their
-    one-byte timestampDelta and their own offsetDelta; and the smallest and largest
-    timestampDelta among them. All checks are slices and compares in C."""
+    """How many records from `pos` (the `index`th; `most` at most) have exactly `shape`,
+    but for their one-byte timestampDelta and their own offsetDelta; and the smallest and
+    largest timestampDelta among them. All checks are slices and compares in C."""
     size = shape.size
     width = shape.offset_width
-    m = min(count - index, (len(data) - pos) // size, _OFFSET_WIDTH_ENDS[width - 1] - index)
+    m = min(most, count - index, (len(data) - pos) // size,
+            _OFFSET_WIDTH_ENDS[width - 1] - index)
     if m <= 0:
         return 0, 0, 0
     stop = pos + m * size
@@ -744,6 +745,7 @@ def scan_records(data: bytes, count: int) -> RecordsScan:
     keyless = 0
     pos = 0
     index = 0
+    retry = backoff = 1  # when to look for a run of alike records next, and how long to wait
     try:
         while index < count:
             start = pos
@@ -842,7 +844,7 @@ def scan_records(data: bytes, count: int) -> RecordsScan:
             if pos != end:
                 raise InvalidBatch(f"record {index} does not fill its declared length exactly")
             index += 1
-            if plain and index < count and data[pos] == data[start]:
+            if plain and index >= retry and index < count and data[pos] == data[start]:
                 shape = _Shape(
                     end - start,
                     (*range(body - start), *range(key_at - start, key_end - start),
@@ -852,15 +854,24 @@ def scan_records(data: bytes, count: int) -> RecordsScan:
                     key_at - offset_at,
                     null_key,
                 )
-                m, low, high = _check_run(data, pos, index, count, shape)
-                if m:
+                most = 16  # then more and more: a short run costs little to find
+                while index < count:
+                    m, low, high = _check_run(data, pos, index, count, shape, most)
                     index += m
                     pos += m * shape.size
                     keyless += m if null_key else 0
-                    if high > highest:  # noqa: PLR1730
+                    if m and high > highest:
                         highest = high
-                    if low < lowest:  # noqa: PLR1730
+                    if m and low < lowest:
                         lowest = low
+                    if m < most:  # a record of another shape: walk it
+                        break
+                    most *= 4
+                if most == 16 and m < 8:  # runs this short do not pay: try less often
+                    backoff = min(backoff * 2, 1024)
+                    retry = index + backoff
+                else:
+                    backoff = 1
     except IndexError:
         raise InvalidBatch("a record runs past the end of its batch") from None
     if pos != n:

@@ -107,6 +107,13 @@ def test_long_runs_across_offset_varint_widths(count: int) -> None:
                                                5_000, count)
 
 
+@pytest.mark.parametrize("run", [1, 2, 3, 17, 70])
+def test_runs_of_every_length_between_other_records(run: int) -> None:
+    records = [Record(i, 9_000 - (i % 5), None if i % 3 else b"k",
+                      b"x" * (100 + 64 * ((i // run) % 2)), []) for i in range(2_000)]
+    assert _scan(_batch(records)) == (9_000, 8_996, sum(r.key is None for r in records))
+
+
 def test_wrong_max_timestamp_is_recomputed_from_the_records() -> None:
     records = [Record(i, 1_700_000_000_000 + i, b"k", b"v", []) for i in range(3)]
     batch = bytearray(encode_batch(records, max_timestamp=-1))  # as Sarama < 1.45 writes
