@@ -5,11 +5,9 @@ records (issue 13, items 2 and 3). Raw Produce requests, real clients to look.""
 from __future__ import annotations
 
 import datetime
-import struct
 import time
 from typing import Any
 
-import crc32c
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -19,6 +17,7 @@ from kio.static.primitive import i16, i32, i32Timedelta
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.log import Record, encode_batch, read_header
+from tests.broker.log.helpers import rebuilt
 from tests.support.broker import BrokerProcess
 from tests.support.wire import WireClient
 
@@ -51,30 +50,16 @@ def watermarks(bootstrap: str, topic: str) -> tuple[int, int]:
         consumer.close()
 
 
-def with_body(template: bytes, body: bytes, *, count: int | None = None,
-              codec: int | None = None) -> bytes:
-    """`template`'s header around `body`, with lengths and the CRC right."""
-    out = bytearray(template[:61]) + body
-    struct.pack_into(">i", out, 8, len(out) - 12)
-    if codec is not None:
-        struct.pack_into(">h", out, 21, codec)
-    if count is not None:
-        struct.pack_into(">i", out, 23, count - 1)
-        struct.pack_into(">i", out, 57, count)
-    struct.pack_into(">I", out, 17, crc32c.crc32c(bytes(out[21:])))
-    return bytes(out)
-
-
 GOOD = encode_batch([Record(i, NOW + i, b"k", b"value %d" % i, []) for i in range(3)])
 
 MALFORMED = {
-    "count 2^31-1": with_body(GOOD, GOOD[61:], count=2**31 - 1),
-    "count one more": with_body(GOOD, GOOD[61:], count=4),
-    "count one less": with_body(GOOD, GOOD[61:], count=2),
-    "record past the end": with_body(GOOD, GOOD[61:-3]),
-    "random record bytes": with_body(GOOD, bytes(range(7, 7 + len(GOOD) - 61))),
-    "gzip flag over plain bytes": with_body(GOOD, GOOD[61:], codec=1),
-    "zstd flag over plain bytes": with_body(GOOD, GOOD[61:], codec=4),
+    "count 2^31-1": rebuilt(GOOD, GOOD[61:], count=2**31 - 1),
+    "count one more": rebuilt(GOOD, GOOD[61:], count=4),
+    "count one less": rebuilt(GOOD, GOOD[61:], count=2),
+    "record past the end": rebuilt(GOOD, GOOD[61:-3]),
+    "random record bytes": rebuilt(GOOD, bytes(range(7, 7 + len(GOOD) - 61))),
+    "gzip flag over plain bytes": rebuilt(GOOD, GOOD[61:], codec=1),
+    "zstd flag over plain bytes": rebuilt(GOOD, GOOD[61:], codec=4),
 }
 
 

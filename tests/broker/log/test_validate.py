@@ -4,9 +4,6 @@ timestamp recomputed from the records."""
 
 from __future__ import annotations
 
-import struct
-
-import crc32c
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,8 +21,8 @@ from kcli.broker.log import (
     set_max_timestamp,
     validate_client_batch,
 )
-from kcli.broker.log.records import records_section, scan_records, write_varint
-from tests.broker.log.helpers import FUZZ, PROPERTY, record_lists
+from kcli.broker.log.records import record_spans, records_section, scan_records, write_varint
+from tests.broker.log.helpers import FUZZ, PROPERTY, rebuilt, record_lists
 
 CODECS = [0, 1, 2, 3, 4]
 LIMIT = 1 << 20
@@ -62,20 +59,6 @@ def _scan(batch: bytes, limit: int = LIMIT) -> tuple[int, int, int]:
     scan = scan_client_records(batch, header, client_decompression_limit(limit))
     return (header.base_timestamp + scan.max_timestamp_delta,
             header.base_timestamp + scan.min_timestamp_delta, scan.keyless)
-
-
-def _rebuild(template: bytes, body: bytes, *, count: int | None = None,
-             codec: int | None = None) -> bytes:
-    """`template`'s header around `body`, lengths and CRC made right again."""
-    out = bytearray(template[:61]) + body
-    struct.pack_into(">i", out, 8, len(out) - 12)
-    if codec is not None:
-        struct.pack_into(">h", out, 21, codec)
-    if count is not None:
-        struct.pack_into(">i", out, 23, count - 1)
-        struct.pack_into(">i", out, 57, count)
-    struct.pack_into(">I", out, 17, crc32c.crc32c(bytes(out[21:])))
-    return bytes(out)
 
 
 def _refused(batch: bytes, code: int = ErrorCode.invalid_record) -> str:
@@ -133,7 +116,7 @@ def test_wrong_max_timestamp_is_recomputed_from_the_records() -> None:
 @given(client_records(), st.integers(min_value=1, max_value=2**31 - 1 - 300))
 def test_a_count_above_the_records_is_refused(records: list[Record], extra: int) -> None:
     batch = _batch(records)
-    _refused(_rebuild(batch, batch[61:], count=len(records) + extra))
+    _refused(rebuilt(batch, batch[61:], count=len(records) + extra))
 
 
 @PROPERTY
@@ -141,14 +124,14 @@ def test_a_count_above_the_records_is_refused(records: list[Record], extra: int)
 def test_a_count_below_the_records_is_refused(records: list[Record], data: st.DataObject) -> None:
     batch = _batch(records)
     count = data.draw(st.integers(min_value=1, max_value=len(records) - 1))
-    assert "left over" in _refused(_rebuild(batch, batch[61:], count=count))
+    assert "left over" in _refused(rebuilt(batch, batch[61:], count=count))
 
 
 def test_the_count_of_the_issue_moves_nothing() -> None:
     """2^31 - 1 records claimed by a one-record batch: the high watermark would have
     jumped to 2,147,483,649."""
     batch = _batch([Record(0, 1, None, b"x", [])])
-    _refused(_rebuild(batch, batch[61:], count=2**31 - 1))
+    _refused(rebuilt(batch, batch[61:], count=2**31 - 1))
 
 
 @PROPERTY
@@ -157,8 +140,8 @@ def test_cut_or_padded_records_are_refused(records: list[Record], data: st.DataO
     batch = _batch(records)
     body = batch[61:]
     cut = data.draw(st.integers(min_value=1, max_value=len(body)))
-    _refused(_rebuild(batch, body[:-cut]))
-    _refused(_rebuild(batch, body + data.draw(st.binary(min_size=1, max_size=20))))
+    _refused(rebuilt(batch, body[:-cut]))
+    _refused(rebuilt(batch, body + data.draw(st.binary(min_size=1, max_size=20))))
 
 
 @PROPERTY
@@ -167,15 +150,12 @@ def test_a_wrong_record_length_is_refused(records: list[Record], data: st.DataOb
     batch = _batch(records)
     body = records_section(batch, read_header(batch))
     index = data.draw(st.integers(min_value=0, max_value=len(records) - 1))
-    pos = 0
-    for _ in range(index):  # to the record's length varint
-        length, after = _varint(body, pos)
-        pos = after + length
-    length, after = _varint(body, pos)
+    span = record_spans(body, len(records))[index]
+    pos, after, length = span.start, span.body, span.end - span.body
     wrong = length + data.draw(st.integers(min_value=-length - 3, max_value=300).filter(bool))
     varint = bytearray()
     write_varint(varint, wrong)
-    _refused(_rebuild(batch, body[:pos] + bytes(varint) + body[after:]))
+    _refused(rebuilt(batch, body[:pos] + bytes(varint) + body[after:]))
 
 
 @PROPERTY
@@ -197,13 +177,13 @@ def test_offset_deltas_must_be_0_to_n_minus_1(records: list[Record], data: st.Da
         write_varint(body, len(one))
         body += one
     header_source = _batch([Record(0, swapped[0].timestamp, None, None, [])])
-    assert "offset delta" in _refused(_rebuild(header_source, bytes(body), count=len(records)))
+    assert "offset delta" in _refused(rebuilt(header_source, bytes(body), count=len(records)))
 
 
 @pytest.mark.parametrize("codec", [1, 2, 3, 4])
 def test_a_codec_flag_over_other_bytes_is_refused(codec: int) -> None:
     batch = _batch([Record(i, 1, None, b"v" * 50, []) for i in range(10)])
-    _refused(_rebuild(batch, batch[61:], codec=codec))
+    _refused(rebuilt(batch, batch[61:], codec=codec))
 
 
 @pytest.mark.parametrize("codec", [1, 2, 3, 4])
@@ -236,7 +216,7 @@ def test_mutated_records_never_crash_nor_pass_unparsed(
     for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
         body[data.draw(st.integers(min_value=0, max_value=len(body) - 1))] = data.draw(
             st.integers(min_value=0, max_value=255))
-    _accepted_only_if_parsed(_rebuild(batch, bytes(body)))
+    _accepted_only_if_parsed(rebuilt(batch, bytes(body)))
 
 
 @FUZZ
@@ -244,7 +224,7 @@ def test_mutated_records_never_crash_nor_pass_unparsed(
        st.sampled_from(CODECS))
 def test_random_records_never_crash_nor_pass_unparsed(body: bytes, count: int, codec: int) -> None:
     template = _batch([Record(0, 1_000, None, None, [])])
-    _accepted_only_if_parsed(_rebuild(template, body, count=count, codec=codec))
+    _accepted_only_if_parsed(rebuilt(template, body, count=count, codec=codec))
 
 
 def _accepted_only_if_parsed(batch: bytes) -> None:
@@ -273,13 +253,3 @@ def test_scan_refuses_an_empty_or_short_section() -> None:
         with pytest.raises(InvalidBatch):
             scan_records(data, count)
 
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    raw = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        raw |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return (raw >> 1) ^ -(raw & 1), pos
-        shift += 7
