@@ -90,6 +90,14 @@ def test_long_runs_across_offset_varint_widths(count: int) -> None:
                                                5_000, count)
 
 
+@pytest.mark.parametrize("spread", [0, 1, 60])
+def test_long_runs_with_deltas_either_side_of_the_first(spread: int) -> None:
+    stamps = [5_000 + (i * 7 + spread) % (2 * spread + 1) - spread for i in range(3_000)]
+    records = [Record(i, stamps[i], b"key", b"x" * 30, []) for i in range(3_000)]
+    assert stamps[0] == 5_000
+    assert _scan(_batch(records)) == (max(stamps), min(stamps), 0)
+
+
 @pytest.mark.parametrize("run", [1, 2, 3, 17, 70])
 def test_runs_of_every_length_between_other_records(run: int) -> None:
     records = [Record(i, 9_000 - (i % 5), None if i % 3 else b"k",
