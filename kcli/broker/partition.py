@@ -228,7 +228,12 @@ class Partition:
     ) -> AppendResult:
         """Validate, deduplicate and append a producer's batch as leader.
 
-        ``allow_zstd`` is False for Produce below v7, which predates zstd.
+        As Kafka's LogValidator: the header, then every record (framing, count, offset
+        deltas; INVALID_RECORD), keys on a compacted topic and each record's timestamp
+        (INVALID_TIMESTAMP), the failing records named in ``record_errors``. The batch's
+        maxTimestamp is what its records say: a wrong one (-1 from Sarama before 1.45) is
+        rewritten, CRC and all, before the append. ``allow_zstd`` is False for Produce
+        below v7, which predates zstd.
         """
         start = self.log.log_start_offset
         if records is None:

@@ -1,7 +1,10 @@
-"""Decoding and encoding the records inside a v2 batch: for slow paths only.
+"""Decoding and encoding the records inside a v2 batch, and checking a client's.
 
-The broker never decodes records to serve Produce or Fetch. This module serves timestamp
-lookups, the compactor and internal logs, and tests.
+The broker never decodes records to serve Produce or Fetch. Produce does check the
+framing of every record of a client's batch (`scan_client_records`, as Kafka's
+LogValidator reads them all), without building an object per record, and learns the
+batch's real largest timestamp from it. Decoding serves timestamp lookups, the compactor,
+internal logs, error reports and tests.
 
 Record layout (zig-zag varints)::
 
