@@ -15,7 +15,9 @@ Record layout (zig-zag varints)::
 
 from __future__ import annotations
 
+import array
 import struct
+import sys
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -684,7 +686,8 @@ class _Shape(NamedTuple):
     fixed: tuple[int, ...]
     """Bytes that must repeat exactly: length varint, key and value lengths, header count."""
     timestamp: int
-    """The one-byte timestampDelta."""
+    """The timestampDelta: one byte, or two (deltas of 64 ms to 8 s)."""
+    timestamp_width: int
     offset: int
     offset_width: int
     keyless: bool
@@ -716,6 +719,8 @@ def _check_run(
             m = _first_difference(column, expected)
             stop = pos + m * size
     stamps = data[pos + shape.timestamp : stop : size]
+    if shape.timestamp_width == 2:
+        return _two_byte_timestamps(stamps, data[pos + shape.timestamp + 1 : stop : size])
     if not stamps.isascii():  # a timestampDelta of more than one byte
         m = next(i for i, byte in enumerate(stamps) if byte >= 0x80)
         stamps = stamps[:m]
@@ -723,6 +728,31 @@ def _check_run(
         return 0, 0, 0
     low, high = _extremes(stamps.translate(_ZIGZAG_ORDER))
     return m, low - 64, high - 64
+
+
+_EVEN_AND_CONTINUED = bytes(0 if b >= 0x80 and not b & 1 else 0x80 for b in range(256))
+"""Maps the first byte of a two-byte varint of a delta >= 0 to 0, anything else to 0x80."""
+_LOW_SEVEN_BITS = bytes(b & 0x7F for b in range(256))
+
+
+def _two_byte_timestamps(first: bytes, second: bytes) -> tuple[int, int, int]:
+    """How many of these two-byte timestampDeltas (their first and second bytes) come
+    before one that is not a two-byte varint of a delta of 64 to 8191 ms (negative ones
+    are walked one by one), and the smallest and largest of them."""
+    m = len(first)
+    if not (first.translate(_EVEN_AND_CONTINUED).isascii() and second.isascii()):
+        m = next(i for i, (a, b) in enumerate(zip(first, second, strict=True))
+                 if a < 0x80 or a & 1 or b >= 0x80)
+    if not m:
+        return 0, 0, 0
+    pairs = bytearray(2 * m)  # big-endian (second, first & 0x7F): ordered as the deltas
+    pairs[0::2] = second[:m]
+    pairs[1::2] = first[:m].translate(_LOW_SEVEN_BITS)
+    values = array.array("H", pairs)
+    if sys.byteorder == "little":
+        values.byteswap()
+    low, high = min(values), max(values)
+    return m, ((low >> 8) << 6) | ((low & 0x7F) >> 1), ((high >> 8) << 6) | ((high & 0x7F) >> 1)
 
 
 _BYTES = [bytes((value,)) for value in range(128)]
@@ -853,8 +883,8 @@ def scan_records(data: bytes, count: int, start: int = 0, stop: int | None = Non
             # headers: mostly none
             if pos < end and data[pos] == 0:
                 pos += 1
-                # a one-byte timestampDelta; an offsetDelta of at most 4 bytes
-                plain = offset_at == body + 2 and key_at - offset_at <= 4
+                # a timestampDelta of one or two bytes; an offsetDelta of at most 4
+                plain = offset_at <= body + 3 and key_at - offset_at <= 4
             else:
                 pos = _skip_headers(data, pos, end)
                 plain = False
@@ -867,6 +897,7 @@ def scan_records(data: bytes, count: int, start: int = 0, stop: int | None = Non
                     (*range(body - first), *range(key_at - first, key_end - first),
                      *range(value_at - first, value_end - first), end - first - 1),
                     body + 1 - first,
+                    offset_at - body - 1,
                     offset_at - first,
                     key_at - offset_at,
                     null_key,

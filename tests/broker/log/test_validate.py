@@ -90,12 +90,20 @@ def test_long_runs_across_offset_varint_widths(count: int) -> None:
                                                5_000, count)
 
 
-@pytest.mark.parametrize("spread", [0, 1, 60])
+@pytest.mark.parametrize("spread", [0, 1, 60, 200, 5000, 9000])
 def test_long_runs_with_deltas_either_side_of_the_first(spread: int) -> None:
     stamps = [5_000 + (i * 7 + spread) % (2 * spread + 1) - spread for i in range(3_000)]
     records = [Record(i, stamps[i], b"key", b"x" * 30, []) for i in range(3_000)]
     assert stamps[0] == 5_000
     assert _scan(_batch(records)) == (max(stamps), min(stamps), 0)
+
+
+@pytest.mark.parametrize("step", [1, 3, 100, 1000])
+def test_long_runs_of_rising_timestamps(step: int) -> None:
+    """Deltas past 63 ms take two bytes, past 8191 ms three."""
+    stamps = [1_700_000_000_000 + i * step // 10 for i in range(5_000)]
+    records = [Record(i, stamps[i], None, b"x" * 100, []) for i in range(5_000)]
+    assert _scan(_batch(records)) == (stamps[-1], stamps[0], 5_000)
 
 
 @pytest.mark.parametrize("run", [1, 2, 3, 17, 70])
