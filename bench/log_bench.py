@@ -11,6 +11,7 @@ crash. Prints median and 99th percentile per call.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import shutil
 import statistics
@@ -23,7 +24,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # runs from a checkout without an install
 
-from kcli.broker.log import LogConfig, PartitionLog, Record, encode_batch, validate_client_batch  # noqa: E402
+from kcli.broker.log import (  # noqa: E402
+    LogConfig,
+    PartitionLog,
+    Record,
+    encode_batch,
+    read_header,
+    scan_client_records,
+    validate_client_batch,
+)
 
 
 def client_batch(records: int, value_size: int, timestamp: int) -> bytes:
@@ -55,6 +64,7 @@ def bench_append(root: Path, count: int) -> None:
         f"validate_client_batch, {len(template)} B batch",
         [lambda: validate_client_batch(template, 1 << 20)] * count,
     )
+    bench_scan(template, count)
     for label, append_time in (
         ("append 16 KiB batch (no fsync)", None),
         ("append 16 KiB batch, LogAppendTime (CRC redone)", 1_700_000_000_000),
@@ -69,6 +79,23 @@ def bench_append(root: Path, count: int) -> None:
     log = PartitionLog.open(directory, LogConfig(segment_bytes=1 << 20))
     timed("append 16 KiB batch, 1 MiB segments (rolls)", _appends(log, template, count, None))
     log.close()
+
+
+def bench_scan(template: bytes, count: int) -> None:
+    """Produce's walk over every record: one 16 KiB batch, and ~1 MB of 100 B records
+    alike (checked a run at a time) or of sizes 50..150 B (walked one by one)."""
+    rng = random.Random(7)
+    alike = encode_batch([Record(i, 1_700_000_000_000 + i // 100, None, b"v" * 100, [])
+                          for i in range(9000)])
+    varied = encode_batch([Record(i, 1_700_000_000_000 + i // 100, None,
+                                  b"v" * rng.randrange(50, 151), []) for i in range(9000)])
+    for label, batch in (("16 KiB batch, 16 records", template),
+                         ("9000 records of 100 B alike", alike),
+                         ("9000 records of 50..150 B", varied)):
+        header = read_header(batch)
+        scan = functools.partial(scan_client_records, batch, header, 64 << 20)
+        repeats = count if len(batch) < 100_000 else max(count // 50, 20)
+        timed(f"scan_client_records, {label}", [scan] * repeats, len(batch))
 
 
 def _appends(

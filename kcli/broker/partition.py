@@ -32,15 +32,21 @@ from kcli.broker.errors import ErrorCode
 from kcli.broker.log import (
     AppendInfo,
     BatchError,
+    BatchHeader,
     MessageTooLarge,
     OffsetOutOfRange,
     PartitionLog,
     Record,
-    all_records_have_keys,
+    RecordsScan,
+    client_decompression_limit,
     decode_records,
     encode_batch,
     iter_batches,
+    keyless_records,
     read_header,
+    scan_client_records,
+    set_max_timestamp,
+    timestamp_deltas,
     validate_client_batch,
 )
 from kcli.broker.producer_state import ProducerStateError, ProducerStateTable
@@ -70,6 +76,8 @@ class AppendResult:
     message: str | None = None
     last_offset: int = -1
     """The batch's last offset: acks=all waits until the high watermark passes it."""
+    record_errors: tuple[tuple[int, str], ...] = ()
+    """(index in the batch, why) of each record that made the batch fail (Produce v8+)."""
 
 
 @dataclass(slots=True)
@@ -220,7 +228,12 @@ class Partition:
     ) -> AppendResult:
         """Validate, deduplicate and append a producer's batch as leader.
 
-        ``allow_zstd`` is False for Produce below v7, which predates zstd.
+        As Kafka's LogValidator: the header, then every record (framing, count, offset
+        deltas; INVALID_RECORD), keys on a compacted topic and each record's timestamp
+        (INVALID_TIMESTAMP), the failing records named in ``record_errors``. The batch's
+        maxTimestamp is what its records say: a wrong one (-1 from Sarama before 1.45) is
+        rewritten, CRC and all, before the append. ``allow_zstd`` is False for Produce
+        below v7, which predates zstd.
         """
         start = self.log.log_start_offset
         if records is None:
@@ -241,16 +254,17 @@ class Partition:
                 ErrorCode.invalid_txn_state, log_start_offset=start,
                 message="transactions are not supported by this broker",
             )
-        if settings.log_config.compact:  # decodes records: compacted topics only
-            try:
-                keyed = all_records_have_keys(records, header)
-            except BatchError as error:
-                return AppendResult(error.error_code, log_start_offset=start, message=str(error))
-            if not keyed:
-                return AppendResult(
-                    ErrorCode.invalid_record, log_start_offset=start,
-                    message=f"compacted topic {self.topic} cannot accept a record without a key",
-                )
+        try:
+            scan = scan_client_records(
+                records, header, client_decompression_limit(settings.max_message_bytes)
+            )
+        except BatchError as error:
+            return AppendResult(error.error_code, log_start_offset=start, message=str(error))
+        if scan.keyless and settings.log_config.compact:
+            why = f"Compacted topic cannot accept message without key in {self.topic}-{self.index}"
+            return _record_errors(ErrorCode.invalid_record, start, [
+                (index, why) for index in keyless_records(records, header)
+            ])
         if acks == -1 and len(self.state.isr) < settings.min_insync_replicas:
             return AppendResult(
                 ErrorCode.not_enough_replicas, log_start_offset=start,
@@ -258,15 +272,12 @@ class Partition:
                 f"min.insync.replicas is {settings.min_insync_replicas}",
             )
         now = int(time.time() * 1000)
-        if not settings.log_append_time and (
-            header.max_timestamp - now > settings.timestamp_after_max_ms
-            or (header.base_timestamp >= 0
-                and now - header.base_timestamp > settings.timestamp_before_max_ms)
-        ):
-            return AppendResult(
-                ErrorCode.invalid_timestamp, log_start_offset=start,
-                message="record timestamp outside message.timestamp.before/after.max.ms",
-            )
+        max_timestamp = -1  # Kafka's NO_TIMESTAMP: the largest record timestamp, if above
+        if not settings.log_append_time:
+            bad = self._timestamp_errors(records, header, scan, now)
+            if bad:
+                return _record_errors(ErrorCode.invalid_timestamp, start, bad)
+            max_timestamp = max(-1, header.base_timestamp + scan.max_timestamp_delta)
         try:
             duplicate = self.producers.check(
                 header.producer_id, header.producer_epoch, header.base_sequence,
@@ -278,8 +289,13 @@ class Partition:
             return AppendResult(ErrorCode.none, duplicate.first_offset, -1, start,
                                 last_offset=duplicate.last_offset)
         batch = bytearray(records)
+        if max_timestamp != header.max_timestamp and not settings.log_append_time:
+            set_max_timestamp(batch, max_timestamp)  # some clients write -1 there
         if settings.compression not in ("producer", _CODEC_NAMES[header.compression]):
-            batch = recompress(batch, settings.compression)
+            try:  # decodes every record: a header key that is not UTF-8 is refused here
+                batch = recompress(batch, settings.compression)
+            except BatchError as error:
+                return AppendResult(error.error_code, log_start_offset=start, message=str(error))
         info = self.log.append(
             batch,
             leader_epoch=self.state.leader_epoch,
@@ -292,6 +308,30 @@ class Partition:
         self._appended()
         return AppendResult(ErrorCode.none, info.base_offset, info.log_append_time, start,
                             last_offset=info.last_offset)
+
+    def _timestamp_errors(
+        self, records: bytes, header: BatchHeader, scan: RecordsScan, now: int
+    ) -> list[tuple[int, str]]:
+        """Records of a client's batch whose timestamps break message.timestamp.before/
+        after.max.ms, as Kafka's LogValidator checks every record (but -1, no timestamp),
+        and a batch claiming LogAppendTime, which no producer may set."""
+        if header.timestamp_type:
+            return [(index, "Invalid timestamp type in message: a producer should not set "
+                     "timestamp type to LogAppendTime")
+                    for index in range(header.records_count)]
+        settings = self.settings
+        earliest = now - settings.timestamp_before_max_ms
+        latest = now + settings.timestamp_after_max_ms
+        base = header.base_timestamp
+        if earliest <= base + scan.min_timestamp_delta <= base + scan.max_timestamp_delta <= latest:
+            return []
+        stamps = [base + delta for delta in timestamp_deltas(records, header)]  # a slow path
+        return [
+            (index, f"Timestamp {stamp} of message with offset {index} is out of range. "
+             f"The timestamp should be within [{earliest}, {latest}]")
+            for index, stamp in enumerate(stamps)
+            if stamp != -1 and not earliest <= stamp <= latest  # -1: no timestamp, not checked
+        ]
 
     def append_records(self, records: Sequence[Record]) -> AppendInfo:
         """Append records the broker writes itself (the group coordinator's), as leader.
@@ -576,6 +616,18 @@ class Partition:
         self.closed = True
         self.producers.save(self.log.directory, self.log.log_end_offset)
         self.log.close()
+
+
+def _record_errors(error_code: int, log_start_offset: int,
+                   errors: list[tuple[int, str]]) -> AppendResult:
+    """A batch refused for some of its records, with Kafka's summary message."""
+    if error_code == ErrorCode.invalid_timestamp:
+        message = "One or more records have been rejected due to invalid timestamp"
+    else:
+        message = (f"One or more records have been rejected due to {len(errors)} record errors "
+                   f"in total, and only showing the first three errors at most: {errors[:3]}")
+    return AppendResult(error_code, log_start_offset=log_start_offset, message=message,
+                        record_errors=tuple(errors))
 
 
 _CODEC_NAMES = {0: "uncompressed", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}

@@ -33,6 +33,7 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
     topic_cls = ctx.response_class("TopicProduceResponse")
     partition_cls = ctx.response_class("PartitionProduceResponse")
     leader_cls = ctx.response_class("LeaderIdAndEpoch") if ctx.version >= 10 else None
+    error_cls = ctx.response_class("BatchIndexAndErrorMessage") if ctx.version >= 8 else None
     topics = []
     for name, partitions in results:
         entries = []
@@ -50,7 +51,10 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
                     base_offset=result.base_offset,
                     log_append_time=result.log_append_time,
                     log_start_offset=result.log_start_offset,
-                    record_errors=(),
+                    record_errors=tuple(
+                        make(error_cls, batch_index=index, batch_index_error_message=why)
+                        for index, why in result.record_errors
+                    ) if error_cls is not None else (),
                     error_message=result.message,
                     **extra,
                 )

@@ -5,6 +5,7 @@ How the broker uses it::
     log = PartitionLog.open(data_dir / f"{topic}-{partition}", LogConfig(...))
     # Produce (v3+): one batch per partition, checked, then stamped and appended in place
     header = validate_client_batch(records, max_message_bytes)   # BatchError -> .error_code
+    scan = scan_client_records(records, header, client_decompression_limit(max_message_bytes))
     info = log.append(bytearray(records), leader_epoch=epoch, log_append_time=None)
     # Fetch: whole stored batches, never past the high watermark
     data = log.read(fetch_offset, partition_max_bytes, upper_bound=high_watermark)
@@ -21,6 +22,7 @@ from kcli.broker.log.batch import (
     BatchHeader,
     iter_batches,
     read_header,
+    set_max_timestamp,
     stamp_batch,
     validate_client_batch,
 )
@@ -35,7 +37,16 @@ from kcli.broker.log.errors import (
     UnsupportedMagic,
 )
 from kcli.broker.log.log import AppendInfo, PartitionLog
-from kcli.broker.log.records import Record, all_records_have_keys, decode_records, encode_batch
+from kcli.broker.log.records import (
+    Record,
+    RecordsScan,
+    client_decompression_limit,
+    decode_records,
+    encode_batch,
+    keyless_records,
+    scan_client_records,
+    timestamp_deltas,
+)
 from kcli.broker.log.segment import SegmentInfo
 
 __all__ = [
@@ -50,13 +61,18 @@ __all__ = [
     "OffsetOutOfRange",
     "PartitionLog",
     "Record",
+    "RecordsScan",
     "SegmentInfo",
     "UnsupportedMagic",
-    "all_records_have_keys",
+    "client_decompression_limit",
     "decode_records",
     "encode_batch",
     "iter_batches",
+    "keyless_records",
     "read_header",
+    "scan_client_records",
+    "set_max_timestamp",
     "stamp_batch",
+    "timestamp_deltas",
     "validate_client_batch",
 ]

@@ -44,6 +44,7 @@ __all__ = [
     "batch_crc",
     "iter_batches",
     "read_header",
+    "set_max_timestamp",
     "stamp_batch",
     "validate_client_batch",
 ]
@@ -237,11 +238,17 @@ def stamp_batch(
     if log_append_time is not None:
         (attributes,) = _I16.unpack_from(buf, CRC_START)
         _I16.pack_into(buf, CRC_START, attributes | ATTR_LOG_APPEND_TIME)
-        _I64.pack_into(buf, 35, log_append_time)
-        (batch_length,) = _I32.unpack_from(buf, 8)
-        with memoryview(buf) as view:
-            crc = crc32c.crc32c(view[CRC_START : batch_length + LOG_OVERHEAD])
-        _U32.pack_into(buf, 17, crc)
+        set_max_timestamp(buf, log_append_time)
+
+
+def set_max_timestamp(buf: bytearray | memoryview, max_timestamp: int) -> None:
+    """Write `max_timestamp` into the header of the batch at the start of `buf` and
+    recompute its CRC, in place (Kafka's ``setMaxTimestamp``)."""
+    _I64.pack_into(buf, 35, max_timestamp)
+    (batch_length,) = _I32.unpack_from(buf, 8)
+    with memoryview(buf) as view:
+        crc = crc32c.crc32c(view[CRC_START : batch_length + LOG_OVERHEAD])
+    _U32.pack_into(buf, 17, crc)
 
 
 def batch_extent(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:

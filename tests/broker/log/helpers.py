@@ -43,6 +43,21 @@ def client_batch(
     return bytearray(encode_batch(records, compression=compression, producer_id=producer_id))
 
 
+def rebuilt(template: bytes, body: bytes, *, count: int | None = None,
+            codec: int | None = None) -> bytes:
+    """`template`'s header around the records section `body`, with the batch length, the
+    count and lastOffsetDelta (if given), the codec (if given) and the CRC made right."""
+    out = bytearray(template[:61]) + body
+    struct.pack_into(">i", out, 8, len(out) - 12)
+    if codec is not None:
+        struct.pack_into(">h", out, 21, codec)
+    if count is not None:
+        struct.pack_into(">i", out, 23, count - 1)
+        struct.pack_into(">i", out, 57, count)
+    struct.pack_into(">I", out, 17, crc32c.crc32c(bytes(out[21:])))
+    return bytes(out)
+
+
 def patch(batch: bytes | bytearray, fmt: str, pos: int, value: int, *, fix_crc: bool) -> bytes:
     """A copy of `batch` with one field overwritten (and the CRC recomputed if asked)."""
     out = bytearray(batch)
