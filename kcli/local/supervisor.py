@@ -198,7 +198,9 @@ def cluster_settings(brokers: int) -> dict[str, str]:
 def _spawn(cluster: LocalCluster, broker: BrokerProcess) -> None:
     log_file = cluster.log_file(broker.node_id)
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "kcli", "broker", "run",
+    # -P: the current directory does not go first on sys.path, so a folder named kcli
+    # where the user stands cannot shadow the package (PYTHONPATH still counts)
+    args = [sys.executable, "-P", "-m", "kcli", "broker", "run",
             "--node-id", str(broker.node_id),
             "--data-dir", str(cluster.data_dir / f"broker-{broker.node_id}"),
             "--listen", f"127.0.0.1:{broker.port}",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.cli.conftest import Kcli
@@ -66,3 +68,24 @@ def test_kill_restart_and_logs(run_kcli: Kcli, cluster_dir: Path) -> None:
     assert "ready, listening on" in logs
     assert "created topic after-restart" in logs
     run_kcli("cluster", "stop").ok()
+
+
+def test_start_from_a_folder_holding_a_kcli_folder(cli_env: dict[str, str], cluster_dir: Path,
+                                                   tmp_path: Path) -> None:
+    """The brokers are not started from whatever `kcli` package the current directory
+    holds (`python -m` puts the current directory first on sys.path)."""
+    here = tmp_path / "project"
+    (here / "kcli").mkdir(parents=True)
+    (here / "kcli" / "__init__.py").write_text("raise ImportError('the wrong kcli')\n")
+    port = free_port()
+    # -P for the command itself: as the installed `kcli` script, it does not run from here
+    start = [sys.executable, "-P", "-m", "kcli", "cluster", "start", "--data-dir",
+             str(cluster_dir), "--port", str(port)]
+    try:
+        done = subprocess.run(start, cwd=here, env=cli_env, capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"127.0.0.1:{port}\n"
+    finally:
+        subprocess.run([*start[:5], "stop", "--data-dir", str(cluster_dir)], cwd=here,
+                       env=cli_env, capture_output=True, timeout=60, check=False)
