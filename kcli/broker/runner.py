@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import socket
 
@@ -61,8 +62,24 @@ async def serve(config: BrokerConfig, stop: asyncio.Event | None = None) -> None
         log.info("broker %d stopped", broker.node_id)
 
 
+def raise_open_file_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit, as Kafka's operators do
+    with ulimit: every partition keeps files open, every client a socket. Returns the
+    limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError) as error:  # e.g. an infinite hard limit macOS refuses
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, error)
+            return soft
+        log.debug("open-file limit raised from %d to %d", soft, hard)
+    return hard
+
+
 def run(config: BrokerConfig) -> None:
     """Run a broker in this process, on uvloop where it is installed."""
+    raise_open_file_limit()
     try:
         import uvloop
     except ImportError:

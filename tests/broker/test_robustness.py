@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -161,3 +162,39 @@ def test_null_where_kafka_means_all(bootstrap: str, topic_name: str) -> None:
     assert described.results[0].error_code == ErrorCode.none
     assert "retention.ms" in {c.name for c in described.results[0].configs}
     assert topic_name in {t.name for t in listed.topics}
+
+
+@pytest.mark.broker  # starts a broker process of its own
+def test_a_broker_raises_its_open_file_limit_to_the_hard_limit(tmp_path: Path) -> None:
+    """Partitions keep files open and clients sockets: a broker started under a low soft
+    limit (a shell's usual 1024) takes what the hard limit allows."""
+    import resource
+    import subprocess
+    import sys
+
+    from tests.support.broker import free_port, kcli_command, kcli_env
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = 256 if hard == resource.RLIM_INFINITY else min(256, hard)
+    lowered = [sys.executable, "-c",  # lower the soft limit, then become the broker
+               "import os, resource, sys; "
+               "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2]))); "
+               "os.execv(sys.argv[3], sys.argv[3:])", str(low), str(hard)]
+    broker = kcli_command("broker", "run", "--node-id", "1", "--data-dir", str(tmp_path / "d"),
+                          "--listen", f"127.0.0.1:{free_port()}")
+    process = subprocess.Popen([*lowered, *broker], env=kcli_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if b"ready, listening on" in line:
+                break
+        limits = Path(f"/proc/{process.pid}/limits").read_text()
+        row = next(r for r in limits.splitlines() if r.startswith("Max open files"))
+        soft_now, hard_now = row.split()[3:5]
+        assert soft_now == hard_now, row
+    finally:
+        process.terminate()
+        process.wait(20)
+        if process.stderr is not None:
+            process.stderr.close()

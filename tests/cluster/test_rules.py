@@ -349,3 +349,33 @@ def test_a_producer_id_transaction_applies_the_metadata_it_adopted(tmp_path: Pat
             first.close()
 
     asyncio.run(main())
+
+
+def test_max_broker_partitions_refuses_what_would_pass_it(tmp_path: Path) -> None:
+    controller = Controller(MetadataStore(tmp_path), Settings({"max.broker.partitions": "5"}), 1)
+    controller.open(BrokerInfo(1, "h", 1), lambda _cluster_id: None)
+    controller.create_topic("a", 3, 1, {})
+    with pytest.raises(ControllerError, match=r"broker 1 would host 6 partitions, over "
+                                              r"max.broker.partitions 5") as refused:
+        controller.create_topic("b", 3, 1, {})
+    assert refused.value.error_code == ErrorCode.policy_violation
+    controller.create_topic("b", 2, 1, {})  # exactly at the limit
+    with pytest.raises(ControllerError) as grown:
+        controller.create_partitions("a", 4)
+    assert grown.value.error_code == ErrorCode.policy_violation
+    assert sorted(controller.metadata.topics) == ["a", "b"]
+    assert len(controller.metadata.topics["a"].partitions) == 3
+
+
+def test_by_default_the_open_file_limit_sets_max_broker_partitions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (20_000, 20_000))
+    controller = Controller(MetadataStore(tmp_path), Settings(), 1)
+    controller.open(BrokerInfo(1, "h", 1), lambda _cluster_id: None)
+    # the case that exhausted the descriptors: 10,000 partitions under a 20,000 fd limit
+    with pytest.raises(ControllerError, match=r"over max\.broker\.partitions 6325") as refused:
+        controller.create_topic("huge", 10_000, 1, {})
+    assert refused.value.error_code == ErrorCode.policy_violation
+    controller.create_topic("large", 6_000, 1, {}, validate_only=True)

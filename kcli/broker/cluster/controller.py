@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import resource
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar, cast
@@ -38,6 +39,10 @@ from kcli.broker.errors import ErrorCode
 log = logging.getLogger("kcli.broker.cluster")
 
 MAX_PARTITIONS = 100_000
+FILES_PER_PARTITION = 3
+"""Descriptors a partition keeps open: its active segment's log, offset and time index."""
+FILES_KEPT_FREE = 1024
+"""Descriptors max.broker.partitions=-1 leaves for connections and everything else."""
 RESERVED_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 PRODUCER_ID_BLOCK = 1000
 
@@ -200,6 +205,31 @@ class Controller:
             result.append(PartitionState(replicas=list(replicas), leader=leader, isr=isr))
         return result
 
+    def _check_broker_partitions(self, metadata: ClusterMetadata,
+                                 added: Sequence[PartitionState]) -> None:
+        """Refuse partitions that would take a broker past max.broker.partitions: one
+        CreateTopics of many thousands must not exhaust a broker's file descriptors."""
+        limit = self.settings.get_int("max.broker.partitions")
+        if limit < 0:
+            limit = partitions_the_fd_limit_allows()
+        hosted: dict[int, int] = {}
+        for topic in metadata.topics.values():
+            for partition in topic.partitions:
+                for replica in partition.replicas:
+                    hosted[replica] = hosted.get(replica, 0) + 1
+        for partition in added:
+            for replica in partition.replicas:
+                hosted[replica] = hosted.get(replica, 0) + 1
+        touched = sorted({replica for partition in added for replica in partition.replicas})
+        over = [(hosted[broker], broker) for broker in touched if hosted[broker] > limit]
+        if over:
+            count, broker = max(over)
+            raise ControllerError(
+                ErrorCode.policy_violation,
+                f"broker {broker} would host {count} partitions, over max.broker.partitions "
+                f"{limit} (each keeps about {FILES_PER_PARTITION} files open)",
+            )
+
     def create_topic(
         self,
         name: str,
@@ -265,6 +295,7 @@ class Controller:
                     f"min.insync.replicas {min_isr} is larger than the replication factor "
                     f"{len(partitions[0].replicas)}",
                 )
+            self._check_broker_partitions(metadata, partitions)
             topic = TopicState(name, uuid.uuid4(), partitions, overrides, internal)
             if not validate_only:
                 metadata.topics[name] = topic
@@ -326,6 +357,7 @@ class Controller:
                 added = self._assign(
                     metadata, count - current, len(topic.partitions[0].replicas), current
                 )
+            self._check_broker_partitions(metadata, added)
             if not validate_only:
                 topic.partitions.extend(added)
             return topic
@@ -509,3 +541,12 @@ def controlled_shutdown(metadata: ClusterMetadata, node_id: int, live: set[int])
                 p.partition_epoch += 1
                 changes.append(f"{where}: {node_id} leaves the ISR (controlled shutdown)")
     return changes
+
+
+def partitions_the_fd_limit_allows() -> int:
+    """max.broker.partitions when it is -1: what this process's open-file limit (the
+    brokers of a local cluster share it) leaves room for, keeping some free."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_PARTITIONS * 10
+    return max(100, (soft - FILES_KEPT_FREE) // FILES_PER_PARTITION)
