@@ -14,6 +14,11 @@ from pathlib import Path
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
+PRIVATE_FILE = 0o600
+"""Mode of the broker's and local cluster's files: only their owner reads them."""
+PRIVATE_DIR = 0o700
+"""Mode of the broker's and local cluster's directories."""
+
 _DIR_FSYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP})
 """errno values of a filesystem that cannot fsync a directory (some network and FUSE
 filesystems): there is nothing better to do there, so it is not an error."""
@@ -50,7 +55,15 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+def make_private_dir(directory: Path) -> None:
+    """Create ``directory`` (and missing parents) if needed, and make it the owner's
+    alone: data written by an older kcli with 0755 directories is closed up too."""
+    directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    if directory.stat().st_mode & 0o077:
+        directory.chmod(PRIVATE_DIR)
+
+
+def write_atomically(path: Path, data: bytes, mode: int = PRIVATE_FILE) -> None:
     """Replace ``path`` with ``data`` so a crash leaves the old or the new file, never a
     mix: a temp file beside it (``.<name>.<random>.tmp``), written whole and fsynced,
     renamed over ``path``, then the directory fsynced. ``mode`` is as for open(2), so

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kcli import durable
-from kcli.durable import fsync_dir, write_all, write_atomically
+from kcli.durable import fsync_dir, make_private_dir, write_all, write_atomically
 
 
 @pytest.fixture
@@ -111,9 +111,20 @@ def test_mode_is_kept_and_the_umask_applies(tmp_path: Path, mode: int, expected:
     assert path.read_bytes() == b"secret"
 
 
-def test_default_mode(tmp_path: Path, umask: int) -> None:
+def test_default_mode_is_the_owners_alone(tmp_path: Path) -> None:
     write_atomically(tmp_path / "f", b"x")
-    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o644 & ~umask
+    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o600
+
+
+def test_a_private_dir_is_created_or_closed_up(tmp_path: Path) -> None:
+    fresh = tmp_path / "a" / "b"
+    make_private_dir(fresh)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    old = tmp_path / "old"
+    old.mkdir(mode=0o755)
+    old.chmod(0o755)
+    make_private_dir(old)  # data dirs of an older kcli
+    assert stat.S_IMODE(old.stat().st_mode) == 0o700
 
 
 def test_fsync_dir_syncs_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

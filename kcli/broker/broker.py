@@ -49,6 +49,7 @@ from kcli.broker.log.log import sync_segments
 from kcli.broker.partition import Partition
 from kcli.broker.replicas import ReplicaManager
 from kcli.broker.topic_settings import TopicSettings
+from kcli.durable import PRIVATE_FILE, make_private_dir, write_atomically
 
 log = logging.getLogger("kcli.broker")
 
@@ -139,7 +140,7 @@ class Broker:
         """Lock the data dir, take this broker's liveness lock, register in the cluster
         metadata (creating it for a new cluster), open every hosted partition."""
         self.advertised_port = port
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.data_dir)
         self._lock_data_dir()
         try:
             self.cluster.acquire_broker(self.node_id)
@@ -165,7 +166,7 @@ class Broker:
         )
 
     def _lock_data_dir(self) -> None:
-        fd = os.open(self.data_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.data_dir / ".lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -187,7 +188,8 @@ class Broker:
                     f"{props.get('cluster.id')}, not node {self.node_id} of {cluster_id}"
                 )
             return
-        path.write_text(f"version=1\ncluster.id={cluster_id}\nnode.id={self.node_id}\n")
+        properties = f"version=1\ncluster.id={cluster_id}\nnode.id={self.node_id}\n"
+        write_atomically(path, properties.encode())
 
     def _remove_deleted_dirs(self) -> None:
         for path in self.data_dir.glob(f"*{DELETE_SUFFIX}"):
@@ -283,7 +285,7 @@ class Broker:
                           directory, error, directory.name)
                 return False
         if stamped != topic.topic_id:
-            directory.mkdir(parents=True, exist_ok=True)
+            make_private_dir(directory)
             write_topic_id(directory, topic.topic_id)
         return True
 

@@ -89,3 +89,20 @@ def test_start_from_a_folder_holding_a_kcli_folder(cli_env: dict[str, str], clus
     finally:
         subprocess.run([*start[:5], "stop", "--data-dir", str(cluster_dir)], cwd=here,
                        env=cli_env, capture_output=True, timeout=60, check=False)
+
+
+def test_a_local_cluster_keeps_its_files_to_its_owner(run_kcli: Kcli, cluster_dir: Path) -> None:
+    """Records, offsets and metadata are the owner's alone: 0700 directories, 0600 files."""
+    run_kcli("cluster", "start", "--data-dir", str(cluster_dir), "--port", str(free_port())).ok()
+    try:
+        run_kcli("topic", "create", "private", "-P", "2").ok()
+        run_kcli("produce", "private", input=b"one\ntwo\n").ok()
+        run_kcli("consume", "private", "-g", "reader").ok()  # __consumer_offsets too
+    finally:
+        run_kcli("cluster", "stop").ok()
+    paths = [cluster_dir, *cluster_dir.rglob("*")]
+    assert any(p.suffix == ".log" for p in paths)
+    assert any("__consumer_offsets" in p.name for p in paths)
+    open_to_others = [f"{p} {p.stat().st_mode & 0o777:o}" for p in paths
+                      if not p.is_symlink() and p.stat().st_mode & 0o077]
+    assert open_to_others == []
