@@ -56,7 +56,9 @@ from kcli.broker.log.config import LogConfig
 from kcli.broker.log.errors import (
     CorruptBatch,
     InvalidBatch,
+    LogOffline,
     OffsetOutOfRange,
+    StorageError,
     UnsupportedMagic,
 )
 from kcli.broker.log.loader import LoadedLog, load_log
@@ -115,6 +117,7 @@ class PartitionLog:
         self._first_dirty_offset = loaded.first_dirty_offset
         self._tombstone_deadline = loaded.tombstone_deadline
         self._pending_deletes: list[tuple[int, tuple[Path, ...]]] = []
+        self._offline = False
 
     # ================================================================== opening
 
@@ -155,16 +158,31 @@ class PartitionLog:
         return segment
 
     def _roll(self, base_offset: int) -> Segment:
+        """Start a new active segment at `base_offset`; all or nothing: on failure the old
+        one is as it was (LogOffline if even that cannot be restored)."""
         old = self._segments[-1]
+        if old.size == 0 and old.base_offset == base_offset:
+            return old
+        entries = len(old.time_index)
+        try:
+            if old.size:
+                old.seal()
+            segment = Segment.create(self.directory, base_offset, self._clock())
+        except BaseException as error:
+            try:
+                old.time_index.truncate_entries(entries)
+            except OSError as undo_error:
+                raise LogOffline(f"{self.directory}: cannot undo a failed roll ({error}): "
+                                 f"{undo_error}") from error
+            raise
         if old.size == 0:
-            if old.base_offset == base_offset:
-                return old
             self._drop_segment(len(self._segments) - 1)
-        else:
-            old.seal()
-            if old not in self._unsynced:
-                self._unsynced.append(old)
-        return self._add_segment(base_offset)
+        elif old not in self._unsynced:
+            self._unsynced.append(old)
+        self._segments.append(segment)
+        self._bases.append(base_offset)
+        self._dir_dirty = True
+        return segment
 
     def _drop_segment(self, i: int) -> None:
         segment = self._segments.pop(i)
@@ -207,22 +225,33 @@ class PartitionLog:
         Assigns offsets from log_end_offset and stamps them, the leader epoch and the
         LogAppendTime into `batch` in place; rolls first if needed; writes to the OS and
         fsyncs by the flush policy.
+
+        All or nothing: a failed write (StorageError) leaves the files and the log end
+        offset as they were. LogOffline when the log is (or has just gone) offline.
         """
         fields = HEADER.unpack_from(batch)
         size = fields[BATCH_LENGTH] + LOG_OVERHEAD
         if size != len(batch):
             raise InvalidBatch(f"append expects exactly one batch ({size} of {len(batch)} bytes)")
+        if self._offline:
+            raise LogOffline(f"{self.directory} is offline")
         base = self.log_end_offset
         last = base + fields[LAST_OFFSET_DELTA]
         max_ts = fields[MAX_TIMESTAMP] if log_append_time is None else log_append_time
         segment = self._segments[-1]
-        if self._should_roll(segment, size, last, max_ts):
-            segment = self._roll(base)
-        stamp_batch(batch, base, leader_epoch, log_append_time)
-        segment.append(batch, last, max_ts, self.config.index_interval_bytes)
+        try:
+            if leader_epoch > self._epochs.latest_epoch:  # before the batch, as Kafka does
+                self._epochs.assign(leader_epoch, base)
+            if self._should_roll(segment, size, last, max_ts):
+                segment = self._roll(base)
+            stamp_batch(batch, base, leader_epoch, log_append_time)
+            segment.append(batch, last, max_ts, self.config.index_interval_bytes)
+        except LogOffline:
+            self._offline = True
+            raise
+        except OSError as error:
+            raise StorageError(f"{self.directory}: append at {base} failed: {error}") from error
         self.log_end_offset = last + 1
-        if leader_epoch > self._epochs.latest_epoch:
-            self._epochs.assign(leader_epoch, base)
         self._unflushed_records += fields[RECORDS_COUNT]
         self._maybe_flush()
         return AppendInfo(base, last, -1 if log_append_time is None else log_append_time, max_ts)
@@ -233,8 +262,11 @@ class PartitionLog:
         Every whole batch is checked (magic, CRC, offsets rising from log_end_offset on)
         before any is written; a partial batch at the end is ignored, as Kafka does. A
         compacted leader's batches skip offsets: the gap limit is raised past them first,
-        so recovery accepts them. Raises CorruptBatch, UnsupportedMagic, InvalidBatch.
+        so recovery accepts them. Raises CorruptBatch, UnsupportedMagic, InvalidBatch;
+        StorageError and LogOffline as `append` (the batches before a failed one stay).
         """
+        if self._offline:
+            raise LogOffline(f"{self.directory} is offline")
         headers: list[BatchHeader] = []
         with memoryview(data) as view:
             n = len(view)
@@ -268,13 +300,21 @@ class PartitionLog:
                 size = header.batch_length + LOG_OVERHEAD
                 last = header.base_offset + header.last_offset_delta
                 segment = self._segments[-1]
-                if self._should_roll(segment, size, last, header.max_timestamp):
-                    segment = self._roll(header.base_offset)
-                start = header.position
-                segment.append(view[start : start + size], last, header.max_timestamp, interval)
+                try:
+                    if header.partition_leader_epoch > self._epochs.latest_epoch:
+                        self._epochs.assign(header.partition_leader_epoch, header.base_offset)
+                    if self._should_roll(segment, size, last, header.max_timestamp):
+                        segment = self._roll(header.base_offset)
+                    start = header.position
+                    segment.append(view[start : start + size], last, header.max_timestamp,
+                                   interval)
+                except LogOffline:
+                    self._offline = True
+                    raise
+                except OSError as error:
+                    raise StorageError(f"{self.directory}: replicated append at "
+                                       f"{header.base_offset} failed: {error}") from error
                 self.log_end_offset = last + 1
-                if header.partition_leader_epoch > self._epochs.latest_epoch:
-                    self._epochs.assign(header.partition_leader_epoch, header.base_offset)
                 self._unflushed_records += header.records_count
         if headers:
             self._maybe_flush()
@@ -282,11 +322,25 @@ class PartitionLog:
     def _maybe_flush(self) -> None:
         config = self.config
         if config.flush_messages is not None and self._unflushed_records >= config.flush_messages:
-            self.flush()
+            self._flush_or_go_offline()
         elif config.flush_ms is not None:
             now = self._clock()
             if now - self._last_flush_ms >= config.flush_ms or now < self._last_flush_ms:
-                self.flush()
+                self._flush_or_go_offline()
+
+    def _flush_or_go_offline(self) -> None:
+        """flush() after an append; a failure leaves what reached the disk unknown, so the
+        log goes offline (Kafka's rule for an IOException in a log dir)."""
+        try:
+            self.flush()
+        except OSError as error:
+            self._offline = True
+            raise LogOffline(f"{self.directory}: flush failed: {error}") from error
+
+    @property
+    def offline(self) -> bool:
+        """Whether the log takes no more writes (see LogOffline); reads still work."""
+        return self._offline
 
     def flush_if_due(self) -> None:
         """fsync when flush.ms has passed with records still unflushed (a periodic check,
