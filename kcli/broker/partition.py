@@ -36,6 +36,7 @@ from kcli.broker.log import (
     OffsetOutOfRange,
     PartitionLog,
     Record,
+    StorageError,
     all_records_have_keys,
     decode_records,
     encode_batch,
@@ -280,11 +281,15 @@ class Partition:
         batch = bytearray(records)
         if settings.compression not in ("producer", _CODEC_NAMES[header.compression]):
             batch = recompress(batch, settings.compression)
-        info = self.log.append(
-            batch,
-            leader_epoch=self.state.leader_epoch,
-            log_append_time=now if settings.log_append_time else None,
-        )
+        try:
+            info = self.log.append(
+                batch,
+                leader_epoch=self.state.leader_epoch,
+                log_append_time=now if settings.log_append_time else None,
+            )
+        except StorageError as error:  # nothing of it stays, unless the log went offline
+            log.error("%s-%d: %s", self.topic, self.index, error)
+            return AppendResult(error.error_code, log_start_offset=start, message=str(error))
         self.producers.update(
             header.producer_id, header.producer_epoch, header.base_sequence,
             header.last_offset_delta, info.base_offset, info.max_timestamp,
