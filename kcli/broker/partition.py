@@ -579,7 +579,8 @@ class Partition:
     def close(self) -> None:
         """Flush and close the log, keeping a producer-state snapshot."""
         self.closed = True
-        self.producers.save(self.log.directory, self.log.log_end_offset)
+        if not self.log.offline:  # an offline log is recovered, producer state rebuilt
+            self.producers.save(self.log.directory, self.log.log_end_offset)
         self.log.close()
 
 

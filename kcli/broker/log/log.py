@@ -777,8 +777,12 @@ class PartitionLog:
         self._recovery_point = offset
 
     def close(self) -> None:
-        """fsync everything, mark the log cleanly shut down, release the files."""
+        """fsync everything, mark the log cleanly shut down, release the files. An offline
+        log is only released: its files are recovered when it is opened again."""
         if self._closed:
+            return
+        if self._offline:
+            self._close_files()
             return
         active = self._segments[-1]
         active.seal()
