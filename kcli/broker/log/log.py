@@ -329,13 +329,19 @@ class PartitionLog:
                 self._flush_or_go_offline()
 
     def _flush_or_go_offline(self) -> None:
-        """flush() after an append; a failure leaves what reached the disk unknown, so the
-        log goes offline (Kafka's rule for an IOException in a log dir)."""
+        """flush() after an append. A failed fsync leaves what reached the disk unknown, so
+        the log goes offline (Kafka's rule for an IOException in a log dir); a recovery
+        point that cannot be written (disk full) is only logged: the next flush retries
+        it, and meanwhile a crash scans a little more."""
         try:
-            self.flush()
+            self._sync_files()
         except OSError as error:
             self._offline = True
-            raise LogOffline(f"{self.directory}: flush failed: {error}") from error
+            raise LogOffline(f"{self.directory}: fsync failed: {error}") from error
+        try:
+            self._flushed()
+        except OSError as error:
+            log.warning("%s: recovery point not written: %s", self.directory, error)
 
     @property
     def offline(self) -> bool:
@@ -731,6 +737,10 @@ class PartitionLog:
         """
         if self._closed:
             return
+        self._sync_files()
+        self._flushed()
+
+    def _sync_files(self) -> None:
         active = self._segments[-1]
         for segment in self._unsynced:
             segment.sync(indexes=True)
@@ -741,6 +751,9 @@ class PartitionLog:
         if self._dir_dirty:
             fsync_dir(self.directory)
             self._dir_dirty = False
+
+    def _flushed(self) -> None:
+        active = self._segments[-1]
         if self._recovery_point != active.base_offset:
             self._set_recovery_point(active.base_offset)
         self._unflushed_records = 0

@@ -21,6 +21,7 @@ from kcli.broker.log import (
     PartitionLog,
     StorageError,
     _files,
+    checkpoints,
     epoch,
     iter_batches,
 )
@@ -300,3 +301,28 @@ def test_a_failed_fsync_takes_the_log_offline(
     with pytest.raises(LogOffline):
         log.append(client_batch(2, timestamp=3_000), leader_epoch=0, log_append_time=None)
     log._close_files()
+
+
+def test_a_recovery_point_the_full_disk_refuses_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a flush per append, a roll moves the recovery point: a checkpoint the disk
+    refuses does not fail the (fsynced) append, nor take the log offline."""
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(flush_messages=1, segment_bytes=300))
+    model = Model()
+    append(log, model, 2, 1_000)
+    append(log, model, 2, 1_001)
+
+    def disk_full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(checkpoints, "write_atomically", disk_full)
+        append(log, model, 8, 2_000)  # rolls, flushes
+    assert log.segment_count == 2
+    assert not log.offline
+    assert log.recovery_point == 0
+    append(log, model, 2, 3_000)
+    assert log.recovery_point == log._bases[-1] > 0  # retried
+    check_consistent(log, model)
+    log.close()
