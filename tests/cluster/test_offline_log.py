@@ -5,6 +5,7 @@ fetching it. Two brokers in this process sharing a cluster directory, no server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 from collections.abc import Iterator
@@ -37,8 +38,9 @@ def batch(value: bytes) -> bytes:
     return encode_batch([Record(0, 1_700_000_000_000, None, value, [])])
 
 
-def take_offline(broker: Broker, topic: str, monkeypatch: pytest.MonkeyPatch) -> int:
-    """An append whose write fails and whose undo fails too; returns its error code."""
+@contextlib.contextmanager
+def failing_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Writes fail, and so does the undo (ftruncate): the next append takes its log offline."""
 
     def fails(*args: object) -> int:
         raise OSError(errno.EIO, "I/O error")
@@ -46,8 +48,13 @@ def take_offline(broker: Broker, topic: str, monkeypatch: pytest.MonkeyPatch) ->
     with monkeypatch.context() as patched:
         patched.setattr(os, "write", fails)
         patched.setattr(os, "ftruncate", fails)
-        result = broker.replicas.append_to_leader(topic, 0, batch(b"lost"), -1)
-    return result.error_code
+        yield
+
+
+def take_offline(broker: Broker, topic: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """An append whose write fails and whose undo fails too; returns its error code."""
+    with failing_disk(monkeypatch):
+        return broker.replicas.append_to_leader(topic, 0, batch(b"lost"), -1).error_code
 
 
 def test_only_the_offline_partitions_move() -> None:
@@ -89,20 +96,13 @@ def test_a_follower_whose_log_goes_offline_leaves_the_isr(
     asyncio.run(two.create_topic("followed", -1, -1, {}, [[2, 1]]))
     one.refresh_metadata()
     follower = one.partitions[("followed", 0)]
-
-    def fails(*args: object) -> int:
-        raise OSError(errno.EIO, "I/O error")
-
     leader = two.partitions[("followed", 0)].log
     for value in (b"a", b"b"):
         assert two.replicas.append_to_leader("followed", 0, batch(value), 1).error_code == 0
     assert follower.append_replicated(leader.read(0, 1)) == 1  # the first batch only
     leader_bytes = leader.read(1, 1 << 20)
-    with monkeypatch.context() as patched:
-        patched.setattr(os, "write", fails)
-        patched.setattr(os, "ftruncate", fails)
-        with pytest.raises(LogOffline):
-            follower.append_replicated(leader_bytes)
+    with failing_disk(monkeypatch), pytest.raises(LogOffline):
+        follower.append_replicated(leader_bytes)
     assert follower.log.offline
     one._hand_over_offline_logs()
     p = one.metadata.topics["followed"].partitions[0]
