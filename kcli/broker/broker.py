@@ -122,6 +122,7 @@ class Broker:
         self._settled: tuple[int, frozenset[int]] | None = None  # nothing to elect at these
         self._stopping = False
         self._isr_attempts: dict[tuple[str, int], float] = {}
+        self._offline_settled: tuple[int, frozenset[tuple[str, int]], frozenset[int]] | None = None
         self._checkpointed: dict[tuple[str, int], int] = {}  # as last written
         self._recovered: dict[tuple[str, int], int] = {}  # as read at start, until opened
         self._undeleted: dict[str, list[str]] = {}  # topic -> why its data stayed
@@ -265,7 +266,7 @@ class Broker:
         if not self._stopping:
             for key, partition in self.partitions.items():
                 leader = partition.state.leader
-                if leader >= 0 and leader != self.node_id:
+                if leader >= 0 and leader != self.node_id and not partition.log.offline:
                     wanted.setdefault(leader, set()).add(key)
         self.fetchers.update(wanted)
 
@@ -446,6 +447,28 @@ class Broker:
         del self._isr_attempts[key]
         self.apply_metadata()
 
+    def _hand_over_offline_logs(self) -> None:
+        """Kafka's rule for a log dir that failed: its partitions move. Leaderships of
+        partitions whose log went offline here go to in-sync peers, and this broker leaves
+        their ISRs (``controlled_shutdown`` for those partitions alone); it stops
+        fetching them. They stay offline here until a restart recovers the logs."""
+        offline = frozenset(key for key, p in self.partitions.items() if p.log.offline)
+        if not offline or self._stopping:
+            return
+        live = self.live_broker_ids()
+        settled = (self.metadata.epoch, offline, frozenset(live))
+        if settled == self._offline_settled:
+            return
+        try:
+            changes = self.controller.controlled_shutdown(live, only=offline)
+        except ControllerError as error:
+            log.warning("moving partitions off offline logs failed: %s", error.message)
+            return
+        for change in changes:
+            log.warning("%s", change)
+        self._offline_settled = (self.metadata.epoch, offline, frozenset(live))
+        self.apply_metadata()
+
     def _shrink_isrs(self) -> None:
         """Take followers that stopped keeping up out of the ISRs this broker leads."""
         max_lag = self.settings.get_int("replica.lag.time.max.ms")
@@ -527,6 +550,7 @@ class Broker:
             (METADATA_POLL_S, self.refresh_metadata, "metadata-poll"),
             (CONTROLLER_POLL_S, self._control, "controller"),
             (min(max_lag / 2, 500) / 1000, self._shrink_isrs, "isr-shrink"),
+            (CONTROLLER_POLL_S, self._hand_over_offline_logs, "offline-logs"),
             (HW_CHECKPOINT_S, self._checkpoint_high_watermarks, "hw-checkpoint"),
         ):
             self._tasks.append(asyncio.create_task(_every(interval, step, name), name=name))

@@ -38,6 +38,7 @@ from kcli.broker.log import (
     PartitionLog,
     Record,
     RecordsScan,
+    StorageError,
     client_decompression_limit,
     decode_records,
     encode_batch,
@@ -296,11 +297,15 @@ class Partition:
                 batch = recompress(batch, settings.compression)
             except BatchError as error:
                 return AppendResult(error.error_code, log_start_offset=start, message=str(error))
-        info = self.log.append(
-            batch,
-            leader_epoch=self.state.leader_epoch,
-            log_append_time=now if settings.log_append_time else None,
-        )
+        try:
+            info = self.log.append(
+                batch,
+                leader_epoch=self.state.leader_epoch,
+                log_append_time=now if settings.log_append_time else None,
+            )
+        except StorageError as error:  # nothing of it stays, unless the log went offline
+            log.error("%s-%d: %s", self.topic, self.index, error)
+            return AppendResult(error.error_code, log_start_offset=start, message=str(error))
         self.producers.update(
             header.producer_id, header.producer_epoch, header.base_sequence,
             header.last_offset_delta, info.base_offset, info.max_timestamp,
@@ -614,7 +619,8 @@ class Partition:
     def close(self) -> None:
         """Flush and close the log, keeping a producer-state snapshot."""
         self.closed = True
-        self.producers.save(self.log.directory, self.log.log_end_offset)
+        if not self.log.offline:  # an offline log is recovered, producer state rebuilt
+            self.producers.save(self.log.directory, self.log.log_end_offset)
         self.log.close()
 
 

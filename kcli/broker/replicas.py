@@ -72,12 +72,16 @@ class ReplicaManager:
         """The partition if this broker leads it at the epoch the asker knows.
 
         Raises PartitionUnavailable: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER,
-        FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH; with ``writable``, also
+        FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH; KAFKA_STORAGE_ERROR when the local
+        log is offline (Kafka's ``HostedPartition.Offline``); with ``writable``, also
         INVALID_TOPIC_EXCEPTION for an internal topic (only the broker writes those).
         ``refresh`` rereads the metadata once before answering NOT_LEADER_OR_FOLLOWER or
         UNKNOWN_LEADER_EPOCH (a long poll's re-reads pass False: one reread a request).
         """
         partition = self.partitions.get((topic, index))
+        if partition is not None and partition.log.offline:
+            raise PartitionUnavailable(ErrorCode.kafka_storage_error,
+                                       f"{topic}-{index} is in an offline log directory")
         if (partition is not None and partition.is_leader and not writable
                 and current_leader_epoch < 0):
             return partition  # the common case: hosted (so the topic exists) and led here

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -107,3 +109,44 @@ def test_bad_acks_are_refused_after_leadership(tmp_path: Path) -> None:
         ErrorCode.unknown_topic_or_partition)
     assert replicas.append_to_leader("t", 0, batch(), 1).base_offset == 0
     replicas.partitions[("t", 0)].close()
+
+
+def test_a_storage_error_is_answered_and_an_offline_log_refuses_every_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kafka's answers: KAFKA_STORAGE_ERROR to the failed Produce (the log as before, so
+    the retry gets the same offset); a partition whose log went offline answers it to
+    Produce and Fetch alike (Kafka's ``HostedPartition.Offline``)."""
+    _, replicas = setup(tmp_path, PartitionState(replicas=[1], leader=1, isr=[1]))
+    partition = replicas.partitions[("t", 0)]
+    assert replicas.append_to_leader("t", 0, batch(), -1).base_offset == 0
+    real_write, real_ftruncate = os.write, os.ftruncate
+
+    def disk_full(fd: int, data: bytes | bytearray | memoryview) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    failed = replicas.append_to_leader("t", 0, batch(), -1)
+    assert (failed.error_code, failed.base_offset) == (ErrorCode.kafka_storage_error, -1)
+    assert not partition.log.offline
+    _, read = replicas.read("t", 0, 0, 1 << 20)
+    assert read.error_code == ErrorCode.none
+    assert read.records
+    monkeypatch.setattr(os, "write", real_write)
+    assert replicas.append_to_leader("t", 0, batch(), -1).base_offset == 1
+
+    def cannot_truncate(fd: int, length: int) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    monkeypatch.setattr(os, "ftruncate", cannot_truncate)
+    failed = replicas.append_to_leader("t", 0, batch(), -1)
+    assert failed.error_code == ErrorCode.kafka_storage_error
+    assert partition.log.offline
+    monkeypatch.setattr(os, "write", real_write)
+    monkeypatch.setattr(os, "ftruncate", real_ftruncate)
+    assert replicas.append_to_leader("t", 0, batch(), -1).error_code == (
+        ErrorCode.kafka_storage_error)
+    found, read = replicas.read("t", 0, 0, 1 << 20)
+    assert (found, read.error_code) == (None, ErrorCode.kafka_storage_error)
+    partition.close()

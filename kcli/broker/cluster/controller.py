@@ -17,7 +17,7 @@ import logging
 import random
 import resource
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TypeVar, cast
 
 from kcli.broker.cluster.metadata import (
@@ -448,12 +448,14 @@ class Controller:
 
         return self._transact(elect)
 
-    def controlled_shutdown(self, live: set[int]) -> list[str]:
+    def controlled_shutdown(self, live: set[int],
+                            only: Collection[tuple[str, int]] | None = None) -> list[str]:
         """On a clean stop: hand this broker's leaderships to other in-sync replicas and
-        leave the ISRs of the partitions it follows; returns what changed."""
+        leave the ISRs of the partitions it follows; returns what changed. With ``only``,
+        for those partitions alone (the ones whose log went offline here)."""
 
         def hand_over(metadata: ClusterMetadata) -> list[str]:
-            changes = controlled_shutdown(metadata, self.node_id, live)
+            changes = controlled_shutdown(metadata, self.node_id, live, only)
             if not changes:
                 raise _Unchanged([])
             return changes
@@ -517,14 +519,17 @@ def elect_leaders(
     return changes
 
 
-def controlled_shutdown(metadata: ClusterMetadata, node_id: int, live: set[int]) -> list[str]:
+def controlled_shutdown(metadata: ClusterMetadata, node_id: int, live: set[int],
+                        only: Collection[tuple[str, int]] | None = None) -> list[str]:
     """Move ``node_id``'s leaderships to its live in-sync peers and take it out of the
-    ISRs where a live leader stays, in place; returns what changed."""
+    ISRs where a live leader stays, in place; returns what changed. With ``only``, for
+    those partitions alone."""
     others = live - {node_id}
+    why = "controlled shutdown" if only is None else "log offline"
     changes: list[str] = []
     for topic in metadata.topics.values():
         for index, p in enumerate(topic.partitions):
-            if node_id not in p.replicas:
+            if node_id not in p.replicas or (only is not None and (topic.name, index) not in only):
                 continue
             where = f"{topic.name}-{index}"
             if p.leader == node_id:
@@ -535,11 +540,11 @@ def controlled_shutdown(metadata: ClusterMetadata, node_id: int, live: set[int])
                 p.isr = [r for r in p.isr if r != node_id]
                 p.leader_epoch += 1
                 p.partition_epoch += 1
-                changes.append(f"{where}: leader {node_id} -> {p.leader} (controlled shutdown)")
+                changes.append(f"{where}: leader {node_id} -> {p.leader} ({why})")
             elif node_id in p.isr and p.leader in others and len(p.isr) > 1:
                 p.isr = [r for r in p.isr if r != node_id]
                 p.partition_epoch += 1
-                changes.append(f"{where}: {node_id} leaves the ISR (controlled shutdown)")
+                changes.append(f"{where}: {node_id} leaves the ISR ({why})")
     return changes
 
 

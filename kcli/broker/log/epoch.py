@@ -61,11 +61,16 @@ class LeaderEpochCache:
             last_epoch, last_start = self._entries[-1]
             if last_epoch == epoch and last_start <= start_offset:
                 return False
+        before = list(self._entries)
         entries = self._entries
         while entries and (entries[-1][0] >= epoch or entries[-1][1] >= start_offset):
             entries.pop()
         entries.append((epoch, start_offset))
-        self._persist()
+        try:
+            self._persist()
+        except BaseException:
+            self._entries = before  # memory keeps agreeing with the file
+            raise
         return True
 
     def end_offset_for(self, epoch: int, log_end_offset: int) -> tuple[int, int]:

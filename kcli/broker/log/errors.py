@@ -40,6 +40,22 @@ class MessageTooLarge(BatchError):
     error_code = ErrorCode.message_too_large
 
 
+class StorageError(LogError):
+    """Writing the log's files failed (disk full, I/O error): Kafka's KafkaStorageException.
+
+    Unless it is a `LogOffline`, nothing of the failed append stays: the files and the log
+    end offset are as they were before it, and a later append may succeed.
+    """
+
+    error_code = ErrorCode.kafka_storage_error
+
+
+class LogOffline(StorageError):
+    """The log takes no more writes: a failed append could not be undone, or an fsync
+    failed (Kafka's offline log dir). What is in the log can still be read; reopening it
+    (a restart) recovers it."""
+
+
 class OffsetOutOfRange(LogError):
     """An offset outside [log_start_offset, log_end_offset]."""
 

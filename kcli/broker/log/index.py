@@ -65,6 +65,15 @@ class _IndexFile:
     def _entries_bytes(self) -> bytes:
         raise NotImplementedError
 
+    def _drop_entries(self, keep: int) -> int:
+        """Forget the in-memory entries after the first `keep`; returns the entry size."""
+        raise NotImplementedError
+
+    def truncate_entries(self, keep: int) -> None:
+        """Keep the first `keep` entries, in memory and on disk (undoes a failed append,
+        whose entry may be half written)."""
+        self._truncate_file(keep * self._drop_entries(keep))
+
     def _writer(self) -> int:
         if self._fd < 0:
             self._fd = os.open(self.path, WRITE_APPEND, PRIVATE_FILE)
@@ -155,6 +164,11 @@ class OffsetIndex(_IndexFile):
         self.positions = array("i")
         self._truncate_file(0)
 
+    def _drop_entries(self, keep: int) -> int:
+        del self.relative[keep:]
+        del self.positions[keep:]
+        return _OFFSET_ENTRY.size
+
     def _entries_bytes(self) -> bytes:
         flat = array("i", bytes(8 * len(self.relative)))
         flat[0::2] = self.relative
@@ -227,6 +241,11 @@ class TimeIndex(_IndexFile):
         self.timestamps = array("q")
         self.relative = array("i")
         self._truncate_file(0)
+
+    def _drop_entries(self, keep: int) -> int:
+        del self.timestamps[keep:]
+        del self.relative[keep:]
+        return _TIME_ENTRY.size
 
     def _entries_bytes(self) -> bytes:
         pack = _TIME_ENTRY.pack

@@ -55,7 +55,9 @@ from kcli.broker.log.dirs import delete_partition_dir
 from kcli.broker.log.errors import (
     CorruptBatch,
     InvalidBatch,
+    LogOffline,
     OffsetOutOfRange,
+    StorageError,
     UnsupportedMagic,
 )
 from kcli.broker.log.loader import LoadedLog, load_log
@@ -114,6 +116,7 @@ class PartitionLog:
         self._first_dirty_offset = loaded.first_dirty_offset
         self._tombstone_deadline = loaded.tombstone_deadline
         self._pending_deletes: list[tuple[int, tuple[Path, ...]]] = []
+        self._offline = False
 
     # ================================================================== opening
 
@@ -154,16 +157,31 @@ class PartitionLog:
         return segment
 
     def _roll(self, base_offset: int) -> Segment:
+        """Start a new active segment at `base_offset`; all or nothing: on failure the old
+        one is as it was (LogOffline if even that cannot be restored)."""
         old = self._segments[-1]
+        if old.size == 0 and old.base_offset == base_offset:
+            return old
+        entries = len(old.time_index)
+        try:
+            if old.size:
+                old.seal()
+            segment = Segment.create(self.directory, base_offset, self._clock())
+        except BaseException as error:
+            try:
+                old.time_index.truncate_entries(entries)
+            except OSError as undo_error:
+                raise LogOffline(f"{self.directory}: cannot undo a failed roll ({error}): "
+                                 f"{undo_error}") from error
+            raise
         if old.size == 0:
-            if old.base_offset == base_offset:
-                return old
             self._drop_segment(len(self._segments) - 1)
-        else:
-            old.seal()
-            if old not in self._unsynced:
-                self._unsynced.append(old)
-        return self._add_segment(base_offset)
+        elif old not in self._unsynced:
+            self._unsynced.append(old)
+        self._segments.append(segment)
+        self._bases.append(base_offset)
+        self._dir_dirty = True
+        return segment
 
     def _drop_segment(self, i: int) -> None:
         segment = self._segments.pop(i)
@@ -206,22 +224,33 @@ class PartitionLog:
         Assigns offsets from log_end_offset and stamps them, the leader epoch and the
         LogAppendTime into `batch` in place; rolls first if needed; writes to the OS and
         fsyncs by the flush policy.
+
+        All or nothing: a failed write (StorageError) leaves the files and the log end
+        offset as they were. LogOffline when the log is (or has just gone) offline.
         """
         fields = HEADER.unpack_from(batch)
         size = fields[BATCH_LENGTH] + LOG_OVERHEAD
         if size != len(batch):
             raise InvalidBatch(f"append expects exactly one batch ({size} of {len(batch)} bytes)")
+        if self._offline:
+            raise LogOffline(f"{self.directory} is offline")
         base = self.log_end_offset
         last = base + fields[LAST_OFFSET_DELTA]
         max_ts = fields[MAX_TIMESTAMP] if log_append_time is None else log_append_time
         segment = self._segments[-1]
-        if self._should_roll(segment, size, last, max_ts):
-            segment = self._roll(base)
-        stamp_batch(batch, base, leader_epoch, log_append_time)
-        segment.append(batch, last, max_ts, self.config.index_interval_bytes)
+        try:
+            if leader_epoch > self._epochs.latest_epoch:  # before the batch, as Kafka does
+                self._epochs.assign(leader_epoch, base)
+            if self._should_roll(segment, size, last, max_ts):
+                segment = self._roll(base)
+            stamp_batch(batch, base, leader_epoch, log_append_time)
+            segment.append(batch, last, max_ts, self.config.index_interval_bytes)
+        except LogOffline:
+            self._offline = True
+            raise
+        except OSError as error:
+            raise StorageError(f"{self.directory}: append at {base} failed: {error}") from error
         self.log_end_offset = last + 1
-        if leader_epoch > self._epochs.latest_epoch:
-            self._epochs.assign(leader_epoch, base)
         self._unflushed_records += fields[RECORDS_COUNT]
         self._maybe_flush()
         return AppendInfo(base, last, -1 if log_append_time is None else log_append_time, max_ts)
@@ -232,8 +261,11 @@ class PartitionLog:
         Every whole batch is checked (magic, CRC, offsets rising from log_end_offset on)
         before any is written; a partial batch at the end is ignored, as Kafka does. A
         compacted leader's batches skip offsets: the gap limit is raised past them first,
-        so recovery accepts them. Raises CorruptBatch, UnsupportedMagic, InvalidBatch.
+        so recovery accepts them. Raises CorruptBatch, UnsupportedMagic, InvalidBatch;
+        StorageError and LogOffline as `append` (the batches before a failed one stay).
         """
+        if self._offline:
+            raise LogOffline(f"{self.directory} is offline")
         headers: list[BatchHeader] = []
         with memoryview(data) as view:
             n = len(view)
@@ -267,13 +299,21 @@ class PartitionLog:
                 size = header.batch_length + LOG_OVERHEAD
                 last = header.base_offset + header.last_offset_delta
                 segment = self._segments[-1]
-                if self._should_roll(segment, size, last, header.max_timestamp):
-                    segment = self._roll(header.base_offset)
-                start = header.position
-                segment.append(view[start : start + size], last, header.max_timestamp, interval)
+                try:
+                    if header.partition_leader_epoch > self._epochs.latest_epoch:
+                        self._epochs.assign(header.partition_leader_epoch, header.base_offset)
+                    if self._should_roll(segment, size, last, header.max_timestamp):
+                        segment = self._roll(header.base_offset)
+                    start = header.position
+                    segment.append(view[start : start + size], last, header.max_timestamp,
+                                   interval)
+                except LogOffline:
+                    self._offline = True
+                    raise
+                except OSError as error:
+                    raise StorageError(f"{self.directory}: replicated append at "
+                                       f"{header.base_offset} failed: {error}") from error
                 self.log_end_offset = last + 1
-                if header.partition_leader_epoch > self._epochs.latest_epoch:
-                    self._epochs.assign(header.partition_leader_epoch, header.base_offset)
                 self._unflushed_records += header.records_count
         if headers:
             self._maybe_flush()
@@ -281,11 +321,31 @@ class PartitionLog:
     def _maybe_flush(self) -> None:
         config = self.config
         if config.flush_messages is not None and self._unflushed_records >= config.flush_messages:
-            self.flush()
+            self._flush_or_go_offline()
         elif config.flush_ms is not None:
             now = self._clock()
             if now - self._last_flush_ms >= config.flush_ms or now < self._last_flush_ms:
-                self.flush()
+                self._flush_or_go_offline()
+
+    def _flush_or_go_offline(self) -> None:
+        """flush() after an append. A failed fsync leaves what reached the disk unknown, so
+        the log goes offline (Kafka's rule for an IOException in a log dir); a recovery
+        point that cannot be written (disk full) is only logged: the next flush retries
+        it, and meanwhile a crash scans a little more."""
+        try:
+            self._sync_files()
+        except OSError as error:
+            self._offline = True
+            raise LogOffline(f"{self.directory}: fsync failed: {error}") from error
+        try:
+            self._flushed()
+        except OSError as error:
+            log.warning("%s: recovery point not written: %s", self.directory, error)
+
+    @property
+    def offline(self) -> bool:
+        """Whether the log takes no more writes (see LogOffline); reads still work."""
+        return self._offline
 
     def flush_if_due(self) -> None:
         """fsync when flush.ms has passed with records still unflushed (a periodic check,
@@ -676,6 +736,10 @@ class PartitionLog:
         """
         if self._closed:
             return
+        self._sync_files()
+        self._flushed()
+
+    def _sync_files(self) -> None:
         active = self._segments[-1]
         for segment in self._unsynced:
             segment.sync(indexes=True)
@@ -686,6 +750,9 @@ class PartitionLog:
         if self._dir_dirty:
             fsync_dir(self.directory)
             self._dir_dirty = False
+
+    def _flushed(self) -> None:
+        active = self._segments[-1]
         if self._recovery_point != active.base_offset:
             self._set_recovery_point(active.base_offset)
         self._unflushed_records = 0
@@ -722,8 +789,12 @@ class PartitionLog:
         self._recovery_point = offset
 
     def close(self) -> None:
-        """fsync everything, mark the log cleanly shut down, release the files."""
+        """fsync everything, mark the log cleanly shut down, release the files. An offline
+        log is only released: its files are recovered when it is opened again."""
         if self._closed:
+            return
+        if self._offline:
+            self._close_files()
             return
         active = self._segments[-1]
         active.seal()

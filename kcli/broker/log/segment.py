@@ -7,6 +7,7 @@ appended to their files as entries are made.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from kcli.broker.log.batch import (
     batch_extent,
     unpack_header,
 )
-from kcli.broker.log.errors import CorruptBatch
+from kcli.broker.log.errors import CorruptBatch, LogOffline
 from kcli.broker.log.index import OffsetIndex, TimeIndex
 
 INT32_MAX = (1 << 31) - 1
@@ -138,7 +139,8 @@ class Segment:
             segment.offset_index.reset()
             segment.time_index.reset()
         except BaseException:
-            segment.close()
+            with contextlib.suppress(OSError):  # an empty leftover is harmless on open
+                segment.delete()
             raise
         return segment
 
@@ -225,38 +227,54 @@ class Segment:
         max_ts: int,
         index_interval: int,
     ) -> None:
-        """Write whole batches at the end; on failure the file is cut back to its old size."""
+        """Write whole batches at the end, then their index entries; all or nothing: on
+        failure the files and the segment's state are cut back to where they were
+        (LogOffline, chained to the failure, if even that fails)."""
         position = self.size
         try:
             write_all(self.fd, data)
-        except BaseException:
-            os.ftruncate(self.fd, position)
+            size = len(data)
+            self.size = position + size
+            if position == 0:
+                self._first_timestamp = max_ts
+            self._index_batch(position, size, last_offset, max_ts, index_interval)
+        except BaseException as error:
+            self._undo_append(position, error)
             raise
-        size = len(data)
-        self.size = position + size
-        if position == 0:
-            self._first_timestamp = max_ts
-        self._index_batch(position, size, last_offset, max_ts, index_interval)
 
     def append_batches(
         self, data: bytes | bytearray, batches: list[tuple[int, int, int]], index_interval: int
     ) -> None:
         """Write `data`, whole batches back to back, at the end in one write; `batches` are
-        their (size, last offset, maxTimestamp) in order, for the indexes."""
+        their (size, last offset, maxTimestamp) in order, for the indexes. All or nothing,
+        as `append`."""
         if not data:
             return
-        position = self.size
+        start = self.size
         try:
             write_all(self.fd, data)
-        except BaseException:
-            os.ftruncate(self.fd, position)
+            self.size = start + len(data)
+            if start == 0:
+                self._first_timestamp = batches[0][2]
+            position = start
+            for size, last_offset, max_ts in batches:
+                self._index_batch(position, size, last_offset, max_ts, index_interval)
+                position += size
+        except BaseException as error:
+            self._undo_append(start, error)
             raise
-        self.size = position + len(data)
-        if position == 0:
-            self._first_timestamp = batches[0][2]
-        for size, last_offset, max_ts in batches:
-            self._index_batch(position, size, last_offset, max_ts, index_interval)
-            position += size
+
+    def _undo_append(self, position: int, error: BaseException) -> None:
+        """Cut the log file and both indexes back to a failed append's start `position`."""
+        try:
+            self.truncate_to(position)
+            index = self.offset_index  # as if the batch never came: the interval goes on
+            self.bytes_since_index = position - (index.positions[-1] if len(index) else 0)
+        except (OSError, CorruptBatch) as undo_error:
+            self.size = position  # reads stop where the log did
+            raise LogOffline(
+                f"{self.log_path}: cannot undo a failed append ({error}): {undo_error}"
+            ) from error
 
     def _index_batch(
         self, position: int, size: int, last_offset: int, max_ts: int, index_interval: int
