@@ -16,6 +16,9 @@ become ISR changes through the ``request_isr_change`` callback its owner hands i
 AlterPartition manager). As follower, the replica fetcher appends the
 leader's batches (``append_replicated``), truncates where the logs diverge and copies
 the leader's high watermark and log start offset.
+
+About 630 lines, a little over the project's ~600 guide: one replica as leader and as
+follower, which the replica manager, the fetcher and the coordinator all see as one object.
 """
 
 from __future__ import annotations
@@ -40,16 +43,15 @@ from kcli.broker.log import (
     RecordsScan,
     StorageError,
     client_decompression_limit,
-    decode_records,
     encode_batch,
     iter_batches,
     keyless_records,
-    read_header,
     scan_client_records,
     set_max_timestamp,
     timestamp_deltas,
     validate_client_batch,
 )
+from kcli.broker.log.validation import CODEC_IDS, CODEC_NAMES, recompress
 from kcli.broker.producer_state import ProducerStateError, ProducerStateTable
 from kcli.broker.topic_settings import TopicSettings
 
@@ -292,7 +294,7 @@ class Partition:
         batch = bytearray(records)
         if max_timestamp != header.max_timestamp and not settings.log_append_time:
             set_max_timestamp(batch, max_timestamp)  # some clients write -1 there
-        if settings.compression not in ("producer", _CODEC_NAMES[header.compression]):
+        if settings.compression not in ("producer", CODEC_NAMES[header.compression]):
             try:  # decodes every record: a header key that is not UTF-8 is refused here
                 batch = recompress(batch, settings.compression)
             except BatchError as error:
@@ -352,7 +354,7 @@ class Partition:
             raise ValueError("append_records needs at least one record")
         settings = self.settings
         now = int(time.time() * 1000)
-        codec = _CODEC_IDS.get(settings.compression, 0)
+        codec = CODEC_IDS.get(settings.compression, 0)
         batch = bytearray(
             encode_batch(
                 [Record(i, r.timestamp, r.key, r.value, r.headers) for i, r in enumerate(records)],
@@ -634,24 +636,3 @@ def _record_errors(error_code: int, log_start_offset: int,
                    f"in total, and only showing the first three errors at most: {errors[:3]}")
     return AppendResult(error_code, log_start_offset=log_start_offset, message=message,
                         record_errors=tuple(errors))
-
-
-_CODEC_NAMES = {0: "uncompressed", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
-_CODEC_IDS = {name: code for code, name in _CODEC_NAMES.items()}
-
-
-def recompress(batch: bytearray, codec: str) -> bytearray:
-    """Re-encode a batch with the topic's ``compression.type`` (a slow path, as in Kafka)."""
-    header = read_header(batch, 0)
-    records = decode_records(batch, header)
-    return bytearray(
-        encode_batch(
-            records,
-            base_offset=0,
-            compression=_CODEC_IDS[codec],
-            producer_id=header.producer_id,
-            producer_epoch=header.producer_epoch,
-            base_sequence=header.base_sequence,
-            timestamp_type=header.timestamp_type,
-        )
-    )

@@ -41,15 +41,17 @@ from kcli.broker.log.errors import (
 from kcli.broker.log.log import AppendInfo, PartitionLog
 from kcli.broker.log.records import (
     Record,
-    RecordsScan,
-    client_decompression_limit,
     decode_records,
     encode_batch,
     keyless_records,
-    scan_client_records,
     timestamp_deltas,
 )
 from kcli.broker.log.segment import SegmentInfo
+from kcli.broker.log.validation import (
+    RecordsScan,
+    client_decompression_limit,
+    scan_client_records,
+)
 
 __all__ = [
     "AppendInfo",

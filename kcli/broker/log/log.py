@@ -16,8 +16,9 @@ Opening and recovery are loader.py's; finding records by timestamp, timestamps.p
 Single-threaded: every call comes from the broker's event loop thread (the cleaner works
 in a thread on duplicated descriptors, and calls in here only on the loop).
 
-At about 760 lines this module is over the project's ~600-line guide, on purpose: it is
-one class whose segment list, offsets and checkpoints change together in every section.
+At about 830 lines this module is over the project's ~600-line guide, on purpose: it is
+one class whose segment list, offsets and checkpoints change together in every section
+(an append's undo on a full disk and the offline state included).
 The next cut is Kafka's LocalLog/UnifiedLog split (a segment-list object of its own),
 which goes through the append and read hot paths and so is a change of its own.
 """

@@ -21,7 +21,8 @@ from kcli.broker.log import (
     set_max_timestamp,
     validate_client_batch,
 )
-from kcli.broker.log.records import record_spans, records_section, scan_records, write_varint
+from kcli.broker.log.records import record_spans, records_section, write_varint
+from kcli.broker.log.validation import scan_records
 from tests.broker.log.helpers import FUZZ, PROPERTY, rebuilt, record_lists
 
 CODECS = [0, 1, 2, 3, 4]
