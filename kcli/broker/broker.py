@@ -39,6 +39,7 @@ from kcli.broker.log.log import sync_segments
 from kcli.broker.partition import Partition
 from kcli.broker.replicas import ReplicaManager
 from kcli.broker.topic_settings import TopicSettings
+from kcli.durable import PRIVATE_FILE, make_private_dir, write_atomically
 
 log = logging.getLogger("kcli.broker")
 
@@ -131,7 +132,7 @@ class Broker:
         """Lock the data dir, take this broker's liveness lock, register in the cluster
         metadata (creating it for a new cluster), open every hosted partition."""
         self.advertised_port = port
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.data_dir)
         self._lock_data_dir()
         try:
             self.cluster.acquire_broker(self.node_id)
@@ -156,7 +157,7 @@ class Broker:
         )
 
     def _lock_data_dir(self) -> None:
-        fd = os.open(self.data_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.data_dir / ".lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -169,16 +170,23 @@ class Broker:
     def _check_meta_properties(self, cluster_id: str) -> None:
         path = self.data_dir / "meta.properties"
         if path.exists():
-            props = dict(
-                line.split("=", 1) for line in path.read_text().splitlines() if "=" in line
-            )
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as error:
+                raise BrokerStartError(
+                    f"{path} is damaged (not UTF-8 text: {error.reason} at byte {error.start})"
+                ) from None
+            props = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
             if props.get("cluster.id") != cluster_id or props.get("node.id") != str(self.node_id):
                 raise BrokerStartError(
                     f"{path} belongs to node {props.get('node.id')} of cluster "
                     f"{props.get('cluster.id')}, not node {self.node_id} of {cluster_id}"
                 )
             return
-        path.write_text(f"version=1\ncluster.id={cluster_id}\nnode.id={self.node_id}\n")
+        write_atomically(
+            path, f"version=1\ncluster.id={cluster_id}\nnode.id={self.node_id}\n".encode(),
+            PRIVATE_FILE,
+        )
 
     def _remove_deleted_dirs(self) -> None:
         for path in self.data_dir.glob("*-delete"):

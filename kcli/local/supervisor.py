@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kcli.durable import write_atomically
+from kcli.durable import PRIVATE_FILE, make_private_dir, write_atomically
 from kcli.errors import BadInput, NotFound, OperationFailed
 from kcli.local.registry import REGISTRY_FILE, process_exists, state_dir
 
@@ -106,7 +106,7 @@ class LocalCluster:
     def save(self) -> None:
         """Record the cluster in its data dir and as the current cluster."""
         data = (json.dumps(self.to_json(), indent=2) + "\n").encode()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.data_dir)
         write_atomically(self.data_dir / STATE_FILE, data)
         registry = state_dir()
         registry.mkdir(parents=True, exist_ok=True)
@@ -161,8 +161,8 @@ def resolve_data_dir(data_dir: Path | None) -> Path:
 @contextlib.contextmanager
 def supervisor_lock(data_dir: Path) -> Iterator[None]:
     """One supervisor command at a time per cluster."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(data_dir / ".supervisor.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    make_private_dir(data_dir)
+    fd = os.open(data_dir / ".supervisor.lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -195,17 +195,26 @@ def cluster_settings(brokers: int) -> dict[str, str]:
     return {k: v for k, v in wanted.items() if k in BROKER_SETTINGS}
 
 
+def kcli_argv() -> list[str]:
+    """argv that runs this kcli in a new interpreter, whatever the current directory
+    holds: ``-P`` keeps the current directory off sys.path (a ``kcli/`` folder there
+    would shadow the package); PYTHONPATH, which tests use to run a checkout, still
+    applies."""
+    return [sys.executable, "-P", "-m", "kcli"]
+
+
 def _spawn(cluster: LocalCluster, broker: BrokerProcess) -> None:
     log_file = cluster.log_file(broker.node_id)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "kcli", "broker", "run",
+    make_private_dir(log_file.parent)
+    args = [*kcli_argv(), "broker", "run",
             "--node-id", str(broker.node_id),
             "--data-dir", str(cluster.data_dir / f"broker-{broker.node_id}"),
             "--listen", f"127.0.0.1:{broker.port}",
             "--cluster-dir", str(cluster.cluster_dir)]
     for key, value in sorted(cluster.settings.items()):
         args += ["-c", f"{key}={value}"]
-    with open(log_file, "ab") as log:
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, PRIVATE_FILE)
+    with open(fd, "ab") as log:
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                    start_new_session=True, close_fds=True)
     broker.pid = process.pid

@@ -66,3 +66,31 @@ def test_kill_restart_and_logs(run_kcli: Kcli, cluster_dir: Path) -> None:
     assert "ready, listening on" in logs
     assert "created topic after-restart" in logs
     run_kcli("cluster", "stop").ok()
+
+
+def test_start_from_a_directory_holding_a_kcli_folder(cli_env: dict[str, str], cluster_dir: Path,
+                                                       tmp_path: Path) -> None:
+    import shutil
+    import stat
+    import subprocess
+    import sys
+
+    workdir = tmp_path / "project"
+    (workdir / "kcli").mkdir(parents=True)
+    (workdir / "kcli" / "__init__.py").write_text("# not kcli\n")
+    entry = shutil.which("kcli", path=str(Path(sys.executable).parent)) or shutil.which("kcli")
+    assert entry is not None, "the kcli console script is not installed"
+
+    def kcli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([entry, *args], cwd=workdir, env=cli_env, capture_output=True,
+                              text=True, timeout=90, check=False)
+
+    port = free_port()
+    started = kcli("cluster", "start", "--data-dir", str(cluster_dir), "--port", str(port))
+    assert started.returncode == 0, started.stderr
+    assert started.stdout == f"127.0.0.1:{port}\n"
+    stopped = kcli("cluster", "stop", "--data-dir", str(cluster_dir))
+    assert stopped.returncode == 0, stopped.stderr
+    for path in [cluster_dir, *cluster_dir.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))

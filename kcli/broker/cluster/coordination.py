@@ -40,6 +40,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from kcli.durable import PRIVATE_FILE, make_private_dir
+
 CONTROLLER_LOCK = "controller.lock"
 BROKERS_DIR = "brokers"
 
@@ -75,8 +77,8 @@ class ClusterDirectory:
         BrokerIdInUse: another process runs with this id.
         """
         path = self.broker_lock_path(node_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        make_private_dir(path.parent)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         deadline = time.monotonic() + timeout
         while not _lock_nb(fd, fcntl.LOCK_EX):
             if time.monotonic() > deadline:
@@ -90,7 +92,7 @@ class ClusterDirectory:
         if self._controller_fd is not None:
             return True
         path = self.directory / CONTROLLER_LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         if not _lock_nb(fd, fcntl.LOCK_EX):
             os.close(fd)
             return False

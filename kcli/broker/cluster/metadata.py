@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kcli.durable import write_atomically
+from kcli.durable import PRIVATE_FILE, make_private_dir, write_atomically
 
 FORMAT_VERSION = 1
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
@@ -215,7 +215,7 @@ class MetadataStore:
         """Write the document durably; bumps its epoch first."""
         metadata.epoch += 1
         data = json.dumps(metadata.to_json(), indent=2).encode() + b"\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         write_atomically(self.path, data)
 
     @contextlib.contextmanager
@@ -226,8 +226,8 @@ class MetadataStore:
         caller forever: MetadataBusy after ``timeout`` seconds. A holder that dies
         releases the lock (the kernel drops flocks with the process).
         """
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        make_private_dir(self.lock_path.parent)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             deadline = time.monotonic() + timeout
             while True:

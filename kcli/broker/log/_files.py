@@ -9,12 +9,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kcli.durable import fsync_dir, write_all, write_atomically
+from kcli.durable import (
+    PRIVATE_FILE,
+    fsync_dir,
+    make_private_dir,
+    write_all,
+    write_atomically,
+)
 
 __all__ = [
+    "PRIVATE_FILE",
     "READ_WRITE_APPEND",
     "WRITE_APPEND",
     "fsync_dir",
+    "make_private_dir",
     "read_int_file",
     "read_small_file",
     "read_whole",

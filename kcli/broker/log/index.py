@@ -17,7 +17,7 @@ from pathlib import Path
 
 import crc32c
 
-from kcli.broker.log._files import WRITE_APPEND, read_small_file, write_all
+from kcli.broker.log._files import PRIVATE_FILE, WRITE_APPEND, read_small_file, write_all
 
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
@@ -67,7 +67,7 @@ class _IndexFile:
 
     def _writer(self) -> int:
         if self._fd < 0:
-            self._fd = os.open(self.path, WRITE_APPEND, 0o644)
+            self._fd = os.open(self.path, WRITE_APPEND, PRIVATE_FILE)
         return self._fd
 
     def _write(self, data: bytes) -> None:

@@ -37,7 +37,7 @@ from typing import NamedTuple
 import crc32c
 
 from kcli.broker.log import checkpoints, timestamps
-from kcli.broker.log._files import fsync_dir
+from kcli.broker.log._files import fsync_dir, make_private_dir
 from kcli.broker.log.batch import (
     BATCH_LENGTH,
     CRC_START,
@@ -128,7 +128,7 @@ class PartitionLog:
         `clock` (ms since the epoch) is for tests; it drives segment_ms and flush_ms.
         """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        make_private_dir(directory)
         clock = clock or _wall_clock_ms
         partition_log = cls(
             directory, config, clock, load_log(directory, config.index_interval_bytes, clock)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import crc32c
 
-from kcli.broker.log._files import READ_WRITE_APPEND, sync_data, write_all
+from kcli.broker.log._files import PRIVATE_FILE, READ_WRITE_APPEND, sync_data, write_all
 from kcli.broker.log.batch import (
     CRC_START,
     HEADER_SIZE,
@@ -132,7 +132,7 @@ class Segment:
         """A new, empty segment (any file already under that name is emptied); `suffix`
         follows each file name (the cleaner writes `.log.cleaned` and so on)."""
         path = directory / f"{segment_name(base_offset)}.log{suffix}"
-        fd = os.open(path, READ_WRITE_APPEND | os.O_TRUNC, 0o644)
+        fd = os.open(path, READ_WRITE_APPEND | os.O_TRUNC, PRIVATE_FILE)
         segment = cls(directory, base_offset, fd, 0, now_ms, suffix)
         try:
             segment.offset_index.reset()
@@ -146,7 +146,7 @@ class Segment:
     def open(cls, directory: Path, base_offset: int, now_ms: int, suffix: str = "") -> Segment:
         """An existing segment file; its indexes are not loaded yet."""
         path = directory / f"{segment_name(base_offset)}.log{suffix}"
-        fd = os.open(path, READ_WRITE_APPEND, 0o644)
+        fd = os.open(path, READ_WRITE_APPEND, PRIVATE_FILE)
         try:
             size = os.fstat(fd).st_size
         except OSError:
