@@ -14,14 +14,34 @@ from pathlib import Path
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
-PRIVATE_FILE = 0o600
-"""Mode of the broker's and local cluster's files: only their owner reads them."""
 PRIVATE_DIR = 0o700
-"""Mode of the broker's and local cluster's directories."""
+"""Mode of every directory kcli creates for a broker's or a local cluster's data."""
+PRIVATE_FILE = 0o600
+"""Mode of every file kcli creates there, and of the profile file: data is the user's."""
 
 _DIR_FSYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP})
 """errno values of a filesystem that cannot fsync a directory (some network and FUSE
 filesystems): there is nothing better to do there, so it is not an error."""
+
+
+def make_private_dir(directory: Path) -> None:
+    """Create ``directory`` and any missing parents with mode PRIVATE_DIR (less the
+    umask); Path.mkdir gives parents the default mode instead. An existing one is left
+    as it is."""
+    missing: list[Path] = []
+    path = directory
+    while not path.is_dir():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            if not path.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR),
+                                         str(path)) from None
 
 
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
@@ -55,31 +75,28 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def make_private_dir(directory: Path) -> None:
-    """Create ``directory`` (and missing parents) if needed, and make it the owner's
-    alone: data written by an older kcli with 0755 directories is closed up too."""
-    directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    if directory.stat().st_mode & 0o077:
-        directory.chmod(PRIVATE_DIR)
-
-
 def write_atomically(path: Path, data: bytes, mode: int = PRIVATE_FILE) -> None:
     """Replace ``path`` with ``data`` so a crash leaves the old or the new file, never a
     mix: a temp file beside it (``.<name>.<random>.tmp``), written whole and fsynced,
     renamed over ``path``, then the directory fsynced. ``mode`` is as for open(2), so
     the umask applies and the file is never more open than ``mode``. Concurrent writers
     each use their own temp file; the last rename wins. On failure the temp file is
-    removed."""
+    removed, and an OSError names ``path``, not the temp file."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, mode)
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, mode)
         try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+            try:
+                write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        fsync_dir(path.parent)
+    except OSError as error:
+        if error.filename is not None and os.fsdecode(error.filename) != str(tmp):
+            raise
+        raise type(error)(error.errno, error.strerror, str(path)) from error

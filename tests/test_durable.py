@@ -111,20 +111,26 @@ def test_mode_is_kept_and_the_umask_applies(tmp_path: Path, mode: int, expected:
     assert path.read_bytes() == b"secret"
 
 
-def test_default_mode_is_the_owners_alone(tmp_path: Path) -> None:
+def test_default_mode_is_private(tmp_path: Path, umask: int) -> None:
     write_atomically(tmp_path / "f", b"x")
-    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o600 & ~umask
 
 
-def test_a_private_dir_is_created_or_closed_up(tmp_path: Path) -> None:
-    fresh = tmp_path / "a" / "b"
-    make_private_dir(fresh)
-    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
-    old = tmp_path / "old"
-    old.mkdir(mode=0o755)
-    old.chmod(0o755)
-    make_private_dir(old)  # data dirs of an older kcli
-    assert stat.S_IMODE(old.stat().st_mode) == 0o700
+def test_an_error_names_the_target_not_the_temp_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as caught:
+        write_atomically(tmp_path / "missing" / "f", b"x")
+    assert caught.value.filename == str(tmp_path / "missing" / "f")
+
+
+def test_private_dirs_and_their_parents(tmp_path: Path, umask: int) -> None:
+    make_private_dir(tmp_path / "a" / "b" / "c")
+    for path in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700 & ~umask
+    make_private_dir(tmp_path / "a")  # exists: fine
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError) as caught:
+        make_private_dir(tmp_path / "file" / "d")
+    assert caught.value.filename == str(tmp_path / "file")
 
 
 def test_fsync_dir_syncs_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

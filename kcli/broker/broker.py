@@ -180,17 +180,23 @@ class Broker:
     def _check_meta_properties(self, cluster_id: str) -> None:
         path = self.data_dir / "meta.properties"
         if path.exists():
-            props = dict(
-                line.split("=", 1) for line in path.read_text().splitlines() if "=" in line
-            )
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as error:
+                raise BrokerStartError(
+                    f"{path} is damaged (not UTF-8 text: {error.reason} at byte {error.start})"
+                ) from None
+            props = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
             if props.get("cluster.id") != cluster_id or props.get("node.id") != str(self.node_id):
                 raise BrokerStartError(
                     f"{path} belongs to node {props.get('node.id')} of cluster "
                     f"{props.get('cluster.id')}, not node {self.node_id} of {cluster_id}"
                 )
             return
-        properties = f"version=1\ncluster.id={cluster_id}\nnode.id={self.node_id}\n"
-        write_atomically(path, properties.encode())
+        write_atomically(
+            path, f"version=1\ncluster.id={cluster_id}\nnode.id={self.node_id}\n".encode(),
+            PRIVATE_FILE,
+        )
 
     def _remove_deleted_dirs(self) -> None:
         for path in self.data_dir.glob(f"*{DELETE_SUFFIX}"):

@@ -136,6 +136,25 @@ BROKER_SETTINGS: dict[str, ConfigDef] = {
                   _at_least(0)),
         ConfigDef("socket.request.max.bytes", _I, "104857600", "Largest request frame accepted.",
                   _at_least(1)),
+        # Connection limits, as Kafka names and defaults them.
+        ConfigDef("queued.max.request.bytes", _L, "-1",
+                  "Request bytes buffered over all connections (received, not yet answered) "
+                  "before connections stop reading until some are answered; -1: no limit.",
+                  _at_least(-1)),
+        ConfigDef("max.connections", _I, str(INT_MAX),
+                  "Most client connections at once; a connection beyond it is closed at once.",
+                  _at_least(0)),
+        ConfigDef("max.connections.per.ip", _I, str(INT_MAX),
+                  "Most connections from one IP address; a connection beyond it is closed at "
+                  "once.", _at_least(0)),
+        ConfigDef("connections.max.idle.ms", _L, "600000",
+                  "A connection that sent and received nothing for this long is closed.",
+                  _at_least(1)),
+        ConfigDef("socket.request.read.timeout.ms", _L, "60000",
+                  "A request frame must arrive whole within this long of its first byte, or "
+                  "the connection is closed (not a Kafka setting: librdkafka's "
+                  "socket.timeout.ms, 60000, is as long as any client waits for a request).",
+                  _at_least(1)),
         ConfigDef("compression.type", _S, "producer", "Default topic compression.",
                   _one_of("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")),
         ConfigDef("log.cleanup.policy", ConfigType.LIST, "delete", "Default cleanup policy.",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import signal
 import socket
 
-from kcli.broker.broker import Broker, BrokerConfig
+from kcli.broker.broker import Broker, BrokerConfig, BrokerStartError
+from kcli.broker.configs import Settings
 from kcli.broker.handlers import Dispatcher
-from kcli.broker.server import KafkaServer
+from kcli.broker.server import KafkaServer, ServerLimits
 
 log = logging.getLogger("kcli.broker")
 
@@ -30,18 +32,74 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def start_error(error: OSError) -> str:
+    """One line naming what failed and where, for an OSError met while starting."""
+    reason = error.strerror or str(error)
+    if error.filename is not None:
+        return f"cannot start the broker: {reason}: {os.fsdecode(error.filename)}"
+    return f"cannot start the broker: {reason}"
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit (what Kafka's
+    users do with ``ulimit -n``); returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard not in (resource.RLIM_INFINITY, soft):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as error:
+            log.warning("cannot raise the open files limit from %d to %d: %s", soft, hard, error)
+        else:
+            soft = hard
+    return soft
+
+
+FD_RESERVE_FRACTION = 4
+"""One open file in this many is kept from client connections, for the log's segments and
+indexes: a broker whose connections took every descriptor could neither roll a segment
+nor accept the connection that would close an idle one."""
+
+
+def server_limits(settings: Settings, open_files: int) -> ServerLimits:
+    """The listener's limits from the broker settings; max.connections is also held
+    under the open files limit, less a reserve for the log."""
+    max_connections = settings.get_int("max.connections")
+    if open_files != resource.RLIM_INFINITY:
+        max_connections = min(max_connections,
+                               max(1, open_files - open_files // FD_RESERVE_FRACTION))
+    return ServerLimits(
+        max_frame_bytes=settings.get_int("socket.request.max.bytes"),
+        queued_max_bytes=settings.get_int("queued.max.request.bytes"),
+        max_connections=max_connections,
+        max_connections_per_ip=settings.get_int("max.connections.per.ip"),
+        idle_ms=settings.get_int("connections.max.idle.ms"),
+        read_timeout_ms=settings.get_int("socket.request.read.timeout.ms"),
+    )
+
+
 async def serve(config: BrokerConfig, stop: asyncio.Event | None = None) -> None:
-    """Serve until ``stop`` is set (or SIGINT/SIGTERM when none is given)."""
+    """Serve until ``stop`` is set (or SIGINT/SIGTERM when none is given).
+
+    Raises BrokerStartError, naming the cause and the path or address, when it cannot
+    start."""
     loop = asyncio.get_running_loop()
-    sock = bind(config.host, config.port)
+    open_files = raise_open_files_limit()
+    try:
+        sock = bind(config.host, config.port)
+    except OSError as error:
+        where = f"{config.host}:{config.port}"
+        raise BrokerStartError(f"cannot listen on {where}: {error.strerror or error}") from None
     port = int(sock.getsockname()[1])
     broker = Broker(config)
     try:
         broker.open(port)
+    except OSError as error:
+        sock.close()
+        raise BrokerStartError(start_error(error)) from None
     except BaseException:
         sock.close()
         raise
-    server = KafkaServer(Dispatcher(broker), broker.settings.get_int("socket.request.max.bytes"))
+    server = KafkaServer(Dispatcher(broker), server_limits(broker.settings, open_files))
     await server.start(sock)
     broker.start_background()
     if stop is None:
@@ -62,24 +120,8 @@ async def serve(config: BrokerConfig, stop: asyncio.Event | None = None) -> None
         log.info("broker %d stopped", broker.node_id)
 
 
-def raise_open_file_limit() -> int:
-    """Raise this process's soft RLIMIT_NOFILE to its hard limit, as Kafka's operators do
-    with ulimit: every partition keeps files open, every client a socket. Returns the
-    limit in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != soft:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (OSError, ValueError) as error:  # e.g. an infinite hard limit macOS refuses
-            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, error)
-            return soft
-        log.debug("open-file limit raised from %d to %d", soft, hard)
-    return hard
-
-
 def run(config: BrokerConfig) -> None:
     """Run a broker in this process, on uvloop where it is installed."""
-    raise_open_file_limit()
     try:
         import uvloop
     except ImportError:

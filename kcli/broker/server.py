@@ -3,6 +3,14 @@
 Each connection answers its requests strictly in order, one at a time, as Kafka does
 (a connection is muted while its request is being served). Reading pauses when too
 many frames wait, so a fast client cannot make us buffer without bound.
+
+Limits, as Kafka's settings name them (see :class:`ServerLimits`): connections beyond
+``max.connections`` or ``max.connections.per.ip`` are closed at once; a connection that
+sent and received nothing for ``connections.max.idle.ms`` is closed; request bytes held
+over all connections (received, not yet answered) stay under ``queued.max.request.bytes``
+by pausing reads. One more, not Kafka's: a frame must arrive whole within
+``socket.request.read.timeout.ms`` of its first byte, so a client that trickles a byte a
+second cannot hold a connection (and its buffer) forever.
 """
 
 from __future__ import annotations
@@ -10,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import cast
 
 from kcli.broker.protocol.framing import FrameDecoder, FrameError
@@ -23,16 +33,74 @@ log = logging.getLogger("kcli.broker.server")
 FrameHandler = Callable[[bytes, str], Awaitable[bytes | None]]
 
 MAX_QUEUED_FRAMES = 32
+_UNLIMITED = 2147483647
 
 
 class CloseConnection(Exception):
     """The request cannot be answered; the connection is closed (Kafka's answer too)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """What one listener allows its clients (times in milliseconds; -1 bytes: no cap)."""
+
+    max_frame_bytes: int = 104857600
+    queued_max_bytes: int = -1
+    max_connections: int = _UNLIMITED
+    max_connections_per_ip: int = _UNLIMITED
+    idle_ms: int = 600000
+    read_timeout_ms: int = 60000
+
+    @property
+    def sweep_interval(self) -> float:
+        """Seconds between checks for idle connections and late frames."""
+        return min(1.0, max(0.01, min(self.idle_ms, self.read_timeout_ms) / 4000))
+
+
+class _Budget:
+    """Request bytes held over all connections, against ``queued.max.request.bytes``.
+
+    Over the limit, every connection stops reading but one: the one whose unfinished
+    frame started first keeps reading, so some frame always completes and is answered,
+    releasing bytes (a limit that paused everyone mid-frame would wait for the read
+    timeout). Memory stays under the limit plus that one frame plus one read per
+    connection.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit if limit >= 0 else None
+        self.used = 0
+        self.starts: dict[_Connection, None] = {}  # unfinished frames, oldest first
+        self.paused: dict[_Connection, None] = {}
+
+    def over(self) -> bool:
+        return self.limit is not None and self.used > self.limit
+
+    def head(self) -> _Connection | None:
+        return next(iter(self.starts), None)
+
+    def released(self) -> None:
+        """Resume what may read again: everyone under the limit, else the head."""
+        if not self.paused:
+            return
+        if not self.over():
+            waiting = list(self.paused)
+            self.paused.clear()
+            for connection in waiting:
+                connection.resume_for_budget()
+            return
+        head = self.head()
+        if head is not None and head in self.paused:
+            del self.paused[head]
+            head.resume_for_budget()
+
+
 class _Connection(asyncio.Protocol):
-    def __init__(self, handler: FrameHandler, max_frame_bytes: int, connections: set) -> None:
-        self._handler = handler
-        self._decoder = FrameDecoder(max_frame_bytes)
+    def __init__(self, server: KafkaServer) -> None:
+        self._server = server
+        self._handler = server.handler
+        self._budget = server.budget
+        self._decoder = FrameDecoder(server.limits.max_frame_bytes)
         self._frames: deque[bytes] = deque()
         self._wakeup = asyncio.Event()
         self._writable = asyncio.Event()
@@ -40,19 +108,37 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._paused = False
+        self._paused_queue = False
+        self._paused_budget = False
+        self._reading = True
         self._peer = "?"
-        self._connections = connections
+        self.ip = "?"
+        self.counted = False
+        self._held = 0  # bytes this connection counts in the budget
+        self._queued_bytes = 0
+        self._serving = 0  # size of the frame being handled (0: none)
+        self.last_active = time.monotonic()
+        self._frame_started: float | None = None  # monotonic time of an unfinished frame
+        self._paused_at: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, but have its methods
         self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self._connections.add(self)
+        self.ip = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        refusal = self._server.admit(self)
+        if refusal is not None:
+            log.warning("refusing connection from %s: %s", self._peer, refusal)
+            self._closed = True
+            self._transport.abort()
+            return
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        self.last_active = now
+        was_partial = self._decoder.buffered > 0
         try:
             frames = self._decoder.feed(data)
         except FrameError as error:
@@ -61,11 +147,54 @@ class _Connection(asyncio.Protocol):
             return
         if frames:
             self._frames.extend(frames)
+            self._queued_bytes += sum(len(f) for f in frames)
             self._wakeup.set()
-            if len(self._frames) >= MAX_QUEUED_FRAMES and not self._paused:
-                self._paused = True
-                assert self._transport is not None
-                self._transport.pause_reading()
+            if len(self._frames) >= MAX_QUEUED_FRAMES:
+                self._paused_queue = True
+        self._track_frame_start(now, was_partial, bool(frames))
+        self._account()
+        budget = self._budget
+        if budget.over() and budget.head() is not self:
+            self._paused_budget = True
+            budget.paused[self] = None
+        self._update_reading()
+
+    def _track_frame_start(self, now: float, was_partial: bool, completed: bool) -> None:
+        starts = self._budget.starts
+        if self._decoder.buffered == 0:
+            self._frame_started = None
+            starts.pop(self, None)
+        elif not was_partial or completed:  # a new frame began in these bytes
+            self._frame_started = now
+            starts.pop(self, None)
+            starts[self] = None
+
+    def _account(self) -> None:
+        held = self._decoder.buffered + self._queued_bytes + self._serving
+        self._budget.used += held - self._held
+        self._held = held
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None or self._closed:
+            return
+        want = not (self._paused_queue or self._paused_budget)
+        if want == self._reading:
+            return
+        self._reading = want
+        if want:
+            if self._paused_at is not None and self._frame_started is not None:
+                self._frame_started += time.monotonic() - self._paused_at  # our wait, not theirs
+            self._paused_at = None
+            transport.resume_reading()
+        else:
+            self._paused_at = time.monotonic()
+            transport.pause_reading()
+
+    def resume_for_budget(self) -> None:
+        """The budget has room again (or this connection's frame is the oldest)."""
+        self._paused_budget = False
+        self._update_reading()
 
     def eof_received(self) -> bool:
         self._closed = True
@@ -77,7 +206,18 @@ class _Connection(asyncio.Protocol):
         self._transport = None
         self._wakeup.set()
         self._writable.set()
-        self._connections.discard(self)
+        self._server.forget(self)
+        self._release_all()
+
+    def _release_all(self) -> None:
+        self._frames.clear()
+        self._queued_bytes = 0
+        self._serving = 0
+        self._decoder = FrameDecoder(0)
+        self._budget.starts.pop(self, None)
+        self._budget.paused.pop(self, None)
+        self._account()
+        self._budget.released()
 
     def pause_writing(self) -> None:
         self._writable.clear()
@@ -88,9 +228,32 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         self._closed = True
         self._frames.clear()
+        self._queued_bytes = 0
         if self._transport is not None:
             self._transport.close()
         self._wakeup.set()
+
+    def check_timeouts(self, now: float, limits: ServerLimits) -> None:
+        """Close the connection if its frame is late, or it has been idle too long."""
+        if self._closed or self._transport is None:
+            return
+        if self._frame_started is not None and self._reading:
+            if (now - self._frame_started) * 1000 > limits.read_timeout_ms:
+                log.warning("closing connection from %s: a request frame did not arrive "
+                            "whole within %d ms", self._peer, limits.read_timeout_ms)
+                self._abort()
+            return
+        if (self._frames or self._serving or not self._reading
+                or (now - self.last_active) * 1000 <= limits.idle_ms):
+            return
+        log.info("closing connection from %s: idle for %d ms", self._peer, limits.idle_ms)
+        self._abort()
+
+    def _abort(self) -> None:
+        transport = self._transport
+        self.close()
+        if transport is not None:
+            transport.abort()
 
     async def _serve(self) -> None:
         try:
@@ -102,21 +265,29 @@ class _Connection(asyncio.Protocol):
                     await self._wakeup.wait()
                     continue
                 frame = self._frames.popleft()
-                if self._paused and len(self._frames) < MAX_QUEUED_FRAMES // 2:
-                    self._paused = False
-                    if self._transport is not None:
-                        self._transport.resume_reading()
+                self._queued_bytes -= len(frame)
+                self._serving = len(frame)
+                if self._paused_queue and len(self._frames) < MAX_QUEUED_FRAMES // 2:
+                    self._paused_queue = False
+                    self._update_reading()
                 try:
                     response = await self._handler(frame, self._peer)
                 except CloseConnection as reason:
                     log.info("closing connection from %s: %s", self._peer, reason)
                     break
+                finally:
+                    self._serving = 0
+                    del frame
+                    self._account()
+                    self._budget.released()
                 if self._transport is None:
                     return
+                self.last_active = time.monotonic()
                 if response is not None:
                     self._transport.write(response)
                     if not self._writable.is_set():
                         await self._writable.wait()
+                        self.last_active = time.monotonic()
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug in a handler must cost one connection, never the broker
@@ -129,23 +300,58 @@ class _Connection(asyncio.Protocol):
 class KafkaServer:
     """Accepts connections and feeds their frames to a handler."""
 
-    def __init__(self, handler: FrameHandler, max_frame_bytes: int) -> None:
-        self._handler = handler
-        self._max_frame_bytes = max_frame_bytes
+    def __init__(self, handler: FrameHandler, limits: ServerLimits) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.budget = _Budget(limits.queued_max_bytes)
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        self._per_ip: dict[str, int] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self, sock: socket.socket) -> None:
         """Serve connections on an already bound listening socket."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self._handler, self._max_frame_bytes, self._connections),
-            sock=sock,
-            backlog=1024,
+            lambda: _Connection(self), sock=sock, backlog=1024,
         )
+        self._sweeper = loop.create_task(self._sweep(), name="connection-sweeper")
+
+    def admit(self, connection: _Connection) -> str | None:
+        """Count a new connection in; or say why it is refused."""
+        limits = self.limits
+        if len(self._connections) >= limits.max_connections:
+            return f"max.connections ({limits.max_connections}) reached"
+        if self._per_ip.get(connection.ip, 0) >= limits.max_connections_per_ip:
+            return f"max.connections.per.ip ({limits.max_connections_per_ip}) reached"
+        self._connections.add(connection)
+        self._per_ip[connection.ip] = self._per_ip.get(connection.ip, 0) + 1
+        connection.counted = True
+        return None
+
+    def forget(self, connection: _Connection) -> None:
+        """A counted connection is gone."""
+        if not connection.counted:
+            return
+        connection.counted = False
+        self._connections.discard(connection)
+        left = self._per_ip[connection.ip] - 1
+        if left:
+            self._per_ip[connection.ip] = left
+        else:
+            del self._per_ip[connection.ip]
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits.sweep_interval)
+            now = time.monotonic()
+            for connection in list(self._connections):
+                connection.check_timeouts(now, self.limits)
 
     async def close(self) -> None:
         """Stop accepting and close every connection."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):

@@ -53,6 +53,7 @@ def run(
     from kcli.broker.broker import BrokerConfig, BrokerStartError
     from kcli.broker.configs import InvalidConfig, Settings
     from kcli.broker.runner import run as run_broker
+    from kcli.broker.runner import start_error
 
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
@@ -73,5 +74,5 @@ def run(
         run_broker(broker_config)
     except BrokerStartError as error:
         raise OperationFailed(str(error)) from None
-    except OSError as error:
-        raise OperationFailed(f"cannot listen on {listen}: {error.strerror or error}") from None
+    except OSError as error:  # after start-up: the runner names start errors itself
+        raise OperationFailed(start_error(error)) from None

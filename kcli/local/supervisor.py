@@ -195,19 +195,26 @@ def cluster_settings(brokers: int) -> dict[str, str]:
     return {k: v for k, v in wanted.items() if k in BROKER_SETTINGS}
 
 
+def kcli_argv() -> list[str]:
+    """argv that runs this kcli in a new interpreter, whatever the current directory
+    holds: ``-P`` keeps the current directory off sys.path (a ``kcli/`` folder there
+    would shadow the package); PYTHONPATH, which tests use to run a checkout, still
+    applies."""
+    return [sys.executable, "-P", "-m", "kcli"]
+
+
 def _spawn(cluster: LocalCluster, broker: BrokerProcess) -> None:
     log_file = cluster.log_file(broker.node_id)
     make_private_dir(log_file.parent)
-    # -P: the current directory does not go first on sys.path, so a folder named kcli
-    # where the user stands cannot shadow the package (PYTHONPATH still counts)
-    args = [sys.executable, "-P", "-m", "kcli", "broker", "run",
+    args = [*kcli_argv(), "broker", "run",
             "--node-id", str(broker.node_id),
             "--data-dir", str(cluster.data_dir / f"broker-{broker.node_id}"),
             "--listen", f"127.0.0.1:{broker.port}",
             "--cluster-dir", str(cluster.cluster_dir)]
     for key, value in sorted(cluster.settings.items()):
         args += ["-c", f"{key}={value}"]
-    with open(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE), "ab") as log:
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, PRIVATE_FILE)
+    with open(fd, "ab") as log:
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                    start_new_session=True, close_fds=True)
     broker.pid = process.pid

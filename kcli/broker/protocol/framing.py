@@ -16,7 +16,8 @@ class FrameDecoder:
 
     Every frame starts with a signed 32-bit big-endian size. The size is checked
     against ``max_frame_bytes`` before a single byte of the body is buffered for it,
-    so a hostile size cannot make us allocate.
+    and the buffer grows only as bytes arrive (never to the announced size), so a
+    hostile size cannot make us allocate.
     """
 
     __slots__ = ("_buffer", "_max_frame_bytes", "_need", "_pos")
@@ -53,7 +54,8 @@ class FrameDecoder:
                 pos += 4
             if end - pos < self._need:
                 break
-            frames.append(bytes(buffer[pos : pos + self._need]))
+            with memoryview(buffer) as view:  # one copy of the body, not two
+                frames.append(bytes(view[pos : pos + self._need]))
             pos += self._need
             self._need = -1
         if pos == end:
