@@ -11,6 +11,7 @@ import socket
 
 from kcli.broker.broker import Broker, BrokerConfig, BrokerStartError
 from kcli.broker.configs import Settings
+from kcli.broker.fd_budget import connections_allowed, open_files_limit
 from kcli.broker.handlers import Dispatcher
 from kcli.broker.server import KafkaServer, ServerLimits
 
@@ -40,33 +41,23 @@ def start_error(error: OSError) -> str:
     return f"cannot start the broker: {reason}"
 
 
-def raise_open_files_limit() -> int:
+def raise_open_files_limit() -> int | None:
     """Raise this process's soft limit on open files to its hard limit (what Kafka's
-    users do with ``ulimit -n``); returns the soft limit now in force."""
+    users do with ``ulimit -n``); returns the limit now in force (None: no limit)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard not in (resource.RLIM_INFINITY, soft):
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError) as error:
             log.warning("cannot raise the open files limit from %d to %d: %s", soft, hard, error)
-        else:
-            soft = hard
-    return soft
+    return open_files_limit()
 
 
-FD_RESERVE_FRACTION = 4
-"""One open file in this many is kept from client connections, for the log's segments and
-indexes: a broker whose connections took every descriptor could neither roll a segment
-nor accept the connection that would close an idle one."""
-
-
-def server_limits(settings: Settings, open_files: int) -> ServerLimits:
+def server_limits(settings: Settings, open_files: int | None) -> ServerLimits:
     """The listener's limits from the broker settings; max.connections is also held
-    under the open files limit, less a reserve for the log."""
-    max_connections = settings.get_int("max.connections")
-    if open_files != resource.RLIM_INFINITY:
-        max_connections = min(max_connections,
-                               max(1, open_files - open_files // FD_RESERVE_FRACTION))
+    to the connections' share of the open files limit (kcli.broker.fd_budget)."""
+    max_connections = min(settings.get_int("max.connections"),
+                          connections_allowed(open_files))
     return ServerLimits(
         max_frame_bytes=settings.get_int("socket.request.max.bytes"),
         queued_max_bytes=settings.get_int("queued.max.request.bytes"),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import random
-import resource
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TypeVar, cast
@@ -35,14 +34,11 @@ from kcli.broker.cluster.metadata import (
 )
 from kcli.broker.configs import InvalidConfig, Settings, validate_topic_configs
 from kcli.broker.errors import ErrorCode
+from kcli.broker.fd_budget import FILES_PER_PARTITION, open_files_limit, partitions_allowed
 
 log = logging.getLogger("kcli.broker.cluster")
 
 MAX_PARTITIONS = 100_000
-FILES_PER_PARTITION = 3
-"""Descriptors a partition keeps open: its active segment's log, offset and time index."""
-FILES_KEPT_FREE = 1024
-"""Descriptors max.broker.partitions=-1 leaves for connections and everything else."""
 RESERVED_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 PRODUCER_ID_BLOCK = 1000
 
@@ -211,7 +207,7 @@ class Controller:
         CreateTopics of many thousands must not exhaust a broker's file descriptors."""
         limit = self.settings.get_int("max.broker.partitions")
         if limit < 0:
-            limit = partitions_the_fd_limit_allows()
+            limit = partitions_allowed(open_files_limit())
         hosted: dict[int, int] = {}
         for topic in metadata.topics.values():
             for partition in topic.partitions:
@@ -546,12 +542,3 @@ def controlled_shutdown(metadata: ClusterMetadata, node_id: int, live: set[int],
                 p.partition_epoch += 1
                 changes.append(f"{where}: {node_id} leaves the ISR ({why})")
     return changes
-
-
-def partitions_the_fd_limit_allows() -> int:
-    """max.broker.partitions when it is -1: what this process's open-file limit (the
-    brokers of a local cluster share it) leaves room for, keeping some free."""
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return MAX_PARTITIONS * 10
-    return max(100, (soft - FILES_KEPT_FREE) // FILES_PER_PARTITION)
