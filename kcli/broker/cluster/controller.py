@@ -34,7 +34,7 @@ from kcli.broker.cluster.metadata import (
 )
 from kcli.broker.configs import InvalidConfig, Settings, validate_topic_configs
 from kcli.broker.errors import ErrorCode
-from kcli.broker.fd_budget import FILES_PER_PARTITION, open_files_limit, partitions_allowed
+from kcli.broker.fd_budget import open_files_limit, partitions_allowed
 
 log = logging.getLogger("kcli.broker.cluster")
 
@@ -204,7 +204,7 @@ class Controller:
     def _check_broker_partitions(self, metadata: ClusterMetadata,
                                  added: Sequence[PartitionState]) -> None:
         """Refuse partitions that would take a broker past max.broker.partitions: one
-        CreateTopics of many thousands must not exhaust a broker's file descriptors."""
+        CreateTopics of many thousands must not leave a broker reopening files on every write."""
         limit = self.settings.get_int("max.broker.partitions")
         if limit < 0:
             limit = partitions_allowed(open_files_limit())
@@ -223,7 +223,7 @@ class Controller:
             raise ControllerError(
                 ErrorCode.policy_violation,
                 f"broker {broker} would host {count} partitions, over max.broker.partitions "
-                f"{limit} (each keeps about {FILES_PER_PARTITION} files open)",
+                f"{limit}",
             )
 
     def create_topic(

@@ -29,7 +29,7 @@ import logging
 import os
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -356,8 +356,10 @@ class PartitionLog:
             config.flush_ms is not None
             and self._unflushed_records
             and self._clock() - self._last_flush_ms >= config.flush_ms
+            and not self._closed
+            and not self._offline
         ):
-            self.flush()
+            self._flush_or_go_offline()
 
     # ================================================================== reading
 
@@ -580,7 +582,7 @@ class PartitionLog:
 
     def closed_segments(self) -> list[Segment]:
         """Every segment but the active one, oldest first (for the cleaner, which reads
-        them in steps: check `segment.fd >= 0` before each read)."""
+        them in steps: check `segment.closed` before each read)."""
         return self._segments[:-1]
 
     def segment_after(self, segment: Segment) -> Segment | None:
@@ -598,7 +600,7 @@ class PartitionLog:
         if i < 0 or i + len(run) >= len(self._segments):
             return False
         return all(
-            self._segments[i + k] is seg and seg.fd >= 0 and seg.size == size
+            self._segments[i + k] is seg and not seg.closed and seg.size == size
             for k, (seg, size) in enumerate(zip(run, sizes, strict=True))
         )
 
@@ -643,6 +645,7 @@ class PartitionLog:
             step("fsync directory")
             fsync_dir(self.directory)
             new.close_indexes()
+            new.attach()  # the worker thread is done with it: the cache may close it now
         # Committed: the log serves the new segment from here on, whatever the file
         # operations below meet (opening the log finishes them after a crash).
         self._segments[i : i + len(old)] = [new] if new is not None else []
@@ -765,11 +768,20 @@ class PartitionLog:
         active = self._segments[-1]
         return [s for s in self._unsynced if s is not active]
 
-    def mark_synced(self, segments: list[Segment]) -> None:
+    def mark_synced(
+        self, segments: list[Segment], failures: Sequence[tuple[Segment, OSError]] = ()
+    ) -> None:
         """Record that ``segments`` (from ``rolled_unsynced``) are on disk: release their
-        index files and move the recovery point past them."""
+        index files and move the recovery point past them. ``failures`` (from
+        ``sync_segments``) of segments still in the log take it offline instead, as a
+        failed fsync on an append does: what reached the disk is unknown."""
         if self._closed:
             return
+        failed = [(s, e) for s, e in failures if s in self._segments and not s.closed]
+        if failed:
+            segment, error = failed[0]
+            self._offline = True
+            raise LogOffline(f"{segment.log_path}: fsync failed: {error}") from error
         for segment in segments:
             if segment in self._unsynced:
                 self._unsynced.remove(segment)
@@ -820,11 +832,17 @@ class PartitionLog:
         delete_partition_dir(directory)
 
 
-def sync_segments(segments: list[Segment]) -> None:
-    """fsync rolled segments and their indexes; safe to run in a worker thread (a segment
-    deleted meanwhile only makes its fsync fail, which is ignored)."""
+def sync_segments(segments: list[Segment]) -> list[tuple[Segment, OSError]]:
+    """fsync rolled segments and their indexes; safe to run in a worker thread. Returns
+    the failures, for `mark_synced`; a segment closed meanwhile (retention deleted it, or
+    the log was closed) is skipped."""
+    failures: list[tuple[Segment, OSError]] = []
     for segment in segments:
         try:
             segment.sync(indexes=True)
-        except (OSError, ValueError):
+        except ValueError:
             continue
+        except OSError as error:
+            if not segment.closed:
+                failures.append((segment, error))
+    return failures
