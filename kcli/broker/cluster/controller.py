@@ -85,7 +85,9 @@ class Controller:
 
     def _transact(self, change: Callable[[ClusterMetadata], T], *, save: bool = True) -> T:
         """Run ``change`` on the freshest metadata under the lock; persist it when ``save``
-        (and ``change`` did not raise); adopt the result as this broker's view."""
+        (and ``change`` did not raise); adopt the result as this broker's view. A file
+        that cannot be written (a full disk) is ControllerError KAFKA_STORAGE_ERROR, with
+        nothing changed: every handler answers it instead of dropping the connection."""
         try:
             with self.store.locked():
                 metadata = self.store.load()
@@ -101,6 +103,10 @@ class Controller:
                 signature = self.store.signature()
         except MetadataBusy as error:
             raise ControllerError(ErrorCode.request_timed_out, str(error)) from None
+        except OSError as error:
+            log.error("cannot write the cluster metadata: %s", error)
+            raise ControllerError(ErrorCode.kafka_storage_error,
+                                  f"cannot write the cluster metadata: {error}") from None
         if metadata.epoch >= self.metadata.epoch:
             self.metadata = metadata
             self._signature = signature

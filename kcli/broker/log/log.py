@@ -454,18 +454,33 @@ class PartitionLog:
 
     def delete_records_before(self, offset: int) -> int:
         """Raise log_start_offset to `offset` (never lower it) and delete the segments wholly
-        below it; returns the new log start offset. OffsetOutOfRange past log_end_offset."""
+        below it; returns the new log start offset. OffsetOutOfRange past log_end_offset;
+        StorageError, with nothing changed, when the new start cannot be persisted (a full
+        disk): a start inside a segment is known only from its checkpoint."""
         if offset > self.log_end_offset:
             raise OffsetOutOfRange(self.log_start_offset, self.log_end_offset, offset)
         if offset <= self.log_start_offset:
             return self.log_start_offset
+        if self._offline:
+            raise LogOffline(f"{self.directory} is offline")
+        try:
+            checkpoints.write_log_start_offset(self.directory, offset)
+        except OSError as error:
+            raise StorageError(f"{self.directory}: log start offset {offset} not written: "
+                               f"{error}") from error
         self.log_start_offset = offset
-        checkpoints.write_log_start_offset(self.directory, offset)
         while len(self._segments) > 1 and self._bases[1] <= offset:
             self._retire_segment(0)
         if offset == self.log_end_offset and self._segments[0].size:
-            self._roll(offset)
-            self._retire_segment(0)
+            try:
+                self._roll(offset)
+            except LogOffline:
+                self._offline = True
+                raise
+            except OSError as error:  # the start moved; the emptied segment stays a while
+                log.warning("%s: no new segment at %d: %s", self.directory, offset, error)
+            else:
+                self._retire_segment(0)
         self._epochs.truncate_from_start(offset)
         return offset
 
@@ -494,7 +509,13 @@ class PartitionLog:
         start = self._bases[count]
         if start > self.log_start_offset:
             self.log_start_offset = start
-            checkpoints.write_log_start_offset(self.directory, start)
+            try:
+                checkpoints.write_log_start_offset(self.directory, start)
+            except OSError as error:
+                # Deleting is what frees a full disk, and it needs no checkpoint: the
+                # start is the first kept segment's base, as opening the log finds it.
+                log.warning("%s: log start offset %d not written: %s", self.directory, start,
+                            error)
         for _ in range(count):
             self._retire_segment(0)
         self._epochs.truncate_from_start(self.log_start_offset)

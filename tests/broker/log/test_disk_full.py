@@ -15,6 +15,7 @@ from pathlib import Path
 import crc32c
 import pytest
 
+from kcli.broker.errors import ErrorCode
 from kcli.broker.log import (
     LogConfig,
     LogOffline,
@@ -394,3 +395,47 @@ def test_a_failed_periodic_flush_takes_the_log_offline(
     assert log.offline
     log.flush_if_due()  # an offline log is not flushed again
     log._close_files()
+
+
+def _refuse_checkpoints(path: Path, data: bytes) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_delete_records_the_disk_cannot_record_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start inside a segment is known only from its checkpoint: moving it in memory
+    without one would bring the records back after a restart."""
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    model = Model()
+    for i in range(3):
+        append(log, model, 4, 1_000 + i)
+    with monkeypatch.context() as patched:
+        patched.setattr(checkpoints, "write_atomically", _refuse_checkpoints)
+        with pytest.raises(StorageError, match="log start offset 6 not written") as refused:
+            log.delete_records_before(6)
+    assert refused.value.error_code == ErrorCode.kafka_storage_error
+    assert log.log_start_offset == 0
+    assert not log.offline
+    assert log.delete_records_before(6) == 6  # room again
+    assert reopened(log).log_start_offset == 6
+
+
+def test_retention_frees_a_full_disk_without_its_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleting segments is what frees the disk; the new start is the first kept
+    segment's base, which opening the log finds without the checkpoint."""
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(segment_bytes=300, retention_bytes=1,
+                                                        file_delete_delay_ms=0))
+    model = Model()
+    for i in range(4):
+        append(log, model, 8, 1_000 + i)
+    segments = log.segment_count
+    with monkeypatch.context() as patched:
+        patched.setattr(checkpoints, "write_atomically", _refuse_checkpoints)
+        deleted = log.apply_retention(log.log_end_offset)
+    assert deleted == segments - 1
+    start = log.log_start_offset
+    assert start == log._bases[0] > 0
+    assert reopened(log).log_start_offset == start
