@@ -117,6 +117,14 @@ class LogFile:
     def fd(self) -> int:
         """An open descriptor of the file (opened now if needed); ValueError once closed."""
         cache = self.cache
+        fd = self._fd
+        if fd >= 0 and not self._release_pending and not self.closed:
+            # The hot path takes no lock: only the thread that uses `fd` (the loop) closes
+            # descriptors or sets `_release_pending`, and a worker closes one only when
+            # that is set; an OrderedDict operation is atomic under the GIL.
+            if cache is not None:
+                cache._open.move_to_end(self)
+            return fd
         with self._lock:
             if self.closed:
                 raise ValueError(f"{self.path}: closed")
