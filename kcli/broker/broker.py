@@ -45,6 +45,7 @@ from kcli.broker.log.dirs import (
     set_aside,
     write_topic_id,
 )
+from kcli.broker.log.errors import LogOffline
 from kcli.broker.log.log import sync_segments
 from kcli.broker.partition import Partition
 from kcli.broker.replicas import ReplicaManager
@@ -577,8 +578,10 @@ class Broker:
                     partition.log.flush_if_due()
                     rolled = partition.log.rolled_unsynced()
                     if rolled:  # fsync on segment roll, without stalling the event loop
-                        await asyncio.to_thread(sync_segments, rolled)
-                        partition.log.mark_synced(rolled)
+                        failures = await asyncio.to_thread(sync_segments, rolled)
+                        partition.log.mark_synced(rolled, failures)
+                except LogOffline as error:  # its leadership moves (_hand_over_offline_logs)
+                    log.error("%s-%d: log offline: %s", partition.topic, partition.index, error)
                 except OSError:
                     log.exception("flush of %s-%d failed", partition.topic, partition.index)
 

@@ -129,9 +129,9 @@ BROKER_SETTINGS: dict[str, ConfigDef] = {
                   _at_least(1)),
         ConfigDef("delete.topic.enable", _B, "true", "Allow DeleteTopics."),
         ConfigDef("max.broker.partitions", _I, "-1",
-                  "Most partition replicas one broker may host (KIP-578's name); -1: what half "
-                  "its open-file limit allows, each partition keeping about three files open "
-                  "(client connections may use the other half).", _at_least(-1)),
+                  "Most partition replicas one broker may host (KIP-578's name); -1: as many as "
+                  "the log files it keeps open at once (half its open-file limit; client "
+                  "connections may use the other half).", _at_least(-1)),
         ConfigDef("message.max.bytes", _I, "1048588", "Largest record batch a topic accepts.",
                   _at_least(0)),
         ConfigDef("socket.request.max.bytes", _I, "104857600", "Largest request frame accepted.",

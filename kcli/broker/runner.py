@@ -11,8 +11,9 @@ import socket
 
 from kcli.broker.broker import Broker, BrokerConfig, BrokerStartError
 from kcli.broker.configs import Settings
-from kcli.broker.fd_budget import connections_allowed, open_files_limit
+from kcli.broker.fd_budget import connections_allowed, log_files_allowed, open_files_limit
 from kcli.broker.handlers import Dispatcher
+from kcli.broker.log.descriptors import descriptors
 from kcli.broker.server import KafkaServer, ServerLimits
 
 log = logging.getLogger("kcli.broker")
@@ -75,6 +76,7 @@ async def serve(config: BrokerConfig, stop: asyncio.Event | None = None) -> None
     start."""
     loop = asyncio.get_running_loop()
     open_files = raise_open_files_limit()
+    descriptors.set_capacity(log_files_allowed(open_files))
     try:
         sock = bind(config.host, config.port)
     except OSError as error:

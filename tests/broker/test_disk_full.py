@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.broker import BrokerProcess
@@ -162,6 +162,46 @@ def test_a_full_disk_fails_appends_cleanly_and_recovers(
             assert broker.stop() == 0, broker.log()
             broker.start()  # a restart keeps every acknowledged record, nothing else
             check_log(read_all(broker.bootstrap), deliveries.acked, failed)
+            assert "Traceback" not in broker.log()
+        finally:
+            if broker is not None:
+                broker.kill()
+
+
+def test_delete_records_and_creates_on_a_full_disk_are_storage_errors(
+    tmp_path: Path, make_broker: BrokerFactory
+) -> None:
+    broker: BrokerProcess | None = None
+    with tmpfs(tmp_path / "disk", "8m") as disk:
+        try:
+            broker = make_broker()
+            broker.data_dir = disk
+            broker.log_path = tmp_path / "broker.log"
+            broker.start()
+            admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+            admin.create_topics([NewTopic(TOPIC, 1, 1)])[TOPIC].result(10)
+            deliveries = Deliveries()
+            producer = Producer({"bootstrap.servers": broker.bootstrap})
+            produce(producer, deliveries, "kept", 20)
+            assert producer.flush(10) == 0
+            filler = fill(disk)
+            future = admin.delete_records([TopicPartition(TOPIC, 0, 10)])
+            with pytest.raises(KafkaException) as refused:
+                next(iter(future.values())).result(10)
+            assert refused.value.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR
+            assert [offset for offset, _ in read_all(broker.bootstrap)] == list(range(20))
+            # nor does a topic the metadata cannot record drop the connection
+            created = admin.create_topics([NewTopic("later", 1, 1)])["later"]
+            with pytest.raises(KafkaException) as refused:
+                created.result(10)
+            assert refused.value.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR
+
+            free(filler, 256 * 1024)
+            future = admin.delete_records([TopicPartition(TOPIC, 0, 10)])
+            assert next(iter(future.values())).result(10).low_watermark == 10
+            assert broker.stop() == 0, broker.log()
+            broker.start()  # the new start was recorded, not only held in memory
+            assert [offset for offset, _ in read_all(broker.bootstrap)] == list(range(10, 20))
             assert "Traceback" not in broker.log()
         finally:
             if broker is not None:

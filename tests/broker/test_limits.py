@@ -11,6 +11,7 @@ import stat
 import struct
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -266,3 +267,48 @@ def test_data_files_and_dirs_are_private(make_broker: MakeBroker) -> None:
     assert stat.S_IMODE(broker.data_dir.stat().st_mode) == 0o700
     assert any(broker.data_dir.glob("private-topic-0/*.log"))
     assert seen > 5
+
+
+def test_more_log_files_than_the_open_file_limit_allows(make_broker: MakeBroker) -> None:
+    """300 partitions, each with several segments, under a 256-descriptor limit: segment
+    and index files are opened as needed and the least recently used closed, so every
+    record is written and read back, new clients still connect, and the broker restarts.
+    (Each partition used to keep three files open for good, and its sealed segments one
+    each: the broker ran out and could not even restart.)"""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    broker = make_broker(open_files=256, settings={"max.broker.partitions": "1000"}).start()
+    topic, partitions = f"many-{uuid.uuid4().hex[:8]}", 300
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1,
+                                  config={"segment.bytes": "1024"})])[topic].result(60)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    sent: dict[int, list[bytes]] = {p: [] for p in range(partitions)}
+    for round_ in range(4):  # every segment rolls after about two batches
+        for p in range(partitions):
+            value = f"{p}:{round_}:".encode() + b"x" * 400
+            producer.produce(topic, value, partition=p)
+            sent[p].append(value)
+        assert producer.flush(60) == 0
+    assert len(os.listdir(f"/proc/{broker.process.pid}/fd")) <= 256  # type: ignore[union-attr]
+
+    def read_all() -> dict[int, list[bytes]]:
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g",
+                             "enable.auto.commit": False})
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        got: dict[int, list[bytes]] = {p: [] for p in range(partitions)}
+        deadline = time.monotonic() + 60
+        while sum(map(len, got.values())) < 4 * partitions and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 1.0):
+                assert message.error() is None, message.error()
+                got[message.partition()].append(message.value())
+        consumer.close()
+        return got
+
+    assert read_all() == sent
+    with connect(broker.port) as fresh:
+        assert answers(fresh)
+    assert broker.stop() == 0
+    broker.start()
+    assert read_all() == sent

@@ -34,8 +34,10 @@ class BrokerProcess:
     """One `kcli broker run` process with its own data dir and log file."""
 
     def __init__(self, data_dir: Path, node_id: int = 1, settings: dict[str, str] | None = None,
-                 port: int = 0) -> None:
+                 port: int = 0, open_files: int | None = None) -> None:
         self.data_dir = data_dir
+        self.open_files = open_files
+        """RLIMIT_NOFILE (soft and hard) for the process, None: inherited."""
         self.node_id = node_id
         self.settings = dict(settings or {})
         self.port = port
@@ -55,7 +57,7 @@ class BrokerProcess:
             args += ["-c", f"{key}={value}"]
         log_file = open(self.log_path, "ab")  # noqa: SIM115 (kept open by the child)
         start_offset = log_file.tell()
-        self.process = subprocess.Popen(kcli_command(*args), stdout=log_file, stderr=log_file,
+        self.process = subprocess.Popen(self._command(args), stdout=log_file, stderr=log_file,
                                         env=kcli_env(), stdin=subprocess.DEVNULL)
         log_file.close()
         deadline = time.monotonic() + timeout
@@ -72,6 +74,17 @@ class BrokerProcess:
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"broker did not start in {timeout}s:\n{self.log()}")
+
+    def _command(self, args: list[str]) -> list[str]:
+        command = kcli_command(*args)
+        if self.open_files is None:
+            return command
+        # set the limit in the child and exec the broker (no preexec_fn: the tests' client
+        # threads make forking with one unsafe)
+        limit = (f"import os, resource, sys; n = {self.open_files}; "
+                 "resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); "
+                 "os.execv(sys.argv[1], sys.argv[1:])")
+        return [sys.executable, "-c", limit, *command]
 
     def wait_ready(self, timeout: float) -> None:
         """Wait until the broker answers a Metadata request from a real client."""

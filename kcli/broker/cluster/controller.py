@@ -34,7 +34,7 @@ from kcli.broker.cluster.metadata import (
 )
 from kcli.broker.configs import InvalidConfig, Settings, validate_topic_configs
 from kcli.broker.errors import ErrorCode
-from kcli.broker.fd_budget import FILES_PER_PARTITION, open_files_limit, partitions_allowed
+from kcli.broker.fd_budget import open_files_limit, partitions_allowed
 
 log = logging.getLogger("kcli.broker.cluster")
 
@@ -85,7 +85,9 @@ class Controller:
 
     def _transact(self, change: Callable[[ClusterMetadata], T], *, save: bool = True) -> T:
         """Run ``change`` on the freshest metadata under the lock; persist it when ``save``
-        (and ``change`` did not raise); adopt the result as this broker's view."""
+        (and ``change`` did not raise); adopt the result as this broker's view. A file
+        that cannot be written (a full disk) is ControllerError KAFKA_STORAGE_ERROR, with
+        nothing changed: every handler answers it instead of dropping the connection."""
         try:
             with self.store.locked():
                 metadata = self.store.load()
@@ -101,6 +103,10 @@ class Controller:
                 signature = self.store.signature()
         except MetadataBusy as error:
             raise ControllerError(ErrorCode.request_timed_out, str(error)) from None
+        except OSError as error:
+            log.error("cannot write the cluster metadata: %s", error)
+            raise ControllerError(ErrorCode.kafka_storage_error,
+                                  f"cannot write the cluster metadata: {error}") from None
         if metadata.epoch >= self.metadata.epoch:
             self.metadata = metadata
             self._signature = signature
@@ -204,7 +210,7 @@ class Controller:
     def _check_broker_partitions(self, metadata: ClusterMetadata,
                                  added: Sequence[PartitionState]) -> None:
         """Refuse partitions that would take a broker past max.broker.partitions: one
-        CreateTopics of many thousands must not exhaust a broker's file descriptors."""
+        CreateTopics of many thousands must not leave a broker reopening files on every write."""
         limit = self.settings.get_int("max.broker.partitions")
         if limit < 0:
             limit = partitions_allowed(open_files_limit())
@@ -223,7 +229,7 @@ class Controller:
             raise ControllerError(
                 ErrorCode.policy_violation,
                 f"broker {broker} would host {count} partitions, over max.broker.partitions "
-                f"{limit} (each keeps about {FILES_PER_PARTITION} files open)",
+                f"{limit}",
             )
 
     def create_topic(

@@ -6,6 +6,7 @@ from typing import Any
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
+from kcli.broker.log.errors import LogError
 from kcli.broker.partition import Partition
 from kcli.broker.protocol.versions import ApiKey
 from kcli.broker.replicas import PartitionUnavailable
@@ -125,7 +126,10 @@ async def delete_records(ctx: RequestContext, request: Any) -> Any:
                 if offset < 0 or offset > partition.high_watermark:
                     error = ErrorCode.offset_out_of_range
                 else:
-                    low = partition.delete_records_before(offset)
+                    try:
+                        low = partition.delete_records_before(offset)
+                    except LogError as failure:  # a full disk: KAFKA_STORAGE_ERROR
+                        error = failure.error_code
             results.append(make(result_cls, partition_index=p.partition_index,
                                 low_watermark=low, error_code=error))
         topics.append(make(topic_cls, name=topic.name, partitions=tuple(results)))

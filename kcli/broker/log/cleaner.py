@@ -516,8 +516,9 @@ def clean_steps(
             group_sources = sources[position : position + len(group)]
             group_sizes = sizes[position : position + len(group)]
             position += len(group)
-            cleaned = Segment.create(
-                partition_log.directory, group[0].base_offset, now_ms, CLEANED_SUFFIX
+            cleaned = Segment.create(  # own descriptors: the worker thread writes it
+                partition_log.directory, group[0].base_offset, now_ms, CLEANED_SUFFIX,
+                cache=None,
             )
             try:
                 out = bytearray()

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import crc32c
 
-from kcli.broker.log._files import PRIVATE_FILE, WRITE_APPEND, read_small_file, write_all
+from kcli.broker.log._files import WRITE_APPEND, read_small_file, write_all
+from kcli.broker.log.descriptors import DescriptorCache, LogFile
 
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
@@ -37,11 +38,13 @@ def _non_decreasing(values: array[int]) -> bool:
 class _IndexFile:
     """The append-only file under an in-memory index, with a running digest of its bytes."""
 
-    __slots__ = ("_fd", "crc", "nbytes", "path")
+    __slots__ = ("crc", "dirty", "file", "nbytes")
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd = -1
+    def __init__(self, path: Path, cache: DescriptorCache | None) -> None:
+        self.file = LogFile(path, WRITE_APPEND, cache)
+        """The writer, opened on the first entry written (the cache may close it)."""
+        self.dirty = False
+        """Written since the last fsync."""
         self.crc = 0
         """CRC32C of the file's content."""
         self.nbytes = 0
@@ -74,17 +77,25 @@ class _IndexFile:
         whose entry may be half written)."""
         self._truncate_file(keep * self._drop_entries(keep))
 
+    @property
+    def path(self) -> Path:
+        return self.file.path
+
+    def attach(self, cache: DescriptorCache) -> None:
+        """Hand a writer that kept its own descriptor to `cache`."""
+        self.file.attach(cache)
+
     def _writer(self) -> int:
-        if self._fd < 0:
-            self._fd = os.open(self.path, WRITE_APPEND, PRIVATE_FILE)
-        return self._fd
+        return self.file.fd
 
     def _write(self, data: bytes) -> None:
+        self.dirty = True
         write_all(self._writer(), data)
         self.crc = crc32c.crc32c(data, self.crc)
         self.nbytes += len(data)
 
     def _truncate_file(self, size: int) -> None:
+        self.dirty = True
         os.ftruncate(self._writer(), size)
         content = self._entries_bytes()
         self.nbytes = len(content)
@@ -94,16 +105,24 @@ class _IndexFile:
         return read_small_file(self.path, limit)
 
     def sync(self) -> None:
-        if self._fd >= 0:
-            os.fsync(self._fd)
+        """fsync what was written since the last sync (through a descriptor opened for
+        it if the cache closed the writer); safe in a worker thread."""
+        if not self.dirty or self.file.closed:
+            return
+        self.dirty = False  # first: a write meanwhile sets it again
+        try:
+            with self.file.pinned() as fd:
+                os.fsync(fd)
+        except BaseException:
+            self.dirty = True
+            raise
 
     def close(self) -> None:
-        if self._fd >= 0:
-            fd, self._fd = self._fd, -1
-            os.close(fd)
+        """Release the writer's descriptor (a later write opens it again)."""
+        self.file.release()
 
     def delete(self) -> None:
-        self.close()
+        self.file.close()
         self.path.unlink(missing_ok=True)
 
     def rename(self, target: Path) -> None:
@@ -113,7 +132,7 @@ class _IndexFile:
             os.replace(self.path, target)
         except FileNotFoundError:
             target.unlink(missing_ok=True)
-        self.path = target
+        self.file.path = target
 
 
 class OffsetIndex(_IndexFile):
@@ -121,8 +140,8 @@ class OffsetIndex(_IndexFile):
 
     __slots__ = ("positions", "relative")
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, cache: DescriptorCache | None) -> None:
+        super().__init__(path, cache)
         self.relative: array[int] = array("i")
         self.positions: array[int] = array("i")
 
@@ -206,8 +225,8 @@ class TimeIndex(_IndexFile):
 
     __slots__ = ("relative", "timestamps")
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
+    def __init__(self, path: Path, cache: DescriptorCache | None) -> None:
+        super().__init__(path, cache)
         self.timestamps: array[int] = array("q")
         self.relative: array[int] = array("i")
 

@@ -29,7 +29,7 @@ import logging
 import os
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -356,8 +356,10 @@ class PartitionLog:
             config.flush_ms is not None
             and self._unflushed_records
             and self._clock() - self._last_flush_ms >= config.flush_ms
+            and not self._closed
+            and not self._offline
         ):
-            self.flush()
+            self._flush_or_go_offline()
 
     # ================================================================== reading
 
@@ -452,18 +454,33 @@ class PartitionLog:
 
     def delete_records_before(self, offset: int) -> int:
         """Raise log_start_offset to `offset` (never lower it) and delete the segments wholly
-        below it; returns the new log start offset. OffsetOutOfRange past log_end_offset."""
+        below it; returns the new log start offset. OffsetOutOfRange past log_end_offset;
+        StorageError, with nothing changed, when the new start cannot be persisted (a full
+        disk): a start inside a segment is known only from its checkpoint."""
         if offset > self.log_end_offset:
             raise OffsetOutOfRange(self.log_start_offset, self.log_end_offset, offset)
         if offset <= self.log_start_offset:
             return self.log_start_offset
+        if self._offline:
+            raise LogOffline(f"{self.directory} is offline")
+        try:
+            checkpoints.write_log_start_offset(self.directory, offset)
+        except OSError as error:
+            raise StorageError(f"{self.directory}: log start offset {offset} not written: "
+                               f"{error}") from error
         self.log_start_offset = offset
-        checkpoints.write_log_start_offset(self.directory, offset)
         while len(self._segments) > 1 and self._bases[1] <= offset:
             self._retire_segment(0)
         if offset == self.log_end_offset and self._segments[0].size:
-            self._roll(offset)
-            self._retire_segment(0)
+            try:
+                self._roll(offset)
+            except LogOffline:
+                self._offline = True
+                raise
+            except OSError as error:  # the start moved; the emptied segment stays a while
+                log.warning("%s: no new segment at %d: %s", self.directory, offset, error)
+            else:
+                self._retire_segment(0)
         self._epochs.truncate_from_start(offset)
         return offset
 
@@ -492,7 +509,13 @@ class PartitionLog:
         start = self._bases[count]
         if start > self.log_start_offset:
             self.log_start_offset = start
-            checkpoints.write_log_start_offset(self.directory, start)
+            try:
+                checkpoints.write_log_start_offset(self.directory, start)
+            except OSError as error:
+                # Deleting is what frees a full disk, and it needs no checkpoint: the
+                # start is the first kept segment's base, as opening the log finds it.
+                log.warning("%s: log start offset %d not written: %s", self.directory, start,
+                            error)
         for _ in range(count):
             self._retire_segment(0)
         self._epochs.truncate_from_start(self.log_start_offset)
@@ -580,7 +603,7 @@ class PartitionLog:
 
     def closed_segments(self) -> list[Segment]:
         """Every segment but the active one, oldest first (for the cleaner, which reads
-        them in steps: check `segment.fd >= 0` before each read)."""
+        them in steps: check `segment.closed` before each read)."""
         return self._segments[:-1]
 
     def segment_after(self, segment: Segment) -> Segment | None:
@@ -598,7 +621,7 @@ class PartitionLog:
         if i < 0 or i + len(run) >= len(self._segments):
             return False
         return all(
-            self._segments[i + k] is seg and seg.fd >= 0 and seg.size == size
+            self._segments[i + k] is seg and not seg.closed and seg.size == size
             for k, (seg, size) in enumerate(zip(run, sizes, strict=True))
         )
 
@@ -643,6 +666,7 @@ class PartitionLog:
             step("fsync directory")
             fsync_dir(self.directory)
             new.close_indexes()
+            new.attach()  # the worker thread is done with it: the cache may close it now
         # Committed: the log serves the new segment from here on, whatever the file
         # operations below meet (opening the log finishes them after a crash).
         self._segments[i : i + len(old)] = [new] if new is not None else []
@@ -765,11 +789,20 @@ class PartitionLog:
         active = self._segments[-1]
         return [s for s in self._unsynced if s is not active]
 
-    def mark_synced(self, segments: list[Segment]) -> None:
+    def mark_synced(
+        self, segments: list[Segment], failures: Sequence[tuple[Segment, OSError]] = ()
+    ) -> None:
         """Record that ``segments`` (from ``rolled_unsynced``) are on disk: release their
-        index files and move the recovery point past them."""
+        index files and move the recovery point past them. ``failures`` (from
+        ``sync_segments``) of segments still in the log take it offline instead, as a
+        failed fsync on an append does: what reached the disk is unknown."""
         if self._closed:
             return
+        failed = [(s, e) for s, e in failures if s in self._segments and not s.closed]
+        if failed:
+            segment, error = failed[0]
+            self._offline = True
+            raise LogOffline(f"{segment.log_path}: fsync failed: {error}") from error
         for segment in segments:
             if segment in self._unsynced:
                 self._unsynced.remove(segment)
@@ -820,11 +853,17 @@ class PartitionLog:
         delete_partition_dir(directory)
 
 
-def sync_segments(segments: list[Segment]) -> None:
-    """fsync rolled segments and their indexes; safe to run in a worker thread (a segment
-    deleted meanwhile only makes its fsync fail, which is ignored)."""
+def sync_segments(segments: list[Segment]) -> list[tuple[Segment, OSError]]:
+    """fsync rolled segments and their indexes; safe to run in a worker thread. Returns
+    the failures, for `mark_synced`; a segment closed meanwhile (retention deleted it, or
+    the log was closed) is skipped."""
+    failures: list[tuple[Segment, OSError]] = []
     for segment in segments:
         try:
             segment.sync(indexes=True)
-        except (OSError, ValueError):
+        except ValueError:
             continue
+        except OSError as error:
+            if not segment.closed:
+                failures.append((segment, error))
+    return failures

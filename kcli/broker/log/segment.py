@@ -1,7 +1,8 @@
 """One log segment: `<base offset>.log` with its `.index` and `.timeindex`.
 
 Batches sit back to back in the `.log` file exactly as they came off the wire. Reads and
-writes use raw file descriptors (os.write, os.pread); the indexes live in memory and are
+writes use raw file descriptors (os.write, os.pread), taken for each operation from the
+process's bounded descriptor cache (descriptors.py); the indexes live in memory and are
 appended to their files as entries are made.
 """
 
@@ -15,7 +16,7 @@ from typing import NamedTuple
 
 import crc32c
 
-from kcli.broker.log._files import PRIVATE_FILE, READ_WRITE_APPEND, sync_data, write_all
+from kcli.broker.log._files import READ_WRITE_APPEND, sync_data, write_all
 from kcli.broker.log.batch import (
     CRC_START,
     HEADER_SIZE,
@@ -25,8 +26,13 @@ from kcli.broker.log.batch import (
     batch_extent,
     unpack_header,
 )
+from kcli.broker.log.descriptors import DescriptorCache, LogFile, descriptors
 from kcli.broker.log.errors import CorruptBatch, LogOffline
 from kcli.broker.log.index import OffsetIndex, TimeIndex
+
+_REOPEN = READ_WRITE_APPEND & ~os.O_CREAT
+"""A segment's log file is only created by `create`: one gone from under an open log is
+an error, not a new empty file."""
 
 INT32_MAX = (1 << 31) - 1
 LONG_MAX = (1 << 63) - 1
@@ -97,8 +103,7 @@ class Segment:
         "base_offset",
         "bytes_since_index",
         "created_ms",
-        "fd",
-        "log_path",
+        "file",
         "max_timestamp",
         "next_offset",
         "offset_index",
@@ -108,15 +113,17 @@ class Segment:
     )
 
     def __init__(
-        self, directory: Path, base_offset: int, fd: int, size: int, now_ms: int, suffix: str = ""
+        self, directory: Path, base_offset: int, file: LogFile, size: int, now_ms: int,
+        suffix: str = "",
     ):
         name = segment_name(base_offset)
         self.base_offset = base_offset
-        self.log_path = directory / f"{name}.log{suffix}"
-        self.fd = fd
+        self.file = file
+        """The `.log` file (its descriptor comes and goes with the cache)."""
         self.size = size
-        self.offset_index = OffsetIndex(directory / f"{name}.index{suffix}")
-        self.time_index = TimeIndex(directory / f"{name}.timeindex{suffix}")
+        cache = file.cache
+        self.offset_index = OffsetIndex(directory / f"{name}.index{suffix}", cache)
+        self.time_index = TimeIndex(directory / f"{name}.timeindex{suffix}", cache)
         self.next_offset = base_offset
         """One past the last offset; only kept up to date for the active segment."""
         self.max_timestamp = NO_TIMESTAMP
@@ -129,12 +136,18 @@ class Segment:
     # ------------------------------------------------------------------ life cycle
 
     @classmethod
-    def create(cls, directory: Path, base_offset: int, now_ms: int, suffix: str = "") -> Segment:
+    def create(
+        cls, directory: Path, base_offset: int, now_ms: int, suffix: str = "",
+        cache: DescriptorCache | None = descriptors,
+    ) -> Segment:
         """A new, empty segment (any file already under that name is emptied); `suffix`
-        follows each file name (the cleaner writes `.log.cleaned` and so on)."""
+        follows each file name (the cleaner writes `.log.cleaned` and so on). With
+        `cache` None its files keep their own descriptors (a worker thread writes them)
+        until `attach`."""
         path = directory / f"{segment_name(base_offset)}.log{suffix}"
-        fd = os.open(path, READ_WRITE_APPEND | os.O_TRUNC, PRIVATE_FILE)
-        segment = cls(directory, base_offset, fd, 0, now_ms, suffix)
+        file = LogFile(path, READ_WRITE_APPEND | os.O_TRUNC, cache, _REOPEN)
+        _ = file.fd  # created (and emptied) now, not on first use
+        segment = cls(directory, base_offset, file, 0, now_ms, suffix)
         try:
             segment.offset_index.reset()
             segment.time_index.reset()
@@ -148,13 +161,33 @@ class Segment:
     def open(cls, directory: Path, base_offset: int, now_ms: int, suffix: str = "") -> Segment:
         """An existing segment file; its indexes are not loaded yet."""
         path = directory / f"{segment_name(base_offset)}.log{suffix}"
-        fd = os.open(path, READ_WRITE_APPEND, PRIVATE_FILE)
+        file = LogFile(path, _REOPEN, descriptors)
         try:
-            size = os.fstat(fd).st_size
+            size = os.fstat(file.fd).st_size
         except OSError:
-            os.close(fd)
+            file.close()
             raise
-        return cls(directory, base_offset, fd, size, now_ms, suffix)
+        return cls(directory, base_offset, file, size, now_ms, suffix)
+
+    @property
+    def fd(self) -> int:
+        """The `.log` file's descriptor, for one operation (see LogFile.fd)."""
+        return self.file.fd
+
+    @property
+    def log_path(self) -> Path:
+        return self.file.path
+
+    @property
+    def closed(self) -> bool:
+        """Whether the segment was closed or deleted."""
+        return self.file.closed
+
+    def attach(self, cache: DescriptorCache = descriptors) -> None:
+        """Hand the files of a segment made with `cache=None` to `cache` (loop thread)."""
+        self.file.attach(cache)
+        self.offset_index.attach(cache)
+        self.time_index.attach(cache)
 
     @property
     def paths(self) -> tuple[Path, Path, Path]:
@@ -175,14 +208,12 @@ class Segment:
             before(self.log_path)
         target = directory / f"{name}.log{suffix}"
         os.replace(self.log_path, target)
-        self.log_path = target
+        self.file.path = target
 
     def close(self) -> None:
         self.offset_index.close()
         self.time_index.close()
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            os.close(fd)
+        self.file.close()
 
     def delete(self) -> None:
         self.close()
@@ -191,7 +222,10 @@ class Segment:
         self.time_index.delete()
 
     def sync(self, *, indexes: bool) -> None:
-        sync_data(self.fd)
+        """fsync the log file (and the indexes); safe in a worker thread. ValueError if
+        the segment was closed meanwhile."""
+        with self.file.pinned() as fd:
+            sync_data(fd)
         if indexes:
             self.offset_index.sync()
             self.time_index.sync()
@@ -213,7 +247,7 @@ class Segment:
             )
 
     def last_modified_ms(self) -> int:
-        return os.fstat(self.fd).st_mtime_ns // 1_000_000
+        return self.file.stat().st_mtime_ns // 1_000_000
 
     def info(self) -> SegmentInfo:
         return SegmentInfo(self.base_offset, self.size, self.last_modified_ms(), self.max_timestamp)
@@ -310,10 +344,11 @@ class Segment:
 
         Stops at a partial batch; CorruptBatch on an impossible batch length.
         """
-        fd = self.fd
         end = self.size
         while end - position >= HEADER_SIZE:
-            window = os.pread(fd, min(_SCAN_WINDOW, end - position), position)
+            # the descriptor is taken for each read: the caller may open other files
+            # (so close this one) between the batches it is given
+            window = os.pread(self.fd, min(_SCAN_WINDOW, end - position), position)
             n = len(window)
             off = 0
             while n - off >= HEADER_SIZE:
@@ -352,9 +387,8 @@ class Segment:
         """
         end = min(position + limit, self.size)
         cursor = max(self.offset_index.floor_position(end), position)
-        fd = self.fd
         while end - cursor >= LOG_OVERHEAD:
-            window = os.pread(fd, min(end - cursor, _SCAN_WINDOW), cursor)
+            window = os.pread(self.fd, min(end - cursor, _SCAN_WINDOW), cursor)
             off = 0
             n = len(window)
             while n - off >= LOG_OVERHEAD:

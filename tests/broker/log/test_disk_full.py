@@ -15,6 +15,7 @@ from pathlib import Path
 import crc32c
 import pytest
 
+from kcli.broker.errors import ErrorCode
 from kcli.broker.log import (
     LogConfig,
     LogOffline,
@@ -26,6 +27,7 @@ from kcli.broker.log import (
     iter_batches,
 )
 from kcli.broker.log.checkpoints import CLEAN_SHUTDOWN_FILE
+from kcli.broker.log.log import sync_segments
 from tests.broker.log.helpers import Model, all_bytes, client_batch
 
 EVERY_BATCH = LogConfig(index_interval_bytes=0)
@@ -96,7 +98,7 @@ def check_consistent(log: PartitionLog, model: Model) -> None:
                                                                        h.last_offset + 1)]
     assert offsets == list(range(model.log_start, model.end))
     for segment in log._segments:
-        assert segment.size == os.fstat(segment.fd).st_size
+        assert segment.size == segment.file.stat().st_size
         for index in (segment.offset_index, segment.time_index):
             on_disk = index.path.read_bytes() if index.path.exists() else b""
             assert on_disk == index._entries_bytes()
@@ -164,7 +166,7 @@ def test_a_failed_write_of_several_batches_undoes_all_of_them(
     batches = [(h.batch_length + 12, h.last_offset, h.max_timestamp) for h in headers]
     with pytest.raises(OSError, match="No space"):
         segment.append_batches(bytearray(data), batches, 0)
-    assert segment.size == 0 == os.fstat(segment.fd).st_size
+    assert segment.size == 0 == segment.file.stat().st_size
     assert len(segment.offset_index) == len(segment.time_index) == 0
     assert segment.next_offset == 0
     check_consistent(log, Model())
@@ -326,3 +328,114 @@ def test_a_recovery_point_the_full_disk_refuses_is_retried(
     assert log.recovery_point == log._bases[-1] > 0  # retried
     check_consistent(log, model)
     log.close()
+
+
+def _eio(fd: int) -> None:
+    raise OSError(errno.EIO, "I/O error")
+
+
+def test_a_failed_background_fsync_of_a_rolled_segment_takes_the_log_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker fsyncs rolled segments in a worker thread (`sync_segments`); a failure
+    there is Kafka's IOException in a log dir as much as one on an append."""
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(segment_bytes=300))
+    model = Model()
+    for i in range(4):
+        append(log, model, 8, 1_000 + i)
+    rolled = log.rolled_unsynced()
+    assert rolled
+    with monkeypatch.context() as patched:
+        patched.setattr(_files, "_sync_data", _eio)
+        failures = sync_segments(rolled)
+    assert [segment for segment, _ in failures] == rolled
+    with pytest.raises(LogOffline, match="fsync failed"):
+        log.mark_synced(rolled, failures)
+    assert log.offline
+    assert all_bytes(log) == b"".join(b.data for b in model.batches)  # reads go on
+    with pytest.raises(LogOffline):
+        log.append(client_batch(1, timestamp=5_000), leader_epoch=0, log_append_time=None)
+    log = reopened(log, clean=False)  # a restart recovers it, nothing acknowledged lost
+    assert not log.offline
+    check_consistent(log, model)
+    log.close()
+
+
+def test_a_rolled_segment_deleted_while_it_is_fsynced_is_no_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(segment_bytes=300))
+    model = Model()
+    for i in range(4):
+        append(log, model, 8, 1_000 + i)
+    rolled = log.rolled_unsynced()
+    log.delete_records_before(log._bases[-1])  # retention takes them meanwhile
+    assert all(segment.closed for segment in rolled)
+    with monkeypatch.context() as patched:
+        patched.setattr(_files, "_sync_data", _eio)
+        failures = sync_segments(rolled)
+    assert failures == []
+    log.mark_synced(rolled, failures)
+    assert not log.offline
+    log.close()
+
+
+def test_a_failed_periodic_flush_takes_the_log_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1_000]
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(flush_ms=100), clock=lambda: now[0])
+    model = Model()
+    append(log, model, 2, 1_000)
+    now[0] += 500
+    with monkeypatch.context() as patched:
+        patched.setattr(_files, "_sync_data", _eio)
+        with pytest.raises(LogOffline):
+            log.flush_if_due()
+    assert log.offline
+    log.flush_if_due()  # an offline log is not flushed again
+    log._close_files()
+
+
+def _refuse_checkpoints(path: Path, data: bytes) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_delete_records_the_disk_cannot_record_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start inside a segment is known only from its checkpoint: moving it in memory
+    without one would bring the records back after a restart."""
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    model = Model()
+    for i in range(3):
+        append(log, model, 4, 1_000 + i)
+    with monkeypatch.context() as patched:
+        patched.setattr(checkpoints, "write_atomically", _refuse_checkpoints)
+        with pytest.raises(StorageError, match="log start offset 6 not written") as refused:
+            log.delete_records_before(6)
+    assert refused.value.error_code == ErrorCode.kafka_storage_error
+    assert log.log_start_offset == 0
+    assert not log.offline
+    assert log.delete_records_before(6) == 6  # room again
+    assert reopened(log).log_start_offset == 6
+
+
+def test_retention_frees_a_full_disk_without_its_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleting segments is what frees the disk; the new start is the first kept
+    segment's base, which opening the log finds without the checkpoint."""
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(segment_bytes=300, retention_bytes=1,
+                                                        file_delete_delay_ms=0))
+    model = Model()
+    for i in range(4):
+        append(log, model, 8, 1_000 + i)
+    segments = log.segment_count
+    with monkeypatch.context() as patched:
+        patched.setattr(checkpoints, "write_atomically", _refuse_checkpoints)
+        deleted = log.apply_retention(log.log_end_offset)
+    assert deleted == segments - 1
+    start = log.log_start_offset
+    assert start == log._bases[0] > 0
+    assert reopened(log).log_start_offset == start

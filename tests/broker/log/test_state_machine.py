@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from kcli.broker.log import LogConfig, PartitionLog, Record, encode_batch
+from kcli.broker.log.descriptors import descriptors
 from tests.broker.log.helpers import Model, all_bytes, client_batch
 
 CONFIGS = [
@@ -192,3 +193,35 @@ LogMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestLogMachine = LogMachine.TestCase
+
+
+TINY = 2
+
+
+class TinyCacheLogMachine(LogMachine):
+    """The same sequences with the process's descriptor cache holding two files, so
+    that reads, appends, rolls, truncations and recoveries meet files it closed."""
+
+    def __init__(self) -> None:
+        self._capacity = descriptors.capacity
+        descriptors.set_capacity(TINY)
+        super().__init__()
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            descriptors.set_capacity(self._capacity)
+
+    @invariant()
+    def within_the_bound(self) -> None:
+        assert len(descriptors) <= TINY
+
+
+TinyCacheLogMachine.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestTinyCacheLogMachine = TinyCacheLogMachine.TestCase
