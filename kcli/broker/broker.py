@@ -563,11 +563,20 @@ class Broker:
             self._tasks.append(asyncio.create_task(_every(interval, step, name), name=name))
 
     def _checkpoint_high_watermarks(self) -> None:
-        """Write replication-offset-checkpoint when a high watermark moved."""
+        """Write replication-offset-checkpoint when a high watermark moved. A write the
+        disk refuses is one warning line and retried on the next tick. A stale checkpoint
+        only holds a high watermark back after a restart until the followers fetch
+        again, so unlike Kafka, which takes the log dir offline for it, a full disk does
+        not stop every partition."""
         current = {key: p.high_watermark for key, p in self.partitions.items()}
-        if current != self._checkpointed:
+        if current == self._checkpointed:
+            return
+        try:
             write_checkpoint(self.data_dir, current)
-            self._checkpointed = current
+        except OSError as error:
+            log.warning("high watermark checkpoint not written: %s", error)
+            return
+        self._checkpointed = current
 
     async def _housekeeping(self) -> None:
         while True:
@@ -591,10 +600,7 @@ class Broker:
             task.cancel()
         if self.fetchers is not None:
             self.fetchers.cancel()
-        try:
-            self._checkpoint_high_watermarks()
-        except OSError:
-            log.exception("cannot write the high watermark checkpoint")
+        self._checkpoint_high_watermarks()
         self.groups.close()
         for partition in self.partitions.values():
             try:

@@ -7,6 +7,7 @@ entries (index.interval.bytes=0), and the disk is filled with a file next to the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -20,6 +21,10 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+import kcli.broker.broker as broker_module
+from kcli.broker.broker import Broker, BrokerConfig
+from kcli.broker.cluster.checkpoint import read_checkpoint
+from kcli.broker.log import Record, encode_batch
 from tests.support.broker import BrokerProcess
 
 BrokerFactory = Callable[..., BrokerProcess]
@@ -212,3 +217,26 @@ def test_delete_records_and_creates_on_a_full_disk_are_storage_errors(
 def _root_only() -> None:
     if os.geteuid() != 0:
         pytest.fail("mounting a tmpfs needs root", pytrace=False)
+
+
+def test_a_high_watermark_checkpoint_the_disk_refuses_is_a_warning_and_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = Broker(BrokerConfig(node_id=1, data_dir=tmp_path / "data"))
+    broker.open(9092)
+    try:
+        asyncio.run(broker.create_topic("t", 1, 1, {}))
+        broker.partitions[("t", 0)].append_client_batch(
+            encode_batch([Record(0, 1_700_000_000_000, None, b"v", [])]), 1)
+
+        def disk_full(directory: Path, high_watermarks: object) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(broker_module, "write_checkpoint", disk_full)
+            broker._checkpoint_high_watermarks()  # no traceback from the timer
+        assert "high watermark checkpoint not written: [Errno 28]" in caplog.text
+        broker._checkpoint_high_watermarks()  # retried, not taken as written
+        assert read_checkpoint(broker.data_dir) == {("t", 0): 1}
+    finally:
+        broker.close()
