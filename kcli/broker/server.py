@@ -30,7 +30,9 @@ log = logging.getLogger("kcli.broker.server")
 
 # Handles one request frame: returns the response frame, None for no response
 # (acks=0 produce), or raises CloseConnection to drop the connection.
-FrameHandler = Callable[[bytes, str], Awaitable[bytes | None]]
+ResponseFrame = bytes | list[bytes | bytearray | memoryview]
+"""A response frame, whole or as buffers to write one after the other."""
+FrameHandler = Callable[[bytes, str], Awaitable[ResponseFrame | None]]
 
 MAX_QUEUED_FRAMES = 32
 _UNLIMITED = 2147483647
@@ -283,7 +285,9 @@ class _Connection(asyncio.Protocol):
                 if self._transport is None:
                     return
                 self.last_active = time.monotonic()
-                if response is not None:
+                if isinstance(response, list):
+                    self._transport.writelines(response)  # writev: the buffers uncopied
+                elif response is not None:
                     self._transport.write(response)
                     if not self._writable.is_set():
                         await self._writable.wait()

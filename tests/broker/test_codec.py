@@ -15,11 +15,13 @@ from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopi
 from kio.serial import entity_writer
 
 from kcli.broker.protocol.codec import (
+    SPLICE_BYTES,
     MalformedRequest,
     RequestHeader,
     UnsupportedVersion,
     decode_request,
     encode_response,
+    encode_response_buffers,
     parse_header,
 )
 from kcli.broker.protocol.versions import SUPPORTED_VERSIONS, ApiKey
@@ -100,3 +102,35 @@ def test_garbage_bodies_only_raise_protocol_errors(api_key: int, data: st.DataOb
 def test_garbage_frames_only_raise_protocol_errors(frame: bytes) -> None:
     with contextlib.suppress(MalformedRequest, UnsupportedVersion):
         decode_request(frame)
+
+
+@settings(max_examples=100)
+@given(sizes=st.lists(st.one_of(st.none(), st.integers(0, 3 * SPLICE_BYTES)), max_size=6),
+       version=st.sampled_from([4, 12]), correlation_id=st.integers(-(2**31), 2**31 - 1))
+def test_a_response_in_buffers_is_the_frame_and_keeps_records_uncopied(
+        sizes: list[int | None], version: int, correlation_id: int) -> None:
+    """The buffers a Fetch response is written as join to exactly the frame kio writes,
+    and records of SPLICE_BYTES or more are in them as the very objects read."""
+    from kcli.broker.handlers.base import make, response_module
+
+    module = response_module(ApiKey.FETCH, version)
+    records = [None if size is None else bytes([size % 251]) * size for size in sizes]
+    partitions = tuple(
+        make(module.PartitionData, partition_index=i, error_code=0, high_watermark=i,
+             last_stable_offset=i, log_start_offset=0, aborted_transactions=(), records=data)
+        for i, data in enumerate(records))
+    body = make(module.FetchResponse, throttle_time=0, error_code=0, session_id=0, responses=(
+        make(module.FetchableTopicResponse, topic="t", partitions=partitions),))
+    header = RequestHeader(ApiKey.FETCH, version, correlation_id, None, version >= 12)
+    buffers = encode_response_buffers(header, body)
+
+    expected = io.BytesIO()
+    expected.write(struct.pack(">i", correlation_id))
+    if version >= 12:
+        expected.write(b"\0")
+    entity_writer(type(body))(expected, body)
+    frame = expected.getvalue()
+    assert b"".join(buffers) == struct.pack(">i", len(frame)) + frame
+    for data in records:
+        if data is not None and len(data) >= SPLICE_BYTES:
+            assert any(buffer is data for buffer in buffers)

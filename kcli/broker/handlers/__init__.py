@@ -24,10 +24,11 @@ from kcli.broker.protocol.codec import (
     UnsupportedVersion,
     decode_request,
     encode_response,
+    encode_response_buffers,
     response_type,
 )
 from kcli.broker.protocol.versions import ApiKey
-from kcli.broker.server import CloseConnection
+from kcli.broker.server import CloseConnection, ResponseFrame
 
 if TYPE_CHECKING:
     from kcli.broker.broker import Broker
@@ -53,7 +54,7 @@ class Dispatcher:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
 
-    async def __call__(self, frame: bytes, peer: str) -> bytes | None:
+    async def __call__(self, frame: bytes, peer: str) -> ResponseFrame | None:
         """Handle one frame; raises CloseConnection when Kafka would close it."""
         try:
             header, request = decode_request(frame)
@@ -69,7 +70,7 @@ class Dispatcher:
         response = await handler(RequestContext(self.broker, header, peer), request)
         if response is None:
             return None
-        return encode_response(header, response)
+        return encode_response_buffers(header, response)
 
 
 __all__ = ["HANDLERS", "Dispatcher", "make"]
