@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
-from kcli.broker.protocol.framing import FrameDecoder, FrameError
+from kcli.broker.protocol.framing import Frame, FrameDecoder, FrameError
 
 log = logging.getLogger("kcli.broker.server")
 
@@ -32,7 +32,7 @@ log = logging.getLogger("kcli.broker.server")
 # (acks=0 produce), or raises CloseConnection to drop the connection.
 ResponseFrame = bytes | list[bytes | bytearray | memoryview]
 """A response frame, whole or as buffers to write one after the other."""
-FrameHandler = Callable[[bytes, str], Awaitable[ResponseFrame | None]]
+FrameHandler = Callable[[Frame, str], Awaitable[ResponseFrame | None]]
 
 MAX_QUEUED_FRAMES = 32
 _UNLIMITED = 2147483647
@@ -103,7 +103,7 @@ class _Connection(asyncio.Protocol):
         self._handler = server.handler
         self._budget = server.budget
         self._decoder = FrameDecoder(server.limits.max_frame_bytes)
-        self._frames: deque[bytes] = deque()
+        self._frames: deque[Frame] = deque()
         self._wakeup = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()

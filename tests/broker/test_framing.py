@@ -39,3 +39,13 @@ def test_partial_frame_waits_for_more() -> None:
     assert decoder.feed(data[:6]) == []
     assert decoder.buffered == 2
     assert decoder.feed(data[6:]) == [b"hello"]
+
+
+def test_frames_are_read_only_views_that_later_bytes_leave_alone() -> None:
+    decoder = FrameDecoder(1024)
+    stream = frame(b"first") + frame(b"second")[:6]
+    (first,) = decoder.feed(stream)
+    assert isinstance(first, memoryview)
+    assert first.readonly  # kio's reader takes nothing else
+    (second,) = decoder.feed(frame(b"second")[6:] + frame(b"x" * 100))[:1]
+    assert (bytes(first), bytes(second)) == (b"first", b"second")

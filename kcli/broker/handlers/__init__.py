@@ -27,6 +27,7 @@ from kcli.broker.protocol.codec import (
     encode_response_buffers,
     response_type,
 )
+from kcli.broker.protocol.framing import Frame
 from kcli.broker.protocol.versions import ApiKey
 from kcli.broker.server import CloseConnection, ResponseFrame
 
@@ -54,7 +55,7 @@ class Dispatcher:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
 
-    async def __call__(self, frame: bytes, peer: str) -> ResponseFrame | None:
+    async def __call__(self, frame: Frame, peer: str) -> ResponseFrame | None:
         """Handle one frame; raises CloseConnection when Kafka would close it."""
         try:
             header, request = decode_request(frame)

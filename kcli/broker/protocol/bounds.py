@@ -23,11 +23,13 @@ from functools import cache
 from types import NoneType, UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from kcli.broker.protocol.framing import Frame
+
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
 
 # Skips one value in data[pos:end]; returns the position after it.
-Skipper = Callable[[bytes, int, int], int]
+Skipper = Callable[[Frame, int, int], int]
 
 _FIXED_SIZES = {
     "int8": 1, "uint8": 1, "bool": 1,
@@ -43,7 +45,7 @@ class OutOfBounds(ValueError):
     schema does not allow to be null is."""
 
 
-def _uvarint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def _uvarint(data: Frame, pos: int, end: int) -> tuple[int, int]:
     value = 0
     for shift in (0, 7, 14, 21, 28):
         if pos >= end:
@@ -63,7 +65,7 @@ def _need(pos: int, size: int, end: int) -> int:
 
 
 def _fixed(size: int) -> Skipper:
-    def skip(data: bytes, pos: int, end: int) -> int:
+    def skip(data: Frame, pos: int, end: int) -> int:
         return _need(pos, size, end)
 
     return skip
@@ -76,7 +78,7 @@ def _null(name: str, pos: int) -> OutOfBounds:
 def _sized(flexible: bool, legacy: struct.Struct, name: str, nullable: bool) -> Skipper:
     """A string or bytes value: compact (uvarint n+1, 0 = null) or legacy (-1 = null)."""
     if flexible:
-        def skip_compact(data: bytes, pos: int, end: int) -> int:
+        def skip_compact(data: Frame, pos: int, end: int) -> int:
             n, after = _uvarint(data, pos, end)
             if n == 0:
                 if not nullable:
@@ -86,7 +88,7 @@ def _sized(flexible: bool, legacy: struct.Struct, name: str, nullable: bool) -> 
 
         return skip_compact
 
-    def skip_legacy(data: bytes, pos: int, end: int) -> int:
+    def skip_legacy(data: Frame, pos: int, end: int) -> int:
         start = _need(pos, legacy.size, end)
         (n,) = legacy.unpack_from(data, pos)
         if n < -1:
@@ -104,7 +106,7 @@ def _array(flexible: bool, element: Skipper, min_size: int, name: str,
            nullable: bool) -> Skipper:
     min_size = max(1, min_size)
 
-    def skip(data: bytes, pos: int, end: int) -> int:
+    def skip(data: Frame, pos: int, end: int) -> int:
         at = pos
         if flexible:
             n, pos = _uvarint(data, pos, end)
@@ -184,7 +186,7 @@ def _entity_plan(cls: type) -> tuple[Skipper, int]:
         steps.append(_tagged_fields(tagged))
         min_size += 1
 
-    def skip_entity(data: bytes, pos: int, end: int) -> int:
+    def skip_entity(data: Frame, pos: int, end: int) -> int:
         for step in steps:
             pos = step(data, pos, end)
         return pos
@@ -193,7 +195,7 @@ def _entity_plan(cls: type) -> tuple[Skipper, int]:
 
 
 def _nullable_entity(entity: Skipper) -> Skipper:
-    def skip(data: bytes, pos: int, end: int) -> int:
+    def skip(data: Frame, pos: int, end: int) -> int:
         start = _need(pos, 1, end)
         return start if data[pos] == 0xFF else entity(data, start, end)
 
@@ -201,7 +203,7 @@ def _nullable_entity(entity: Skipper) -> Skipper:
 
 
 def _tagged_fields(known: dict[int, Skipper]) -> Skipper:
-    def skip(data: bytes, pos: int, end: int) -> int:
+    def skip(data: Frame, pos: int, end: int) -> int:
         count, pos = _uvarint(data, pos, end)
         if count > end - pos:
             raise OutOfBounds(f"{count} tagged fields in {end - pos} bytes")
@@ -218,7 +220,7 @@ def _tagged_fields(known: dict[int, Skipper]) -> Skipper:
     return skip
 
 
-def check_body(request_class: type, data: bytes, pos: int) -> None:
+def check_body(request_class: type, data: Frame, pos: int) -> None:
     """Raise OutOfBounds unless every count and length in the body fits in ``data``."""
     skip, _min = _entity_plan(request_class)
     skip(data, pos, len(data))

@@ -17,6 +17,7 @@ from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import SerialError
 
 from kcli.broker.protocol.bounds import OutOfBounds, check_body
+from kcli.broker.protocol.framing import Frame
 from kcli.broker.protocol.versions import SUPPORTED_VERSIONS, ApiKey, is_supported
 
 _HEADER = struct.Struct(">hhih")
@@ -68,7 +69,7 @@ def response_type(api_key: int, version: int) -> type:
     return load_response_schema(api_key, version)
 
 
-def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
+def _read_uvarint(data: Frame, pos: int) -> tuple[int, int]:
     value = 0
     shift = 0
     while True:
@@ -84,7 +85,7 @@ def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
             raise MalformedRequest("varint too long")
 
 
-def _skip_tagged_fields(data: bytes, pos: int) -> int:
+def _skip_tagged_fields(data: Frame, pos: int) -> int:
     count, pos = _read_uvarint(data, pos)
     if count > _MAX_TAGGED_FIELDS:
         raise MalformedRequest(f"{count} tagged fields in a request header")
@@ -97,7 +98,7 @@ def _skip_tagged_fields(data: bytes, pos: int) -> int:
     return pos
 
 
-def parse_header(frame: bytes) -> tuple[RequestHeader, int]:
+def parse_header(frame: Frame) -> tuple[RequestHeader, int]:
     """Parse a request header; returns it and the offset of the body.
 
     Raises UnsupportedVersion (header parsed, version unknown) or MalformedRequest.
@@ -111,7 +112,7 @@ def parse_header(frame: bytes) -> tuple[RequestHeader, int]:
         end = pos + client_id_len
         if end > len(frame):
             raise MalformedRequest("client id runs past the frame")
-        client_id = frame[pos:end].decode("utf-8", "replace")
+        client_id = bytes(frame[pos:end]).decode("utf-8", "replace")
         pos = end
     elif client_id_len != -1:
         raise MalformedRequest("negative client id length")
@@ -124,7 +125,7 @@ def parse_header(frame: bytes) -> tuple[RequestHeader, int]:
     return RequestHeader(api_key, api_version, correlation_id, client_id, flexible), pos
 
 
-def decode_request(frame: bytes) -> tuple[RequestHeader, Any]:
+def decode_request(frame: Frame) -> tuple[RequestHeader, Any]:
     """Parse a whole request frame into its header and kio request object.
 
     The body is bounds-checked first: kio's native reader trusts array counts.

@@ -6,6 +6,9 @@ import struct
 
 _SIZE = struct.Struct(">i")
 
+Frame = bytes | memoryview
+"""A request frame's body: a read-only view from FrameDecoder, or bytes."""
+
 
 class FrameError(Exception):
     """The peer sent a frame we refuse to read; the connection must be closed."""
@@ -33,14 +36,20 @@ class FrameDecoder:
         """Bytes received but not yet returned as frames."""
         return len(self._buffer) - self._pos
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """Add received bytes and return every frame body they complete, in order."""
+    def feed(self, data: bytes) -> list[memoryview]:
+        """Add received bytes and return every frame body they complete, in order, as
+        read-only views of the buffer they arrived in: a body is never copied (a
+        produced batch is copied once here, once by the decoder and once to be
+        stamped, where it used to be copied twice more). A buffer views were taken
+        of is theirs from then on; what follows the last whole frame moves to a new
+        one."""
         buffer = self._buffer
         if self._pos and self._pos == len(buffer):
             buffer.clear()
             self._pos = 0
         buffer += data
-        frames: list[bytes] = []
+        frames: list[memoryview] = []
+        view: memoryview | None = None
         pos = self._pos
         end = len(buffer)
         while True:
@@ -54,11 +63,15 @@ class FrameDecoder:
                 pos += 4
             if end - pos < self._need:
                 break
-            with memoryview(buffer) as view:  # one copy of the body, not two
-                frames.append(bytes(view[pos : pos + self._need]))
+            if view is None:
+                view = memoryview(buffer).toreadonly()  # read-only: what kio's reader takes
+            frames.append(view[pos : pos + self._need])
             pos += self._need
             self._need = -1
-        if pos == end:
+        if frames:  # the buffer is the views' now: exported, it cannot change anyway
+            self._buffer = buffer[pos:]
+            pos = 0
+        elif pos == end:
             buffer.clear()
             pos = 0
         elif pos > 65536:
