@@ -22,11 +22,14 @@ log = logging.getLogger("kcli.broker.log")
 class LeaderEpochCache:
     """The start offset of every leader epoch this log has data (or leadership) for."""
 
-    __slots__ = ("_entries", "path")
+    __slots__ = ("_entries", "_on_disk", "path")
 
     def __init__(self, path: Path, entries: list[tuple[int, int]] | None = None) -> None:
         self.path = path
         self._entries: list[tuple[int, int]] = entries or []
+        self._on_disk: list[tuple[int, int]] | None = list(self._entries) if entries else None
+        """What the file holds (None: unknown or missing), so an unchanged list is not
+        written again."""
 
     @classmethod
     def load(cls, directory: Path) -> LeaderEpochCache:
@@ -88,18 +91,22 @@ class LeaderEpochCache:
             return epoch, entries[0][1]
         return entries[i - 1][0], entries[i][1]
 
-    def truncate_from_end(self, end_offset: int) -> None:
-        """Forget epochs that start at or after `end_offset` (log truncated there)."""
+    def truncate_from_end(self, end_offset: int, *, persist: bool = True) -> None:
+        """Forget epochs that start at or after `end_offset` (log truncated there).
+        Without `persist` the file keeps them until the next change: for the truncation
+        a log repeats each time it is opened, after which a restarting leader usually
+        assigns the very same epoch again (so the file need not change at all)."""
         keep = len(self._entries)
         while keep and self._entries[keep - 1][1] >= end_offset:
             keep -= 1
         if keep < len(self._entries):
             del self._entries[keep:]
-            self._persist()
+            if persist:
+                self._persist()
 
-    def truncate_from_start(self, start_offset: int) -> None:
+    def truncate_from_start(self, start_offset: int, *, persist: bool = True) -> None:
         """The log now starts at `start_offset`: earlier epochs go, the one spanning it is
-        moved to start there."""
+        moved to start there (`persist` as in truncate_from_end)."""
         entries = self._entries
         drop = 0
         while drop < len(entries) and entries[drop][1] <= start_offset:
@@ -110,7 +117,8 @@ class LeaderEpochCache:
         if drop == 1 and start == start_offset:
             return
         self._entries = [(epoch, start_offset), *entries[drop:]]
-        self._persist()
+        if persist:
+            self._persist()
 
     def clear(self) -> None:
         if self._entries:
@@ -118,9 +126,13 @@ class LeaderEpochCache:
             self._persist()
 
     def _persist(self) -> None:
+        if self._entries == self._on_disk:
+            return
         lines = [str(_VERSION), str(len(self._entries))]
         lines += [f"{epoch} {start}" for epoch, start in self._entries]
+        self._on_disk = None  # unknown until the write is done
         write_atomically(self.path, ("\n".join(lines) + "\n").encode("ascii"))
+        self._on_disk = list(self._entries)
 
 
 def _parse(data: bytes) -> list[tuple[int, int]] | None:

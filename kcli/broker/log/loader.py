@@ -54,6 +54,8 @@ class LoadedLog(NamedTuple):
     """Segments whose files recovery rewrote: not yet fsynced."""
     dir_dirty: bool
     """Files were created, renamed or removed since the directory's last fsync."""
+    clean_marker: bool
+    """The clean shutdown marker was left in place: it vouches for every file as it is."""
 
 
 def load_log(directory: Path, index_interval_bytes: int, clock: Callable[[], int]) -> LoadedLog:
@@ -138,10 +140,15 @@ class _LogLoader:
             )
             self._start_empty_at(start)
         self.log_start_offset = start
-        self.epochs.truncate_from_end(self.log_end_offset)
-        self.epochs.truncate_from_start(self.log_start_offset)
+        # the file may keep what these drop: every open drops it again
+        self.epochs.truncate_from_end(self.log_end_offset, persist=False)
+        self.epochs.truncate_from_start(self.log_start_offset, persist=False)
         first_dirty_offset, tombstone_deadline = self._load_cleaner_checkpoint()
-        if checkpoints.remove_clean_shutdown(directory):
+        # After a clean stop with nothing to repair, the marker stays until the log's
+        # files first change (PartitionLog removes it then): a clean restart then writes
+        # and fsyncs nothing per partition. Anything repaired here removes it now.
+        clean_marker = clean and not self.unsynced and not self.dir_dirty
+        if not clean_marker and checkpoints.remove_clean_shutdown(directory):
             self.dir_dirty = True
         return LoadedLog(
             segments=self.segments,
@@ -154,6 +161,7 @@ class _LogLoader:
             tombstone_deadline=tombstone_deadline,
             unsynced=self.unsynced,
             dir_dirty=self.dir_dirty,
+            clean_marker=clean_marker,
         )
 
     def _load_segments(self, clean: bool, manifest: dict[int, Digest]) -> None:

@@ -110,6 +110,7 @@ class PartitionLog:
         self._epochs = loaded.epochs
         self._recovery_point = loaded.recovery_point
         self._dir_dirty = loaded.dir_dirty
+        self._clean_marker = loaded.clean_marker
         self._unflushed_records = 0
         self._last_flush_ms = clock()
         self._closed = False
@@ -156,6 +157,16 @@ class PartitionLog:
         self._bases.append(base_offset)
         self._dir_dirty = True
         return segment
+
+    def _will_write(self) -> None:
+        """Call before the log's files first change after a clean open: removes the clean
+        shutdown marker, durably, so that from then on a crash cannot pass for a clean
+        stop. (Opening leaves it in place, so a clean restart writes nothing per
+        partition; Kafka likewise keeps one marker per log dir until it writes.)"""
+        if self._clean_marker:
+            checkpoints.remove_clean_shutdown(self.directory)
+            fsync_dir(self.directory)
+            self._clean_marker = False
 
     def _roll(self, base_offset: int) -> Segment:
         """Start a new active segment at `base_offset`; all or nothing: on failure the old
@@ -240,6 +251,7 @@ class PartitionLog:
         max_ts = fields[MAX_TIMESTAMP] if log_append_time is None else log_append_time
         segment = self._segments[-1]
         try:
+            self._will_write()
             if leader_epoch > self._epochs.latest_epoch:  # before the batch, as Kafka does
                 self._epochs.assign(leader_epoch, base)
             if self._should_roll(segment, size, last, max_ts):
@@ -301,6 +313,7 @@ class PartitionLog:
                 last = header.base_offset + header.last_offset_delta
                 segment = self._segments[-1]
                 try:
+                    self._will_write()
                     if header.partition_leader_epoch > self._epochs.latest_epoch:
                         self._epochs.assign(header.partition_leader_epoch, header.base_offset)
                     if self._should_roll(segment, size, last, header.max_timestamp):
@@ -464,6 +477,7 @@ class PartitionLog:
         if self._offline:
             raise LogOffline(f"{self.directory} is offline")
         try:
+            self._will_write()
             checkpoints.write_log_start_offset(self.directory, offset)
         except OSError as error:
             raise StorageError(f"{self.directory}: log start offset {offset} not written: "
@@ -506,6 +520,7 @@ class PartitionLog:
         )
         if not count:
             return 0
+        self._will_write()
         start = self._bases[count]
         if start > self.log_start_offset:
             self.log_start_offset = start
@@ -634,6 +649,7 @@ class PartitionLog:
     def raise_gap_limit(self, offset: int) -> None:
         """Allow batches below `offset` to skip offsets, persisted before any gap exists."""
         if offset > self._gaps_below:
+            self._will_write()
             checkpoints.write_gap_limit(self.directory, offset)
             self._gaps_below = offset
 
@@ -655,6 +671,7 @@ class PartitionLog:
         assert new is not None or i > 0
         step = self._crash_point
         try:
+            self._will_write()
             self.raise_gap_limit(self._bases[i + len(old)])
             if new is not None:
                 new.rename(SWAP_SUFFIX, lambda path: step(f"swap {path.name}"))
@@ -696,6 +713,7 @@ class PartitionLog:
         if offset < self.log_start_offset:
             self.truncate_fully_and_start_at(offset)
             return
+        self._will_write()
         while len(self._segments) > 1 and self._bases[-1] > offset:
             self._drop_segment(len(self._segments) - 1)
         segment = self._segments[-1]
@@ -716,6 +734,7 @@ class PartitionLog:
         log starts past its own end."""
         if offset < 0:
             raise ValueError(f"invalid offset {offset}")
+        self._will_write()
         self._start_empty_at(offset)
         self.log_start_offset = offset
         checkpoints.write_log_start_offset(self.directory, offset)
@@ -824,11 +843,12 @@ class PartitionLog:
 
     def close(self) -> None:
         """fsync everything, mark the log cleanly shut down, release the files. An offline
-        log is only released: its files are recovered when it is opened again."""
+        log is only released: its files are recovered when it is opened again; one whose
+        files have not changed since a clean open keeps the marker it has."""
         if self._closed:
             return
-        if self._offline:
-            self._close_files()
+        if self._offline or self._clean_marker:  # offline: recovered on open; unchanged
+            self._close_files()                 # since a clean open: the marker holds
             return
         active = self._segments[-1]
         active.seal()

@@ -578,16 +578,52 @@ def test_flush_policy_by_time(tmp_path: Path) -> None:
     log.close()
 
 
-def test_close_marks_a_clean_shutdown_and_open_clears_it(tmp_path: Path) -> None:
+def test_close_marks_a_clean_shutdown_and_the_first_write_clears_it(tmp_path: Path) -> None:
     directory = tmp_path / "t-0"
+    marker = directory / ".kcli-clean-shutdown"
     log = PartitionLog.open(directory, LogConfig())
     log.append(client_batch(2), leader_epoch=0, log_append_time=None)
-    assert not (directory / ".kcli-clean-shutdown").exists()
+    assert not marker.exists()
     log.close()
     log.close()  # idempotent
-    assert (directory / ".kcli-clean-shutdown").exists()
+    assert marker.exists()
+    # A clean open leaves it (a restart writes nothing per partition), and so does a
+    # close with nothing written since.
     log = PartitionLog.open(directory, LogConfig())
-    assert not (directory / ".kcli-clean-shutdown").exists()
+    assert marker.exists()
+    log.close()
+    assert marker.exists()
+    log = PartitionLog.open(directory, LogConfig())
+    log.append(client_batch(1), leader_epoch=0, log_append_time=None)
+    assert not marker.exists()
+    log.close()
+
+
+def test_after_a_clean_open_a_crash_never_passes_for_a_clean_stop(tmp_path: Path) -> None:
+    """The case the marker's digests cannot catch: a follower cuts its log inside a
+    sealed segment and takes other batches of the very same sizes and timestamps (so
+    the same index entries and seal), then a crash leaves part of them unwritten. Only
+    a scan finds that, and only a marker removed before the first change makes one."""
+    directory = tmp_path / "t-0"
+    batch = len(client_batch(2))
+    config = LogConfig(segment_bytes=2 * batch, index_interval_bytes=1 << 20)
+    log = PartitionLog.open(directory, config)
+    for i in range(3):  # [b0 b1] [b2]
+        log.append(client_batch(2, timestamp=1_000 + 2 * i), leader_epoch=0,
+                   log_append_time=None)
+    log.close()
+    log = PartitionLog.open(directory, config)
+    log.truncate_to(2)
+    for i in (1, 2):  # [b0 b1'] [b2']: the first segment's size and indexes as before
+        log.append(client_batch(2, timestamp=1_000 + 2 * i, producer_id=7), leader_epoch=1,
+                   log_append_time=None)
+    log._close_files()  # the crash
+    first = directory / f"{0:020d}.log"
+    with open(first, "r+b") as torn:  # b1' only partly reached the disk
+        torn.seek(2 * batch - 10)
+        torn.write(b"\xff" * 10)
+    log = PartitionLog.open(directory, config)
+    assert log.log_end_offset == 2  # b1' was scanned, found torn and cut with what follows
     log.close()
 
 
