@@ -69,6 +69,9 @@ class ProducerStateTable:
 
     def __init__(self) -> None:
         self.entries: dict[int, ProducerEntry] = {}
+        self._snapshot: bytes | None = None
+        """The snapshot file's content as last read or written: a stop that would write
+        the same bytes again writes nothing (two fsyncs per partition)."""
 
     def check(
         self, producer_id: int, epoch: int, base_sequence: int, last_offset_delta: int
@@ -168,14 +171,19 @@ class ProducerStateTable:
                 for pid, e in self.entries.items()
             },
         }
-        write_atomically(directory / SNAPSHOT_FILE, json.dumps(doc).encode())
+        data = json.dumps(doc).encode()
+        if data == self._snapshot:
+            return
+        write_atomically(directory / SNAPSHOT_FILE, data)
+        self._snapshot = data
 
     @classmethod
     def load(cls, directory: Path, log_end_offset: int) -> ProducerStateTable | None:
         """The snapshot, if one exists for exactly this log end offset."""
         path = directory / SNAPSHOT_FILE
         try:
-            doc = json.loads(path.read_bytes())
+            data = path.read_bytes()
+            doc = json.loads(data)
             if int(doc["log_end_offset"]) != log_end_offset:
                 return None
             table = cls()
@@ -184,6 +192,7 @@ class ProducerStateTable:
                 for first_seq, last_seq, first_off, last_off, ts in e["batches"]:
                     entry.batches.append(BatchRecord(first_seq, last_seq, first_off, last_off, ts))
                 table.entries[int(pid)] = entry
+            table._snapshot = data
             return table
         except FileNotFoundError:
             return None
