@@ -3,7 +3,13 @@
 Every command gets one frozen :class:`Options`, built once by :func:`resolve` from the
 global flags. Precedence for the bootstrap servers:
 
-    -b flag  >  $KCLI_BOOTSTRAP  >  profile  >  running local cluster  >  localhost:9092
+    -b flag  >  --cluster flag  >  $KCLI_BOOTSTRAP  >  profile  >  local cluster
+    >  localhost:9092
+
+The local cluster is the one named by ``--cluster`` (or ``$KCLI_CLUSTER``), else the
+only running one; see :mod:`kcli.local.registry`. localhost:9092 is used only when no
+local cluster is known: a known but stopped one (or several running) is an error
+raised when the command first connects, not a silent fallback.
 
 The profile is the one named by ``-p``, else ``$KCLI_PROFILE``, else the file's
 ``current`` (set by ``kcli profile use``). librdkafka properties come from the profile,
@@ -37,13 +43,14 @@ from types import MappingProxyType
 from typing import Any
 
 from kcli.durable import write_atomically
-from kcli.errors import BadInput, NotFound
+from kcli.errors import BadInput, KcliError, NotFound
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 DEFAULT_TIMEOUT = 30.0
 ENV_BOOTSTRAP = "KCLI_BOOTSTRAP"
 ENV_PROFILE = "KCLI_PROFILE"
 ENV_TIMEOUT = "KCLI_TIMEOUT"
+ENV_CLUSTER = "KCLI_CLUSTER"
 OUTPUT_FORMATS = ("table", "json", "jsonl")
 
 _SECRET = re.compile(r"password|secret|jaas|token|key\.pem|credentials", re.IGNORECASE)
@@ -64,6 +71,7 @@ class GlobalFlags:
     quiet: bool = False
     debug: bool = False
     timeout: float | None = None
+    cluster: str | None = None
 
     def then(self, later: GlobalFlags) -> GlobalFlags:
         """Combine flags given before the subcommand (self) with those given on the
@@ -76,6 +84,7 @@ class GlobalFlags:
             quiet=self.quiet or later.quiet,
             debug=self.debug or later.debug,
             timeout=later.timeout if later.timeout is not None else self.timeout,
+            cluster=later.cluster if later.cluster is not None else self.cluster,
         )
 
 
@@ -97,10 +106,16 @@ class Options:
     debug: bool = False
     timeout: float = DEFAULT_TIMEOUT
     flags: GlobalFlags = field(default_factory=GlobalFlags, repr=False)
+    bootstrap_problem: KcliError | None = field(default=None, repr=False)
+    """Why there is no cluster to talk to (a stopped local cluster, several running):
+    raised by :meth:`client_config`, so commands that never connect still run."""
 
     def client_config(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A confluent-kafka configuration dict: bootstrap, then ``extra`` (kcli's own
-        tuning), then the profile and -X properties, which win."""
+        tuning), then the profile and -X properties, which win. Raises the
+        bootstrap problem, if there is one."""
+        if self.bootstrap_problem is not None:
+            raise self.bootstrap_problem
         config: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
         if not self.debug:
             config["log_level"] = 0  # client chatter is not for users; --debug shows it
@@ -132,6 +147,7 @@ def resolve(
     """Build the one Options object of a command from its flags, env and config file."""
     env = os.environ if environ is None else environ
     overrides = parse_overrides(flags.overrides)
+    problem: KcliError | None = None
 
     if flags.output is not None and flags.output not in OUTPUT_FORMATS:
         raise BadInput(
@@ -165,18 +181,14 @@ def resolve(
         bootstrap, source = flags.bootstrap, "flag"
     elif x_bootstrap:
         bootstrap, source = x_bootstrap, "flag"
+    elif flags.cluster:
+        bootstrap, source, problem = _local_bootstrap(flags.cluster)
     elif env.get(ENV_BOOTSTRAP):
         bootstrap, source = env[ENV_BOOTSTRAP], "env"
     elif profile_bootstrap:
         bootstrap, source = profile_bootstrap, "profile"
     else:
-        from kcli.local.registry import current_bootstrap
-
-        local = current_bootstrap()
-        if local:
-            bootstrap, source = local, "local cluster"
-        else:
-            bootstrap, source = DEFAULT_BOOTSTRAP, "default"
+        bootstrap, source, problem = _local_bootstrap(flags.cluster or env.get(ENV_CLUSTER))
 
     timeout = flags.timeout
     if timeout is None and env.get(ENV_TIMEOUT):
@@ -199,7 +211,21 @@ def resolve(
         debug=flags.debug,
         timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
         flags=flags,
+        bootstrap_problem=problem,
     )
+
+
+def _local_bootstrap(name: str | None) -> tuple[str, str, KcliError | None]:
+    """(bootstrap, source, problem) from the local-cluster registry."""
+    from kcli.local.registry import choose
+
+    try:
+        chosen = choose(name)
+    except KcliError as error:
+        return DEFAULT_BOOTSTRAP, "local cluster", error
+    if chosen is None:
+        return DEFAULT_BOOTSTRAP, "default", None
+    return chosen.bootstrap, "local cluster", None
 
 
 # ---------------------------------------------------------------------------- profiles

@@ -28,6 +28,7 @@ from kcli.cli import topic as topic_cli
 from kcli.cli import tui as tui_cli
 from kcli.cli.options import (
     BootstrapOpt,
+    ClusterOpt,
     DebugOpt,
     OutputOpt,
     ProfileOpt,
@@ -86,6 +87,7 @@ def root(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
     timeout: TimeoutOpt = None,
+    cluster: ClusterOpt = None,
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version."
     ),
@@ -93,7 +95,7 @@ def root(
     """kcli: a Kafka command line."""
     ctx.obj = GlobalFlags(bootstrap=bootstrap, profile=profile,
                           overrides=tuple(properties or ()), output=output, quiet=quiet,
-                          debug=debug, timeout=timeout)
+                          debug=debug, timeout=timeout, cluster=cluster)
 
 
 def fail(message: str, code: int) -> None:

@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,12 +15,18 @@ from kcli.cli.options import command, say
 from kcli.config import Options
 from kcli.errors import BadInput, KcliError
 
+if TYPE_CHECKING:
+    from kcli.local.registry import KnownCluster
+    from kcli.local.supervisor import LocalCluster
+    from kcli.output import Table
+
 app = typer.Typer(help="Start, stop and inspect a local cluster of embedded brokers.",
                   no_args_is_help=True, rich_markup_mode=None)
 
 DataDirOpt = Annotated[Path | None, typer.Option(
     "--data-dir", metavar="DIR",
-    help="The cluster's directory [default: the running cluster's, else the user data dir].")]
+    help="The cluster's directory [default: the running cluster's (see --cluster), else "
+         "the user data dir].")]
 BrokerArg = Annotated[int, typer.Argument(metavar="BROKER", help="Broker id.",
                                           show_default=False)]
 
@@ -31,7 +37,8 @@ def _cluster_opts(opts: Options, bootstrap: str) -> Options:
         return opts
     from dataclasses import replace
 
-    return replace(opts, bootstrap=bootstrap, bootstrap_source="local cluster")
+    return replace(opts, bootstrap=bootstrap, bootstrap_source="local cluster",
+                   bootstrap_problem=None)
 
 
 @command(app, "start")
@@ -50,7 +57,7 @@ def start(
     """Start a local cluster and print its bootstrap address."""
     from kcli.local import supervisor
 
-    directory = supervisor.resolve_data_dir(data_dir)
+    directory = supervisor.resolve_data_dir(data_dir, opts.flags.cluster)
     cluster, already = supervisor.start(directory, brokers, port)
     if already:
         say(opts, f"the cluster in {directory} is already running")
@@ -86,7 +93,7 @@ def stop(opts: Options, data_dir: DataDirOpt = None) -> None:
     """Stop every broker cleanly (data is kept until `purge`)."""
     from kcli.local import supervisor
 
-    directory = supervisor.resolve_data_dir(data_dir)
+    directory = supervisor.resolve_data_dir(data_dir, opts.flags.cluster)
     cluster, killed = supervisor.stop(directory)
     if killed:
         say(opts, f"broker(s) {', '.join(map(str, killed))} did not stop in time and were killed")
@@ -95,13 +102,48 @@ def stop(opts: Options, data_dir: DataDirOpt = None) -> None:
 
 @command(app, "status")
 def status(opts: Options, data_dir: DataDirOpt = None) -> None:
-    """Brokers, processes, controller, topics and under-replicated partitions."""
-    from kcli.local import supervisor
-    from kcli.output import Column, Result, Table
+    """Local clusters, brokers, controller, topics; exit 0 up, 1 degraded, 3 stopped."""
+    from kcli.local import registry, supervisor
+    from kcli.output import Result
+
+    known = registry.known_clusters()
+    listed = _clusters_table(known) if data_dir is None and len(known) > 1 else None
+    try:
+        directory = supervisor.resolve_data_dir(data_dir, opts.flags.cluster)
+    except BadInput:
+        if listed is None:
+            raise
+        # several clusters and none chosen: the list is the answer
+        rows = listed.rows
+        emit(opts, Result({"clusters": rows}, (listed,)))
+        raise typer.Exit(0 if any(r["state"] == "running" for r in rows) else 3) from None
+    cluster = supervisor.require(directory)
+    data, tables, code = _cluster_status(opts, cluster)
+    if listed is not None:
+        data["clusters"] = listed.rows
+        tables = (listed, *tables)
+    emit(opts, Result(data, tables))
+    if code:
+        raise typer.Exit(code)
+
+
+def _clusters_table(known: list[KnownCluster]) -> Table:
+    from kcli.output import Column, Table
+
+    rows = [{"name": c.name, "state": "running" if c.running else "stopped",
+             "bootstrap": c.bootstrap, "data_dir": str(c.data_dir)} for c in known]
+    return Table((Column("name", "NAME"), Column("state", "STATE"),
+                  Column("bootstrap", "BOOTSTRAP"), Column("data_dir", "DATA DIR")),
+                 rows, title="Local clusters")
+
+
+def _cluster_status(opts: Options, cluster: LocalCluster,
+                    ) -> tuple[dict[str, Any], tuple[Table, ...], int]:
+    """One cluster's status document, its tables, and the exit code: 0 when every
+    broker runs and serves, 3 when none runs, 1 for anything in between."""
+    from kcli.output import Column, Table
     from kcli.output.model import fields_table
 
-    directory = supervisor.resolve_data_dir(data_dir)
-    cluster = supervisor.require(directory)
     health = _cluster_health(_cluster_opts(opts, cluster.bootstrap)) if cluster.running() else {}
     live_ids = set(health.get("live_brokers", []))
     controller = health.get("controller")
@@ -111,19 +153,30 @@ def status(opts: Options, data_dir: DataDirOpt = None) -> None:
          "serving": b.node_id in live_ids, "controller": b.node_id == controller}
         for b in cluster.brokers
     ]
+    running = bool(cluster.running())
+    degraded = running and (
+        bool(health.get("error")) or bool(health.get("offline"))
+        or not all(r["process"] == "running" and r["serving"] for r in rows))
+    state = "degraded" if degraded else "running" if running else "stopped"
     data: dict[str, Any] = {
         "data_dir": str(cluster.data_dir), "bootstrap": cluster.bootstrap,
-        "running": bool(cluster.running()), "brokers": rows,
+        "running": running, "state": state, "brokers": rows,
         "controller": controller, "topics": health.get("topics"),
+        "internal_topics": health.get("internal_topics"),
         "partitions": health.get("partitions"),
+        "internal_partitions": health.get("internal_partitions"),
         "under_replicated_partitions": health.get("under_replicated"),
         "offline_partitions": health.get("offline"), "error": health.get("error"),
     }
+
+    def with_internal(count: Any, internal: Any) -> Any:
+        return f"{count} (+{internal} internal)" if internal else count
+
     summary = fields_table([
         ("data dir", data["data_dir"]), ("bootstrap", data["bootstrap"]),
-        ("state", "running" if data["running"] else "stopped"),
-        ("controller", controller), ("topics", data["topics"]),
-        ("partitions", data["partitions"]),
+        ("state", state), ("controller", controller),
+        ("topics", with_internal(data["topics"], data["internal_topics"])),
+        ("partitions", with_internal(data["partitions"], data["internal_partitions"])),
         ("under-replicated", data["under_replicated_partitions"]),
         ("offline", data["offline_partitions"]),
         *((("error", data["error"]),) if data["error"] else ()),
@@ -131,23 +184,29 @@ def status(opts: Options, data_dir: DataDirOpt = None) -> None:
     brokers = Table((Column("broker", "BROKER", "int"), Column("port", "PORT", "int"),
                      Column("pid", "PID", "int"), Column("process", "PROCESS"),
                      Column("controller", "CONTROLLER", "bool")), rows, title="Brokers")
-    emit(opts, Result(data, (summary, brokers)))
+    code = {"running": 0, "degraded": 1, "stopped": 3}[state]
+    return data, (summary, brokers), code
 
 
 def _cluster_health(opts: Options) -> dict[str, Any]:
-    """What the cluster itself reports, through the standard client."""
+    """What the cluster itself reports, through the standard client. Topics and
+    partitions are counted the same way: user topics, and internal ones apart."""
     from kcli.cli.common import connect
 
     try:
         metadata = connect(opts).metadata()
     except KcliError as error:  # shown in the status rather than failing it
         return {"error": error.message}
+    user = [t for name, t in metadata.topics.items() if not name.startswith("__")]
+    internal = [t for name, t in metadata.topics.items() if name.startswith("__")]
     partitions = [p for t in metadata.topics.values() for p in t.partitions.values()]
     return {
         "live_brokers": sorted(metadata.brokers),
         "controller": getattr(metadata, "controller_id", None),
-        "topics": len([t for t in metadata.topics if not t.startswith("__")]),
-        "partitions": len(partitions),
+        "topics": len(user),
+        "internal_topics": len(internal),
+        "partitions": sum(len(t.partitions) for t in user),
+        "internal_partitions": sum(len(t.partitions) for t in internal),
         "under_replicated": sum(1 for p in partitions if len(p.isrs) < len(p.replicas)),
         "offline": sum(1 for p in partitions if p.leader < 0),
     }
@@ -167,7 +226,7 @@ def logs(
     """Print broker logs (each line prefixed with its broker when showing several)."""
     from kcli.local import supervisor
 
-    cluster = supervisor.require(supervisor.resolve_data_dir(data_dir))
+    cluster = supervisor.require(supervisor.resolve_data_dir(data_dir, opts.flags.cluster))
     files = supervisor.log_files(cluster, broker)
     prefix = len(files) > 1
     positions: dict[int, int] = {}
@@ -209,7 +268,7 @@ def purge(
     """Stop the cluster and delete all of its data (asks first unless --yes)."""
     from kcli.local import supervisor
 
-    directory = supervisor.resolve_data_dir(data_dir)
+    directory = supervisor.resolve_data_dir(data_dir, opts.flags.cluster)
     if not yes:
         if not sys.stdin.isatty():
             raise BadInput("refusing to purge without confirmation: stdin is not a terminal "
@@ -227,7 +286,8 @@ def kill(opts: Options, broker: BrokerArg, data_dir: DataDirOpt = None) -> None:
     """SIGKILL one broker, as a crash would (for failure drills)."""
     from kcli.local import supervisor
 
-    killed = supervisor.kill(supervisor.resolve_data_dir(data_dir), broker)
+    directory = supervisor.resolve_data_dir(data_dir, opts.flags.cluster)
+    killed = supervisor.kill(directory, broker)
     say(opts, f"killed broker {killed.node_id} (pid {killed.pid})")
 
 
@@ -236,5 +296,6 @@ def restart(opts: Options, broker: BrokerArg, data_dir: DataDirOpt = None) -> No
     """Restart one broker (start it if it was killed) and wait until it answers."""
     from kcli.local import supervisor
 
-    started = supervisor.restart(supervisor.resolve_data_dir(data_dir), broker)
+    directory = supervisor.resolve_data_dir(data_dir, opts.flags.cluster)
+    started = supervisor.restart(directory, broker)
     say(opts, f"broker {started.node_id} is running (pid {started.pid}, port {started.port})")

@@ -40,9 +40,12 @@ ENVIRONMENT = (
      "the config file's default profile (\\fBkcli profile use\\fR)."),
     ("KCLI_TIMEOUT", "Seconds to wait for an unanswered cluster request when "
      "\\fB--timeout\\fR is not given (default 30)."),
-    ("KCLI_STATE_DIR", "Where \\fBkcli cluster start\\fR records the running local cluster "
-     "(cluster.json), the default bootstrap of every other command; default: the user "
-     "state directory (~/.local/state/kcli on Linux)."),
+    ("KCLI_CLUSTER", "The local cluster to use (a name from \\fBkcli cluster status\\fR) "
+     "when \\fB--cluster\\fR is not given and no bootstrap servers are; needed only when "
+     "several local clusters run at once."),
+    ("KCLI_STATE_DIR", "Where \\fBkcli cluster start\\fR registers local clusters "
+     "(clusters/NAME.json), the default bootstrap of every other command; default: the "
+     "user state directory (~/.local/state/kcli on Linux)."),
     ("XDG_CONFIG_HOME", "Base directory of the config file, "
      "$XDG_CONFIG_HOME/kcli/config.toml (default ~/.config)."),
     ("KCLI_DEBUG", "If set, like \\fB--debug\\fR: client logs and tracebacks on stderr."),
@@ -418,9 +421,12 @@ def main_page(root: Node, commands: list[Node]) -> str:
         "under a name, written by 'kcli profile add' with mode 0600 because it may hold "
         "secrets. Properties given with -X win over the profile's. For example:")
     lines += [".IP", ".nf", *(_line(esc(line)) for line in config_example()), ".fi"]
-    lines += [".TP", ".I $KCLI_STATE_DIR/cluster.json"]
-    lines += paragraphs("The running local cluster: its bootstrap address, data directory "
-                        "and broker processes (written by 'kcli cluster start').")
+    lines += [".TP", ".I $KCLI_STATE_DIR/clusters/NAME.json"]
+    lines += paragraphs("One per local cluster: its bootstrap address, data directory "
+                        "and broker processes (written by 'kcli cluster start'). A command "
+                        "without -b uses the one running local cluster; when several run "
+                        "it asks for --cluster NAME, and when the only known ones are "
+                        "stopped it says so rather than try localhost:9092.")
     lines.append(".SH EXIT STATUS")
     for code, text in exit_codes():
         lines += [".TP", f".B {code}", _line(esc(text))]

@@ -45,6 +45,11 @@ TimeoutOpt = Annotated[float | None, typer.Option(
     help="Give up on an unanswered cluster request after this long (env KCLI_TIMEOUT; "
          "default 30).")]
 
+ClusterOpt = Annotated[str | None, typer.Option(
+    "--cluster", metavar="NAME", rich_help_panel=PANEL,
+    help="Local cluster to use when several are known (env KCLI_CLUSTER; see "
+         "`kcli cluster status`).")]
+
 _GLOBAL_PARAMS = [
     inspect.Parameter("kcli_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context),
 ] + [
@@ -57,6 +62,7 @@ _GLOBAL_PARAMS = [
         ("kcli_quiet", QuietOpt, False),
         ("kcli_debug", DebugOpt, False),
         ("kcli_timeout", TimeoutOpt, None),
+        ("kcli_cluster", ClusterOpt, None),
     )
 ]
 
@@ -71,6 +77,7 @@ def flags_from(values: dict[str, Any]) -> GlobalFlags:
         quiet=bool(values.pop("kcli_quiet", False)),
         debug=bool(values.pop("kcli_debug", False)),
         timeout=values.pop("kcli_timeout", None),
+        cluster=values.pop("kcli_cluster", None),
     )
 
 

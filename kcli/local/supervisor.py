@@ -7,7 +7,7 @@ A local cluster lives in one data directory::
     <data-dir>/logs/broker-<id>.log
     <data-dir>/cluster.json      the supervisor's record: ports, pids, bootstrap
 
-and the same ``cluster.json`` is copied to the state directory (see
+and the same record is registered in the state directory (see
 :mod:`kcli.local.registry`) so every other kcli command finds the running cluster
 without ``-b``. Brokers run as detached processes (their own session), so the cluster
 outlives the command that started it, unless ``--foreground``.
@@ -31,19 +31,12 @@ from pathlib import Path
 
 from kcli.durable import PRIVATE_FILE, make_private_dir, write_atomically
 from kcli.errors import BadInput, NotFound, OperationFailed
-from kcli.local.registry import REGISTRY_FILE, process_exists, state_dir
+from kcli.local import registry
+from kcli.local.registry import STATE_FILE, default_data_dir, process_exists
 
 DEFAULT_PORT = 9092
-STATE_FILE = "cluster.json"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
-
-
-def default_data_dir() -> Path:
-    """Where `kcli cluster start` keeps its data unless told otherwise."""
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("kcli")) / "cluster"
 
 
 @dataclass
@@ -97,6 +90,7 @@ class LocalCluster:
     def to_json(self) -> dict[str, object]:
         """The document written to cluster.json (the registry's format)."""
         return {
+            "name": registry.name_for(self.data_dir),
             "bootstrap": self.bootstrap,
             "data_dir": str(self.data_dir),
             "brokers": [asdict(b) for b in self.brokers],
@@ -104,18 +98,28 @@ class LocalCluster:
         }
 
     def save(self) -> None:
-        """Record the cluster in its data dir and as the current cluster."""
-        data = (json.dumps(self.to_json(), indent=2) + "\n").encode()
+        """Record the cluster in its data dir and register it in the state directory."""
+        doc = self.to_json()
+        data = (json.dumps(doc, indent=2) + "\n").encode()
         make_private_dir(self.data_dir)
         write_atomically(self.data_dir / STATE_FILE, data)
-        registry = state_dir()
-        make_private_dir(registry)
-        write_atomically(registry / REGISTRY_FILE, data)
+        make_private_dir(registry.state_dir() / registry.CLUSTERS_DIR)
+        write_atomically(registry.entry_path(str(doc["name"])), data)
+        self._drop_legacy_pointer()
 
-    def forget_if_current(self) -> None:
-        """Remove the current-cluster pointer if it names this cluster."""
-        path = state_dir() / REGISTRY_FILE
-        with contextlib.suppress(OSError, ValueError):
+    def forget(self) -> None:
+        """Remove the cluster's registry entry (after a purge or a failed first start)."""
+        for entry in registry.known_clusters():
+            if entry.data_dir == self.data_dir:
+                with contextlib.suppress(FileNotFoundError):
+                    registry.entry_path(entry.name).unlink()
+        self._drop_legacy_pointer()
+
+    def _drop_legacy_pointer(self) -> None:
+        """Older versions kept one ``cluster.json`` in the state directory; once this
+        cluster is registered by name, that pointer to it is stale."""
+        path = registry.state_dir() / registry.LEGACY_FILE
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             if Path(json.loads(path.read_text())["data_dir"]) == self.data_dir:
                 path.unlink()
 
@@ -147,15 +151,30 @@ def pid_alive(pid: int) -> bool:
     return process_exists(pid)
 
 
-def resolve_data_dir(data_dir: Path | None) -> Path:
-    """The data dir a cluster command means: the flag, else the current cluster's, else
-    the default."""
+def resolve_data_dir(data_dir: Path | None, name: str | None = None) -> Path:
+    """The data dir a cluster command means: ``--data-dir``, else ``--cluster NAME``,
+    else the one running cluster, else (none running) the default cluster if it is
+    known or the only known one; the default data dir when none is known."""
     if data_dir is not None:
         return data_dir.expanduser().resolve()
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        doc = json.loads((state_dir() / REGISTRY_FILE).read_text())
-        return Path(doc["data_dir"])
-    return default_data_dir()
+    if name:
+        return registry.find(name).data_dir
+    known = registry.known_clusters()
+    running = [c for c in known if c.running]
+    if len(running) == 1:
+        return running[0].data_dir
+    if running:
+        listed = "; ".join(c.describe() for c in running)
+        raise BadInput(f"{len(running)} local clusters are running: {listed}; "
+                       "choose one with --cluster NAME or --data-dir DIR")
+    default = default_data_dir()
+    if len(known) == 1 or any(c.data_dir == default for c in known):
+        return known[0].data_dir if len(known) == 1 else default
+    if known:
+        listed = "; ".join(c.describe() for c in known)
+        raise BadInput(f"several local clusters are known: {listed}; "
+                       "choose one with --cluster NAME or --data-dir DIR")
+    return default
 
 
 @contextlib.contextmanager
@@ -265,51 +284,87 @@ def wait_until_ready(cluster: LocalCluster, brokers: list[BrokerProcess],
 
 
 def start(data_dir: Path, brokers: int | None, port: int | None) -> tuple[LocalCluster, bool]:
-    """Start the cluster in ``data_dir``; returns it and whether it was already running."""
-    with supervisor_lock(data_dir):
-        existing = LocalCluster.load(data_dir)
-        if existing is not None and existing.running():
-            if len(existing.running()) < len(existing.brokers):
-                _start_stopped(existing)
-                return existing, False
-            return existing, True
-        if existing is not None:
-            count = len(existing.brokers) if brokers is None else brokers
-            if count < len(existing.brokers):
-                raise BadInput(
-                    f"this cluster has {len(existing.brokers)} brokers; start it with "
-                    f"--brokers {len(existing.brokers)} or purge it first"
-                )
-            base = existing.brokers[0].port if port is None else port
-        else:
-            count = brokers or 1
-            base = DEFAULT_PORT if port is None else port
-        if count < 1:
-            raise BadInput("--brokers must be at least 1")
-        if not 1 <= base <= 65535 - count:
-            raise BadInput(f"--port {base} leaves no room for {count} broker port(s)")
-        ports = list(range(base, base + count))
-        busy = [p for p in ports if port_in_use(p)]
-        if busy:
-            raise OperationFailed(
-                f"port {busy[0]} is already in use (another Kafka or kcli cluster?); "
-                "choose another with --port"
+    """Start the cluster in ``data_dir``; returns it and whether it was already running.
+    A first start that fails before any broker ran leaves no directory behind."""
+    fresh = not data_dir.exists()
+    try:
+        with supervisor_lock(data_dir):
+            return _start_locked(data_dir, brokers, port)
+    except BaseException:
+        if fresh and not (data_dir / "logs").exists():
+            shutil.rmtree(data_dir, ignore_errors=True)
+        raise
+
+
+def _start_locked(data_dir: Path, brokers: int | None,
+                  port: int | None) -> tuple[LocalCluster, bool]:
+    existing = LocalCluster.load(data_dir)
+    if existing is not None and existing.running():
+        _refuse_reshape(existing, brokers, port)
+        if len(existing.running()) < len(existing.brokers):
+            _start_stopped(existing)
+            return existing, False
+        existing.save()  # re-register it, in case its entry was lost
+        return existing, True
+    if existing is not None:
+        count = len(existing.brokers) if brokers is None else brokers
+        if count < len(existing.brokers):
+            raise BadInput(
+                f"this cluster has {len(existing.brokers)} brokers; start it with "
+                f"--brokers {len(existing.brokers)} or purge it first"
             )
-        cluster = LocalCluster(
-            data_dir=data_dir,
-            brokers=[BrokerProcess(node_id=i + 1, port=p) for i, p in enumerate(ports)],
-            settings=cluster_settings(count),
+        base = existing.brokers[0].port if port is None else port
+    else:
+        count = brokers or 1
+        base = DEFAULT_PORT if port is None else port
+    if count < 1:
+        raise BadInput("--brokers must be at least 1")
+    if not 1 <= base <= 65535 - count:
+        raise BadInput(f"--port {base} leaves no room for {count} broker port(s)")
+    ports = list(range(base, base + count))
+    busy = [p for p in ports if port_in_use(p)]
+    if busy:
+        raise OperationFailed(
+            f"port {busy[0]} is already in use (another Kafka or kcli cluster?); "
+            "choose another with --port"
         )
-        for broker in cluster.brokers:
-            _spawn(cluster, broker)
-        cluster.save()
-        try:
-            wait_until_ready(cluster, cluster.brokers)
-        except BaseException:
-            _terminate(cluster.running(), STOP_TIMEOUT)
-            cluster.forget_if_current()
-            raise
-        return cluster, False
+    cluster = LocalCluster(
+        data_dir=data_dir,
+        brokers=[BrokerProcess(node_id=i + 1, port=p) for i, p in enumerate(ports)],
+        settings=cluster_settings(count),
+    )
+    for broker in cluster.brokers:
+        _spawn(cluster, broker)
+    cluster.save()
+    try:
+        wait_until_ready(cluster, cluster.brokers)
+    except BaseException:
+        _terminate(cluster.running(), STOP_TIMEOUT)
+        if existing is None:
+            cluster.forget()
+        else:
+            for broker in cluster.brokers:
+                broker.pid = 0
+            cluster.save()
+        raise
+    return cluster, False
+
+
+def _refuse_reshape(cluster: LocalCluster, brokers: int | None, port: int | None) -> None:
+    """A running cluster is not silently left as it is when the flags ask for another
+    shape: say how to get that shape instead."""
+    have = len(cluster.brokers)
+    if brokers is not None and brokers != have:
+        noun = "broker" if have == 1 else "brokers"
+        how = (f"stop it (`kcli cluster stop --data-dir {cluster.data_dir}`) and start it "
+               f"again with --brokers {brokers}" if brokers > have else
+               "purge it first (`kcli cluster purge`) to start a smaller one")
+        raise BadInput(f"the cluster in {cluster.data_dir} is running with {have} {noun}; "
+                       f"to have {brokers}, {how}")
+    if port is not None and port != cluster.brokers[0].port:
+        raise BadInput(f"the cluster in {cluster.data_dir} is running on port "
+                       f"{cluster.brokers[0].port}; stop it first to move it to {port}, "
+                       "or give another --data-dir for a second cluster")
 
 
 def _start_stopped(cluster: LocalCluster) -> None:
@@ -390,7 +445,7 @@ def purge(data_dir: Path) -> None:
     cluster = LocalCluster.load(data_dir)
     if cluster is not None:
         stop(data_dir)
-        cluster.forget_if_current()
+        cluster.forget()
     elif not data_dir.exists():
         raise NotFound(f"no local cluster in {data_dir}")
     elif not (data_dir / "cluster").exists():

@@ -58,6 +58,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env = kcli_env()
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     env["KCLI_STATE_DIR"] = str(tmp_path / "state")
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")  # the default cluster's home
     env["COLUMNS"] = "100"
     env["KCLI_TIMEOUT"] = "15"  # a failure reports in seconds, not the default 30
     for name in ("KCLI_PROFILE", "KCLI_DEBUG"):

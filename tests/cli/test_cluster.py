@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.cli.conftest import Kcli
-from tests.support.broker import free_port
+from tests.support.broker import free_port, kill_local_cluster
 
 
 def test_start_use_stop_start_purge(run_kcli: Kcli, cluster_dir: Path) -> None:
@@ -32,9 +32,13 @@ def test_start_use_stop_start_purge(run_kcli: Kcli, cluster_dir: Path) -> None:
     assert [b["process"] for b in status["brokers"]] == ["running"]
 
     run_kcli("cluster", "stop").ok()
-    stopped = json.loads(run_kcli("cluster", "status", "-o", "json").ok().out)
-    assert stopped["running"] is False
-    run_kcli("topic", "list", "--timeout", "2").fails(3, "cannot reach")
+    stopped = run_kcli("cluster", "status", "-o", "json")
+    assert stopped.code == 3, stopped.explain()  # scripts can test it, as systemctl's
+    assert json.loads(stopped.out)["state"] == "stopped"
+    # not a silent fall-back to localhost:9092
+    run_kcli("topic", "list").fails(
+        3, rf"the local cluster \({cluster_dir}\) is stopped; start it with "
+           rf"`kcli cluster start --data-dir {cluster_dir}`")
 
     run_kcli("cluster", "start").ok()  # the same cluster again, data kept
     values = run_kcli("consume", "kept", "-f", "raw").ok().text.split()
@@ -53,13 +57,15 @@ def test_busy_port_is_a_clear_error(run_kcli: Kcli, cluster_dir: Path) -> None:
         port = sock.getsockname()[1]
         run_kcli("cluster", "start", "--data-dir", str(cluster_dir), "--port", str(port)).fails(
             1, f"port {port} is already in use")
+    assert not cluster_dir.exists()  # no lock file or empty directory left behind
 
 
 def test_kill_restart_and_logs(run_kcli: Kcli, cluster_dir: Path) -> None:
     run_kcli("cluster", "start", "--data-dir", str(cluster_dir), "--port", str(free_port())).ok()
     run_kcli("cluster", "kill", "1").ok()
-    status = json.loads(run_kcli("cluster", "status", "-o", "json").ok().out)
-    assert status["brokers"][0]["process"] == "stopped"
+    killed = run_kcli("cluster", "status", "-o", "json")
+    assert killed.code == 3, killed.explain()
+    assert json.loads(killed.out)["brokers"][0]["process"] == "stopped"
     run_kcli("cluster", "kill", "1").fails(1, "not running")
     run_kcli("cluster", "kill", "7").fails(4, "no broker 7")
     run_kcli("cluster", "restart", "1").ok()
@@ -106,3 +112,40 @@ def test_a_local_cluster_keeps_its_files_to_its_owner(run_kcli: Kcli, cluster_di
     open_to_others = [f"{p} {p.stat().st_mode & 0o777:o}" for p in paths
                       if not p.is_symlink() and p.stat().st_mode & 0o077]
     assert open_to_others == []
+
+
+def test_two_local_clusters(run_kcli: Kcli, cli_env: dict[str, str], tmp_path: Path) -> None:
+    """A second cluster neither hijacks bare commands nor, once stopped, loses the first;
+    a bare command never guesses between running clusters."""
+    first, second = Path(cli_env["XDG_DATA_HOME"]) / "kcli" / "cluster", tmp_path / "c2"
+    try:
+        run_kcli("cluster", "start", "--port", str(free_port())).ok()  # the default cluster
+        run_kcli("topic", "create", "in-first").ok()
+        run_kcli("cluster", "start", "--data-dir", str(second), "--port", str(free_port())).ok()
+
+        run_kcli("topic", "list").fails(
+            2, r"2 local clusters are running: c2 .*; default .*; choose one with --cluster")
+        assert "in-first" in run_kcli("topic", "list", "--cluster", "default").ok().text
+        assert "in-first" not in run_kcli("--cluster", "c2", "topic", "list").ok().text
+        listed = run_kcli("cluster", "status", "-o", "json").ok()
+        assert [(c["name"], c["state"]) for c in json.loads(listed.out)["clusters"]] == [
+            ("c2", "running"), ("default", "running")]
+        run_kcli("cluster", "stop").fails(2, "choose one with --cluster NAME or --data-dir")
+
+        run_kcli("cluster", "stop", "--cluster", "c2").ok()
+        assert "in-first" in run_kcli("topic", "list").ok().text  # the first one again
+        run_kcli("cluster", "start", "--brokers", "2").fails(
+            2, rf"the cluster in {first} is running with 1 broker; to have 2, stop it")
+        again = run_kcli("cluster", "start").ok()
+        assert "already running" in again.err
+
+        run_kcli("cluster", "stop").ok()
+        run_kcli("topic", "list").fails(3, r"no local cluster is running \(known: c2 .*default")
+        status = run_kcli("cluster", "status", "--cluster", "default", "-o", "json")
+        assert status.code == 3 and json.loads(status.out)["state"] == "stopped"
+        run_kcli("cluster", "purge", "--yes", "--cluster", "c2").ok()
+        run_kcli("produce", "in-first", input=b"x\n").fails(
+            3, r"the local cluster \(.*\) is stopped; start it with `kcli cluster start`, or")
+    finally:
+        for directory in (first, second):
+            kill_local_cluster(directory)

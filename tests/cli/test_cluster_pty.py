@@ -38,5 +38,6 @@ def test_foreground_cluster_stops_on_ctrl_c_and_logs_follow(
     attached.expect(pexpect.EOF)
     attached.close()
     assert attached.exitstatus == 0
-    status = json.loads(run_kcli("cluster", "status", "-o", "json").ok().out)
-    assert status["running"] is False
+    stopped = run_kcli("cluster", "status", "-o", "json")
+    assert stopped.code == 3, stopped.explain()
+    assert json.loads(stopped.out)["running"] is False

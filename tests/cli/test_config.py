@@ -20,7 +20,7 @@ from kcli.config import (
     resolve,
     toml_dumps,
 )
-from kcli.errors import BadInput, NotFound
+from kcli.errors import BadInput, NotFound, Unreachable
 
 
 @pytest.fixture
@@ -37,11 +37,15 @@ def save_profiles(env: dict[str, str], *profiles: Profile, current: str | None =
 
 
 def local_cluster(env: dict[str, str], bootstrap: str, pid: int) -> None:
-    path = Path(env["KCLI_STATE_DIR"])
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "cluster.json").write_text(
-        f'{{"bootstrap": "{bootstrap}", "data_dir": "/x", '
-        f'"brokers": [{{"node_id": 1, "port": 1, "pid": {pid}}}]}}')
+    """Register a local cluster as `kcli cluster start` does."""
+    state = Path(env["KCLI_STATE_DIR"])
+    data_dir = state.parent / "cluster-data"
+    doc = (f'{{"name": "c", "bootstrap": "{bootstrap}", "data_dir": "{data_dir}", '
+           f'"brokers": [{{"node_id": 1, "port": 1, "pid": {pid}}}]}}')
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "cluster.json").write_text(doc)
+    (state / "clusters").mkdir(parents=True, exist_ok=True)
+    (state / "clusters" / "c.json").write_text(doc)
 
 
 def test_default_is_localhost(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,11 +78,28 @@ def test_precedence(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Non
     assert opts.client_config()["client.id"] == "x"
 
 
-def test_dead_local_cluster_is_ignored(env: dict[str, str],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stopped_local_cluster_is_an_error_when_used(
+        env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a silent fall-back to localhost:9092, where another broker could listen; and
+    raised only when the command connects, so commands that never do still run."""
     monkeypatch.setenv("KCLI_STATE_DIR", env["KCLI_STATE_DIR"])
     local_cluster(env, "127.0.0.1:1111", 2**22 + 12345)  # beyond pid_max: never alive
-    assert resolve(GlobalFlags(), environ=env).bootstrap == "localhost:9092"
+    opts = resolve(GlobalFlags(), environ=env)
+    with pytest.raises(Unreachable, match="is stopped; start it with"):
+        opts.client_config()
+    flagged = resolve(GlobalFlags(bootstrap="elsewhere:9092"), environ=env)
+    assert flagged.client_config()["bootstrap.servers"] == "elsewhere:9092"
+
+
+def test_the_cluster_flag_selects_a_local_cluster(env: dict[str, str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KCLI_STATE_DIR", env["KCLI_STATE_DIR"])
+    local_cluster(env, "127.0.0.1:1111", os.getpid())
+    opts = resolve(GlobalFlags(cluster="c"), environ={**env, "KCLI_BOOTSTRAP": "env:1"})
+    assert (opts.bootstrap, opts.bootstrap_source) == ("127.0.0.1:1111", "local cluster")
+    opts = resolve(GlobalFlags(), environ={**env, "KCLI_CLUSTER": "nope"})
+    with pytest.raises(NotFound, match="no local cluster named 'nope'"):
+        opts.client_config()
 
 
 def test_profile_selection_by_flag_and_env(env: dict[str, str]) -> None:
