@@ -48,8 +48,11 @@ def produce(
     topic: Annotated[str, typer.Argument(metavar="TOPIC", help="Topic to write to.",
                                          show_default=False)],
     key_separator: Annotated[str | None, typer.Option(
-        "-k", "--key-separator", metavar="SEP",
-        help="Split each line at the first SEP into key and value.")] = None,
+        "-K", "--key-separator", metavar="SEP",
+        help="Split each line at the first SEP into key and value (as kcat's -K).")] = None,
+    key: Annotated[str | None, typer.Option(
+        "-k", "--key", metavar="KEY",
+        help="The key of every record (as kcat's and rpk's -k).")] = None,
     header: Annotated[list[str] | None, typer.Option(
         "-H", "--header", metavar="KEY=VALUE", help="Header on every record, repeatable.")] = None,
     fmt: Annotated[str, typer.Option(
@@ -71,7 +74,7 @@ def produce(
 ) -> None:
     """Write records to a topic: one per line from stdin or --file. Prints how many were
     written; exits non-zero if any record failed."""
-    from kcli.client.producer import RecordProducer
+    from kcli.client.producer import RecordProducer, RecordRejected
     from kcli.formats.lines import LINE_FORMATS, LineFormat, read_lines
 
     _choice(fmt, LINE_FORMATS, "-f")
@@ -85,10 +88,13 @@ def produce(
             raise BadInput(f"-H expects key=value, got {item!r}")
         headers.append((name, value.encode("utf-8")))
     if key_separator == "":
-        raise BadInput("-k needs a non-empty separator")
-    if fmt == "json" and (key_separator or header):
-        raise BadInput("-k and -H do not apply to -f json (the envelope carries keys and "
-                       "headers)")
+        raise BadInput("-K needs a non-empty separator")
+    if key is not None and key_separator is not None:
+        raise BadInput("-k KEY and -K SEP cannot be combined: -k gives every record one "
+                       "key, -K takes each record's key from its line")
+    if fmt == "json" and (key_separator or key is not None or header):
+        raise BadInput("-k, -K and -H do not apply to -f json (the envelope carries keys "
+                       "and headers)")
     codec = None
     if fmt == "avro":
         if schema is None:
@@ -99,7 +105,8 @@ def produce(
     elif schema is not None:
         raise BadInput("--schema is only used with -f avro")
     line_format = LineFormat(fmt, key_separator.encode("utf-8") if key_separator else None,
-                             tuple(headers), codec)
+                             tuple(headers), codec,
+                             key.encode("utf-8") if key is not None else None)
 
     try:
         stream: IO[bytes] = open(file, "rb") if file else sys.stdin.buffer  # noqa: SIM115
@@ -122,12 +129,14 @@ def produce(
     producer.check_topic()
     part = -1 if partition is None else partition
     started = time.monotonic()
+    lines_before = 0  # lines fully handed to the producer
     try:
         with progress(opts, size, f"producing to {topic}", unit="bytes") as advance:
             lines = read_lines(stream, advance if size else None)
             if line_format.plain_values and per_second is None:
                 for batch in lines:
                     producer.send_values(batch, part)
+                    lines_before += len(batch)
             else:
                 _produce_records(producer, lines, line_format, part, per_second)
     except BadInput as error:
@@ -135,6 +144,12 @@ def produce(
         done = producer.flush()
         raise BadInput(f"{error.message} ({done.delivered} records before it were "
                        f"written to {topic})") from None
+    except RecordRejected as rejected:
+        lineno = rejected.lineno or lines_before + rejected.index + 1
+        done = producer.flush()
+        refusal = rejected.error
+        raise type(refusal)(f"line {lineno}: {refusal.message} ({done.delivered} records "
+                            f"before it were written to {topic})", hint=refusal.hint) from None
     finally:
         if file is not None:
             stream.close()
@@ -151,6 +166,8 @@ def _produce_records(producer: RecordProducer, lines: Iterator[list[bytes]],
                      per_second: float | None) -> None:
     """The general path: each line through its format, -P over the record's partition,
     optionally paced to a rate."""
+    from kcli.client.producer import RecordRejected
+
     send = producer.send
     started = time.monotonic()
     lineno = sent = 0
@@ -163,8 +180,12 @@ def _produce_records(producer: RecordProducer, lines: Iterator[list[bytes]],
             target = partition
             if target < 0 and record.partition is not None:
                 target = record.partition
-            send(record.value, record.key, target, record.timestamp or 0,
-                 record.headers or None)
+            try:
+                send(record.value, record.key, target, record.timestamp or 0,
+                     record.headers or None)
+            except RecordRejected as rejected:
+                rejected.lineno = lineno
+                raise
             sent += 1
             if per_second is not None:
                 ahead = sent / per_second - (time.monotonic() - started)

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kcli.client.cluster import ErrorWatch
-from kcli.errors import KcliError, NotFound, Unreachable, from_kafka_error, kafka_error_class
+from kcli.errors import (
+    KcliError,
+    NotFound,
+    OperationFailed,
+    Unreachable,
+    from_kafka_error,
+    kafka_error_class,
+)
 
 # kcli's defaults; a profile or -X overrides any of them.
 PRODUCER_DEFAULTS: dict[str, Any] = {
@@ -49,7 +56,24 @@ class ProduceReport:
             return None
         cls = kafka_error_class(self.first_error_name or "")
         detail = self.errors[0] if self.errors else "delivery failed"
-        return cls(f"{self.failed} of {self.sent} records to {topic} failed: {detail}")
+        hint = None
+        if self.first_error_name in ("MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"):
+            hint = (f"the topic's max.message.bytes bounds each batch: raise it with "
+                    f"`kcli topic alter {topic} -c max.message.bytes=N`")
+        return cls(f"{self.failed} of {self.sent} records to {topic} failed: {detail}",
+                   hint=hint)
+
+
+class RecordRejected(Exception):
+    """The client refused to queue one record (too large, a partition that does not
+    exist...); ``index`` is its position in the values given to ``send_values``."""
+
+    def __init__(self, error: KcliError, index: int = 0) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.index = index
+        self.lineno: int | None = None
+        """The input line it came from, when the caller knows it."""
 
 
 class RecordProducer:
@@ -71,6 +95,7 @@ class RecordProducer:
         merged["on_delivery"] = self._on_latency if measure_latency else self._on_delivery
         self._producer = Producer(merged)
         self._since_poll = 0
+        self._max_bytes = merged.get("message.max.bytes", 1_000_000)
 
     # -- callbacks (called from poll/flush)
 
@@ -152,7 +177,7 @@ class RecordProducer:
             except BufferError:
                 self._wait_for_room()
             except Exception as error:  # KafkaException for a bad partition etc.
-                raise from_kafka_error(error, f"produce to {self.topic}") from None
+                raise self._rejected(error, value, key) from None
         self.report.sent += 1
         self._since_poll += 1
         if self._since_poll >= POLL_EVERY:
@@ -166,18 +191,26 @@ class RecordProducer:
         (a chunk of lines), or when it is full."""
         produce = self._producer.produce
         topic = self.topic
-        if partition < 0:
-            for value in values:
-                try:
-                    produce(topic, value)
-                except BufferError:
-                    self._send_when_room(value, partition)
-        else:
-            for value in values:
-                try:
-                    produce(topic, value, None, partition)
-                except BufferError:
-                    self._send_when_room(value, partition)
+        # An `except` clause costs nothing until it runs: the hot loop stays as it was
+        try:
+            if partition < 0:
+                for value in values:
+                    try:
+                        produce(topic, value)
+                    except BufferError:
+                        self._send_when_room(value, partition)
+            else:
+                for value in values:
+                    try:
+                        produce(topic, value, None, partition)
+                    except BufferError:
+                        self._send_when_room(value, partition)
+        except Exception as error:  # KafkaException: the client refused this record
+            rejected = error if isinstance(error, RecordRejected) else self._rejected(
+                error, value, None)
+            rejected.index = next(i for i, v in enumerate(values) if v is value)
+            self.report.sent += rejected.index
+            raise rejected from None
         self.report.sent += len(values)
         self._serve()  # once per chunk: measurably faster than leaving reports queued
         return len(values)
@@ -190,6 +223,25 @@ class RecordProducer:
                 return
             except BufferError:
                 continue
+            except Exception as error:
+                raise self._rejected(error, value, None) from None
+
+    def _rejected(self, error: Any, value: bytes | None, key: bytes | None,
+                  ) -> RecordRejected:
+        """Why the client would not queue a record, as the user should read it. A
+        record over message.max.bytes is refused (exit 1), not bad input: the limit
+        is the producer's and the topic's setting, not the data's fault."""
+        translated = from_kafka_error(error, f"produce to {self.topic}")
+        name = error.args[0].name() if getattr(error, "args", None) and hasattr(
+            error.args[0], "name") else ""
+        if name in ("MSG_SIZE_TOO_LARGE", "_MSG_SIZE_TOO_LARGE"):
+            size = len(value or b"") + len(key or b"")
+            translated = OperationFailed(
+                f"a record of {size:,} bytes is over the producer's message.max.bytes "
+                f"({int(self._max_bytes):,})",
+                hint="raise it with -X message.max.bytes=N; the topic's max.message.bytes "
+                     "must allow it too")
+        return RecordRejected(translated)
 
     def flush(self) -> ProduceReport:
         """Wait until every queued record is acknowledged or failed."""

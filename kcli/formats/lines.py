@@ -47,18 +47,21 @@ class LineFormat:
     key_separator: bytes | None = None
     headers: Sequence[Header] = ()
     codec: AvroCodec | None = None
+    key: bytes | None = None
+    """The key of every record (kcat's and rpk's -k), when lines carry no key."""
 
     @property
     def plain_values(self) -> bool:
         """Each line is exactly a value: the fast path applies."""
-        return self.kind == "raw" and self.key_separator is None and not self.headers
+        return (self.kind == "raw" and self.key_separator is None and self.key is None
+                and not self.headers)
 
     def record(self, line: bytes, lineno: int) -> Record | None:
         """The record of one line (None for a skipped blank line); BadInput names the
         line number when the line is malformed."""
         if self.kind == "json":
             return loads(line, lineno) if line.strip() else None
-        key = None
+        key = self.key
         value = line
         if self.key_separator is not None:
             head, found, tail = line.partition(self.key_separator)

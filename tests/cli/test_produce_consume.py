@@ -67,7 +67,7 @@ def test_keys_headers_partition_file_compression(kcli: Kcli, topic: str, bootstr
                                                  tmp_path: Path) -> None:
     source = tmp_path / "in.txt"
     source.write_bytes(b"k1:v1\nk2:v:with:colons\nnokey\n")
-    kcli("produce", topic, "--file", str(source), "-k", ":", "-H", "a=1", "-H", "a=2",
+    kcli("produce", topic, "--file", str(source), "-K", ":", "-H", "a=1", "-H", "a=2",
          "-H", "b=", "-P", "2", "--acks", "1", "--compression", "zstd").ok()
     records = read_all(bootstrap, topic, 3)
     assert [(m.partition(), m.key(), m.value()) for m in records] == [
@@ -181,7 +181,7 @@ def test_unknown_topic_and_bad_input_lines(kcli: Kcli, topic: str) -> None:
     assert sorted(kcli("consume", topic).ok().text.split()) == ["a", "b"]
     kcli("produce", topic, "-f", "xml").fails(2, r"-f: 'xml' is not one of raw, json, avro")
     kcli("produce", topic, "--acks", "2").fails(2, r"--acks")
-    kcli("produce", topic, "-f", "json", "-k", ":").fails(2, r"do not apply to -f json")
+    kcli("produce", topic, "-f", "json", "-K", ":").fails(2, r"do not apply to -f json")
     kcli("produce", topic, "--file", "/nonexistent/file").fails(2, r"cannot read")
 
 
@@ -189,7 +189,27 @@ def test_failed_records_exit_non_zero(kcli: Kcli, topic_name: str) -> None:
     kcli("topic", "create", topic_name, "-P", "1", "-c", "max.message.bytes=200").ok()
     done = kcli("produce", topic_name, input=b"small\n" + b"x" * 5000 + b"\n")
     # max.message.bytes bounds a whole batch: both records were in the rejected one.
-    done.fails(2, r"of 2 records to .* failed: .*too large")
+    done.fails(1, r"of 2 records to .* failed: .*too large.*kcli topic alter .* "
+                  r"-c max.message.bytes=N")
+
+
+def test_a_record_over_the_producers_limit_names_its_line(kcli: Kcli, topic: str) -> None:
+    """Refused before it is sent: exit 1, the line, what was written, and the setting."""
+    big = b"x" * (2 * 1024 * 1024)
+    for extra in ((), ("-K", ":"), ("--rate", "1000/s")):
+        kcli("produce", topic, "-P", "0", *extra, input=b"a\nb\n" + big + b"\nc\n").fails(
+            1, r"^kcli: error: line 3: a record of 2,097,152 bytes is over the producer's "
+               r"message.max.bytes \(1,000,000\) \(2 records before it were written to .*\) "
+               r"\(raise it with -X message.max.bytes=N")
+    assert kcli("consume", topic, "-P", "0").ok().text.split() == ["a", "b"] * 3
+
+
+def test_a_key_for_every_record(kcli: Kcli, topic: str, bootstrap: str) -> None:
+    """-k is the key itself, as in kcat and rpk; -K splits lines."""
+    kcli("produce", topic, "-k", "user:1", "-P", "1", input=b"a:1\nb\n").ok()
+    records = read_all(bootstrap, topic, 2)
+    assert [(m.key(), m.value()) for m in records] == [(b"user:1", b"a:1"), (b"user:1", b"b")]
+    kcli("produce", topic, "-k", "x", "-K", ":").fails(2, r"-k KEY and -K SEP cannot be combined")
 
 
 def test_avro(kcli: Kcli, topic: str, tmp_path: Path, kcat: str, bootstrap: str) -> None:

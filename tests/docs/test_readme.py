@@ -295,8 +295,8 @@ def test_kcli_invocations() -> None:
                                                      ["kcli", "completion", "zsh"]]
     assert readme.kcli_invocations("kcli consume a -o jsonl | kcli produce b -f json") == [
         ["kcli", "consume", "a", "-o", "jsonl"], ["kcli", "produce", "b", "-f", "json"]]
-    assert readme.kcli_invocations("printf 'x\\n' | kcli produce t -k : # comment") == [
-        ["kcli", "produce", "t", "-k", ":"]]
+    assert readme.kcli_invocations("printf 'x\\n' | kcli produce t -K : # comment") == [
+        ["kcli", "produce", "t", "-K", ":"]]
     assert readme.kcli_invocations("pip install . && kcli cluster start") == [
         ["kcli", "cluster", "start"]]
     assert readme.kcli_invocations("kcli topic list \\\n    -o json") == [
