@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from kcli.backup.archive import GroupOffset, TopicLayout
 from kcli.client.cluster import Cluster
-from kcli.client.offsets import TP, offsets_for_time, watermarks
+from kcli.client.offsets import TP, no_offsets_error, offsets_for_time, watermarks
 from kcli.errors import KcliError, NotFound
 
 # Configs a topic is created without, and given once its records are written back:
@@ -103,7 +103,7 @@ def cuts(cluster: Cluster, tps: Sequence[TP], until_ms: int | None = None) -> di
     out = {}
     for tp in tps:
         if tp not in marks.low or tp not in marks.high:
-            raise NotFound(f"no offsets for {tp[0]}[{tp[1]}]")
+            raise no_offsets_error(cluster, tp, marks)
         high = marks.high[tp]
         last_stable = min(stable.get(tp, high), high)
         target = last_stable

@@ -217,6 +217,8 @@ class Watermarks:
 
     low: dict[tuple[str, int], int] = field(default_factory=dict)
     high: dict[tuple[str, int], int] = field(default_factory=dict)
+    errors: dict[tuple[str, int], Any] = field(default_factory=dict)
+    """Why a partition's lookup failed (a KcliError), for those absent from low/high."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Literal
 
 from kcli.client.cluster import Cluster
 from kcli.client.models import Watermarks
-from kcli.errors import BadInput, KcliError
+from kcli.errors import BadInput, KcliError, OperationFailed, Unreachable
 
 TP = tuple[str, int]
 
@@ -82,7 +82,28 @@ def watermarks(cluster: Cluster, partitions: Iterable[TP]) -> Watermarks:
         for tp, value in cluster.wait_all(futures, "list offsets").items():
             if not isinstance(value, KcliError):
                 target[(tp.topic, tp.partition)] = value.offset
+            else:
+                result.errors.setdefault((tp.topic, tp.partition), value)
     return result
+
+
+def no_offsets_error(cluster: Cluster, tp: TP, marks: Watermarks) -> KcliError:
+    """Why a partition has no watermarks, as specific as the cluster can tell: most
+    often it has no leader (its brokers are down), which is exit 3, not bad input."""
+    name = f"{tp[0]}[{tp[1]}]"
+    try:
+        topic = cluster.metadata(tp[0]).topics.get(tp[0])
+        partition = topic.partitions.get(tp[1]) if topic is not None else None
+    except KcliError:
+        partition = None
+    if partition is not None and partition.leader < 0:
+        replicas = ", ".join(map(str, partition.replicas)) or "none"
+        return Unreachable(f"{name} has no leader: none of its replicas (brokers {replicas}) "
+                           "is available")
+    error = marks.errors.get(tp)
+    if isinstance(error, KcliError):
+        return error
+    return OperationFailed(f"no offsets for {name}")
 
 
 def offsets_for_time(cluster: Cluster, partitions: Iterable[TP], timestamp_ms: int,
@@ -120,7 +141,7 @@ def resolve_positions(cluster: Cluster, partitions: Iterable[TP], spec: Position
     for tp in tps:
         low, high = marks.low.get(tp), marks.high.get(tp)
         if low is None or high is None:
-            raise BadInput(f"no offsets for {tp[0]}[{tp[1]}]")
+            raise no_offsets_error(cluster, tp, marks)
         if spec.kind == "beginning":
             wanted = low
         elif spec.kind == "end":
