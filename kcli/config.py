@@ -150,9 +150,8 @@ def resolve(
     problem: KcliError | None = None
 
     if flags.output is not None and flags.output not in OUTPUT_FORMATS:
-        raise BadInput(
-            f"unknown output format {flags.output!r} (choose from {', '.join(OUTPUT_FORMATS)})"
-        )
+        raise BadInput(f"unknown output format {flags.output!r} (choose from "
+                       f"{', '.join(OUTPUT_FORMATS)}){_position_hint(flags.output)}")
     if stdout_isatty is None:
         stdout_isatty = sys.stdout.isatty()
     output = flags.output or ("table" if stdout_isatty else "json")
@@ -213,6 +212,17 @@ def resolve(
         flags=flags,
         bootstrap_problem=problem,
     )
+
+
+def _position_hint(value: str) -> str:
+    """kcat and rpk read -o as a start offset; kcli's -o is the output format."""
+    lowered = value.strip().lower()
+    if lowered in ("beginning", "start", "end", "earliest", "latest", "oldest", "newest",
+                   "stored") or lowered.lstrip("-+").isdigit():
+        where = {"start": "beginning", "earliest": "beginning", "oldest": "beginning",
+                 "latest": "end", "newest": "end"}.get(lowered, lowered)
+        return f"; did you mean --from {where}?"
+    return ""
 
 
 def _local_bootstrap(name: str | None) -> tuple[str, str, KcliError | None]:

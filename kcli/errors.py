@@ -28,6 +28,8 @@ class ExitCode(IntEnum):
     """A named topic, group, profile or archive does not exist."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C (SIGINT)."""
+    TERMINATED = 143
+    """Stopped by SIGTERM; consume first closes its consumer, leaving its group."""
 
 
 class KcliError(Exception):

@@ -56,6 +56,9 @@ class MigrateRequest:
     follow: bool = False
     force_groups: bool = False
     dry_run: bool = False
+    replication: int | None = None
+    """Replication factor of the topics created on the target (None: the source's,
+    capped at the target's broker count with a warning)."""
     checkpoint_seconds: float = 5.0
     report_seconds: float = 5.0
     groups_seconds: float = 30.0
@@ -208,7 +211,11 @@ class Migration:
             from kcli.client.topics import create_topic
 
             layout = layouts[name]
-            replication = min(layout.replication, brokers)
+            replication = request.replication or min(layout.replication, brokers)
+            if replication < layout.replication and request.replication is None:
+                self.events.warn(f"{target}: replication factor {replication} (the source "
+                                 f"has {layout.replication}, the target {brokers} "
+                                 "broker(s)); choose it with --replication-factor")
             self.events.info(f"creating {target} on the target ({layout.partitions} "
                              "partitions)")
             create_topic(self.target, target, layout.partitions, replication,

@@ -142,6 +142,13 @@ def avro_codec(name: str) -> str:
         raise BadInput(f"--codec: {name!r} is not one of {', '.join(CODECS)}") from None
 
 
+def cli_codec(avro_name: str) -> str:
+    """Avro codec name -> the name --codec takes (zstandard -> zstd), for display."""
+    from kcli.backup.records import CODECS
+
+    return next((cli for cli, avro in CODECS.items() if avro == avro_name), avro_name)
+
+
 @command(app, "run")
 def run(
     opts: Options,
@@ -247,6 +254,7 @@ def ls(opts: Options, directory: DirArg) -> None:
     from kcli.output.model import fields_table
 
     summary = Archive.open(directory).summary()
+    summary["codec"] = cli_codec(str(summary["codec"]))
     header = fields_table([(k, summary[k]) for k in (
         "archive", "archive_id", "cluster_id", "runs", "codec", "records", "bytes", "groups")])
     rows: list[dict[str, Any]] = []

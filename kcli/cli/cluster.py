@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kcli.cli.common import emit
+from kcli.cli.common import emit, plural, report
 from kcli.cli.options import command, say
 from kcli.config import Options
 from kcli.errors import BadInput, KcliError
@@ -55,17 +55,21 @@ def start(
         "--foreground", help="Stay attached; Ctrl-C stops the cluster.")] = False,
 ) -> None:
     """Start a local cluster and print its bootstrap address."""
-    from kcli.local import supervisor
+    from kcli.local import registry, supervisor
 
     directory = supervisor.resolve_data_dir(data_dir, opts.flags.cluster)
     cluster, already = supervisor.start(directory, brokers, port)
-    if already:
-        say(opts, f"the cluster in {directory} is already running")
-    else:
-        noun = "broker" if len(cluster.brokers) == 1 else "brokers"
-        say(opts, f"started {len(cluster.brokers)} {noun} in {directory}")
-    print(cluster.bootstrap)
-    sys.stdout.flush()
+    message = (f"the cluster in {directory} is already running" if already else
+               f"started {plural(len(cluster.brokers), 'broker')} in {directory}")
+    if opts.output_explicit and opts.output in ("json", "jsonl"):
+        report(opts, message, {
+            "bootstrap": cluster.bootstrap, "data_dir": str(directory),
+            "name": registry.name_for(directory), "brokers": len(cluster.brokers),
+            "already_running": already})
+    else:  # the bare address, for BOOTSTRAP=$(kcli cluster start)
+        say(opts, message)
+        print(cluster.bootstrap)
+        sys.stdout.flush()
     if foreground:
         _stay_attached(opts, directory)
 
@@ -97,7 +101,8 @@ def stop(opts: Options, data_dir: DataDirOpt = None) -> None:
     cluster, killed = supervisor.stop(directory)
     if killed:
         say(opts, f"broker(s) {', '.join(map(str, killed))} did not stop in time and were killed")
-    say(opts, f"stopped the cluster in {cluster.data_dir}")
+    report(opts, f"stopped the cluster in {cluster.data_dir}",
+           {"data_dir": str(cluster.data_dir), "killed": killed})
 
 
 @command(app, "status")
@@ -278,7 +283,7 @@ def purge(
             say(opts, "nothing deleted")
             raise typer.Exit(1)
     supervisor.purge(directory)
-    say(opts, f"purged {directory}")
+    report(opts, f"purged {directory}", {"purged": str(directory)})
 
 
 @command(app, "kill")
@@ -288,7 +293,8 @@ def kill(opts: Options, broker: BrokerArg, data_dir: DataDirOpt = None) -> None:
 
     directory = supervisor.resolve_data_dir(data_dir, opts.flags.cluster)
     killed = supervisor.kill(directory, broker)
-    say(opts, f"killed broker {killed.node_id} (pid {killed.pid})")
+    report(opts, f"killed broker {killed.node_id} (pid {killed.pid})",
+           {"broker": killed.node_id, "pid": killed.pid})
 
 
 @command(app, "restart")
@@ -298,4 +304,5 @@ def restart(opts: Options, broker: BrokerArg, data_dir: DataDirOpt = None) -> No
 
     directory = supervisor.resolve_data_dir(data_dir, opts.flags.cluster)
     started = supervisor.restart(directory, broker)
-    say(opts, f"broker {started.node_id} is running (pid {started.pid}, port {started.port})")
+    report(opts, f"broker {started.node_id} is running (pid {started.pid}, port {started.port})",
+           {"broker": started.node_id, "pid": started.pid, "port": started.port})

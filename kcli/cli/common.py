@@ -32,6 +32,25 @@ def emit(opts: Options, result: Result) -> None:
     sys.stdout.flush()
 
 
+def report(opts: Options, message: str, data: dict[str, Any]) -> None:
+    """A command's outcome: ``message`` on stderr (unless -q) and, when -o json or
+    -o jsonl was asked for, the same facts as one JSON document on stdout, so that
+    every command that reports something can be scripted the same way."""
+    from kcli.cli.options import say
+
+    if message:
+        say(opts, message)
+    if opts.output_explicit and opts.output in ("json", "jsonl"):
+        from kcli.output import Result
+
+        emit(opts, Result(data))
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 record``, ``2 records`` (``nouns`` for irregular plurals)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def key_values(values: Sequence[str] | None, option: str) -> dict[str, str]:
     """Repeated ``key=value`` options as a dict; BadInput names the option."""
     try:

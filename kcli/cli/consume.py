@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 from collections.abc import Callable
@@ -10,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from kcli.cli.common import connect, progress
-from kcli.cli.options import say, stderr_is_terminal
+from kcli.cli.common import connect, plural, progress
+from kcli.cli.options import Stopped, say, stop_on_signals
 from kcli.config import Options
 from kcli.errors import BadInput
 
@@ -75,10 +76,16 @@ def consume(
         "--from", metavar="WHERE",
         help="beginning, end, an OFFSET, -N (the last N per partition) or an ISO-8601 "
              "time [default: beginning; with -g: the committed offset].")] = None,
+    from_beginning: Annotated[bool, typer.Option(
+        "--from-beginning", help="Same as --from beginning (kafka-console-consumer's flag).")
+    ] = False,
     count: Annotated[int | None, typer.Option(
-        "-n", "--count", min=0, help="Stop after COUNT records.")] = None,
+        "-n", "-c", "--count", min=0, help="Stop after COUNT records (-c as in kcat).")] = None,
     follow: Annotated[bool, typer.Option(
         "--follow", help="Keep waiting for new records (default: stop at the end).")] = False,
+    exit_at_end: Annotated[bool, typer.Option(
+        "-e", "--exit", help="Stop at the end of every partition: the default (kcat's -e).")
+    ] = False,
     partition: Annotated[list[int] | None, typer.Option(
         "-P", "--partition", min=0, help="Only this partition, repeatable.")] = None,
     format_string: Annotated[str | None, typer.Option(
@@ -101,6 +108,12 @@ def consume(
 
     if fmt not in FORMATS:
         raise BadInput(f"-f: {fmt!r} is not one of {', '.join(FORMATS)}")
+    if exit_at_end and follow:
+        raise BadInput("-e (stop at the end) and --follow contradict each other")
+    if from_beginning:
+        if start is not None and start.strip().lower() not in ("beginning", "earliest"):
+            raise BadInput(f"--from-beginning and --from {start} contradict each other")
+        start = "beginning"
     spec = parse_position(start) if start is not None else None
     render = build_renderer(opts, format_string, fmt)
     decode: Callable[[Any], bytes | None] | None = None
@@ -131,8 +144,9 @@ def consume(
     total = reader.total if not follow else None
     if count is not None:
         total = min(count, total) if total is not None else count
+    stopped: Stopped | None = None
     try:
-        with progress(opts, total, f"consuming {topic}") as advance:
+        with stop_on_signals(), progress(opts, total, f"consuming {topic}") as advance:
             while remaining is None or remaining > 0:
                 want = BATCH if remaining is None else min(BATCH, remaining)
                 batch = reader.next_batch(want)
@@ -156,7 +170,12 @@ def consume(
                 advance(len(batch))
                 if remaining is not None:
                     remaining -= len(batch)
+    except Stopped as signalled:
+        stopped = signalled
     finally:
-        reader.close()
-    if stderr_is_terminal():
-        say(opts, f"consumed {written} records from {topic}")
+        # a second Ctrl-C while the group is being left gives up on leaving it, quietly
+        with stop_on_signals(), contextlib.suppress(Stopped):
+            reader.close()
+    say(opts, f"consumed {plural(written, 'record')} from {topic}")
+    if stopped is not None:
+        raise typer.Exit(stopped.exit_code)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kcli.cli.common import connect, emit, progress
+from kcli.cli.common import connect, emit, progress, report
 from kcli.cli.options import command, say
 from kcli.config import Options
 from kcli.errors import KcliError
@@ -142,8 +142,7 @@ def delete(
 
     results = delete_groups(connect(opts), groups)
     failures: list[KcliError] = [e for e in results.values() if e is not None]
-    for name, error in results.items():
-        if error is None:
-            say(opts, f"deleted group {name}")
+    deleted = [name for name, error in results.items() if error is None]
+    report(opts, "\n".join(f"deleted group {name}" for name in deleted), {"deleted": deleted})
     if failures:
         raise failures[0]

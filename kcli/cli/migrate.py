@@ -59,6 +59,10 @@ def migrate(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Show the plan (topics, records to copy, group offsets assuming "
                           "no gaps in what is not copied yet); change nothing.")] = False,
+    replication: Annotated[int | None, typer.Option(
+        "-r", "--replication-factor", min=1,
+        help="Replication factor of topics created on the target [default: the "
+             "source's, capped at the target's broker count, with a warning].")] = None,
 ) -> None:
     """Copy topics to another cluster: configs, partition counts, records (same
     partition, order, keys, values, headers, timestamps) and, with --groups, committed
@@ -82,7 +86,8 @@ def migrate(
     target_config = target_opts.client_config({"allow.auto.create.topics": False})
     request = MigrateRequest(patterns=tuple(topics or ()), all_topics=all_topics,
                              renames=renames, groups=groups, follow=follow,
-                             force_groups=force_groups, dry_run=dry_run)
+                             force_groups=force_groups, dry_run=dry_run,
+                             replication=replication)
     with CliEvents(opts) as events:
         result = run_migrate(Cluster(source_config, source_opts.timeout), source_config,
                              Cluster(target_config, target_opts.timeout), target_config,

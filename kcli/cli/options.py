@@ -11,8 +11,10 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -149,6 +151,34 @@ def stderr_is_terminal() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM arrived during a command that stops cleanly on them."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.exit_code = 128 + signum
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT (Ctrl-C) and SIGTERM into :class:`Stopped` inside the block, so the
+    command can close what it holds (a consumer leaves its group) and report, then
+    exit 130 or 143 quietly: stopping `consume --follow` is how it normally ends."""
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(signum)
+
+    try:
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def say(opts: Options, message: str) -> None:

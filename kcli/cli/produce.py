@@ -10,8 +10,8 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from kcli.cli.common import progress
-from kcli.cli.options import say
+from kcli.cli.common import plural, progress
+from kcli.cli.common import report as report_outcome
 from kcli.config import Options
 from kcli.errors import BadInput
 
@@ -158,7 +158,10 @@ def produce(
     if failure is not None:
         raise failure
     elapsed = time.monotonic() - started
-    say(opts, f"produced {report.delivered} records to {topic} in {elapsed:.2f}s")
+    report_outcome(opts, f"produced {plural(report.delivered, 'record')} to {topic} in "
+                         f"{elapsed:.2f}s",
+                   {"topic": topic, "records": report.delivered,
+                    "seconds": round(elapsed, 3)})
 
 
 def _produce_records(producer: RecordProducer, lines: Iterator[list[bytes]],

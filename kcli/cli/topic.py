@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kcli.cli.common import connect, emit, key_values
+from kcli.cli.common import connect, emit, key_values, report
 from kcli.cli.options import command, say
 from kcli.config import Options
 from kcli.errors import BadInput, KcliError
@@ -97,7 +97,9 @@ def create(
     configs = key_values(config, "-c")
     created = create_topic(connect(opts), topic, partitions, replication, configs,
                            if_not_exists=if_not_exists)
-    say(opts, f"created topic {topic}" if created else f"topic {topic} already exists")
+    report(opts, f"created topic {topic}" if created else f"topic {topic} already exists",
+           {"topic": topic, "created": created, "partitions": partitions,
+            "replication_factor": replication, "configs": configs})
 
 
 @command(app, "delete")
@@ -124,9 +126,9 @@ def delete(
             raise typer.Exit(1)
     results = delete_topics(cluster, names)
     failures: list[KcliError] = [e for e in results.values() if e is not None]
-    for name, error in results.items():
-        if error is None:
-            say(opts, f"deleted topic {name}")
+    deleted = [name for name, error in results.items() if error is None]
+    report(opts, "\n".join(f"deleted topic {name}" for name in deleted),
+           {"deleted": deleted})
     if failures:
         raise failures[0]
 
@@ -145,7 +147,8 @@ def alter(
     changes = key_values(config, "-c")
     alter_configs(connect(opts), topic, changes, delete or ())
     parts = [f"{k}={v}" for k, v in changes.items()] + [f"-{k}" for k in delete or ()]
-    say(opts, f"altered topic {topic}: {', '.join(parts)}")
+    report(opts, f"altered topic {topic}: {', '.join(parts)}",
+           {"topic": topic, "set": changes, "reverted": list(delete or ())})
 
 
 @command(app, "add-partitions")
@@ -159,7 +162,8 @@ def add_partitions(
     from kcli.client.topics import add_partitions as add
 
     before, after = add(connect(opts), topic, count)
-    say(opts, f"topic {topic}: {before} -> {after} partitions")
+    report(opts, f"topic {topic}: {before} -> {after} partitions",
+           {"topic": topic, "before": before, "after": after})
 
 
 @command(app, "delete-records")

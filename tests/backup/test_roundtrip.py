@@ -38,6 +38,7 @@ def test_round_trip(kcli: Kcli, bootstrap: str, rich_topic: RichTopic, tmp_path:
     assert (verify["ok"], verify["records"]) == (True, len(source))
     listing = orjson.loads(kcli("backup", "ls", str(archive), "-o", "json").ok().out)
     assert listing["groups"] == 3
+    assert listing["codec"] == "zstd"  # the name --codec takes
     assert [p["records"] for p in listing["topics"][0]["offsets"]] == [56, 60, 60]
 
     target = f"{rich_topic.name}-restored"

@@ -4,6 +4,7 @@ check independently what kcli wrote and read."""
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -121,7 +122,7 @@ def test_copy_pipeline_is_lossless(kcli: Kcli, topic: str, topic_name: str,
     assert consume.stderr is not None
     consume.stdout.close()
     assert consume.wait(30) == 0
-    assert consume.stderr.read() == b""
+    assert consume.stderr.read() == f"consumed 18 records from {topic}\n".encode()
     consume.stderr.close()
     assert produce.returncode == 0, produce.stderr
     original = [summary(m) for m in read_all(bootstrap, topic, 3)]
@@ -293,3 +294,31 @@ def test_format_string_matches_kcat(kcli: Kcli, topic: str, kcat: str, bootstrap
     ours = kcli("consume", topic, "-P", "0", "-F", fmt).ok().out
     assert ours == theirs
     assert ours.count(b"\n") == 3
+
+
+def test_flags_users_of_kcat_and_kafka_tools_type_first(kcli: Kcli, topic: str) -> None:
+    kcli("produce", topic, "-P", "0", input=b"a\nb\nc\n").ok()
+    done = kcli("consume", topic, "--from-beginning", "-c", "2", "-e", "-P", "0").ok()
+    assert done.text.split() == ["a", "b"]
+    assert done.err == f"consumed 2 records from {topic}\n"  # on a pipe too, and plural
+    kcli("consume", topic, "-e", "--follow").fails(2, "contradict")
+    kcli("consume", topic, "--from-beginning", "--from", "end").fails(2, "contradict")
+    # -o is kcli's output format, where kcat and rpk read a start offset
+    kcli("consume", topic, "-o", "beginning").fails(
+        2, r"unknown output format 'beginning' .*; did you mean --from beginning\?")
+    kcli("consume", topic, "-o", "-10").fails(2, r"did you mean --from -10\?")
+
+
+def test_summaries_agree_and_every_report_can_be_json(kcli: Kcli, topic_name: str) -> None:
+    created = kcli("topic", "create", topic_name, "-P", "2", "-o", "json").ok()
+    assert json.loads(created.out) == {
+        "topic": topic_name, "created": True, "partitions": 2, "replication_factor": None,
+        "configs": {}}
+    produced = kcli("produce", topic_name, "-o", "json", input=b"one\n").ok()
+    assert produced.err.startswith(f"produced 1 record to {topic_name} in ")
+    doc = json.loads(produced.out)
+    assert (doc["topic"], doc["records"]) == (topic_name, 1)
+    assert kcli("consume", topic_name, "-q").ok().err == ""
+    grown = kcli("topic", "add-partitions", topic_name, "1", "-o", "jsonl").ok()
+    assert json.loads(grown.out) == {"topic": topic_name, "before": 2, "after": 3}
+    assert kcli("produce", topic_name, input=b"x\n").ok().out == b""  # no -o: no JSON
