@@ -142,7 +142,8 @@ def test_two_local_clusters(run_kcli: Kcli, cli_env: dict[str, str], tmp_path: P
         run_kcli("cluster", "stop").ok()
         run_kcli("topic", "list").fails(3, r"no local cluster is running \(known: c2 .*default")
         status = run_kcli("cluster", "status", "--cluster", "default", "-o", "json")
-        assert status.code == 3 and json.loads(status.out)["state"] == "stopped"
+        assert status.code == 3
+        assert json.loads(status.out)["state"] == "stopped"
         run_kcli("cluster", "purge", "--yes", "--cluster", "c2").ok()
         run_kcli("produce", "in-first", input=b"x\n").fails(
             3, r"the local cluster \(.*\) is stopped; start it with `kcli cluster start`, or")

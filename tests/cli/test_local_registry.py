@@ -42,7 +42,8 @@ def test_the_one_running_cluster(state: Path, tmp_path: Path) -> None:
     register(state, registry.default_data_dir(), 9092, os.getpid())
     register(state, tmp_path / "other", 19092, DEAD_PID)
     chosen = choose()
-    assert chosen is not None and chosen.name == "default"
+    assert chosen is not None
+    assert chosen.name == "default"
     assert current_bootstrap() == "127.0.0.1:9092"
     assert [c.name for c in known_clusters()] == ["default", "other"]
 
@@ -54,7 +55,8 @@ def test_several_running_is_a_question_not_a_guess(state: Path, tmp_path: Path) 
         choose()
     assert current_bootstrap() is None
     chosen = choose("b")
-    assert chosen is not None and chosen.bootstrap == "127.0.0.1:1002"
+    assert chosen is not None
+    assert chosen.bootstrap == "127.0.0.1:1002"
     with pytest.raises(NotFound, match=r"no local cluster named 'c' \(known: a, b\)"):
         choose("c")
 
@@ -90,7 +92,8 @@ def test_the_old_single_pointer_is_still_read(state: Path, tmp_path: Path) -> No
     state.mkdir()
     (state / "cluster.json").write_text(json.dumps(doc))
     chosen = choose()
-    assert chosen is not None and (chosen.name, chosen.bootstrap) == ("old", "127.0.0.1:9")
+    assert chosen is not None
+    assert (chosen.name, chosen.bootstrap) == ("old", "127.0.0.1:9")
 
 
 def test_names_are_unique_and_safe(state: Path, tmp_path: Path) -> None:
