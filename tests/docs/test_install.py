@@ -1,10 +1,15 @@
 """`pip install .` into a fresh venv gives a working `kcli`, its man pages and completions.
 
-The venv sees the system's site-packages and the package goes in with ``--no-deps``:
-installing the dependencies themselves would download textual, confluent-kafka, kio and
-the rest on every run, and they are already installed for the test suite. The build is
-isolated (pip's default): this builds the same wheel a user's ``pip install .`` builds.
-The sources are copied first, so the in-tree build leaves nothing in the checkout.
+The package goes in with ``--no-deps``: installing the dependencies themselves would
+download textual, confluent-kafka, kio and the rest on every run, and they are already
+installed for the test suite. The venv sees them through a ``.pth`` line naming the
+running interpreter's site-packages, not ``--system-site-packages``: run from inside a
+virtualenv (scripts/test's own), ``venv`` builds on the *base* interpreter, whose
+site-packages lack them. A ``.pth`` line adds the directory without running the
+``.pth`` files in it, so the checkout's own editable install cannot shadow the one
+under test. The build is isolated (pip's default): this builds the same wheel a user's
+``pip install .`` builds. The sources are copied first, so the in-tree build leaves
+nothing in the checkout.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from tests.support.broker import REPO_ROOT
@@ -30,8 +36,12 @@ def test_pip_install_gives_a_working_kcli(tmp_path: Path) -> None:
         else:
             shutil.copy(path, source / name)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-                   check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    where_packages = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    venv_site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", where_packages],
+                                    capture_output=True, text=True, check=True).stdout.strip())
+    ours = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    (venv_site / "test-dependencies.pth").write_text("\n".join(sorted(ours)) + "\n")
     pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
                           "--disable-pip-version-check", "--no-deps", str(source)],
                          capture_output=True, text=True, timeout=300, check=False)
