@@ -26,6 +26,7 @@ from kcli.cli import profile as profile_cli
 from kcli.cli import restore as restore_cli
 from kcli.cli import topic as topic_cli
 from kcli.cli import tui as tui_cli
+from kcli.cli.help import KcliCommand, help_settings
 from kcli.cli.options import (
     BootstrapOpt,
     ClusterOpt,
@@ -54,20 +55,21 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # plain click help: no rich import, `kcli --help` stays fast
+    # plain click help (no rich import: `kcli --help` stays fast), rendered by help.py
+    **help_settings(),
 )
 app.add_typer(cluster_cli.app, name="cluster")
 app.add_typer(topic_cli.app, name="topic")
-app.command("produce")(with_global_options(produce_cli.produce))
-app.command("consume")(with_global_options(consume_cli.consume))
+app.command("produce", cls=KcliCommand)(with_global_options(produce_cli.produce))
+app.command("consume", cls=KcliCommand)(with_global_options(consume_cli.consume))
 app.add_typer(group_cli.app, name="group")
 app.add_typer(profile_cli.app, name="profile")
-app.command("tui")(with_global_options(tui_cli.tui))
+app.command("tui", cls=KcliCommand)(with_global_options(tui_cli.tui))
 app.add_typer(bench_cli.app, name="bench")
 app.add_typer(broker_cli.app, name="broker")
 app.add_typer(backup_cli.app, name="backup")
-app.command("restore")(with_global_options(restore_cli.restore))
-app.command("migrate")(with_global_options(migrate_cli.migrate))
+app.command("restore", cls=KcliCommand)(with_global_options(restore_cli.restore))
+app.command("migrate", cls=KcliCommand)(with_global_options(migrate_cli.migrate))
 app.add_typer(completion_cli.app, name="completion")
 
 

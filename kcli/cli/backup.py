@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from kcli.cli.common import Advance, connect, emit, progress
+from kcli.cli.help import KcliGroup
 from kcli.cli.options import command, say
 from kcli.config import Options
 from kcli.errors import BadInput
 
 
-class DefaultRunGroup(TyperGroup):
+class DefaultRunGroup(KcliGroup):
     """A command group whose ``run`` subcommand is implied: ``kcli backup T --to D``."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -74,8 +74,9 @@ class DefaultRunGroup(TyperGroup):
 
 app = typer.Typer(
     cls=DefaultRunGroup, no_args_is_help=True, rich_markup_mode=None,
-    help="Back topics up into an archive directory (kcli backup T.. --to DIR), check an "
-         "archive (verify) or list what it holds (ls).")
+    help="Back up topics to an archive; verify and list archives.\n\n"
+         "`kcli backup T... --to DIR` backs up (run is implied); `verify` checks an "
+         "archive and `ls` lists what it holds.")
 
 DirArg = Annotated[Path, typer.Argument(metavar="DIR", help="Archive directory.",
                                         show_default=False)]
@@ -177,9 +178,11 @@ def run(
         "--segment-size", metavar="SIZE",
         help="Start a new segment file after this much uncompressed data.")] = "64MB",
 ) -> None:
-    """Back up topics into DIR: a consistent cut at the end of every partition as seen
-    at the start (or --until), with configs, partition counts and every group's
-    committed offsets. Rerun the same command after an interruption to resume it."""
+    """Back up topics into DIR.
+
+    A consistent cut at the end of every partition as seen at the start (or --until),
+    with configs, partition counts and every group's committed offsets. Rerun the same
+    command after an interruption to resume it."""
     from kcli.backup.backup import BackupRequest, run_backup
     from kcli.formats.times import parse_time_ms
     from kcli.output import Column, Result, Table
@@ -228,8 +231,10 @@ def run(
 
 @command(app, "verify")
 def verify(opts: Options, directory: DirArg) -> None:
-    """Re-read every file of an archive against its manifest: sha256, Avro framing,
-    offsets, counts, timestamps and gaps. Exits 1 naming the first bad file."""
+    """Check every file of an archive against its manifest.
+
+    Re-reads sha256, Avro framing, offsets, counts, timestamps and gaps. Exits 1
+    naming the first bad file."""
     from kcli.backup.archive import Archive
     from kcli.output import Result
     from kcli.output.model import fields_table
@@ -248,7 +253,7 @@ def verify(opts: Options, directory: DirArg) -> None:
 
 @command(app, "ls")
 def ls(opts: Options, directory: DirArg) -> None:
-    """What an archive holds: topics, partitions, records, offsets, gaps, runs, groups."""
+    """What an archive holds: topics, offsets, gaps, runs, groups."""
     from kcli.backup.archive import Archive
     from kcli.output import Column, Result, Table
     from kcli.output.model import fields_table

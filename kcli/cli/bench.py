@@ -11,12 +11,13 @@ from typing import Annotated, Any
 import typer
 
 from kcli.cli.common import connect, emit, progress
+from kcli.cli.help import help_settings
 from kcli.cli.options import command
 from kcli.config import Options
 from kcli.errors import BadInput
 
 app = typer.Typer(help="Measure produce and consume throughput against a cluster.",
-                  no_args_is_help=True, rich_markup_mode=None)
+                  no_args_is_help=True, **help_settings())
 
 TopicArg = Annotated[str, typer.Argument(metavar="TOPIC", help="Topic to use.",
                                          show_default=False)]
@@ -77,8 +78,10 @@ def produce(
     size: Annotated[int, typer.Option("--size", "-s", min=0, help="Value bytes.")] = 100,
     acks: Annotated[str, typer.Option("--acks", metavar="0|1|all")] = "all",
 ) -> None:
-    """Write COUNT records of SIZE bytes as fast as possible; report throughput and
-    per-record delivery latency (send to acknowledgement) percentiles."""
+    """Produce COUNT records of SIZE bytes as fast as possible.
+
+    Reports throughput and per-record delivery latency (send to acknowledgement)
+    percentiles."""
     from kcli.client.producer import RecordProducer
 
     if acks not in ("0", "1", "all", "-1"):
@@ -110,8 +113,10 @@ def consume(
     topic: TopicArg,
     count: CountOpt = 1_000_000,
 ) -> None:
-    """Read COUNT records from the beginning (or until the end); report throughput and
-    fetch latency (time each batch took to arrive) percentiles."""
+    """Consume COUNT records from the beginning (or until the end).
+
+    Reports throughput and fetch latency (time each batch took to arrive)
+    percentiles."""
     from kcli.client.consumer import BATCH, RecordConsumer
     from kcli.client.offsets import PositionSpec
 

@@ -8,9 +8,11 @@ from typing import Annotated
 
 import typer
 
+from kcli.cli.help import KcliCommand, help_settings
 from kcli.errors import BadInput, OperationFailed
 
-app = typer.Typer(help="Run an embedded Kafka-compatible broker.", no_args_is_help=True)
+app = typer.Typer(help="Run an embedded Kafka-compatible broker.", no_args_is_help=True,
+                  **help_settings())
 
 
 def parse_host_port(value: str, option: str) -> tuple[str, int]:
@@ -33,7 +35,7 @@ def parse_settings(values: list[str]) -> dict[str, str]:
     return settings
 
 
-@app.command("run")
+@app.command("run", cls=KcliCommand)
 def run(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Directory for the broker's logs.")],
     node_id: Annotated[int, typer.Option("--node-id", min=0, help="This broker's id.")] = 1,
@@ -49,7 +51,9 @@ def run(
     log_level: Annotated[str, typer.Option(
         "--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Run one broker in the foreground until SIGINT or SIGTERM; logs go to stderr."""
+    """Run one broker in the foreground until SIGINT or SIGTERM.
+
+    Logs go to stderr."""
     from kcli.broker.broker import BrokerConfig, BrokerStartError
     from kcli.broker.configs import InvalidConfig, Settings
     from kcli.broker.runner import run as run_broker

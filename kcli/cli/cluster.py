@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from kcli.cli.common import emit, plural, report
+from kcli.cli.help import help_settings
 from kcli.cli.options import command, say
 from kcli.config import Options
 from kcli.errors import BadInput, KcliError
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from kcli.output import Table
 
 app = typer.Typer(help="Start, stop and inspect a local cluster of embedded brokers.",
-                  no_args_is_help=True, rich_markup_mode=None)
+                  no_args_is_help=True, **help_settings())
 
 DataDirOpt = Annotated[Path | None, typer.Option(
     "--data-dir", metavar="DIR",
@@ -107,7 +108,10 @@ def stop(opts: Options, data_dir: DataDirOpt = None) -> None:
 
 @command(app, "status")
 def status(opts: Options, data_dir: DataDirOpt = None) -> None:
-    """Local clusters, brokers, controller, topics; exit 0 up, 1 degraded, 3 stopped."""
+    """Local clusters, brokers, controller and topics.
+
+    Exits 0 when every broker is up, 1 when the cluster is degraded, 3 when it is
+    stopped."""
     from kcli.local import registry, supervisor
     from kcli.output import Result
 
@@ -228,7 +232,9 @@ def logs(
                                        help="Lines to show from the end of each log.")] = 50,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Print broker logs (each line prefixed with its broker when showing several)."""
+    """Print broker logs.
+
+    Each line is prefixed with its broker when showing several."""
     from kcli.local import supervisor
 
     cluster = supervisor.require(supervisor.resolve_data_dir(data_dir, opts.flags.cluster))
@@ -299,7 +305,9 @@ def kill(opts: Options, broker: BrokerArg, data_dir: DataDirOpt = None) -> None:
 
 @command(app, "restart")
 def restart(opts: Options, broker: BrokerArg, data_dir: DataDirOpt = None) -> None:
-    """Restart one broker (start it if it was killed) and wait until it answers."""
+    """Restart one broker and wait until it answers.
+
+    A broker that was killed is started."""
     from kcli.local import supervisor
 
     directory = supervisor.resolve_data_dir(data_dir, opts.flags.cluster)

@@ -37,6 +37,7 @@ from typer._click.shell_completion import (
     split_arg_string,
 )
 
+from kcli.cli.help import help_settings
 from kcli.cli.options import command
 from kcli.config import Options
 
@@ -413,9 +414,9 @@ for _class in (BashComplete, ZshComplete, FishComplete):
 # --------------------------------------------------------------------------- the command
 
 app = typer.Typer(
-    help="Print a shell completion script (bash, zsh or fish); see each for how to "
-         "install it.",
-    no_args_is_help=True, rich_markup_mode=None)
+    help="Shell completion scripts for bash, zsh and fish.\n\n"
+         "Each command prints its script and says how to install it.",
+    no_args_is_help=True, **help_settings())
 
 
 @command(app, "bash", use_profiles=False)

@@ -101,8 +101,10 @@ def consume(
     grep: Annotated[str | None, typer.Option(
         "--grep", metavar="REGEX", help="Only records whose key or value matches.")] = None,
 ) -> None:
-    """Read records from a topic and write them to stdout, until the end of every
-    partition (or forever with --follow). Data goes to stdout; nothing else does."""
+    """Read records from a topic to stdout.
+
+    Stops at the end of every partition, or waits for more with --follow. Data goes
+    to stdout; nothing else does."""
     from kcli.client.consumer import BATCH, RecordConsumer
     from kcli.client.offsets import parse_position
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kcli.cli.common import connect, emit, progress, report
+from kcli.cli.help import help_settings
 from kcli.cli.options import command, say
 from kcli.config import Options
 from kcli.errors import KcliError
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from kcli.client.models import GroupDetail, GroupSummary, PartitionLag
 
 app = typer.Typer(help="Consumer groups: state, members, lag, offset resets.",
-                  no_args_is_help=True, rich_markup_mode=None)
+                  no_args_is_help=True, **help_settings())
 
 GroupArg = Annotated[str, typer.Argument(metavar="GROUP", help="Group id.", show_default=False)]
 
@@ -137,7 +138,9 @@ def delete(
     groups: Annotated[list[str], typer.Argument(metavar="GROUP...", help="Groups to delete.",
                                                 show_default=False)],
 ) -> None:
-    """Delete groups and their committed offsets (they must have no active members)."""
+    """Delete groups and their committed offsets.
+
+    The groups must have no active members."""
     from kcli.client.groups import delete_groups
 
     results = delete_groups(connect(opts), groups)

@@ -64,7 +64,9 @@ def migrate(
         help="Replication factor of topics created on the target [default: the "
              "source's, capped at the target's broker count, with a warning].")] = None,
 ) -> None:
-    """Copy topics to another cluster: configs, partition counts, records (same
+    """Copy topics to another cluster, once or following.
+
+    Copies configs, partition counts, records (same
     partition, order, keys, values, headers, timestamps) and, with --groups, committed
     offsets translated record for record. Progress is checkpointed in the target
     (topic __kcli_checkpoints): rerunning resumes without duplicates. Without --follow,

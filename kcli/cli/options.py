@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from kcli.cli.help import KcliCommand
 from kcli.config import GlobalFlags, Options, resolve
 from kcli.errors import Interrupted
 
@@ -128,6 +129,7 @@ def command(app: typer.Typer, name: str, *, use_profiles: bool = True,
     """Register ``func(opts, ...)`` as ``name`` on ``app``, with the global options."""
 
     def register(func: F) -> F:
+        kwargs.setdefault("cls", KcliCommand)
         app.command(name, **kwargs)(with_global_options(func, use_profiles=use_profiles))
         return func
 

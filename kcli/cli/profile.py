@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from kcli.cli.common import emit
+from kcli.cli.help import help_settings
 from kcli.cli.options import command, say
 from kcli.config import (
     Options,
@@ -18,8 +19,9 @@ from kcli.config import (
 )
 from kcli.errors import BadInput, OperationFailed
 
-app = typer.Typer(help="Named connection profiles (SASL/TLS settings are librdkafka "
-                       "properties given with -X).", no_args_is_help=True, rich_markup_mode=None)
+app = typer.Typer(help="Named connection profiles: bootstrap servers and client settings.\n\n"
+                       "SASL/TLS settings are librdkafka properties given with -X.",
+                  no_args_is_help=True, **help_settings())
 
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Profile name.",
                                         show_default=False)]
@@ -36,9 +38,10 @@ def add(
     use: Annotated[bool, typer.Option("--use", help="Make it the default profile.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing profile.")] = False,
 ) -> None:
-    """Save the -b and -X options of this command line as a profile:
-    kcli profile add prod -b kafka:9093 -X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN
-    -X sasl.username=me -X sasl.password=..."""
+    """Save this command line's -b and -X options as a profile.
+
+    For example: kcli profile add prod -b kafka:9093 -X security.protocol=SASL_SSL
+    -X sasl.mechanism=PLAIN -X sasl.username=me -X sasl.password=..."""
     store = _store()
     if name in store.profiles and not force:
         raise OperationFailed(f"profile {name!r} exists (use --force to replace it)")

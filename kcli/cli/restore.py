@@ -35,7 +35,9 @@ def restore(
     force_groups: Annotated[bool, typer.Option(
         "--force-groups", help="Let --groups move a committed offset backwards.")] = False,
 ) -> None:
-    """Restore an archive: topics (created with their saved configs and partition count),
+    """Restore an archive into a cluster.
+
+    Restores topics (created with their saved configs and partition count),
     records (same partition, order, keys, values, headers, timestamps) and, with
     --groups, committed offsets. The archive gets verify's checks: its manifest's
     consistency and every file's sha256 before anything is written, each record as

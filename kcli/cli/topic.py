@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kcli.cli.common import connect, emit, key_values, report
+from kcli.cli.help import help_settings
 from kcli.cli.options import command, say
 from kcli.config import Options
 from kcli.errors import BadInput, KcliError
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from kcli.client.models import TopicDetail, TopicSummary
 
 app = typer.Typer(help="List, describe, create, change and delete topics.",
-                  no_args_is_help=True, rich_markup_mode=None)
+                  no_args_is_help=True, **help_settings())
 
 TopicArg = Annotated[str, typer.Argument(metavar="TOPIC", help="Topic name.", show_default=False)]
 ConfigOpt = Annotated[list[str] | None, typer.Option(
@@ -71,7 +72,7 @@ def describe(
     all_configs: Annotated[bool, typer.Option(
         "--all-configs", help="Show every config, not only the non-default ones.")] = False,
 ) -> None:
-    """Partitions (leader, replicas, ISR, offsets) and configs of a topic."""
+    """Partitions (leaders, replicas, ISR, offsets) and configs."""
     from kcli.client.topics import describe_topic
 
     detail = describe_topic(connect(opts), topic, all_configs=all_configs)
@@ -141,7 +142,7 @@ def alter(
     delete: Annotated[list[str] | None, typer.Option(
         "--delete", metavar="KEY", help="Config to revert to its default, repeatable.")] = None,
 ) -> None:
-    """Change topic configs (only the ones named; the rest stay as they are)."""
+    """Change topic configs; the ones not named stay as they are."""
     from kcli.client.topics import alter_configs
 
     changes = key_values(config, "-c")

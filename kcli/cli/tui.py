@@ -31,7 +31,8 @@ def tui(
         "-i", "--interval", metavar="SECONDS",
         help="Seconds between two polls of the cluster.")] = 2.0,
 ) -> None:
-    """Live dashboard: cluster, topics, consumer groups with lag, tail of records.
+    """Live dashboard: cluster, topics, groups with lag, records.
+
     Keys are shown at the bottom; q quits."""
     if not interval >= MIN_INTERVAL:  # also refuses nan
         raise BadInput(f"--interval must be at least {MIN_INTERVAL:g} seconds")
