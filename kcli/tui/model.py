@@ -36,6 +36,13 @@ TREND_SECONDS = 300.0
 """How much lag history a group's sparkline covers."""
 SLOPE_SECONDS = 60.0
 """The stretch of history a growing/draining badge looks at."""
+CONSUME_RATE_SECONDS = 30.0
+"""The stretch of committed offsets a group's consume rate is measured over. Consumers
+commit in steps (auto-commit every 5 s by default) while the dashboard polls every 2 s:
+a rate over one poll swings between 0 and more than twice the real one. Over several
+commit intervals it is what the offsets really moved."""
+MIN_CONSUME_RATE_SECONDS = 5.0
+"""No consume rate before this much history: one auto-commit interval."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +197,7 @@ class SnapshotBuilder:
         self._trend_len = max(2, int(trend_seconds / max(interval, 0.1)))
         self._prev_t: float | None = None
         self._prev_high: dict[TP, int] = {}
-        self._prev_committed: dict[str, dict[TP, int]] = {}
+        self._committed: dict[str, deque[tuple[float, dict[TP, int]]]] = {}
         self._ends: dict[TP, EndOffsetTable] = {}
         self._windows: dict[tuple[str, TP], deque[Point]] = {}
         self._trends: dict[str, deque[tuple[float, int]]] = {}
@@ -249,7 +256,7 @@ class SnapshotBuilder:
         produce_rate = rate({k: v for k, v in self._prev_high.items()
                              if not k[0].startswith("__")}, produced_now, dt)
 
-        groups, views, consume_total = self._groups(sample, dt)
+        groups, views, consume_total = self._groups(sample)
 
         brokers = tuple(BrokerRow(b.id, b.host, b.port, b.id == layout.controller,
                                   leaders[b.id], replicas[b.id]) for b in layout.brokers)
@@ -269,8 +276,7 @@ class SnapshotBuilder:
         self._prev_high = dict(marks.high)
         return snapshot
 
-    def _groups(self, sample: Sample, dt: float,
-                ) -> tuple[list[GroupRow], dict[str, GroupView], float | None]:
+    def _groups(self, sample: Sample) -> tuple[list[GroupRow], dict[str, GroupView], float | None]:
         t = sample.t
         rows: list[GroupRow] = []
         views: dict[str, GroupView] = {}
@@ -309,10 +315,9 @@ class SnapshotBuilder:
             if total is not None:
                 trend.append((t, total))
             recent = [(pt, float(v)) for pt, v in trend if pt >= t - SLOPE_SECONDS]
-            group_rate = rate(self._prev_committed.get(detail.group, {}), committed_now, dt)
+            group_rate = self._consume_rate(detail.group, t, committed_now)
             if group_rate is not None:
                 consume_total = (consume_total or 0.0) + group_rate
-            self._prev_committed[detail.group] = committed_now
             row = GroupRow(
                 group=detail.group, state=detail.state, members=len(detail.members),
                 lag=total, max_lag=max(lags) if lags else None,
@@ -327,6 +332,21 @@ class SnapshotBuilder:
                                             detail.members, tuple(partition_rows))
         return rows, views, consume_total
 
+    def _consume_rate(self, group: str, t: float, committed: dict[TP, int]) -> float | None:
+        """Records per second the group's committed offsets moved over the last
+        CONSUME_RATE_SECONDS (from the newest sample at least that old, else the
+        oldest); None with less than MIN_CONSUME_RATE_SECONDS of history."""
+        history = self._committed.get(group)
+        if history is None:
+            history = self._committed[group] = deque()
+        history.append((t, committed))
+        while len(history) > 1 and history[1][0] <= t - CONSUME_RATE_SECONDS:
+            history.popleft()
+        then, before = history[0]
+        if t - then < MIN_CONSUME_RATE_SECONDS:
+            return None
+        return rate(before, committed, t - then)
+
     def _forget(self, layout: ClusterLayout, groups: Sequence[GroupRow]) -> None:
         """Drop the history of partitions and groups that are gone."""
         live_tps = {(name, p.partition) for name, ps in layout.topics.items() for p in ps}
@@ -338,5 +358,5 @@ class SnapshotBuilder:
             del self._windows[key]
         for group in [g for g in self._trends if g not in live_groups]:
             del self._trends[group]
-        for group in [g for g in self._prev_committed if g not in live_groups]:
-            del self._prev_committed[group]
+        for group in [g for g in self._committed if g not in live_groups]:
+            del self._committed[group]

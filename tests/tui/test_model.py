@@ -6,9 +6,33 @@ from dataclasses import replace
 
 import pytest
 
+from kcli.client.models import (
+    BrokerInfo,
+    ClusterLayout,
+    GroupDetail,
+    GroupMember,
+    PartitionLag,
+    PartitionLayout,
+    Watermarks,
+)
 from kcli.tui.lag import Status
-from kcli.tui.model import SnapshotBuilder
-from tests.tui.fake import STEP, sample, snapshots
+from kcli.tui.model import Sample, SnapshotBuilder
+from tests.tui.fake import STEP, T0, sample, snapshots
+
+
+def sample_with_commit(t: float, committed: int) -> Sample:
+    """One partition written at 20 rec/s and a group 'follow' that committed `committed`."""
+    end = int((t - T0) * 20)
+    layout = ClusterLayout(cluster_id="c", controller=1, brokers=(BrokerInfo(1, "k", 9092),),
+                           topics={"events": (PartitionLayout(0, 1, (1,), (1,)),)})
+    member = GroupMember("m-1", "follower", "/127.0.0.1", (("events", 0),))
+    group = GroupDetail(group="follow", state="Stable", protocol_type="consumer",
+                        protocol="range", coordinator=1, members=(member,),
+                        partitions=(PartitionLag("follow", "events", 0, committed, end,
+                                                 end - committed, "follower/127.0.0.1"),))
+    return Sample(t=t, took=0.01, layout=layout,
+                  marks=Watermarks(low={("events", 0): 0}, high={("events", 0): end}),
+                  groups=[group])
 
 
 def test_cluster_overview() -> None:
@@ -32,10 +56,36 @@ def test_rates_come_from_offset_deltas() -> None:
     assert orders is not None
     assert orders.rate == pytest.approx(60.0)
     assert (orders.records, orders.size, orders.under_replicated) == (3620, 3 << 20, 1)
-    billing = next(g for g in snap.groups if g.group == "billing")
-    assert billing.consume_rate == pytest.approx(45.0)  # 3 x 30 committed per poll
-    assert snap.consume_rate == pytest.approx(45.0 + 5.0)  # and reports, 10 per poll
     assert [p.rate for p in snap.partitions["payments"]] == [5.0]
+    # consume rates need one auto-commit interval of history (5 s: three 2 s polls)
+    assert {g.consume_rate for g in snap.groups} == {None}
+    later = snapshots(4)[3]
+    billing = next(g for g in later.groups if g.group == "billing")
+    assert billing.consume_rate == pytest.approx(45.0)  # 3 x 30 committed per poll
+    assert later.consume_rate == pytest.approx(45.0 + 5.0)  # and reports, 10 per poll
+
+
+def test_consume_rate_is_what_the_offsets_moved_between_commits() -> None:
+    """A group following a producer at 20 rec/s commits every 5 s; polls every 2 s used
+    to show 0 and 50 rec/s in turn. Measured over several commit intervals, the rate
+    stays near 20, never drops to 0 while the group consumes, and is never more than
+    the committed offsets moved over the window it names."""
+    commit_every, poll_every, per_second = 5.0, 2.0, 20.0
+    builder = SnapshotBuilder(interval=poll_every)
+    shown = []
+    for i in range(60):
+        t = T0 + i * poll_every
+        committed = int((t - T0) // commit_every * commit_every * per_second)
+        shown.append((t, committed, builder.add(sample_with_commit(t, committed))))
+    rates = [snap.consume_rate for _t, _c, snap in shown]
+    assert rates[:3] == [None] * 3
+    settled = [r for r in rates[15:] if r is not None]
+    assert len(settled) == len(rates) - 15
+    assert min(settled) >= 18.0
+    assert max(settled) <= 22.0
+    for (_t, _c, snap), group_view in zip(shown, (s.group_views["follow"] for _, _, s in shown),
+                                          strict=True):
+        assert group_view.row.consume_rate == snap.consume_rate  # both screens agree
 
 
 def test_statuses_after_a_few_polls() -> None:

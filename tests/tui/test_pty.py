@@ -48,15 +48,19 @@ def quit_with_q(child: pexpect.spawn) -> str:
     return seen
 
 
-def test_tui_finds_the_local_cluster_and_quits_with_q(env: dict[str, str],
+def test_tui_finds_the_local_cluster_and_quits_with_q(env: dict[str, str], tmp_path: Path,
                                                        broker: BrokerProcess) -> None:
     # what `kcli cluster start` leaves behind: `kcli tui` needs no flags after it
     assert broker.process is not None
-    state = Path(env["KCLI_STATE_DIR"])
-    state.mkdir(parents=True)
-    (state / "cluster.json").write_text(json.dumps({
-        "bootstrap": broker.bootstrap, "data_dir": str(broker.data_dir),
-        "brokers": [{"node_id": 1, "port": broker.port, "pid": broker.process.pid}]}))
+    data_dir = tmp_path / "cluster"
+    data_dir.mkdir()
+    record = json.dumps({
+        "name": "dev", "bootstrap": broker.bootstrap, "data_dir": str(data_dir),
+        "brokers": [{"node_id": 1, "port": broker.port, "pid": broker.process.pid}]})
+    registry = Path(env["KCLI_STATE_DIR"]) / "clusters"
+    registry.mkdir(parents=True)
+    (registry / "dev.json").write_text(record)
+    (data_dir / "cluster.json").write_text(record)
     child = spawn(env, "tui")
     child.expect_exact("1 Cluster")
     child.expect_exact("Brokers 1")
