@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from kcli.config import ENV_TIMEOUT, Options
-from kcli.errors import BadInput
+from kcli.config import ENV_CLUSTER, ENV_TIMEOUT, Options
+from kcli.errors import BadInput, KcliError
 
 TUI_TIMEOUT = 10.0
 """Seconds one poll may wait for the cluster unless --timeout or $KCLI_TIMEOUT says
@@ -46,8 +46,22 @@ def tui(
     if "log_level" not in opts.properties:
         config["log_level"] = 0  # client logs on stderr would scribble over the screen
     service = KafkaService(config, timeout=opts.timeout if explicit else TUI_TIMEOUT,
-                           interval=interval)
+                           interval=interval, expected_brokers=_local_brokers(opts))
     app = KcliApp(service, interval=interval)
     app.run()
     if app.return_code:
         raise typer.Exit(app.return_code)
+
+
+def _local_brokers(opts: Options) -> dict[int, tuple[str, int]]:
+    """The brokers of the local cluster the dashboard watches, so that one that was
+    killed is shown as down rather than not at all."""
+    if opts.bootstrap_source != "local cluster":
+        return {}
+    from kcli.local.registry import choose
+
+    try:
+        chosen = choose(opts.flags.cluster or os.environ.get(ENV_CLUSTER))
+    except KcliError:
+        return {}
+    return {node_id: ("127.0.0.1", port) for node_id, port in chosen.ports} if chosen else {}

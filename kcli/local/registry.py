@@ -32,7 +32,7 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kcli.errors import BadInput, KcliError, NotFound, Unreachable
@@ -86,6 +86,8 @@ class KnownCluster:
     data_dir: Path
     bootstrap: str
     pids: tuple[int, ...]
+    ports: tuple[tuple[int, int], ...] = ()
+    """(node id, port) of every broker the supervisor started."""
 
     @property
     def running(self) -> bool:
@@ -115,8 +117,10 @@ def _parse(doc: object, fallback_name: str) -> KnownCluster | None:
     name = doc.get("name")
     pids = tuple(b["pid"] for b in brokers
                  if isinstance(b, dict) and isinstance(b.get("pid"), int))
+    ports = tuple((b["node_id"], b["port"]) for b in brokers if isinstance(b, dict)
+                  and isinstance(b.get("node_id"), int) and isinstance(b.get("port"), int))
     return KnownCluster(name if isinstance(name, str) and name else fallback_name,
-                        Path(data_dir), bootstrap, pids)
+                        Path(data_dir), bootstrap, pids, ports)
 
 
 def _read(path: Path, fallback_name: str) -> KnownCluster | None:
@@ -141,8 +145,7 @@ def known_clusters() -> list[KnownCluster]:
                 found[entry.data_dir] = entry
     legacy = _read(state_dir() / LEGACY_FILE, "")
     if legacy is not None and legacy.data_dir not in found:
-        found[legacy.data_dir] = KnownCluster(name_for(legacy.data_dir, found.values()),
-                                              legacy.data_dir, legacy.bootstrap, legacy.pids)
+        found[legacy.data_dir] = replace(legacy, name=name_for(legacy.data_dir, found.values()))
     return sorted((c for c in found.values() if (c.data_dir / STATE_FILE).is_file()),
                   key=lambda c: c.name)
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kcli.client.models import (
+    BrokerInfo,
     ClusterLayout,
     GroupDetail,
     GroupMember,
@@ -59,6 +60,9 @@ class Sample:
     sizes: Mapping[str, int] | None = None
     """Bytes per topic, or None when not measured by this refresh (the last known
     sizes are kept)."""
+    expected_brokers: Mapping[int, tuple[str, int]] = field(default_factory=dict)
+    """Brokers that should be there, {id: (host, port)}: a local cluster's, from its
+    registry. Metadata lists only live brokers."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class BrokerRow:
     controller: bool
     leaders: int
     replicas: int
+    up: bool = True
+    """False for a broker that is expected but missing from the cluster's metadata."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,7 @@ class SnapshotBuilder:
         self._windows: dict[tuple[str, TP], deque[Point]] = {}
         self._trends: dict[str, deque[tuple[float, int]]] = {}
         self._sizes: dict[str, int] | None = None
+        self._seen_brokers: dict[int, BrokerInfo] = {}
 
     def add(self, sample: Sample) -> ClusterSnapshot:
         """Fold one sample into the history and return the snapshot it makes."""
@@ -258,8 +265,7 @@ class SnapshotBuilder:
 
         groups, views, consume_total = self._groups(sample)
 
-        brokers = tuple(BrokerRow(b.id, b.host, b.port, b.id == layout.controller,
-                                  leaders[b.id], replicas[b.id]) for b in layout.brokers)
+        brokers = self._brokers(sample, leaders, replicas)
         states = Counter(g.state for g in groups)
         snapshot = ClusterSnapshot(
             t=t, took=sample.took, interval=self.interval, bootstrap=self.bootstrap,
@@ -275,6 +281,22 @@ class SnapshotBuilder:
         self._prev_t = t
         self._prev_high = dict(marks.high)
         return snapshot
+
+    def _brokers(self, sample: Sample, leaders: Counter[int], replicas: Counter[int],
+                 ) -> tuple[BrokerRow, ...]:
+        """Live brokers, and as down the ones that vanished from the metadata: seen in
+        an earlier poll, named in a replica assignment, or expected by the registry."""
+        layout = sample.layout
+        live = {b.id: b for b in layout.brokers}
+        self._seen_brokers.update(live)
+        known = dict(self._seen_brokers)
+        for node_id, (host, port) in sample.expected_brokers.items():
+            known.setdefault(node_id, BrokerInfo(node_id, host, port))
+        for node_id in replicas:
+            known.setdefault(node_id, BrokerInfo(node_id, "?", 0))
+        return tuple(BrokerRow(b.id, b.host, b.port, b.id == layout.controller,
+                               leaders[b.id], replicas[b.id], up=b.id in live)
+                     for b in sorted(known.values(), key=lambda b: b.id))
 
     def _groups(self, sample: Sample) -> tuple[list[GroupRow], dict[str, GroupView], float | None]:
         t = sample.t

@@ -120,8 +120,10 @@ class KafkaService:
     when it is back)."""
 
     def __init__(self, config: Mapping[str, Any], *, timeout: float, interval: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 expected_brokers: Mapping[int, tuple[str, int]] | None = None) -> None:
         self.config = dict(config)
+        self.expected_brokers = dict(expected_brokers or {})
         self.timeout = timeout
         self.bootstrap = str(self.config.get("bootstrap.servers", ""))
         self.builder = SnapshotBuilder(bootstrap=self.bootstrap, interval=interval)
@@ -174,7 +176,7 @@ class KafkaService:
             sizes = topic_sizes(cluster, metadata, layout.topics)
         self._refreshes += 1
         return Sample(t=started, took=time.monotonic() - began, layout=layout, marks=marks,
-                      groups=groups, sizes=sizes)
+                      groups=groups, sizes=sizes, expected_brokers=self.expected_brokers)
 
     def refresh(self) -> ClusterSnapshot:
         """Poll the cluster once and fold the result into the history."""

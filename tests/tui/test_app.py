@@ -49,7 +49,7 @@ def test_cluster_topics_filter_topic_detail_and_tail(
         assert "Brokers 1" in summary
         host, port = bootstrap.rsplit(":", 1)
         brokers = table(app, "#brokers")
-        assert [row(brokers, key)[:4] for key in brokers.rows] == [["1", host, port, "●"]]
+        assert [row(brokers, key)[:5] for key in brokers.rows] == [["1", host, port, "up", "●"]]
         status = static_text(app.screen.query_one("#status", Static))
         assert bootstrap in status
         assert "every 0.25 s" in status

@@ -144,3 +144,20 @@ def test_sizes_are_kept_between_measurements() -> None:
     assert second.sizes_known
     assert second.topic("payments") is not None
     assert second.topic("payments").size == 40_960  # type: ignore[union-attr]
+
+
+def test_a_broker_that_vanishes_is_shown_down_not_dropped() -> None:
+    builder = SnapshotBuilder()
+    first = builder.add(sample(0))
+    assert [(b.id, b.up) for b in first.brokers] == [(1, True), (2, True)]
+    layout = sample(1).layout
+    gone = replace(sample(1), layout=replace(layout, brokers=layout.brokers[:1]))
+    rows = builder.add(gone).brokers
+    assert [(b.id, b.host, b.up) for b in rows] == [(1, "kafka-1.local", True),
+                                                    (2, "kafka-2.local", False)]
+    # a fresh dashboard knows it from the replica assignments, or from the registry
+    fresh = SnapshotBuilder().add(gone).brokers
+    assert [(b.id, b.up) for b in fresh] == [(1, True), (2, False)]
+    expected = replace(gone, expected_brokers={3: ("127.0.0.1", 9094)})
+    assert [(b.id, b.port, b.up) for b in SnapshotBuilder().add(expected).brokers] == [
+        (1, 9092, True), (2, 0, False), (3, 9094, False)]

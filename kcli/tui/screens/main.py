@@ -57,8 +57,9 @@ class ClusterView(View):
     def compose(self) -> ComposeResult:
         yield Static(Text("waiting for the first poll…"), id="cluster-summary")
         yield SyncTable([Col("BROKER", "id", 8), Col("HOST", "host"), Col("PORT", "port", 6),
-                         Col("CONTROLLER", "controller", 10), Col("LEADERS", "leaders", 8),
-                         Col("REPLICAS", "replicas", 8)], id="brokers")
+                         Col("STATE", "state", 6), Col("CONTROLLER", "controller", 10),
+                         Col("LEADERS", "leaders", 8), Col("REPLICAS", "replicas", 8)],
+                        id="brokers")
 
     def show(self, snapshot: ClusterSnapshot) -> None:
         s = snapshot
@@ -68,7 +69,11 @@ class ClusterView(View):
         summary.append(f"{s.cluster_id or '-'}   controller {s.controller}\n"
                        if s.controller is not None else f"{s.cluster_id or '-'}   no controller\n")
         internal = len(s.topics) - user_topics
-        summary.append(f"Brokers {len(s.brokers)}   Topics {user_topics:,}"
+        down = sum(1 for b in s.brokers if not b.up)
+        summary.append(f"Brokers {len(s.brokers)}")
+        if down:
+            summary.append(f" ({down} down)", style=cells.theme_color(self.app, "error"))
+        summary.append(f"   Topics {user_topics:,}"
                        + (f" (+{internal} internal)" if internal else "") + "   "
                        f"Partitions {s.partition_count:,}\n")
         bad = cells.theme_color(self.app, "error")
@@ -86,7 +91,8 @@ class ClusterView(View):
             summary.append(f"   ({lagging} not OK)", style=cells.theme_color(self.app, "warning"))
         self.query_one("#cluster-summary", Static).update(summary)
         self.query_one("#brokers", SyncTable).sync([
-            (str(b.id), [cells.text(b.id), b.host, cells.text(b.port),
+            (str(b.id), [cells.text(b.id), b.host, cells.text(b.port) if b.port else "?",
+                         Text("up") if b.up else Text("down", style=bad),
                          "●" if b.controller else "", cells.number(b.leaders),
                          cells.number(b.replicas)])
             for b in s.brokers
