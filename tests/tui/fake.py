@@ -134,8 +134,9 @@ class FakeService:
         self.calls.append(("delete", name))
 
     def plan_reset(self, group: str, to: str, topics: Sequence[str]) -> ResetPlan:
-        """Everything to offset 0."""
-        changes = tuple(OffsetChange("orders", p, 900, 0, 0, 1000) for p in range(3))
+        """Everything to offset 0; partition 2's start is clamped to its low watermark."""
+        changes = tuple(OffsetChange("orders", p, 900, 0, 0, 1000, clamped=p == 2)
+                        for p in range(3))
         return ResetPlan(group, to, "Empty", 0, changes)
 
     def apply_reset(self, plan: ResetPlan) -> None:

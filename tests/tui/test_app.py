@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from confluent_kafka.admin import AdminClient
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, Static, TabbedContent
 
@@ -203,6 +204,38 @@ def test_create_and_delete_topic_with_confirmation(
         await pilot.press("d", "y")
         await until(pilot, "the topic to go", lambda: not exists())
         await until(pilot, "the row to go", lambda: topic_name not in topics.rows)
+        await pilot.press("q")
+
+    drive(app, script)
+
+
+def burst(app: KcliApp, *keys: str) -> None:
+    """Keys arriving together, as from `tmux send-keys` or a fast typist: all queued
+    before the app handles the first (Pilot.press waits after each key)."""
+    characters = {"tab": "\t", "enter": "\r"}
+    driver = app._driver
+    assert driver is not None
+    for key in keys:
+        event = events.Key(key, characters.get(key, key))
+        event.set_sender(app)
+        driver.send_message(event)
+
+
+def test_fields_follow_tab_when_keys_arrive_together(
+        service: KafkaService, admin: AdminClient, topic_name: str) -> None:
+    name = f"t{topic_name[-8:]}"
+    app = KcliApp(service, interval=INTERVAL)
+
+    async def script(pilot: Pilot[Any]) -> None:
+        await until(pilot, "the first poll", lambda: app.snapshot is not None)
+        await pilot.press("2", "n")
+        burst(app, *name, "tab", "2", "tab", "1", "enter")
+        await until(pilot, "the new topic",
+                    lambda: name in admin.list_topics(timeout=10).topics)
+        topic = admin.list_topics(name, timeout=10).topics[name]
+        assert len(topic.partitions) == 2
+        assert {len(p.replicas) for p in topic.partitions.values()} == {1}
+        assert f"{name}21" not in admin.list_topics(timeout=10).topics
         await pilot.press("q")
 
     drive(app, script)

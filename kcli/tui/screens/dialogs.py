@@ -21,6 +21,12 @@ from kcli.errors import BadInput
 from kcli.formats.envelope import Record
 from kcli.tui.service import parse_count
 
+FIELD_KEYS = (Binding("tab", "app.focus_next", show=False, priority=True),
+              Binding("shift+tab", "app.focus_previous", show=False, priority=True))
+"""Tab moves between a form's fields at once. Without priority, Tab reaches the screen
+by bubbling up from the field as a message, after the keys typed behind it were already
+given to the field it leaves: "t", Tab, "2" typed in one burst all landed in the name."""
+
 
 class ConfirmDialog(ModalScreen[bool]):
     """A yes/no question; Cancel has the focus."""
@@ -65,7 +71,8 @@ class NewTopic:
 class CreateTopicDialog(ModalScreen[NewTopic | None]):
     """Name, partitions and replication of a new topic (empty: the cluster's default)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel"),
+                                              *FIELD_KEYS]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):

@@ -16,6 +16,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from kcli.tui.messages import ActionDone, ResetFailed, ResetPlanned
 from kcli.tui.screens.base import KcliModalScreen
+from kcli.tui.screens.dialogs import FIELD_KEYS
 from kcli.tui.service import ResetPlan, describe_error
 from kcli.tui.widgets import cells
 from kcli.tui.widgets.tables import Col, SyncTable
@@ -26,7 +27,8 @@ POSITIONS = "earliest | latest | OFFSET | TIME (ISO-8601) | shift:N"
 class ResetDialog(KcliModalScreen[None]):
     """Preview, then execute, an offset reset of one group."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Close"),
+                                              *FIELD_KEYS]
 
     def __init__(self, group: str, topics: tuple[str, ...] = ()) -> None:
         super().__init__()
@@ -44,7 +46,8 @@ class ResetDialog(KcliModalScreen[None]):
             yield Static(Text("enter: preview (nothing changes until Execute)"),
                          id="reset-state")
             yield SyncTable([Col("TOPIC", "topic"), Col("P", "partition", 3),
-                             Col("CURRENT", "current", 9), Col("NEW", "target", 9),
+                             # NEW as wide as its cells: "1,000 (clamped)" is never cut
+                             Col("CURRENT", "current", 9), Col("NEW", "target"),
                              Col("END", "high", 9), Col("LAG AFTER", "lag_after", 9)],
                             id="reset-plan")
             with Horizontal(classes="buttons"):
