@@ -16,6 +16,7 @@ from kio.index import load_request_schema, load_response_schema
 from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import SerialError
 
+from kcli.broker.protocol import legacy
 from kcli.broker.protocol.bounds import OutOfBounds, check_body
 from kcli.broker.protocol.framing import Frame
 from kcli.broker.protocol.versions import SUPPORTED_VERSIONS, ApiKey, is_supported
@@ -43,9 +44,13 @@ class RequestHeader:
 
     api_key: int
     api_version: int
+    """The version the handler serves; for an old version served by translation (see
+    `legacy`), the newer one it was translated to."""
     correlation_id: int
     client_id: str | None
     flexible: bool
+    wire_version: int | None = None
+    """The version the client sent, when it was translated."""
 
 
 @cache
@@ -116,6 +121,10 @@ def parse_header(frame: Frame) -> tuple[RequestHeader, int]:
         pos = end
     elif client_id_len != -1:
         raise MalformedRequest("negative client id length")
+    old = legacy.translation(api_key, api_version)
+    if old is not None:  # non-flexible, like every version it is translated to
+        return RequestHeader(api_key, old.target, correlation_id, client_id, False,
+                             wire_version=api_version), pos
     if not is_supported(api_key, api_version):
         unsupported = RequestHeader(api_key, api_version, correlation_id, client_id, False)
         raise UnsupportedVersion(unsupported)
@@ -131,6 +140,14 @@ def decode_request(frame: Frame) -> tuple[RequestHeader, Any]:
     The body is bounds-checked first: kio's native reader trusts array counts.
     """
     header, pos = parse_header(frame)
+    if header.wire_version is not None:
+        old = legacy.TRANSLATIONS[(header.api_key, header.wire_version)]
+        try:
+            frame = old.request_body(frame[pos:])
+        except legacy.LegacyError as error:
+            raise MalformedRequest(
+                f"api {header.api_key} v{header.wire_version}: {error}") from None
+        pos = 0
     reader, _flexible = _request_codec(header.api_key, header.api_version)
     try:
         check_body(load_request_schema(header.api_key, header.api_version), frame, pos)
@@ -192,7 +209,13 @@ def encode_response_buffers(header: RequestHeader, response: Any) -> list[Buffer
     out.write(_INT32.pack(header.correlation_id))
     if header.flexible and header.api_key != ApiKey.API_VERSIONS:
         out.write(b"\0")
-    _response_writer(type(response))(out, response)
+    if header.wire_version is not None:
+        body = _Buffers()
+        _response_writer(type(response))(body, response)
+        old = legacy.TRANSLATIONS[(header.api_key, header.wire_version)]
+        out.write(old.response_body(b"".join(body.buffers)))
+    else:
+        _response_writer(type(response))(out, response)
     first = out.buffers[0]
     assert isinstance(first, bytearray)
     _INT32.pack_into(first, 0, out.size - 4)
@@ -205,5 +228,10 @@ def encode_response(header: RequestHeader, response: Any) -> bytes:
 
 
 def supported_api_keys() -> list[tuple[int, int, int]]:
-    """(api_key, min, max) for every API served, sorted by key."""
-    return sorted((key, low, high) for key, (low, high) in SUPPORTED_VERSIONS.items())
+    """(api_key, min, max) for every API served, sorted by key: kio's versions and,
+    below them, the ones served by translation."""
+    out = []
+    for key, (low, high) in SUPPORTED_VERSIONS.items():
+        oldest = legacy.lowest_version(key)
+        out.append((key, low if oldest is None else min(low, oldest), high))
+    return sorted(out)

@@ -1,0 +1,130 @@
+"""Clients pinned to versions Kafka 3.9 serves and 4.0 dropped: kafka-python told it
+talks to a 0.8.2-0.11 broker, kcat with the 0.9 fallback, and raw old requests for the
+rest. Before, the broker closed their connections (a lag monitor saw no offsets, a
+Sarama-style consumer never committed)."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.structs import OffsetAndMetadata
+
+from kcli.broker.protocol import legacy
+from tests.support.wire import WireClient
+
+
+def fill(bootstrap: str, topic: str, count: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(count):
+        producer.produce(topic, b"%d" % i, partition=0)
+    assert producer.flush(10) == 0
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        [found] = consumer.committed([TopicPartition(topic, 0)], timeout=10)
+        return int(found.offset)
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("api_version", [(0, 8, 1), (0, 8, 2), (0, 9)])
+def test_an_old_consumer_lists_offsets_and_commits(bootstrap: str, topic_name: str,
+                                                   api_version: tuple[int, ...]) -> None:
+    """(0, 8, 1): OffsetCommit v0 and OffsetFetch v0; (0, 8, 2): v1 and v1; all three
+    ListOffsets v0."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic_name, 1, 1)])
+    admin.close()
+    fill(bootstrap, topic_name, 12)
+    group = f"old-{topic_name}"
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                             api_version=api_version, enable_auto_commit=False)
+    try:
+        tp = KafkaPartition(topic_name, 0)
+        consumer.assign([tp])
+        assert consumer.end_offsets([tp]) == {tp: 12}
+        assert consumer.beginning_offsets([tp]) == {tp: 0}
+        consumer.commit({tp: OffsetAndMetadata(7, "from an old client", -1)})
+        assert consumer.committed(tp) == 7
+    finally:
+        consumer.close()
+    assert committed(bootstrap, group, topic_name) == 7  # the same offsets a new client reads
+
+
+def test_old_admin_requests(bootstrap: str, topic_name: str) -> None:
+    """kafka-python pinned to 0.10.1: CreateTopics v0 and DeleteTopics v0."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, api_version=(0, 10, 1))
+    try:
+        admin.create_topics([NewTopic(topic_name, 3, 1)])
+        assert len(Consumer({"bootstrap.servers": bootstrap, "group.id": "x"}).list_topics(
+            topic_name, timeout=10).topics[topic_name].partitions) == 3
+        admin.delete_topics([topic_name])
+    finally:
+        admin.close()
+
+
+def test_kcat_with_the_09_fallback_queries_offsets(kcat: str, bootstrap: str,
+                                                   topic_name: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic_name, 1, 1)])
+    admin.close()
+    fill(bootstrap, topic_name, 5)
+    done = subprocess.run([kcat, "-b", bootstrap, "-X", "api.version.request=false",
+                           "-X", "broker.version.fallback=0.9.0", "-Q", "-t",
+                           f"{topic_name}:0:-1"], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"{topic_name} [0] offset 5" in done.stdout
+
+
+def old_request(client: WireClient, api_key: int, version: int, body: dict[str, Any],
+                ) -> dict[str, Any]:
+    """Send ``body`` as (api_key, version) and decode the answer as that version."""
+    old = legacy.TRANSLATIONS[(api_key, version)]
+    client.correlation_id += 1
+    header = struct.pack(">hhih", api_key, version, client.correlation_id, 3) + b"old"
+    client.send_raw(header + legacy.encode(old.old_request, body))
+    frame = client.recv_frame()
+    assert struct.unpack_from(">i", frame)[0] == client.correlation_id
+    return legacy.decode(old.old_response, frame[4:])
+
+
+def test_describe_configs_v0_and_epochs_v0_v1_and_log_dirs_v0(bootstrap: str,
+                                                              topic_name: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic_name, 1, 1, topic_configs={"retention.ms": "60000"})])
+    admin.close()
+    fill(bootstrap, topic_name, 3)
+    with WireClient(bootstrap) as client:
+        answer = old_request(client, 32, 0, {"resources": [
+            {"resource_type": 2, "resource_name": topic_name, "configuration_keys": None}]})
+        [result] = answer["results"]
+        assert result["error_code"] == 0
+        configs = {c["name"]: c for c in result["configs"]}
+        assert (configs["retention.ms"]["value"], configs["retention.ms"]["is_default"]) == (
+            "60000", False)
+        assert configs["cleanup.policy"]["is_default"] is True
+
+        partitions = [{"partition": 0, "leader_epoch": 0}]
+        for version in (0, 1):
+            epochs = old_request(client, 23, version, {"topics": [
+                {"topic": topic_name, "partitions": partitions}]})
+            [found] = epochs["topics"][0]["partitions"]
+            assert (found["error_code"], found["end_offset"]) == (0, 3)
+            assert ("leader_epoch" in found) == (version == 1)
+
+        dirs = old_request(client, 35, 0, {"topics": [
+            {"topic": topic_name, "partitions": [0]}]})
+        [log_dir] = dirs["results"]
+        [topic] = log_dir["topics"]
+        assert topic["name"] == topic_name
+        assert topic["partitions"][0]["partition_size"] > 0
