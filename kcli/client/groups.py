@@ -102,9 +102,20 @@ def _committed(cluster: Cluster, groups: Sequence[str], max_in_flight: int | Non
         if isinstance(value, KcliError):
             out[group] = value
         else:
-            out[group] = {(tp.topic, tp.partition): (tp.offset, tp.metadata)
+            out[group] = {(tp.topic, tp.partition): (tp.offset, commit_metadata(tp))
                           for tp in value.topic_partitions if tp.offset >= 0}
     return out
+
+
+def commit_metadata(tp: Any) -> str | None:
+    """A committed offset's metadata string. confluent-kafka decodes it as UTF-8 when
+    it is read, and raises on bytes that are not: such a commit (any client may write
+    one) reads as no metadata rather than failing every command that lists groups."""
+    try:
+        metadata: str | None = tp.metadata
+    except UnicodeDecodeError:
+        return None
+    return metadata
 
 
 def commit_offsets(cluster: Cluster, group: str,
