@@ -192,3 +192,25 @@ def test_kcat_with_the_09_fallback_produces_and_consumes(kcat: str, bootstrap: s
                           timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "0 a 1\n1 b 2\n2  0\n"
+
+
+def test_down_conversion_can_be_turned_off_per_topic(kcat: str, bootstrap: str,
+                                                     topic_name: str) -> None:
+    """message.downconversion.enable=false: an old Fetch gets UNSUPPORTED_VERSION for
+    that topic, as from Kafka 3.9; a new client still reads it."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic_name, 1, 1, topic_configs={
+        "message.downconversion.enable": "false"})])
+    admin.close()
+    fill(bootstrap, topic_name, 2)
+    with WireClient(bootstrap) as client:
+        answer = old_request(client, 1, 2, {
+            "replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "topics": [
+                {"topic": topic_name, "partitions": [
+                    {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]})
+    [partition] = answer["responses"][0]["partitions"]
+    assert partition["error_code"] == 35  # UNSUPPORTED_VERSION
+    assert not partition["records"]
+    done = subprocess.run([kcat, "-b", bootstrap, "-C", "-t", topic_name, "-e", "-q"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.stdout.split() == ["0", "1"]
