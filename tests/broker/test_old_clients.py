@@ -214,3 +214,22 @@ def test_down_conversion_can_be_turned_off_per_topic(kcat: str, bootstrap: str,
     done = subprocess.run([kcat, "-b", bootstrap, "-C", "-t", topic_name, "-e", "-q"],
                           capture_output=True, text=True, timeout=30, check=False)
     assert done.stdout.split() == ["0", "1"]
+
+
+def test_zstd_data_is_refused_to_an_old_fetch(bootstrap: str, topic_name: str) -> None:
+    """Kafka answers UNSUPPORTED_COMPRESSION_TYPE: no v0/v1 reader knows zstd."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic_name, 1, 1)])
+    admin.close()
+    producer = Producer({"bootstrap.servers": bootstrap, "compression.type": "zstd"})
+    producer.produce(topic_name, b"squeezed" * 1000, partition=0)  # worth compressing
+    assert producer.flush(10) == 0
+    with WireClient(bootstrap) as client:
+        answer = old_request(client, 1, 3, {
+            "replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 1 << 20,
+            "topics": [{"topic": topic_name, "partitions": [
+                {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]})
+    [partition] = answer["responses"][0]["partitions"]
+    assert partition["error_code"] == 76  # UNSUPPORTED_COMPRESSION_TYPE
+    assert partition["high_watermark"] == 1
+    assert not partition["records"]

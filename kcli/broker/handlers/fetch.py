@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
+from kcli.broker.log.batch import iter_batches
+from kcli.broker.log.records import COMPRESSION_ZSTD
 from kcli.broker.partition import READ_UNCOMMITTED, Partition, PartitionRead
 from kcli.broker.protocol.versions import ApiKey
 from kcli.broker.replicas import wait_for_data
@@ -99,6 +101,10 @@ class _FetchPlan:
                 )
                 if partition is not None:
                     self.partitions.append(partition)
+                if self.version < 10 and self.replica_id < 0 and has_zstd(result.records):
+                    # consumers older than Fetch v10 cannot know zstd: Kafka refuses
+                    result = replace(result, error_code=ErrorCode.unsupported_compression_type,
+                                     records=b"")
                 reads.append((index, result))
                 if result.error_code != ErrorCode.none or result.diverging is not None:
                     failed = True
@@ -108,6 +114,11 @@ class _FetchPlan:
                     total += len(result.records)
         self._first_pass = False
         return topics, total, failed
+
+
+def has_zstd(records: bytes) -> bool:
+    """Whether any whole batch in a read is zstd-compressed."""
+    return any(header.compression == COMPRESSION_ZSTD for header in iter_batches(records))
 
 
 def down_conversion(broker: Broker, configs: dict[str, str]) -> bool:

@@ -10,8 +10,8 @@ whose value is the compressed inner set (attributes bits 0-2: 1 gzip, 2 snappy, 
 bit 3 of a v1 message is LogAppendTime. Kafka 3.9 converts on the way in (one v2 batch,
 as LogValidator does) and on the way out for an old Fetch (RecordsUtil.downConvert),
 which is what `up_convert` and `down_convert` do. Down-converted messages go out
-uncompressed: an old client reads those whatever codec the batch used (zstd included,
-which no v0/v1 reader knows).
+uncompressed. zstd-compressed batches are not converted: no v0/v1 reader knows zstd,
+and Kafka answers UNSUPPORTED_COMPRESSION_TYPE instead (`ZstdBatch`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ from dataclasses import dataclass
 
 from kcli.broker.log.batch import LOG_OVERHEAD, iter_batches
 from kcli.broker.log.errors import CorruptBatch
-from kcli.broker.log.records import Record, decode_records, decompress, encode_batch
+from kcli.broker.log.records import (
+    COMPRESSION_ZSTD,
+    Record,
+    decode_records,
+    decompress,
+    encode_batch,
+)
 
 _HEAD = struct.Struct(">qiIbb")  # offset, size, crc, magic, attributes
 _INT32 = struct.Struct(">i")
@@ -31,6 +37,10 @@ _INT64 = struct.Struct(">q")
 _CODECS = {0: 0, 1: 1, 2: 2, 3: 3}  # legacy codec bits -> batch codec ids (the same)
 LOG_APPEND_TIME = 0x08
 NO_TIMESTAMP = -1
+
+
+class ZstdBatch(CorruptBatch):
+    """A stored batch is zstd-compressed: there is no v0/v1 form of it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +147,8 @@ def down_convert(data: bytes | memoryview, magic: int) -> bytes:
             raise CorruptBatch(f"stored batch magic {header.magic}")
         if header.is_control:
             continue
+        if header.compression == COMPRESSION_ZSTD:
+            raise ZstdBatch(f"batch at offset {header.base_offset} is zstd-compressed")
         append_time = header.timestamp_type == 1
         attributes = LOG_APPEND_TIME if magic == 1 and append_time else 0
         for record in decode_records(view, header):

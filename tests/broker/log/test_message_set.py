@@ -15,6 +15,7 @@ from kcli.broker.log.errors import CorruptBatch
 from kcli.broker.log.message_set import (
     LOG_APPEND_TIME,
     Message,
+    ZstdBatch,
     down_convert,
     encode_message,
     messages,
@@ -59,7 +60,7 @@ def test_up_conversion_keeps_every_record(case: tuple[int, list[tuple[int, bytes
 
 
 @given(st.lists(st.tuples(timestamps, fields, fields), min_size=1, max_size=8),
-       st.integers(0, 2**40), st.sampled_from([0, 1]), st.sampled_from([0, 1, 4]),
+       st.integers(0, 2**40), st.sampled_from([0, 1]), st.sampled_from([0, 1, 2, 3]),
        st.booleans())
 def test_down_conversion_keeps_offsets_keys_values(
         items: list[tuple[int, bytes | None, bytes | None]], base: int, magic: int,
@@ -72,6 +73,12 @@ def test_down_conversion_keeps_offsets_keys_values(
     stamp = [7] * len(items) if append_time else [ts for ts, _k, _v in items]
     assert converted == [Message(base + i, magic, stamp[i] if magic else -1, key, value)
                          for i, (_ts, key, value) in enumerate(items)]
+
+
+def test_zstd_batches_have_no_old_form() -> None:
+    stored = encode_batch([Record(0, 1, b"k", b"v")], compression=4)
+    with pytest.raises(ZstdBatch):
+        down_convert(stored, 1)
 
 
 def test_control_batches_have_no_old_form() -> None:
