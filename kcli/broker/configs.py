@@ -177,6 +177,9 @@ BROKER_SETTINGS: dict[str, ConfigDef] = {
         ConfigDef("log.flush.interval.ms", _L, str(LONG_MAX),
                   "fsync when this long has passed since the last fsync.", _at_least(0)),
         ConfigDef("log.segment.delete.delay.ms", _L, "60000", "Delay before deleting files."),
+        ConfigDef("log.message.downconversion.enable", _B, "true",
+                  "Whether a Fetch below v4 gets stored batches down-converted to the old "
+                  "message format (false: UNSUPPORTED_VERSION).", None),
         ConfigDef("log.message.timestamp.type", _S, "CreateTime", "Default timestamp type.",
                   _one_of("CreateTime", "LogAppendTime")),
         ConfigDef("log.message.timestamp.before.max.ms", _L, str(LONG_MAX),
@@ -274,6 +277,8 @@ _TOPIC: tuple[tuple[str, ConfigType, str, str, Callable[[str], None] | None], ..
      "Maximum time a record stays uncompacted.", _at_least(1)),
     ("max.message.bytes", _I, "message.max.bytes", "Largest record batch accepted.",
      _at_least(0)),
+    ("message.downconversion.enable", _B, "log.message.downconversion.enable",
+     "Down-convert for a Fetch below v4 (false: UNSUPPORTED_VERSION).", None),
     ("message.timestamp.type", _S, "log.message.timestamp.type",
      "CreateTime or LogAppendTime.", _one_of("CreateTime", "LogAppendTime")),
     ("message.timestamp.before.max.ms", _L, "log.message.timestamp.before.max.ms",

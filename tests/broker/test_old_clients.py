@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import OffsetAndMetadata
@@ -128,3 +128,108 @@ def test_describe_configs_v0_and_epochs_v0_v1_and_log_dirs_v0(bootstrap: str,
         [topic] = log_dir["topics"]
         assert topic["name"] == topic_name
         assert topic["partitions"][0]["partition_size"] > 0
+
+
+@pytest.mark.parametrize(("api_version", "compression"), [
+    ((0, 9), None), ((0, 9), "gzip"), ((0, 10, 0), None), ((0, 10, 0), "gzip"),
+    ((0, 10, 1), None)])
+def test_old_producers_and_consumers_speak_message_sets(
+        bootstrap: str, topic_name: str, api_version: tuple[int, ...],
+        compression: str | None) -> None:
+    """(0, 9): Produce v1 and Fetch v1 with magic 0; (0, 10, x): Produce v2 and Fetch
+    v2/v3 with magic 1. A new client reads the same records."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic_name, 1, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, api_version=api_version,
+                             compression_type=compression)
+    for i in range(20):
+        producer.send(topic_name, key=b"k%d" % i, value=b"value %d" % i, partition=0,
+                      timestamp_ms=1_700_000_000_000 + i)
+    producer.flush(10)
+    producer.close()
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, api_version=api_version,
+                             consumer_timeout_ms=5000, auto_offset_reset="earliest")
+    consumer.assign([KafkaPartition(topic_name, 0)])
+    old = [(m.offset, m.key, m.value, m.timestamp) for m in consumer]
+    consumer.close()
+    with_time = api_version >= (0, 10)
+    assert old == [(i, b"k%d" % i, b"value %d" % i,
+                    1_700_000_000_000 + i if with_time else None) for i in range(20)]
+
+    new = Consumer({"bootstrap.servers": bootstrap, "group.id": f"new-{topic_name}",
+                    "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    try:
+        new.assign([TopicPartition(topic_name, 0, 0)])
+        seen = []
+        while len(seen) < 20:
+            message = new.poll(10)
+            assert message is not None
+            if message.error() is None:
+                seen.append((message.offset(), message.key(), message.value(),
+                             message.timestamp()[1]))
+    finally:
+        new.close()
+    assert seen == [(i, b"k%d" % i, b"value %d" % i,
+                     1_700_000_000_000 + i if with_time else -1) for i in range(20)]
+
+
+def test_kcat_with_the_09_fallback_produces_and_consumes(kcat: str, bootstrap: str,
+                                                         topic_name: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic_name, 1, 1)])
+    admin.close()
+    old = ["-X", "api.version.request=false", "-X", "broker.version.fallback=0.9.0"]
+    done = subprocess.run([kcat, "-b", bootstrap, "-P", "-t", topic_name, "-p", "0",
+                           "-K", ":", "-z", "snappy", *old], input="a:1\nb:2\n",
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    # a batch from a new client, read back by the old one
+    fill(bootstrap, topic_name, 1)
+    done = subprocess.run([kcat, "-b", bootstrap, "-C", "-t", topic_name, "-e", "-q",
+                           "-f", "%o %k %s\n", *old], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "0 a 1\n1 b 2\n2  0\n"
+
+
+def test_down_conversion_can_be_turned_off_per_topic(kcat: str, bootstrap: str,
+                                                     topic_name: str) -> None:
+    """message.downconversion.enable=false: an old Fetch gets UNSUPPORTED_VERSION for
+    that topic, as from Kafka 3.9; a new client still reads it."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic_name, 1, 1, topic_configs={
+        "message.downconversion.enable": "false"})])
+    admin.close()
+    fill(bootstrap, topic_name, 2)
+    with WireClient(bootstrap) as client:
+        answer = old_request(client, 1, 2, {
+            "replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "topics": [
+                {"topic": topic_name, "partitions": [
+                    {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]})
+    [partition] = answer["responses"][0]["partitions"]
+    assert partition["error_code"] == 35  # UNSUPPORTED_VERSION
+    assert not partition["records"]
+    done = subprocess.run([kcat, "-b", bootstrap, "-C", "-t", topic_name, "-e", "-q"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.stdout.split() == ["0", "1"]
+
+
+def test_zstd_data_is_refused_to_an_old_fetch(bootstrap: str, topic_name: str) -> None:
+    """Kafka answers UNSUPPORTED_COMPRESSION_TYPE: no v0/v1 reader knows zstd."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic_name, 1, 1)])
+    admin.close()
+    producer = Producer({"bootstrap.servers": bootstrap, "compression.type": "zstd"})
+    producer.produce(topic_name, b"squeezed" * 1000, partition=0)  # worth compressing
+    assert producer.flush(10) == 0
+    with WireClient(bootstrap) as client:
+        answer = old_request(client, 1, 3, {
+            "replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 1 << 20,
+            "topics": [{"topic": topic_name, "partitions": [
+                {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]})
+    [partition] = answer["responses"][0]["partitions"]
+    assert partition["error_code"] == 76  # UNSUPPORTED_COMPRESSION_TYPE
+    assert partition["high_watermark"] == 1
+    assert not partition["records"]

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
+from kcli.broker.log.batch import iter_batches
+from kcli.broker.log.records import COMPRESSION_ZSTD
 from kcli.broker.partition import READ_UNCOMMITTED, Partition, PartitionRead
 from kcli.broker.protocol.versions import ApiKey
 from kcli.broker.replicas import wait_for_data
+
+if TYPE_CHECKING:
+    from kcli.broker.broker import Broker
 
 
 @dataclass(slots=True)
@@ -42,6 +47,8 @@ class _FetchPlan:
         self.isolation_level = int(getattr(request, "isolation_level", READ_UNCOMMITTED))
         self.max_bytes = int(getattr(request, "max_bytes", 0x7FFFFFFF))
         self.request = request
+        # a Fetch below v4 was translated: its records go out down-converted (legacy.py)
+        self.old_format = ctx.header.wire_version is not None
         self.partitions: list[Partition] = []
         self._first_pass = True  # metadata rereads and follower progress: once per request
 
@@ -76,6 +83,10 @@ class _FetchPlan:
                     )))
                     failed = True
                     continue
+                if self.old_format and not down_conversion(broker, state.configs):
+                    reads.append((index, PartitionRead(ErrorCode.unsupported_version)))
+                    failed = True
+                    continue
                 limit = int(fp.partition_max_bytes)
                 if not first:
                     limit = min(limit, budget)
@@ -90,6 +101,10 @@ class _FetchPlan:
                 )
                 if partition is not None:
                     self.partitions.append(partition)
+                if self.version < 10 and self.replica_id < 0 and has_zstd(result.records):
+                    # consumers older than Fetch v10 cannot know zstd: Kafka refuses
+                    result = replace(result, error_code=ErrorCode.unsupported_compression_type,
+                                     records=b"")
                 reads.append((index, result))
                 if result.error_code != ErrorCode.none or result.diverging is not None:
                     failed = True
@@ -99,6 +114,17 @@ class _FetchPlan:
                     total += len(result.records)
         self._first_pass = False
         return topics, total, failed
+
+
+def has_zstd(records: bytes) -> bool:
+    """Whether any whole batch in a read is zstd-compressed."""
+    return any(header.compression == COMPRESSION_ZSTD for header in iter_batches(records))
+
+
+def down_conversion(broker: Broker, configs: dict[str, str]) -> bool:
+    """Whether a topic's records may be down-converted for an old Fetch."""
+    value = broker.settings.topic_value(configs, "message.downconversion.enable")
+    return value.strip().lower() == "true"
 
 
 @handles(ApiKey.FETCH)

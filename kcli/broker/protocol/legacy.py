@@ -16,13 +16,18 @@ int32-count arrays. The field layouts follow Kafka 3.9's message schemas
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kcli.broker.log import message_set
+from kcli.broker.log.errors import CorruptBatch
+
 Field = tuple[str, Any]
-"""(name, type): a type is a primitive name, ("array", element) or ("narray", element)
+"""(name, type): a type is a primitive name (int8/16/32/64, bool, string, nstring,
+bytes, nbytes), ("array", element) or ("narray", element)
 (an array that may be null), where an element is a primitive name or a tuple of Fields."""
 Schema = tuple[Field, ...]
 Doc = dict[str, Any]
@@ -66,6 +71,15 @@ def _read_value(kind: Any, data: bytes | memoryview, pos: int) -> tuple[Any, int
         if pos + fixed.size > len(data):
             raise LegacyError(f"truncated {kind}")
         return fixed.unpack_from(data, pos)[0], pos + fixed.size
+    if kind in ("bytes", "nbytes"):
+        size, pos = _read_value("int32", data, pos)
+        if size < 0:
+            if kind == "nbytes":
+                return None, pos
+            raise LegacyError("null bytes where they are required")
+        if pos + size > len(data):
+            raise LegacyError("bytes run past the frame")
+        return bytes(data[pos:pos + size]), pos + size
     if kind in ("string", "nstring"):
         size, pos = _read_value("int16", data, pos)
         if size < 0:
@@ -99,6 +113,12 @@ def _write_value(kind: Any, value: Any, out: bytearray) -> None:
             _write_value(kind[1], item, out)
     elif kind in _FIXED:
         out += _FIXED[kind].pack(value)
+    elif kind in ("bytes", "nbytes"):
+        if value is None:
+            out += _FIXED["int32"].pack(-1)
+        else:
+            out += _FIXED["int32"].pack(len(value))
+            out += value
     elif value is None:
         out += _FIXED["int16"].pack(-1)
     else:
@@ -343,6 +363,98 @@ _LOG_DIR_RESULT: Schema = (("error_code", "int16"), ("log_dir", "string"),
                            ("topics", ("array", _LOG_DIR_TOPIC)))
 _LOG_DIRS_RESP: Schema = (("throttle_time_ms", "int32"), ("results", ("array", _LOG_DIR_RESULT)))
 
+# --------------------------------------------------------------------- Produce (0)
+
+def _produce_request(*, transactional: bool) -> Schema:
+    head: Schema = (("transactional_id", "nstring"),) if transactional else ()
+    return (*head, ("acks", "int16"), ("timeout_ms", "int32"),
+            ("topic_data", ("array", (("name", "string"), ("partition_data", ("array", (
+                ("index", "int32"), ("records", "nbytes"))))))))
+
+
+def _produce_response(*, throttle: bool, append_time: bool) -> Schema:
+    partition: Schema = (("index", "int32"), ("error_code", "int16"), ("base_offset", "int64"),
+                         *((("log_append_time_ms", "int64"),) if append_time else ()))
+    topics: Field = ("responses", ("array", (("name", "string"), ("partition_responses", (
+        "array", partition)))))
+    return (topics, ("throttle_time_ms", "int32")) if throttle else (topics,)
+
+
+def _up_convert_records(partition: Doc) -> Doc:
+    """A message set as a v2 batch; a set that cannot be read goes on as it is, for the
+    batch validator to refuse as corrupt (CORRUPT_MESSAGE for that partition only)."""
+    records = partition["records"]
+    if records:
+        with contextlib.suppress(CorruptBatch):
+            records = message_set.up_convert(records)
+    return {**partition, "records": records}
+
+
+def _produce_upgrade(doc: Doc) -> Doc:
+    return {"transactional_id": None,
+            **_map_partitions(doc, "topic_data", _up_convert_records, "partition_data")}
+
+
+def _produce_downgrade(version: int) -> Callable[[Doc], Doc]:
+    def downgrade(doc: Doc) -> Doc:
+        if version < 2:
+            doc = _map_partitions(doc, "responses", lambda p: {
+                k: v for k, v in p.items() if k != "log_append_time_ms"},
+                "partition_responses")
+        return _without_throttle(doc) if version == 0 else doc
+    return downgrade
+
+
+# ----------------------------------------------------------------------- Fetch (1)
+
+def _fetch_request(version: int) -> Schema:
+    limits: Schema = (("replica_id", "int32"), ("max_wait_ms", "int32"), ("min_bytes", "int32"),
+                      *((("max_bytes", "int32"),) if version >= 3 else ()),
+                      *((("isolation_level", "int8"),) if version >= 4 else ()))
+    return (*limits, ("topics", ("array", (("topic", "string"), ("partitions", ("array", (
+        ("partition", "int32"), ("fetch_offset", "int64"),
+        ("partition_max_bytes", "int32"))))))))
+
+
+def _fetch_response(version: int) -> Schema:
+    txn: Schema = ((("last_stable_offset", "int64"), ("aborted_transactions", ("narray", (
+        ("producer_id", "int64"), ("first_offset", "int64"))))) if version >= 4 else ())
+    partition: Schema = (("partition_index", "int32"), ("error_code", "int16"),
+                         ("high_watermark", "int64"), *txn, ("records", "nbytes"))
+    topics: Field = ("responses", ("array", (("topic", "string"), ("partitions", (
+        "array", partition)))))
+    return (("throttle_time_ms", "int32"), topics) if version >= 1 else (topics,)
+
+
+MAX_FETCH_BYTES = 2**31 - 1
+"""What Kafka takes as a Fetch's max_bytes below v3, which has none."""
+
+
+def _fetch_upgrade(doc: Doc) -> Doc:
+    # read_uncommitted: below v4 there is no isolation, aborted records included
+    return {"max_bytes": MAX_FETCH_BYTES, **doc, "isolation_level": 0}
+
+
+def _fetch_downgrade(version: int) -> Callable[[Doc], Doc]:
+    magic = 0 if version < 2 else 1  # as Kafka: v0-1 read magic 0, v2-3 magic 1
+
+    def partition(p: Doc) -> Doc:
+        # zstd data never gets here: the Fetch handler refuses it below v10, as Kafka
+        records = p["records"]
+        if records:
+            try:
+                records = message_set.down_convert(records, magic)
+            except CorruptBatch:
+                records = b""
+        return {"partition_index": p["partition_index"], "error_code": p["error_code"],
+                "high_watermark": p["high_watermark"], "records": records}
+
+    def downgrade(doc: Doc) -> Doc:
+        doc = _map_partitions(doc, "responses", partition)
+        return _without_throttle(doc) if version == 0 else doc
+    return downgrade
+
+
 TRANSLATIONS: dict[tuple[int, int], Translation] = {
     (t.api_key, t.version): t for t in (
         Translation(2, 0, 1, _LIST_OFFSETS_V0_REQ, _LIST_OFFSETS_V1_REQ,
@@ -375,6 +487,16 @@ TRANSLATIONS: dict[tuple[int, int], Translation] = {
         Translation(23, 1, 2, _EPOCH_V0_REQ, _EPOCH_V2_REQ, _EPOCH_V2_RESP, _EPOCH_V1_RESP,
                     upgrade=_epoch_v0_to_v2, downgrade=_without_throttle),
         Translation(35, 0, 1, _LOG_DIRS_REQ, _LOG_DIRS_REQ, _LOG_DIRS_RESP, _LOG_DIRS_RESP),
+        *(Translation(0, v, 3, _produce_request(transactional=False),
+                      _produce_request(transactional=True),
+                      _produce_response(throttle=True, append_time=True),
+                      _produce_response(throttle=v >= 1, append_time=v >= 2),
+                      upgrade=_produce_upgrade, downgrade=_produce_downgrade(v))
+          for v in (0, 1, 2)),
+        *(Translation(1, v, 4, _fetch_request(v), _fetch_request(4), _fetch_response(4),
+                      _fetch_response(v), upgrade=_fetch_upgrade,
+                      downgrade=_fetch_downgrade(v))
+          for v in (0, 1, 2, 3)),
     )
 }
 """Every old version served by translation, by (api key, version)."""

@@ -2,7 +2,8 @@
 
 Only what is truly implemented is listed. Ranges are within what the kio codec
 covers (Kafka 4.x minimums), which is also what librdkafka, franz-go, kafka-python 3
-and the Java client negotiate down to.
+and the Java client negotiate down to. Older versions that Kafka 3.9 still serves are
+translated to these (see `legacy`), and ApiVersions advertises them too.
 """
 
 from __future__ import annotations
