@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from kcli.broker.cluster import reassignment
 from kcli.broker.cluster.checkpoint import read_checkpoint, write_checkpoint
 from kcli.broker.cluster.controller import Controller, ControllerError, elect_leaders
 from kcli.broker.cluster.coordination import BrokerIdInUse, ClusterDirectory
@@ -117,6 +118,7 @@ class Broker:
         self.fetchers: ReplicaFetcherManager | None = None  # in start_background()
         self.groups = GroupCoordinator(self)
         self._started_at = time.monotonic()
+        self._balanced_at = self._started_at  # leaders are balanced one interval after start
         self._live: set[int] = {self.node_id}
         self._live_at = -1.0
         self._seen_live: set[int] = set()  # brokers seen live since this one started
@@ -417,6 +419,45 @@ class Broker:
         if not validate_only:
             self.apply_metadata()
 
+    def reassign_partitions(self, moves: Sequence[tuple[str, int, Sequence[int] | None]],
+                            ) -> list[reassignment.Outcome]:
+        """Start or cancel partition moves and open/close what this broker now hosts."""
+        outcomes = self.controller.reassign(moves)
+        self.apply_metadata()
+        for (topic, index, target), outcome in zip(moves, outcomes, strict=True):
+            if not outcome.error_code:
+                log.info("%s-%d: %s", topic, index, f"moving to {list(target)}"
+                         if target is not None else "reassignment cancelled")
+        return outcomes
+
+    def elect_partition_leaders(self, partitions: Sequence[tuple[str, int]],
+                                election: int) -> list[reassignment.Outcome]:
+        """Elect leaders on request (ElectLeaders)."""
+        outcomes = self.controller.elect(partitions, election, self.live_broker_ids())
+        self.apply_metadata()
+        return outcomes
+
+    def _balance_leaders(self, live: set[int]) -> None:
+        """As the controller, every leader.imbalance.check.interval.seconds: give each
+        partition back to its preferred replica when that one is live and in sync (a
+        broker that came back leads its partitions again)."""
+        if self.settings.get("auto.leader.rebalance.enable") != "true":
+            return
+        interval = self.settings.get_int("leader.imbalance.check.interval.seconds")
+        now = time.monotonic()
+        if now - self._balanced_at < interval:
+            return
+        self._balanced_at = now
+        todo = reassignment.imbalanced(self.metadata, live)
+        if not todo:
+            return
+        for (topic, index), outcome in zip(
+                todo, self.controller.elect(todo, reassignment.PREFERRED, live), strict=True):
+            if not outcome.error_code:
+                log.info("controller: %s-%d: leadership back to its preferred replica",
+                         topic, index)
+        self.apply_metadata()
+
     def allocate_producer_id(self) -> int:
         """A never-used producer id."""
         return self._adopting(self.controller.allocate_producer_id)
@@ -498,6 +539,8 @@ class Broker:
         never_seen = set(metadata.brokers) - self._seen_live
         if never_seen and time.monotonic() - self._started_at < STARTUP_GRACE_S:
             return  # they may be starting with us: give them a moment
+        self._balance_leaders(live)
+        metadata = self.metadata
         settled = (metadata.epoch, frozenset(live))
         if settled == self._settled:
             return

@@ -177,6 +177,10 @@ BROKER_SETTINGS: dict[str, ConfigDef] = {
         ConfigDef("log.flush.interval.ms", _L, str(LONG_MAX),
                   "fsync when this long has passed since the last fsync.", _at_least(0)),
         ConfigDef("log.segment.delete.delay.ms", _L, "60000", "Delay before deleting files."),
+        ConfigDef("auto.leader.rebalance.enable", _B, "true",
+                  "Give partitions back to their preferred replica once it is in sync.", None),
+        ConfigDef("leader.imbalance.check.interval.seconds", _L, "300",
+                  "How often the controller checks for leaders to give back.", _at_least(1)),
         ConfigDef("log.message.downconversion.enable", _B, "true",
                   "Whether a Fetch below v4 gets stored batches down-converted to the old "
                   "message format (false: UNSUPPORTED_VERSION).", None),

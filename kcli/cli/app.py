@@ -21,6 +21,7 @@ from kcli.cli import completion as completion_cli
 from kcli.cli import consume as consume_cli
 from kcli.cli import group as group_cli
 from kcli.cli import migrate as migrate_cli
+from kcli.cli import partition as partition_cli
 from kcli.cli import produce as produce_cli
 from kcli.cli import profile as profile_cli
 from kcli.cli import restore as restore_cli
@@ -60,6 +61,7 @@ app = typer.Typer(
 )
 app.add_typer(cluster_cli.app, name="cluster")
 app.add_typer(topic_cli.app, name="topic")
+app.add_typer(partition_cli.app, name="partition")
 app.command("produce", cls=KcliCommand)(with_global_options(produce_cli.produce))
 app.command("consume", cls=KcliCommand)(with_global_options(consume_cli.consume))
 app.add_typer(group_cli.app, name="group")

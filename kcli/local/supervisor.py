@@ -203,14 +203,16 @@ def port_in_use(port: int) -> bool:
 def cluster_settings(brokers: int) -> dict[str, str]:
     """Broker settings of a local cluster: replicate internal and new topics to up to
     three brokers, as a production-like default; a follower that stopped keeping up
-    leaves the ISR after 10 s (Kafka's replica.lag.time.max.ms is 30 s), so failure
-    drills show their effect sooner."""
+    leaves the ISR after 10 s (Kafka's replica.lag.time.max.ms is 30 s), and a broker
+    back from a drill gets its leaderships back within 30 s (Kafka checks every 5
+    minutes), so failure drills show their effect sooner."""
     from kcli.broker.configs import BROKER_SETTINGS
 
     replication = str(min(3, brokers))
     wanted = {"default.replication.factor": replication,
               "offsets.topic.replication.factor": replication,
-              "replica.lag.time.max.ms": "10000"}
+              "replica.lag.time.max.ms": "10000",
+              "leader.imbalance.check.interval.seconds": "30"}
     return {k: v for k, v in wanted.items() if k in BROKER_SETTINGS}
 
 

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TypeVar, cast
 
+from kcli.broker.cluster import reassignment
 from kcli.broker.cluster.metadata import (
     BrokerInfo,
     ClusterMetadata,
@@ -434,9 +435,37 @@ class Controller:
                                       f"broker(s) {added} are not live")
             p.isr = list(isr)
             p.partition_epoch += 1
+            if reassignment.complete(p):  # the moved-to replicas are all in sync now
+                log.info("%s-%d: reassignment complete, replicas %s, leader %d", topic, index,
+                         p.replicas, p.leader)
             return p
 
         return self._transact(alter)
+
+    def reassign(self, moves: Sequence[tuple[str, int, Sequence[int] | None]],
+                 ) -> list[reassignment.Outcome]:
+        """AlterPartitionReassignments: start (target) or cancel (None) moves, in one
+        transaction; an outcome per move."""
+        def change(metadata: ClusterMetadata) -> list[reassignment.Outcome]:
+            outcomes = [reassignment.reassign(metadata, topic, index, target)
+                        for topic, index, target in moves]
+            if all(o.error_code for o in outcomes):
+                raise _Unchanged(outcomes)
+            return outcomes
+
+        return self._transact(change)
+
+    def elect(self, partitions: Sequence[tuple[str, int]], election: int, live: set[int],
+              ) -> list[reassignment.Outcome]:
+        """ElectLeaders for the given partitions, in one transaction."""
+        def change(metadata: ClusterMetadata) -> list[reassignment.Outcome]:
+            outcomes = [reassignment.elect(metadata, topic, index, election, live)
+                        for topic, index in partitions]
+            if all(o.error_code for o in outcomes):
+                raise _Unchanged(outcomes)
+            return outcomes
+
+        return self._transact(change)
 
     def elect_leaders(self, live: set[int]) -> list[str]:
         """As the controller: move leadership off dead brokers, drop them from ISRs and

@@ -87,6 +87,10 @@ class PartitionState:
     leader_epoch: int = 0
     isr: list[int] = field(default_factory=list)
     partition_epoch: int = 0
+    adding: list[int] = field(default_factory=list)
+    """Replicas a reassignment in progress adds (see ``reassignment``)."""
+    removing: list[int] = field(default_factory=list)
+    """Replicas it removes once the added ones are in sync."""
 
 
 @dataclass
@@ -142,6 +146,8 @@ class ClusterMetadata:
                             "leader_epoch": p.leader_epoch,
                             "isr": p.isr,
                             "partition_epoch": p.partition_epoch,
+                            **({"adding": p.adding, "removing": p.removing}
+                               if p.adding or p.removing else {}),
                         }
                         for p in t.partitions
                     ],
@@ -177,6 +183,8 @@ class ClusterMetadata:
                             leader_epoch=int(p.get("leader_epoch", 0)),
                             isr=[int(r) for r in p.get("isr", p["replicas"])],
                             partition_epoch=int(p.get("partition_epoch", 0)),
+                            adding=[int(r) for r in p.get("adding", ())],
+                            removing=[int(r) for r in p.get("removing", ())],
                         )
                         for p in t["partitions"]
                     ],

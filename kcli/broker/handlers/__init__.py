@@ -15,6 +15,7 @@ from kcli.broker.handlers import (  # noqa: F401  (imported to register their ha
     offsets,
     produce,
     producers,
+    reassignments,
     topics,
 )
 from kcli.broker.handlers.base import HANDLERS, RequestContext, make, response_module

@@ -1,0 +1,90 @@
+"""AlterPartitionReassignments, ListPartitionReassignments and ElectLeaders: moving
+replicas between brokers and choosing leaders on request (kafka-reassign-partitions.sh,
+kafka-leader-election.sh, rpk cluster partitions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kcli.broker.cluster import reassignment
+from kcli.broker.cluster.controller import ControllerError
+from kcli.broker.errors import ErrorCode
+from kcli.broker.handlers.base import RequestContext, handles, make
+from kcli.broker.protocol.versions import ApiKey
+
+
+@handles(ApiKey.ALTER_PARTITION_REASSIGNMENTS)
+async def alter_partition_reassignments(ctx: RequestContext, request: Any) -> Any:
+    """Start or cancel (replicas null) moves; every partition gets its own answer."""
+    moves = [(topic.name, int(p.partition_index),
+              None if p.replicas is None else [int(r) for r in p.replicas])
+             for topic in request.topics for p in topic.partitions]
+    try:
+        outcomes = ctx.broker.reassign_partitions(moves)
+    except ControllerError as error:
+        return make(ctx.response_class(), throttle_time=0, error_code=error.error_code,
+                    error_message=error.message, responses=())
+    topic_cls = ctx.response_class("ReassignableTopicResponse")
+    partition_cls = ctx.response_class("ReassignablePartitionResponse")
+    by_topic: dict[str, list[Any]] = {}
+    for (name, index, _target), outcome in zip(moves, outcomes, strict=True):
+        by_topic.setdefault(name, []).append(make(
+            partition_cls, partition_index=index, error_code=outcome.error_code,
+            error_message=outcome.message))
+    return make(ctx.response_class(), throttle_time=0, error_code=ErrorCode.none,
+                error_message=None, responses=tuple(
+                    make(topic_cls, name=name, partitions=tuple(parts))
+                    for name, parts in by_topic.items()))
+
+
+@handles(ApiKey.LIST_PARTITION_REASSIGNMENTS)
+async def list_partition_reassignments(ctx: RequestContext, request: Any) -> Any:
+    """The moves in progress, of the named partitions (null: of all)."""
+    wanted = None if request.topics is None else [
+        (t.name, int(i)) for t in request.topics for i in t.partition_indexes]
+    topic_cls = ctx.response_class("OngoingTopicReassignment")
+    partition_cls = ctx.response_class("OngoingPartitionReassignment")
+    by_topic: dict[str, list[Any]] = {}
+    for (name, index), p in reassignment.in_progress(ctx.broker.metadata, wanted):
+        by_topic.setdefault(name, []).append(make(
+            partition_cls, partition_index=index, replicas=tuple(p.replicas),
+            adding_replicas=tuple(p.adding), removing_replicas=tuple(p.removing)))
+    return make(ctx.response_class(), throttle_time=0, error_code=ErrorCode.none,
+                error_message=None, topics=tuple(
+                    make(topic_cls, name=name, partitions=tuple(parts))
+                    for name, parts in by_topic.items()))
+
+
+@handles(ApiKey.ELECT_LEADERS)
+async def elect_leaders(ctx: RequestContext, request: Any) -> Any:
+    """Preferred (v0, or election type 0) or unclean (1) elections. With no partitions
+    named, every partition is a candidate and those that need nothing are left out."""
+    election = int(getattr(request, "election_type", reassignment.PREFERRED))
+    if election not in (reassignment.PREFERRED, reassignment.UNCLEAN):
+        return make(ctx.response_class(), throttle_time=0, error_code=ErrorCode.invalid_request,
+                    replica_election_results=())
+    everything = request.topic_partitions is None
+    if everything:
+        partitions = [(t.name, i) for t in ctx.broker.metadata.topics.values()
+                      for i in range(len(t.partitions))]
+    else:
+        partitions = [(t.topic, int(i)) for t in request.topic_partitions
+                      for i in t.partitions]
+    try:
+        outcomes = ctx.broker.elect_partition_leaders(partitions, election)
+    except ControllerError as error:
+        return make(ctx.response_class(), throttle_time=0, error_code=error.error_code,
+                    replica_election_results=())
+    result_cls = ctx.response_class("ReplicaElectionResult")
+    partition_cls = ctx.response_class("PartitionResult")
+    by_topic: dict[str, list[Any]] = {}
+    for (name, index), outcome in zip(partitions, outcomes, strict=True):
+        if everything and outcome.error_code == ErrorCode.election_not_needed:
+            continue
+        by_topic.setdefault(name, []).append(make(
+            partition_cls, partition_id=index, error_code=outcome.error_code,
+            error_message=outcome.message))
+    return make(ctx.response_class(), throttle_time=0, error_code=ErrorCode.none,
+                replica_election_results=tuple(
+                    make(result_cls, topic=name, partition_result=tuple(parts))
+                    for name, parts in by_topic.items()))
