@@ -148,6 +148,9 @@ def test_list_and_cancel_a_move_that_cannot_finish(make_cluster: MakeCluster) ->
     home = cluster.partitions(topic)[0].replicas[0]
     away = next(b for b in (1, 2, 3) if b != home)
     cluster.node(away).kill()  # it cannot catch up while down
+    # until the others notice, Metadata may still name it (as the controller, even)
+    wait_for(lambda: away not in cluster.admin().list_topics(timeout=5).brokers, 20,
+             f"broker {away} to drop out of Metadata")
     with kafka_admin(cluster) as admin:
         admin.alter_partition_reassignments({KafkaPartition(topic, 0): [away]})
         listed = admin.list_partition_reassignments([KafkaPartition(topic, 0)])

@@ -4,6 +4,7 @@ kafka-leader-election.sh, rpk cluster partitions)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from kcli.broker.cluster import reassignment
@@ -11,6 +12,19 @@ from kcli.broker.cluster.controller import ControllerError
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.protocol.versions import ApiKey
+
+
+def _by_topic(entries: Iterable[tuple[str, Any]], topic_cls: Any, **names: str,
+              ) -> tuple[Any, ...]:
+    """Partition entries grouped under their topic, in first-seen order; ``names`` maps
+    ``name``/``partitions`` to the topic class's field names."""
+    grouped: dict[str, list[Any]] = {}
+    for topic, entry in entries:
+        grouped.setdefault(topic, []).append(entry)
+    name_field, partitions_field = names.get("name", "name"), names.get("partitions",
+                                                                         "partitions")
+    return tuple(make(topic_cls, **{name_field: topic, partitions_field: tuple(parts)})
+                 for topic, parts in grouped.items())
 
 
 @handles(ApiKey.ALTER_PARTITION_REASSIGNMENTS)
@@ -24,17 +38,13 @@ async def alter_partition_reassignments(ctx: RequestContext, request: Any) -> An
     except ControllerError as error:
         return make(ctx.response_class(), throttle_time=0, error_code=error.error_code,
                     error_message=error.message, responses=())
-    topic_cls = ctx.response_class("ReassignableTopicResponse")
     partition_cls = ctx.response_class("ReassignablePartitionResponse")
-    by_topic: dict[str, list[Any]] = {}
-    for (name, index, _target), outcome in zip(moves, outcomes, strict=True):
-        by_topic.setdefault(name, []).append(make(
-            partition_cls, partition_index=index, error_code=outcome.error_code,
-            error_message=outcome.message))
+    entries = [(name, make(partition_cls, partition_index=index,
+                           error_code=outcome.error_code, error_message=outcome.message))
+               for (name, index, _target), outcome in zip(moves, outcomes, strict=True)]
     return make(ctx.response_class(), throttle_time=0, error_code=ErrorCode.none,
-                error_message=None, responses=tuple(
-                    make(topic_cls, name=name, partitions=tuple(parts))
-                    for name, parts in by_topic.items()))
+                error_message=None, responses=_by_topic(
+                    entries, ctx.response_class("ReassignableTopicResponse")))
 
 
 @handles(ApiKey.LIST_PARTITION_REASSIGNMENTS)
@@ -42,17 +52,14 @@ async def list_partition_reassignments(ctx: RequestContext, request: Any) -> Any
     """The moves in progress, of the named partitions (null: of all)."""
     wanted = None if request.topics is None else [
         (t.name, int(i)) for t in request.topics for i in t.partition_indexes]
-    topic_cls = ctx.response_class("OngoingTopicReassignment")
     partition_cls = ctx.response_class("OngoingPartitionReassignment")
-    by_topic: dict[str, list[Any]] = {}
-    for (name, index), p in reassignment.in_progress(ctx.broker.metadata, wanted):
-        by_topic.setdefault(name, []).append(make(
-            partition_cls, partition_index=index, replicas=tuple(p.replicas),
-            adding_replicas=tuple(p.adding), removing_replicas=tuple(p.removing)))
+    entries = [(name, make(partition_cls, partition_index=index, replicas=tuple(p.replicas),
+                           adding_replicas=tuple(p.adding),
+                           removing_replicas=tuple(p.removing)))
+               for (name, index), p in reassignment.in_progress(ctx.broker.metadata, wanted)]
     return make(ctx.response_class(), throttle_time=0, error_code=ErrorCode.none,
-                error_message=None, topics=tuple(
-                    make(topic_cls, name=name, partitions=tuple(parts))
-                    for name, parts in by_topic.items()))
+                error_message=None, topics=_by_topic(
+                    entries, ctx.response_class("OngoingTopicReassignment")))
 
 
 @handles(ApiKey.ELECT_LEADERS)
@@ -75,16 +82,12 @@ async def elect_leaders(ctx: RequestContext, request: Any) -> Any:
     except ControllerError as error:
         return make(ctx.response_class(), throttle_time=0, error_code=error.error_code,
                     replica_election_results=())
-    result_cls = ctx.response_class("ReplicaElectionResult")
     partition_cls = ctx.response_class("PartitionResult")
-    by_topic: dict[str, list[Any]] = {}
-    for (name, index), outcome in zip(partitions, outcomes, strict=True):
-        if everything and outcome.error_code == ErrorCode.election_not_needed:
-            continue
-        by_topic.setdefault(name, []).append(make(
-            partition_cls, partition_id=index, error_code=outcome.error_code,
-            error_message=outcome.message))
+    entries = [(name, make(partition_cls, partition_id=index, error_code=outcome.error_code,
+                           error_message=outcome.message))
+               for (name, index), outcome in zip(partitions, outcomes, strict=True)
+               if not (everything and outcome.error_code == ErrorCode.election_not_needed)]
     return make(ctx.response_class(), throttle_time=0, error_code=ErrorCode.none,
-                replica_election_results=tuple(
-                    make(result_cls, topic=name, partition_result=tuple(parts))
-                    for name, parts in by_topic.items()))
+                replica_election_results=_by_topic(
+                    entries, ctx.response_class("ReplicaElectionResult"), name="topic",
+                    partitions="partition_result"))
