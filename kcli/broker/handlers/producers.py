@@ -1,4 +1,4 @@
-"""InitProducerId: ids for idempotent producers."""
+"""InitProducerId: ids for idempotent producers; DescribeProducers: who writes where."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.protocol.versions import ApiKey
+from kcli.broker.replicas import PartitionUnavailable
 
 
 @handles(ApiKey.INIT_PRODUCER_ID)
@@ -19,3 +20,35 @@ async def init_producer_id(ctx: RequestContext, request: Any) -> Any:
     producer_id = ctx.broker.allocate_producer_id()
     return make(ctx.response_class(), throttle_time=0, error_code=ErrorCode.none,
                 producer_id=producer_id, producer_epoch=0)
+
+
+@handles(ApiKey.DESCRIBE_PRODUCERS)
+async def describe_producers(ctx: RequestContext, request: Any) -> Any:
+    """The producers with state on each partition this broker leads: id, epoch, last
+    sequence and timestamp (kafka-transactions.sh describe-producers). No transaction
+    is ever open here, so the coordinator epoch and transaction start are -1."""
+    topic_cls = ctx.response_class("TopicResponse")
+    partition_cls = ctx.response_class("PartitionResponse")
+    state_cls = ctx.response_class("ProducerState")
+    topics = []
+    for topic in request.topics:
+        partitions = []
+        for index in topic.partition_indexes:
+            try:
+                partition = ctx.broker.replicas.leader_partition(topic.name, int(index))
+            except PartitionUnavailable as error:
+                partitions.append(make(partition_cls, partition_index=index,
+                                       error_code=error.error_code,
+                                       error_message=error.message, active_producers=()))
+                continue
+            producers = tuple(
+                make(state_cls, producer_id=producer_id, producer_epoch=entry.epoch,
+                     last_sequence=entry.batches[-1].last_seq if entry.batches else -1,
+                     last_timestamp=entry.last_timestamp, coordinator_epoch=-1,
+                     current_txn_start_offset=-1)
+                for producer_id, entry in sorted(partition.producers.entries.items()))
+            partitions.append(make(partition_cls, partition_index=index,
+                                   error_code=ErrorCode.none, error_message=None,
+                                   active_producers=producers))
+        topics.append(make(topic_cls, name=topic.name, partitions=tuple(partitions)))
+    return make(ctx.response_class(), throttle_time=0, topics=tuple(topics))
