@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from kcli.cli.common import emit
+from kcli.cli.common import emit, report
 from kcli.cli.help import help_settings
-from kcli.cli.options import command, say
+from kcli.cli.options import command
 from kcli.config import (
     Options,
     Profile,
@@ -53,8 +53,9 @@ def add(
     if use or (store.current is None and len(store.profiles) == 1):
         store = store.using(name)
     store.save()
-    say(opts, f"saved profile {name} in {store.path}"
-        + (" (default)" if store.current == name else ""))
+    report(opts, f"saved profile {name} in {store.path}"
+           + (" (default)" if store.current == name else ""),
+           {"profile": name, "path": str(store.path), "default": store.current == name})
 
 
 @command(app, "list", use_profiles=False)
@@ -86,7 +87,8 @@ def use(
         raise BadInput("give a profile NAME or --none")
     store = _store().using(None if none else name)
     store.save()
-    say(opts, f"default profile: {name}" if name else "no default profile")
+    report(opts, f"default profile: {name}" if name else "no default profile",
+           {"default": name})
 
 
 @command(app, "remove", use_profiles=False)
@@ -94,4 +96,4 @@ def remove(opts: Options, name: NameArg) -> None:
     """Delete a profile."""
     store = _store().without(name)
     store.save()
-    say(opts, f"removed profile {name}")
+    report(opts, f"removed profile {name}", {"removed": name})

@@ -37,6 +37,9 @@ def test_add_list_use_remove(run_kcli: Kcli, cli_env: dict[str, str]) -> None:
     ]
     table = run_kcli("profile", "list", "-o", "table").ok().text
     assert "hunter2" not in table
+    assert orjson.loads(run_kcli("profile", "use", "dev", "-o", "json").ok().out) == {
+        "default": "dev"}
+    assert run_kcli("profile", "use", "prod").ok().out == b""  # JSON only when asked
     assert "****" in table
 
     run_kcli("profile", "add", "dev", "-b", "y:1").fails(1, r"exists.*--force")
