@@ -292,6 +292,26 @@ def purge(
     report(opts, f"purged {directory}", {"purged": str(directory)})
 
 
+@command(app, "add-broker")
+def add_broker(
+    opts: Options,
+    port: Annotated[int | None, typer.Option(
+        "--port", min=1, max=65535,
+        help="Its port [default: the one after the highest in use].")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Add a broker to a running local cluster.
+
+    It joins empty, as a new Kafka broker does; move partitions onto it with
+    `kcli partition move`."""
+    from kcli.local import supervisor
+
+    directory = supervisor.resolve_data_dir(data_dir, opts.flags.cluster)
+    added = supervisor.add_broker(directory, port)
+    report(opts, f"broker {added.node_id} joined the cluster on port {added.port}",
+           {"broker": added.node_id, "port": added.port, "pid": added.pid})
+
+
 @command(app, "kill")
 def kill(opts: Options, broker: BrokerArg, data_dir: DataDirOpt = None) -> None:
     """SIGKILL one broker, as a crash would (for failure drills)."""

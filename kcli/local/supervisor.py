@@ -35,6 +35,7 @@ from kcli.local import registry
 from kcli.local.registry import STATE_FILE, default_data_dir, process_exists
 
 DEFAULT_PORT = 9092
+MAX_BROKERS = 9
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
@@ -358,8 +359,9 @@ def _refuse_reshape(cluster: LocalCluster, brokers: int | None, port: int | None
     have = len(cluster.brokers)
     if brokers is not None and brokers != have:
         noun = "broker" if have == 1 else "brokers"
-        how = (f"stop it (`kcli cluster stop --data-dir {cluster.data_dir}`) and start it "
-               f"again with --brokers {brokers}" if brokers > have else
+        how = ("add brokers to it with `kcli cluster add-broker`, or stop it (`kcli "
+               f"cluster stop --data-dir {cluster.data_dir}`) and start it again with "
+               f"--brokers {brokers}" if brokers > have else
                "purge it first (`kcli cluster purge`) to start a smaller one")
         raise BadInput(f"the cluster in {cluster.data_dir} is running with {have} {noun}; "
                        f"to have {brokers}, {how}")
@@ -426,6 +428,39 @@ def kill(data_dir: Path, node_id: int) -> BrokerProcess:
         deadline = time.monotonic() + 10
         while broker.alive and time.monotonic() < deadline:
             time.sleep(0.02)
+        return broker
+
+
+def add_broker(data_dir: Path, port: int | None = None) -> BrokerProcess:
+    """Grow a running cluster by one broker, the way a Kafka cluster grows: it joins
+    with the next id and port (or ``port``), empty; partitions move to it only when
+    asked (``kcli partition move``)."""
+    with supervisor_lock(data_dir):
+        cluster = require(data_dir)
+        if not cluster.running():
+            raise OperationFailed(f"the cluster in {data_dir} is stopped; start it first "
+                                  "(`kcli cluster start`)")
+        if len(cluster.brokers) >= MAX_BROKERS:
+            raise BadInput(f"a local cluster has at most {MAX_BROKERS} brokers")
+        taken = {b.port for b in cluster.brokers}
+        chosen = port if port is not None else max(taken) + 1
+        while port is None and (chosen in taken or port_in_use(chosen)):
+            chosen += 1
+        if chosen in taken or port_in_use(chosen):
+            raise OperationFailed(f"port {chosen} is already in use; choose another with "
+                                  "--port")
+        broker = BrokerProcess(node_id=max(b.node_id for b in cluster.brokers) + 1,
+                               port=chosen)
+        cluster.brokers.append(broker)
+        _spawn(cluster, broker)
+        cluster.save()
+        try:
+            wait_until_ready(cluster, [broker])
+        except BaseException:
+            _terminate([broker], STOP_TIMEOUT)
+            cluster.brokers.remove(broker)
+            cluster.save()
+            raise
         return broker
 
 

@@ -150,3 +150,28 @@ def test_two_local_clusters(run_kcli: Kcli, cli_env: dict[str, str], tmp_path: P
     finally:
         for directory in (first, second):
             kill_local_cluster(directory)
+
+
+def test_a_running_cluster_grows_by_one_broker(run_kcli: Kcli, cluster_dir: Path) -> None:
+    """`cluster start --brokers 2` on a running 1-broker cluster says how to grow it;
+    `add-broker` does, and partitions move onto the new broker on request."""
+    first = free_port()
+    run_kcli("cluster", "start", "--data-dir", str(cluster_dir), "--port", str(first)).ok()
+    try:
+        run_kcli("topic", "create", "grown", "-P", "2").ok()
+        run_kcli("produce", "grown", input=b"one\ntwo\nthree\n").ok()
+        run_kcli("cluster", "start", "--brokers", "2").fails(2, "kcli cluster add-broker")
+        added = json.loads(run_kcli("cluster", "add-broker", "-o", "json").ok().out)
+        assert added["broker"] == 2
+        status = json.loads(run_kcli("cluster", "status", "-o", "json").ok().out)
+        assert [(b["broker"], b["process"]) for b in status["brokers"]] == [
+            (1, "running"), (2, "running")]
+        moved = json.loads(run_kcli("partition", "move", "grown", "--to", "2,1", "--wait",
+                                    "-o", "json").ok().out)
+        assert [m["status"] for m in moved["moves"]] == ["done", "done"]
+        described = json.loads(run_kcli("topic", "describe", "grown", "-o", "json").ok().out)
+        assert [p["replicas"] for p in described["partitions"]] == [[2, 1], [2, 1]]
+        values = run_kcli("consume", "grown").ok().text.split()
+        assert sorted(values) == ["one", "three", "two"]
+    finally:
+        run_kcli("cluster", "stop")
