@@ -1,20 +1,23 @@
-"""Embedded broker throughput with confluent-kafka, beside the disk it writes to, in one run.
+"""The embedded broker against Tansu, side by side in one run, with default clients.
 
-    python bench/broker.py [--megabytes 600] [--rounds 2]
+    python bench/broker.py [--sizes 100,1000,10000] [--partitions 4,100] [--megabytes 300]
+                           [--rounds 3] [--contention] [--tuned]
 
-Starts one embedded broker (port 0, a temp dir on disk) and, for 10 KB and 100 B
-records into a 4-partition topic:
+Starts one embedded broker (port 0, a temp dir on disk, its default flush policy) and
+one Tansu (Rust, in-memory storage; see bench/peers.py). For each record size and
+partition count, in every round and alternating which broker goes first:
 
-- produce: an acks=all confluent-kafka Producer (linger 5 ms, 1 MB batches, no
-  compression) sends MEGABYTES of values; timed until every record is acknowledged;
-- consume: a confluent-kafka Consumer assigned all 4 partitions from the beginning
-  reads them all back (no group, no commits);
+- produce: a confluent-kafka Producer with **default settings** (only the bootstrap
+  set: acks=all, linger 5 ms) sends MEGABYTES of values into a fresh topic; timed
+  until every record is acknowledged;
+- consume: a confluent-kafka Consumer with default settings (bootstrap and group)
+  assigned every partition from the beginning reads them all back.
 
-and, as the peer in the same run, the disk itself: the same number of bytes written
-with os.write in 1 MB chunks into the same file system (the ceiling for produce, whose
-data also goes to the page cache first) and read back with os.pread (the ceiling for
-consume). Prints MB/s for each and the broker/disk ratio. Issue 2's targets: produce
->= 300 MB/s and consume >= 400 MB/s with 10 KB records. Not a test: nothing asserts.
+Prints MB/s as median (min-max) over the rounds for each broker and the ratio of the
+medians. ``--tuned`` adds rows with the large-batch client settings of earlier
+versions; ``--contention`` keeps a CPU-burning process on core 0 during every run, as
+on a busy machine. Issue 18's goals: kcli at least 2x Tansu at 1 KB and 10 KB, with and
+without contention. Not a test: nothing asserts.
 """
 
 from __future__ import annotations
@@ -22,33 +25,51 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.peers import Tansu  # noqa: E402
 from tests.support.broker import BrokerProcess  # noqa: E402
 
 MB = 1_000_000
-PARTITIONS = 4
 
 
-def create_topic(bootstrap: str) -> str:
-    """A fresh 4-partition topic."""
+TUNED_PRODUCER = {
+    "linger.ms": 5, "batch.size": 1_000_000, "batch.num.messages": 100_000,
+    "queue.buffering.max.kbytes": 1_048_576, "queue.buffering.max.messages": 1_000_000,
+    "delivery.report.only.error": True,
+}
+TUNED_CONSUMER = {
+    "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 8_388_608,
+    "queued.max.messages.kbytes": 262_144, "fetch.wait.max.ms": 10,
+    "queued.min.messages": 1_000_000, "fetch.queue.backoff.ms": 5,
+}
+
+
+def create_topic(bootstrap: str, partitions: int) -> str:
+    """A fresh topic."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     name = f"bench-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, PARTITIONS, 1)])[name].result(30)
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(30)
+    admin.list_topics(name, timeout=10)
     return name
 
 
-def produce(bootstrap: str, topic: str, size: int, count: int) -> float:
-    """Seconds to send `count` values of `size` bytes with acks=all, all acknowledged."""
+def produce(bootstrap: str, topic: str, size: int, count: int, tuned: bool) -> float:
+    """Seconds to send `count` values of `size` bytes, all acknowledged (acks=all, the
+    librdkafka default)."""
     from confluent_kafka import Producer
 
     failures: list[str] = []
@@ -57,13 +78,8 @@ def produce(bootstrap: str, topic: str, size: int, count: int) -> float:
         if error is not None:
             failures.append(str(error))
 
-    producer = Producer({
-        "bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
-        "batch.size": 1_000_000, "batch.num.messages": 100_000,
-        "queue.buffering.max.kbytes": 1_048_576, "queue.buffering.max.messages": 1_000_000,
-        "compression.type": "none", "delivery.report.only.error": True,
-        "on_delivery": on_delivery,
-    })
+    producer = Producer({"bootstrap.servers": bootstrap, "on_delivery": on_delivery,
+                         **(TUNED_PRODUCER if tuned else {})})
     producer.list_topics(topic, timeout=10)  # connected and the leaders known
     payload = os.urandom(size)
     send = producer.produce
@@ -84,20 +100,14 @@ def produce(bootstrap: str, topic: str, size: int, count: int) -> float:
     return elapsed
 
 
-def consume(bootstrap: str, topic: str, count: int) -> float:
-    """Seconds to read `count` records from the beginning of all partitions."""
+def consume(bootstrap: str, topic: str, count: int, partitions: int, tuned: bool) -> float:
+    """Seconds to read `count` records from the beginning of every partition."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": "bench", "enable.auto.commit": False,
-        "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 8_388_608,
-        "queued.max.messages.kbytes": 262_144, "fetch.wait.max.ms": 10,
-        # librdkafka pauses fetching for fetch.queue.backoff.ms (1 s) once
-        # queued.min.messages are waiting: with small records that is the bottleneck
-        "queued.min.messages": 1_000_000, "fetch.queue.backoff.ms": 5,
-    })
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench",
+                         **(TUNED_CONSUMER if tuned else {})})
     started = time.perf_counter()
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     seen = 0
     deadline = started + 300
     while seen < count and time.perf_counter() < deadline:
@@ -111,57 +121,75 @@ def consume(bootstrap: str, topic: str, count: int) -> float:
     return elapsed
 
 
-def disk(directory: Path, total: int) -> tuple[float, float]:
-    """(write, read) seconds for `total` bytes in 1 MB chunks: the storage peer."""
-    chunk = os.urandom(MB)
-    path = directory / "disk.bin"
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    started = time.perf_counter()
-    for _ in range(total // MB):
-        os.write(fd, chunk)
-    write = time.perf_counter() - started
-    os.close(fd)
-    fd = os.open(path, os.O_RDONLY)
-    started = time.perf_counter()
-    position = 0
-    while data := os.pread(fd, MB, position):
-        position += len(data)
-    read = time.perf_counter() - started
-    os.close(fd)
-    path.unlink()
-    return write, read
+@contextmanager
+def cpu_burner(enabled: bool) -> Iterator[None]:
+    """A process spinning on core 0 while the block runs: a busy machine."""
+    if not enabled:
+        yield
+        return
+    burner = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        burner.kill()
+        burner.wait()
+
+
+def spread(values: list[float]) -> str:
+    """median (min-max)."""
+    return f"{statistics.median(values):6.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--megabytes", type=int, default=600, help="data per run [600]")
-    parser.add_argument("--rounds", type=int, default=2, help="best of this many [2]")
+    parser.add_argument("--sizes", default="100,1000,10000", help="record sizes [100,1000,10000]")
+    parser.add_argument("--partitions", default="4", help="partition counts [4]; e.g. 4,100")
+    parser.add_argument("--megabytes", type=int, default=300, help="data per run [300]")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, interleaved [3]")
+    parser.add_argument("--contention", action="store_true", help="burn core 0 meanwhile")
+    parser.add_argument("--tuned", action="store_true", help="also tuned client rows")
     args = parser.parse_args()
-    total = args.megabytes * MB
     workdir = Path(tempfile.mkdtemp(prefix="kcli-broker-bench-", dir=os.environ.get("TMPDIR")))
-    broker = BrokerProcess(workdir / "data").start()
+    kcli = BrokerProcess(workdir / "data").start()
+    tansu = Tansu().start()
+    brokers = {"kcli": kcli.bootstrap, "tansu": tansu.bootstrap}
+    print(f"{args.megabytes} MB per run (100 B: a third), {args.rounds} rounds interleaved, "
+          f"{'with' if args.contention else 'without'} a CPU burner on core 0; MB/s median "
+          "(min-max)")
+    print(f"{'':34}{'kcli':>18}{'tansu':>18}{'ratio':>7}")
     try:
-        print(f"broker at {broker.bootstrap}, data in {workdir}, {args.megabytes} MB per run, "
-              f"{PARTITIONS} partitions, best of {args.rounds}")
-        print(f"{'':22}{'broker MB/s':>12}{'disk MB/s':>11}{'ratio':>7}{'records/s':>12}")
-        for size in (10_000, 100):
-            count = total // size if size > 1000 else total // size // 3  # 100 B: 1/3 the bytes
-            nbytes = count * size
-            best_produce = best_consume = best_write = best_read = float("inf")
-            for _ in range(args.rounds):
-                topic = create_topic(broker.bootstrap)
-                best_produce = min(best_produce, produce(broker.bootstrap, topic, size, count))
-                best_consume = min(best_consume, consume(broker.bootstrap, topic, count))
-                write, read = disk(workdir, nbytes)
-                best_write, best_read = min(best_write, write), min(best_read, read)
-            for label, seconds, peer in (("produce acks=all", best_produce, best_write),
-                                         ("consume", best_consume, best_read)):
-                rate, peer_rate = nbytes / seconds / MB, nbytes / peer / MB
-                print(f"{label + f' {size} B':22}{rate:12.0f}{peer_rate:11.0f}"
-                      f"{rate / peer_rate:7.2f}{count / seconds:12,.0f}")
+        with cpu_burner(args.contention):
+            for tuned in (False, True) if args.tuned else (False,):
+                for partitions in map(int, args.partitions.split(",")):
+                    for size in map(int, args.sizes.split(",")):
+                        _figure(brokers, size, partitions, args, tuned)
     finally:
-        broker.stop()
+        kcli.stop()
+        tansu.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _figure(brokers: dict[str, str], size: int, partitions: int, args: argparse.Namespace,
+            tuned: bool) -> None:
+    """Produce and consume rates of both brokers for one size and partition count."""
+    total = args.megabytes * MB // (3 if size < 1000 else 1)
+    count = total // size
+    rates: dict[tuple[str, str], list[float]] = {}
+    for round_ in range(args.rounds):
+        order = list(brokers) if round_ % 2 == 0 else list(reversed(brokers))
+        for name in order:
+            bootstrap = brokers[name]
+            topic = create_topic(bootstrap, partitions)
+            seconds = produce(bootstrap, topic, size, count, tuned)
+            rates.setdefault((name, "produce"), []).append(count * size / seconds / MB)
+            seconds = consume(bootstrap, topic, count, partitions, tuned)
+            rates.setdefault((name, "consume"), []).append(count * size / seconds / MB)
+    clients = "tuned" if tuned else "default"
+    for op in ("produce", "consume"):
+        ours, theirs = rates[("kcli", op)], rates[("tansu", op)]
+        ratio = statistics.median(ours) / statistics.median(theirs)
+        label = f"{op} {size} B x{partitions} ({clients})"
+        print(f"{label:34}{spread(ours):>18}{spread(theirs):>18}{ratio:7.2f}", flush=True)
 
 
 if __name__ == "__main__":
