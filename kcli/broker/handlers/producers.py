@@ -6,8 +6,8 @@ from typing import Any
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
+from kcli.broker.handlers.offsets import leader_partition
 from kcli.broker.protocol.versions import ApiKey
-from kcli.broker.replicas import PartitionUnavailable
 
 
 @handles(ApiKey.INIT_PRODUCER_ID)
@@ -34,12 +34,11 @@ async def describe_producers(ctx: RequestContext, request: Any) -> Any:
     for topic in request.topics:
         partitions = []
         for index in topic.partition_indexes:
-            try:
-                partition = ctx.broker.replicas.leader_partition(topic.name, int(index))
-            except PartitionUnavailable as error:
+            partition, error_code = leader_partition(ctx, topic.name, int(index))
+            if partition is None:
                 partitions.append(make(partition_cls, partition_index=index,
-                                       error_code=error.error_code,
-                                       error_message=error.message, active_producers=()))
+                                       error_code=error_code, error_message=None,
+                                       active_producers=()))
                 continue
             producers = tuple(
                 make(state_cls, producer_id=producer_id, producer_epoch=entry.epoch,
