@@ -135,7 +135,8 @@ def test_two_local_clusters(run_kcli: Kcli, cli_env: dict[str, str], tmp_path: P
         run_kcli("cluster", "stop", "--cluster", "c2").ok()
         assert "in-first" in run_kcli("topic", "list").ok().text  # the first one again
         run_kcli("cluster", "start", "--brokers", "2").fails(
-            2, rf"the cluster in {first} is running with 1 broker; to have 2, stop it")
+            2, rf"the cluster in {first} is running with 1 broker; to have 2, add brokers "
+               r"to it with `kcli cluster add-broker`")
         again = run_kcli("cluster", "start").ok()
         assert "already running" in again.err
 
