@@ -48,6 +48,10 @@ def test_move_change_replication_and_elect(make_cluster: MakeCluster) -> None:
                                "current": ",".join(map(str, views[1].replicas)),
                                "target": "3,1", "status": "done"}]
     wait_for(lambda: cluster.partitions("orders")[1].replicas == [3, 1], 10, "replicas 3,1")
+    # partition 0 leaves broker 3, so that 3's crash below moves only partition 1
+    doc(cluster, "partition", "move", "orders", "-P", "0", "--to", "2,1", "--wait")
+    doc(cluster, "partition", "elect", "orders", "-P", "0")
+    wait_for(lambda: cluster.partitions("orders")[0].leader == 2, 10, "2 to lead partition 0")
     # a leader in the new set keeps leading (as in Kafka); an election hands it to 3
     doc(cluster, "partition", "elect", "orders")
     wait_for(lambda: cluster.partitions("orders")[1].leader == 3, 10, "3 to lead")
