@@ -322,6 +322,10 @@ class Broker:
         """A topic's metadata by name."""
         return self.metadata.topics.get(name)
 
+    def topic_names(self) -> list[str]:
+        """Every topic's name."""
+        return list(self.metadata.topics)
+
     def partition(self, topic: str, index: int) -> Partition | None:
         """The local replica of a partition, if this broker hosts it."""
         return self.replicas.get(topic, index)

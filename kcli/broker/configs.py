@@ -237,6 +237,14 @@ BROKER_SETTINGS: dict[str, ConfigDef] = {
                   _at_least(0)),
         ConfigDef("group.max.size", _I, str(INT_MAX), "Most members a classic group may have.",
                   _at_least(1)),
+        # The consumer group protocol (KIP-848).
+        ConfigDef("group.consumer.session.timeout.ms", _I, "45000",
+                  "How long a consumer protocol member may go without a heartbeat.",
+                  _at_least(1)),
+        ConfigDef("group.consumer.heartbeat.interval.ms", _I, "5000",
+                  "How often consumer protocol members are told to heartbeat.", _at_least(1)),
+        ConfigDef("group.consumer.max.size", _I, str(INT_MAX),
+                  "Most members a consumer protocol group may have.", _at_least(1)),
         ConfigDef("offsets.topic.num.partitions", _I, "16",
                   "Partitions of __consumer_offsets, created on first use (Kafka's default is "
                   "50); fixed once the topic exists.", _at_least(1)),

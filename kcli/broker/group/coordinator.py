@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kcli.broker.errors import ErrorCode
+from kcli.broker.group.consumer_group import ConsumerGroup
+from kcli.broker.group.consumer_protocol import ConsumerProtocol
 from kcli.broker.group.errors import CoordinatorError
 from kcli.broker.group.group import (
     CONSUMER_PROTOCOL_TYPE,
@@ -34,6 +36,7 @@ from kcli.broker.group.shard import (
     CommittedOffset,
     KeyValue,
     Shard,
+    consumer_group_tombstone,
     group_tombstone,
     offset_record,
     offset_tombstone,
@@ -42,6 +45,7 @@ from kcli.broker.group.shard import (
 log = logging.getLogger("kcli.broker.group")
 
 GROUP_TYPE_CLASSIC = "classic"
+GROUP_TYPE_CONSUMER = "consumer"
 _DEAD = GroupState.DEAD
 _EMPTY = GroupState.EMPTY
 _PREPARING = GroupState.PREPARING_REBALANCE
@@ -96,8 +100,9 @@ class FetchedOffset:
     error: int = ErrorCode.none
 
 
-class GroupCoordinator(Membership):
-    """Serves the group APIs for the groups whose offsets partitions this broker leads."""
+class GroupCoordinator(Membership, ConsumerProtocol):
+    """Serves the group APIs for the groups whose offsets partitions this broker leads:
+    classic groups (``Membership``) and consumer protocol ones (``ConsumerProtocol``)."""
 
     def start(self) -> None:
         """Start background work: offset expiry."""
@@ -160,11 +165,15 @@ class GroupCoordinator(Membership):
         results: list[int] = [ErrorCode.none if self._known_partition(e.topic, e.partition)
                    else ErrorCode.unknown_topic_or_partition for e in entries]
         group = shard.groups.get(group_id)
-        if group is None:
+        modern = shard.consumer_groups.get(group_id)
+        error: int
+        if modern is not None:
+            error = _validate_consumer_commit(modern, member_id, generation_id, api_version)
+        elif group is None:
             if generation_id < 0:
                 log.info("group %s: created by an offset commit without membership", group_id)
                 group = shard.groups[group_id] = Group(group_id, now_ms())
-                error: int = ErrorCode.none
+                error = ErrorCode.none
             else:
                 error = (ErrorCode.group_id_not_found if api_version >= 9
                          else ErrorCode.illegal_generation)
@@ -173,8 +182,8 @@ class GroupCoordinator(Membership):
                                                  generation_id)
         if error != ErrorCode.none:
             return [r if r != ErrorCode.none else error for r in results]
-        assert group is not None
-        if group.is_in(_STABLE, _PREPARING) and member_id in group.members:
+        if (group is not None and group.is_in(_STABLE, _PREPARING)
+                and member_id in group.members):
             self._reschedule_heartbeat(shard, group, group.members[member_id])
         now = now_ms()
         expire = now + retention_ms if retention_ms >= 0 else -1
@@ -210,18 +219,26 @@ class GroupCoordinator(Membership):
         return results
 
     def fetch_offsets(self, group_id: str | None,
-                      topics: Sequence[tuple[str, Sequence[int]]] | None
+                      topics: Sequence[tuple[str, Sequence[int]]] | None,
+                      member_id: str | None = None, member_epoch: int = -1,
                       ) -> tuple[int, list[tuple[str, list[FetchedOffset]]]]:
         """Handle one group of an OffsetFetch: the committed offsets of the partitions
-        asked (-1 for none), or of every partition with one when ``topics`` is None."""
+        asked (-1 for none), or of every partition with one when ``topics`` is None. A
+        member of a consumer protocol group must give its current epoch (v9+)."""
         if group_id is None:
             return ErrorCode.invalid_group_id, []
         try:
             shard = self._shard_for(group_id)
         except CoordinatorError as failure:
             return failure.error_code, []
-        group = shard.groups.get(group_id)
-        offsets = shard.offsets.get(group_id, {}) if group is not None else {}
+        modern = shard.consumer_groups.get(group_id)
+        if modern is not None and (member_epoch >= 0 or member_id):
+            member = modern.members.get(member_id or "")
+            if member is None:
+                return ErrorCode.unknown_member_id, []
+            if member.member_epoch != member_epoch:
+                return ErrorCode.stale_member_epoch, []
+        offsets = shard.offsets.get(group_id, {}) if shard.has_group(group_id) else {}
         if topics is None:
             by_topic: dict[str, list[FetchedOffset]] = {}
             for (topic, partition), o in sorted(offsets.items()):
@@ -247,11 +264,13 @@ class GroupCoordinator(Membership):
             shard = self._shard_for(group_id)
         except CoordinatorError as failure:
             return failure.error_code, []
-        group = shard.groups.get(group_id)
-        if group is None or group.is_in(_DEAD):
-            return ErrorCode.group_id_not_found, []
-        if not group.is_in(_EMPTY) and group.protocol_type != CONSUMER_PROTOCOL_TYPE:
-            return ErrorCode.non_empty_group, []
+        group: Group | ConsumerGroup | None = shard.consumer_groups.get(group_id)
+        if group is None:
+            group = shard.groups.get(group_id)
+            if group is None or group.is_in(_DEAD):
+                return ErrorCode.group_id_not_found, []
+            if not group.is_in(_EMPTY) and group.protocol_type != CONSUMER_PROTOCOL_TYPE:
+                return ErrorCode.non_empty_group, []
         offsets = shard.offsets.get(group_id, {})
         records: list[KeyValue] = []
         doomed: list[tuple[str, int]] = []
@@ -319,27 +338,29 @@ class GroupCoordinator(Membership):
     def list_groups(self, states: Sequence[str] = (), types: Sequence[str] = ()
                     ) -> tuple[int, list[ListedGroup]]:
         """Handle a ListGroups: every group this broker coordinates, filtered by state and
-        type (case-insensitive; every group here is "classic")."""
+        type ("classic" or "consumer"; both case-insensitive)."""
         if any(shard.loading for shard in self._shards.values()):
             return ErrorCode.coordinator_load_in_progress, []
         wanted_states = {s.strip().lower() for s in states}
-        if types and GROUP_TYPE_CLASSIC not in {t.strip().lower() for t in types}:
-            return ErrorCode.none, []
-        listed = []
+        wanted_types = {t.strip().lower() for t in types} or {GROUP_TYPE_CLASSIC,
+                                                               GROUP_TYPE_CONSUMER}
+        listed: list[ListedGroup] = []
         for shard in self._shards.values():
-            for group in shard.groups.values():
-                if group.is_in(_DEAD):
-                    continue
-                if wanted_states and group.state.value.lower() not in wanted_states:
-                    continue
-                listed.append(ListedGroup(group.group_id, group.protocol_type or "",
-                                          group.state.value))
+            if GROUP_TYPE_CLASSIC in wanted_types:
+                listed.extend(ListedGroup(g.group_id, g.protocol_type or "", g.state.value)
+                              for g in shard.groups.values() if not g.is_in(_DEAD))
+            if GROUP_TYPE_CONSUMER in wanted_types:
+                listed.extend(ListedGroup(g.group_id, CONSUMER_PROTOCOL_TYPE, g.state.value,
+                                          GROUP_TYPE_CONSUMER)
+                              for g in shard.consumer_groups.values())
+        if wanted_states:
+            listed = [g for g in listed if g.state.lower() in wanted_states]
         return ErrorCode.none, sorted(listed, key=lambda g: g.group_id)
 
     async def delete_groups(self, group_ids: Sequence[str | None]) -> list[tuple[str | None, int]]:
         """Handle a DeleteGroups: only empty groups; their offsets go with them."""
         results: dict[int, int] = {}
-        by_shard: dict[int, list[tuple[int, Group]]] = {}
+        by_shard: dict[int, list[tuple[int, Group | ConsumerGroup]]] = {}
         for i, group_id in enumerate(group_ids):
             if group_id is None:
                 results[i] = ErrorCode.invalid_group_id
@@ -349,8 +370,14 @@ class GroupCoordinator(Membership):
             except CoordinatorError as failure:
                 results[i] = failure.error_code
                 continue
+            modern = shard.consumer_groups.get(group_id)
             group = shard.groups.get(group_id)
-            if group is None or group.is_in(_DEAD):
+            if modern is not None:
+                if modern.members:
+                    results[i] = ErrorCode.non_empty_group
+                else:
+                    by_shard.setdefault(shard.index, []).append((i, modern))
+            elif group is None or group.is_in(_DEAD):
                 results[i] = ErrorCode.group_id_not_found
             elif not group.is_in(_EMPTY):
                 results[i] = ErrorCode.non_empty_group
@@ -359,20 +386,23 @@ class GroupCoordinator(Membership):
         for index, doomed in by_shard.items():
             shard = self._shards[index]
             records: list[KeyValue] = []
-            for _i, group in doomed:
-                for topic, partition in sorted(shard.offsets.get(group.group_id, {})):
-                    records.append(offset_tombstone(group.group_id, topic, partition))
-                records.append(group_tombstone(group.group_id))
+            for _i, doomed_group in doomed:
+                group_id = doomed_group.group_id
+                for topic, partition in sorted(shard.offsets.get(group_id, {})):
+                    records.append(offset_tombstone(group_id, topic, partition))
+                records.append(consumer_group_tombstone(group_id)
+                               if isinstance(doomed_group, ConsumerGroup)
+                               else group_tombstone(group_id))
             try:
                 last = self._append(shard, records)
             except CoordinatorError as failure:
                 for i, _group in doomed:
                     results[i] = append_error_for_group(failure.error_code)
                 continue
-            for i, group in doomed:
-                self._drop_group(shard, group)
+            for i, doomed_group in doomed:
+                self._drop_group(shard, doomed_group)
                 results[i] = ErrorCode.none
-                log.info("group %s: deleted", group.group_id)
+                log.info("group %s: deleted", doomed_group.group_id)
             try:
                 await self._await_committed(shard, last)
             except CoordinatorError as failure:
@@ -380,10 +410,14 @@ class GroupCoordinator(Membership):
                     results[i] = failure.error_code
         return [(group_id, results[i]) for i, group_id in enumerate(group_ids)]
 
-    def _drop_group(self, shard: Shard, group: Group) -> None:
-        group.transition_to(_DEAD, now_ms())
+    def _drop_group(self, shard: Shard, group: Group | ConsumerGroup) -> None:
+        if isinstance(group, ConsumerGroup):
+            group.dead = True
+            shard.consumer_groups.pop(group.group_id, None)
+        else:
+            group.transition_to(_DEAD, now_ms())
+            shard.groups.pop(group.group_id, None)
         group.cancel_timers()
-        shard.groups.pop(group.group_id, None)
         shard.offsets.pop(group.group_id, None)
 
     # ================================================================== housekeeping
@@ -431,15 +465,21 @@ class GroupCoordinator(Membership):
                 continue
             records: list[KeyValue] = []
             expired: list[tuple[str, tuple[str, int]]] = []
-            deleted: list[Group] = []
-            for group in list(shard.groups.values()):
+            deleted: list[Group | ConsumerGroup] = []
+            groups: list[tuple[Group | ConsumerGroup, Callable[[CommittedOffset], int] | None,
+                               Callable[[str], bool], bool]] = [
+                (g, _expiry_base(g), g.is_subscribed_to, g.is_in(_EMPTY))
+                for g in shard.groups.values()]
+            # a consumer protocol group's offsets age from their commit, as in Kafka
+            groups.extend((g, _commit_time, g.is_subscribed_to, not g.members)
+                          for g in shard.consumer_groups.values())
+            for group, base, subscribed, empty in groups:
                 offsets = shard.offsets.get(group.group_id, {})
                 all_expired = True
-                base = _expiry_base(group)
                 if offsets and base is None:
                     all_expired = False
                 for key, o in offsets.items():
-                    if base is None or group.is_subscribed_to(key[0]):
+                    if base is None or subscribed(key[0]):
                         all_expired = False
                         continue
                     if o.expire_timestamp >= 0:
@@ -451,8 +491,10 @@ class GroupCoordinator(Membership):
                         expired.append((group.group_id, key))
                     else:
                         all_expired = False
-                if all_expired and group.is_in(_EMPTY):
-                    records.append(group_tombstone(group.group_id))
+                if all_expired and empty:
+                    records.append(consumer_group_tombstone(group.group_id)
+                                   if isinstance(group, ConsumerGroup)
+                                   else group_tombstone(group.group_id))
                     deleted.append(group)
             if not records:
                 continue
@@ -487,6 +529,28 @@ def _expiry_base(group: Group) -> Callable[[CommittedOffset], int] | None:
             and group.is_in(_STABLE)):
         return lambda o: o.commit_timestamp
     return None
+
+
+def _commit_time(offset: CommittedOffset) -> int:
+    return offset.commit_timestamp
+
+
+def _validate_consumer_commit(group: ConsumerGroup, member_id: str, member_epoch: int,
+                              api_version: int) -> int:
+    """Kafka's ConsumerGroup.validateOffsetCommit: a member commits in its current epoch,
+    with OffsetCommit v9+; a commit without membership only while the group is empty."""
+    if member_epoch < 0 and not group.members:
+        return ErrorCode.none
+    member = group.members.get(member_id)
+    if member is None:
+        return ErrorCode.unknown_member_id
+    if api_version < 9:
+        return ErrorCode.unsupported_version
+    if member_epoch > member.member_epoch:
+        return ErrorCode.fenced_member_epoch
+    if member_epoch < member.member_epoch:
+        return ErrorCode.stale_member_epoch
+    return ErrorCode.none
 
 
 def _append_error_for_commit(error: int) -> int:

@@ -71,6 +71,9 @@ class CoordinatorHost(Protocol):
     def topic(self, name: str) -> TopicState | None:
         """A topic's metadata by name."""
 
+    def topic_names(self) -> list[str]:
+        """Every topic's name (consumer groups resolve regex subscriptions against them)."""
+
     def partition(self, topic: str, index: int) -> PartitionWriter | None:
         """The local replica of a partition, if this broker hosts it."""
 

@@ -6,7 +6,9 @@ the key version also says what the record is:
 
     key v0/v1  OffsetCommitKey     group string, topic string, partition int32
     key v2     GroupMetadataKey    group string
-    key v3+    records of KIP-848 and share groups (not served here: skipped on load)
+    key v3     ConsumerGroupMetadataKey  group string (a KIP-848 group and its epoch)
+    key v4+    a KIP-848 group's members and assignments, share groups (skipped on load:
+               members rejoin with a heartbeat)
 
 Values, big endian, versioned as in Kafka's ``OffsetCommitValue.json`` (v0-4) and
 ``GroupMetadataValue.json`` (v0-4); version 4 of both is the first flexible version
@@ -21,15 +23,19 @@ import struct
 from dataclasses import dataclass
 
 __all__ = [
+    "ConsumerGroupMetadataKey",
     "GroupMetadataKey",
     "GroupMetadataValue",
     "MemberMetadata",
     "OffsetCommitKey",
     "OffsetCommitValue",
     "RecordFormatError",
+    "decode_consumer_group_value",
     "decode_group_metadata_value",
     "decode_key",
     "decode_offset_commit_value",
+    "encode_consumer_group_key",
+    "encode_consumer_group_value",
     "encode_group_metadata_key",
     "encode_group_metadata_value",
     "encode_offset_commit_key",
@@ -41,6 +47,7 @@ __all__ = [
 
 OFFSET_COMMIT_KEY_VERSION = 1
 GROUP_METADATA_KEY_VERSION = 2
+CONSUMER_GROUP_KEY_VERSION = 3
 OFFSET_COMMIT_VALUE_VERSION = 3
 OFFSET_COMMIT_VALUE_VERSION_WITH_EXPIRY = 1
 GROUP_METADATA_VALUE_VERSION = 3
@@ -93,6 +100,13 @@ class OffsetCommitValue:
 @dataclass(frozen=True, slots=True)
 class GroupMetadataKey:
     """Key of a group's metadata."""
+
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupMetadataKey:
+    """Key of a consumer protocol group's epoch record (KIP-848, key version 3)."""
 
     group: str
 
@@ -199,6 +213,34 @@ def encode_group_metadata_key(key: GroupMetadataKey) -> bytes:
     w.i16(GROUP_METADATA_KEY_VERSION)
     w.string(key.group)
     return bytes(w.out)
+
+
+def encode_consumer_group_key(key: ConsumerGroupMetadataKey) -> bytes:
+    """The record key of a consumer protocol group (version 3)."""
+    w = _Writer(flexible=False)
+    w.i16(CONSUMER_GROUP_KEY_VERSION)
+    w.string(key.group)
+    return bytes(w.out)
+
+
+def encode_consumer_group_value(epoch: int) -> bytes:
+    """ConsumerGroupMetadataValue v0: the group epoch."""
+    w = _Writer(flexible=True)
+    w.i16(0)
+    w.i32(epoch)
+    w.no_tagged_fields()
+    return bytes(w.out)
+
+
+def decode_consumer_group_value(data: bytes) -> int:
+    """The group epoch of a ConsumerGroupMetadataValue (later versions only add tagged
+    fields, which are skipped)."""
+    r = _Reader(data, flexible=True)
+    if r.i16() < 0:
+        raise RecordFormatError("ConsumerGroupMetadataValue has a negative version")
+    epoch = r.i32()
+    r.tagged_fields()
+    return epoch
 
 
 def encode_offset_commit_value(value: OffsetCommitValue, version: int | None = None) -> bytes:
@@ -336,15 +378,21 @@ class _Reader:
             raise RecordFormatError(f"{len(self.data) - self.pos} bytes left over")
 
 
-def decode_key(data: bytes) -> OffsetCommitKey | GroupMetadataKey | None:
-    """The key of a ``__consumer_offsets`` record; None for record types of other group
-    kinds (KIP-848 consumer groups, share groups), which this coordinator does not hold."""
+StoredKey = OffsetCommitKey | GroupMetadataKey | ConsumerGroupMetadataKey
+
+
+def decode_key(data: bytes) -> StoredKey | None:
+    """The key of a ``__consumer_offsets`` record; None for the record types this
+    coordinator does not hold (a consumer group's member and assignment records, share
+    groups): it rebuilds those from the members' heartbeats."""
     r = _Reader(data, flexible=False)
     version = r.i16()
     if version in (0, 1):
-        key: OffsetCommitKey | GroupMetadataKey = OffsetCommitKey(r.string(), r.string(), r.i32())
+        key: StoredKey = OffsetCommitKey(r.string(), r.string(), r.i32())
     elif version == 2:
         key = GroupMetadataKey(r.string())
+    elif version == CONSUMER_GROUP_KEY_VERSION:
+        key = ConsumerGroupMetadataKey(r.string())
     elif version > 2:
         return None
     else:

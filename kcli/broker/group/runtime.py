@@ -258,6 +258,11 @@ class CoordinatorRuntime:
         """Called once a shard is replayed: start its members' timers."""
         raise NotImplementedError
 
+    def _make_classic(self, shard: Shard, group_id: str) -> int:
+        """A JoinGroup reached a consumer protocol group: make it classic if it may be;
+        returns the error for the joiner (see ``consumer_protocol``)."""
+        raise NotImplementedError
+
     def _unload(self, index: int) -> None:
         shard = self._shards.pop(index)
         if shard.load_task is not None:
@@ -274,6 +279,10 @@ class CoordinatorRuntime:
                     group.complete_sync(member, SyncResult(ErrorCode.not_coordinator))
             group.cancel_timers()
         shard.groups.clear()
+        for consumer_group in shard.consumer_groups.values():
+            consumer_group.dead = True
+            consumer_group.cancel_timers()
+        shard.consumer_groups.clear()
         shard.offsets.clear()
 
     # ================================================================== writing

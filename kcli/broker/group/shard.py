@@ -13,17 +13,22 @@ import logging
 import time
 from dataclasses import dataclass
 
+from kcli.broker.group.consumer_group import ConsumerGroup
 from kcli.broker.group.group import Group, GroupState, Member
 from kcli.broker.group.records import (
+    ConsumerGroupMetadataKey,
     GroupMetadataKey,
     GroupMetadataValue,
     MemberMetadata,
     OffsetCommitKey,
     OffsetCommitValue,
     RecordFormatError,
+    decode_consumer_group_value,
     decode_group_metadata_value,
     decode_key,
     decode_offset_commit_value,
+    encode_consumer_group_key,
+    encode_consumer_group_value,
     encode_group_metadata_key,
     encode_group_metadata_value,
     encode_offset_commit_key,
@@ -61,6 +66,9 @@ class Shard:
         """The partition's name, for log messages."""
         self.loading = True
         self.groups: dict[str, Group] = {}
+        """Classic groups. A group id is in this or in ``consumer_groups``, never both."""
+        self.consumer_groups: dict[str, ConsumerGroup] = {}
+        """Groups of the consumer protocol (KIP-848)."""
         self.offsets: dict[str, Offsets] = {}
         self.load_task: asyncio.Task[None] | None = None
 
@@ -107,6 +115,15 @@ class Shard:
                 else:
                     self.groups[key.group] = group_from_record(
                         key.group, decode_group_metadata_value(record.value))
+                    self.consumer_groups.pop(key.group, None)
+            elif isinstance(key, ConsumerGroupMetadataKey):
+                if record.value is None:
+                    self.consumer_groups.pop(key.group, None)
+                else:
+                    epoch = decode_consumer_group_value(record.value)
+                    self.consumer_groups[key.group] = ConsumerGroup(
+                        key.group, record.timestamp, group_epoch=epoch, assignment_epoch=epoch)
+                    self.groups.pop(key.group, None)
         except RecordFormatError as error:
             log.warning("%s: skipping malformed record at offset %d: %s",
                         self.where, record.offset, error)
@@ -123,15 +140,19 @@ class Shard:
         self.offsets.setdefault(key.group, {})[(key.topic, key.partition)] = CommittedOffset(
             stored.offset, stored.leader_epoch, stored.metadata, stored.commit_timestamp,
             stored.expire_timestamp)
-        if key.group not in self.groups:  # offsets committed without membership
+        if not self.has_group(key.group):  # offsets committed without membership
             self.groups[key.group] = Group(key.group, stored.commit_timestamp)
 
     def finish_replay(self) -> None:
         """After the last record: give offsets whose group record was removed a group."""
         for group_id, offsets in self.offsets.items():
-            if group_id not in self.groups:
+            if not self.has_group(group_id):
                 self.groups[group_id] = Group(
                     group_id, min(o.commit_timestamp for o in offsets.values()))
+
+    def has_group(self, group_id: str) -> bool:
+        """Whether a group of either protocol has this id."""
+        return group_id in self.groups or group_id in self.consumer_groups
 
     # ------------------------------------------------------------------ changes
 
@@ -196,6 +217,16 @@ def group_record(group: Group, assignments: dict[str, bytes]) -> KeyValue:
 
 def group_tombstone(group_id: str) -> KeyValue:
     return encode_group_metadata_key(GroupMetadataKey(group_id)), None
+
+
+def consumer_group_record(group_id: str, epoch: int) -> KeyValue:
+    """A consumer protocol group's epoch record: the group exists, of this kind."""
+    return (encode_consumer_group_key(ConsumerGroupMetadataKey(group_id)),
+            encode_consumer_group_value(epoch))
+
+
+def consumer_group_tombstone(group_id: str) -> KeyValue:
+    return encode_consumer_group_key(ConsumerGroupMetadataKey(group_id)), None
 
 
 def offset_record(group_id: str, topic: str, partition: int, offset: CommittedOffset

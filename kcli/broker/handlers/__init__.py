@@ -9,6 +9,7 @@ from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers import (  # noqa: F401  (imported to register their handlers)
     cluster,
     configs,
+    consumer_groups,
     fetch,
     groups,
     metadata,

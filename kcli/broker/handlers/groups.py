@@ -222,12 +222,14 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Any:
     return make(ctx.response_class(), throttle_time=0, topics=tuple(topics))
 
 
-def _fetch_group(ctx: RequestContext, group_id: str | None, topics: Sequence[Any] | None
+def _fetch_group(ctx: RequestContext, group_id: str | None, topics: Sequence[Any] | None,
+                 member: tuple[str | None, int] = (None, -1),
                  ) -> tuple[int, list[tuple[str | None, uuid.UUID | None, list[FetchedOffset]]]]:
-    """One group's offsets as (error, [(name, topic id, offsets)]) in request order."""
+    """One group's offsets as (error, [(name, topic id, offsets)]) in request order;
+    ``member`` is the asking member's id and epoch (v9+, consumer protocol groups)."""
     coordinator = ctx.broker.groups
     if topics is None:
-        error, found = coordinator.fetch_offsets(group_id, None)
+        error, found = coordinator.fetch_offsets(group_id, None, *member)
         result: list[tuple[str | None, uuid.UUID | None, list[FetchedOffset]]] = []
         for name, offsets in found:
             state = ctx.broker.topic(name)
@@ -243,7 +245,7 @@ def _fetch_group(ctx: RequestContext, group_id: str | None, topics: Sequence[Any
         plan.append((topic_name, topic_id, indexes))
         if topic_name is not None:
             named.append((topic_name, indexes))
-    error, found = coordinator.fetch_offsets(group_id, named)
+    error, found = coordinator.fetch_offsets(group_id, named, *member)
     by_name = iter(found)
     result = []
     for topic_name, topic_id, indexes in plan:
@@ -269,7 +271,9 @@ async def offset_fetch(ctx: RequestContext, request: Any) -> Any:
         partition_cls = ctx.response_class("OffsetFetchResponsePartitions")
         groups = []
         for wanted in request.groups:
-            error, found = _fetch_group(ctx, wanted.group_id, wanted.topics)
+            member = (getattr(wanted, "member_id", None),
+                      int(getattr(wanted, "member_epoch", -1)))
+            error, found = _fetch_group(ctx, wanted.group_id, wanted.topics, member)
             groups.append(make(group_cls, group_id=wanted.group_id, error_code=error,
                                topics=_fetched_topics(topic_cls, partition_cls, found, error)))
         return make(ctx.response_class(), throttle_time=0, groups=tuple(groups))

@@ -101,6 +101,9 @@ class OffsetsHost:
     def topic(self, name: str) -> TopicState | None:
         return self.topics.get(name)
 
+    def topic_names(self) -> list[str]:
+        return list(self.topics)
+
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get((topic, index))
 

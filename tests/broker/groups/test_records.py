@@ -10,15 +10,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kcli.broker.group.records import (
+    ConsumerGroupMetadataKey,
     GroupMetadataKey,
     GroupMetadataValue,
     MemberMetadata,
     OffsetCommitKey,
     OffsetCommitValue,
     RecordFormatError,
+    decode_consumer_group_value,
     decode_group_metadata_value,
     decode_key,
     decode_offset_commit_value,
+    encode_consumer_group_key,
+    encode_consumer_group_value,
     encode_group_metadata_key,
     encode_group_metadata_value,
     encode_offset_commit_key,
@@ -146,8 +150,15 @@ def test_a_newer_value_version_reads_as_the_newest_known() -> None:
     assert decode_offset_commit_value(bytes(encoded)) == OffsetCommitValue(1, "x", 2, 3)
 
 
-def test_keys_of_other_group_kinds_are_not_ours() -> None:
-    assert decode_key(struct.pack(">h", 3) + b"\x00\x01g") is None  # a KIP-848 record
+def test_consumer_group_records_and_the_ones_not_kept() -> None:
+    key = encode_consumer_group_key(ConsumerGroupMetadataKey("g"))
+    assert key == struct.pack(">hh", 3, 1) + b"g"  # as Kafka writes ConsumerGroupMetadataKey
+    assert decode_key(key) == ConsumerGroupMetadataKey("g")
+    value = encode_consumer_group_value(7)
+    assert value == struct.pack(">hi", 0, 7) + b"\x00"  # flexible: no tagged fields
+    assert decode_consumer_group_value(value) == 7
+    # a member's record (key 5) and share groups' are rebuilt, not read
+    assert decode_key(struct.pack(">h", 5) + b"\x00\x01g\x00\x01m") is None
 
 
 @pytest.mark.parametrize("data", [
@@ -162,7 +173,8 @@ def test_malformed_keys_raise_record_format_error(data: bytes) -> None:
 
 @given(st.binary(max_size=64))
 def test_garbage_values_never_raise_anything_else(data: bytes) -> None:
-    for decode in (decode_offset_commit_value, decode_group_metadata_value, decode_key):
+    for decode in (decode_offset_commit_value, decode_group_metadata_value, decode_key,
+                   decode_consumer_group_value):
         with contextlib.suppress(RecordFormatError):
             decode(data)
 

@@ -39,14 +39,15 @@ def client(gbootstrap: str) -> Iterator[WireClient]:
         yield wire
 
 
-def test_group_apis_are_advertised_without_kip_848() -> None:
+def test_group_apis_are_advertised() -> None:
     for api in (ApiKey.FIND_COORDINATOR, ApiKey.JOIN_GROUP, ApiKey.SYNC_GROUP, ApiKey.HEARTBEAT,
                 ApiKey.LEAVE_GROUP, ApiKey.OFFSET_COMMIT, ApiKey.OFFSET_FETCH,
                 ApiKey.OFFSET_DELETE, ApiKey.DESCRIBE_GROUPS, ApiKey.LIST_GROUPS,
                 ApiKey.DELETE_GROUPS):
         assert api in SUPPORTED_VERSIONS
-    assert 68 not in SUPPORTED_VERSIONS  # ConsumerGroupHeartbeat
-    assert 69 not in SUPPORTED_VERSIONS  # ConsumerGroupDescribe
+    # KIP-848: librdkafka 2.10+ sends only ConsumerGroupHeartbeat v1
+    assert SUPPORTED_VERSIONS[ApiKey.CONSUMER_GROUP_HEARTBEAT] == (0, 1)
+    assert SUPPORTED_VERSIONS[ApiKey.CONSUMER_GROUP_DESCRIBE] == (0, 1)
 
 
 def test_find_coordinator_every_version(client: WireClient, gbootstrap: str,

@@ -1,0 +1,82 @@
+"""The consumer group protocol's APIs (KIP-848): ConsumerGroupHeartbeat and
+ConsumerGroupDescribe. The semantics live in ``kcli.broker.group.consumer_protocol``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kcli.broker.group.consumer_protocol import HeartbeatRequest, TopicIdPartitions
+from kcli.broker.handlers.base import RequestContext, handles, make, millis
+from kcli.broker.handlers.groups import GROUP_OPERATIONS, UNKNOWN_OPERATIONS, client_host
+from kcli.broker.protocol.versions import ApiKey
+
+MEMBER_TYPE_CONSUMER = 1
+"""ConsumerGroupDescribe v1's MemberType of a member that heartbeats (0 is classic)."""
+
+
+@handles(ApiKey.CONSUMER_GROUP_HEARTBEAT)
+async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Any:
+    """Join, stay in, reconcile with or leave a consumer protocol group."""
+    owned = None
+    if request.topic_partitions is not None:
+        owned = [(tp.topic_id, [int(p) for p in tp.partitions])
+                 for tp in request.topic_partitions if tp.topic_id is not None]
+    answer = await ctx.broker.groups.consumer_heartbeat(HeartbeatRequest(
+        group_id=request.group_id, member_id=request.member_id,
+        member_epoch=int(request.member_epoch), client_id=ctx.header.client_id or "",
+        client_host=client_host(ctx.peer), instance_id=request.instance_id,
+        rack_id=request.rack_id, rebalance_timeout_ms=millis(request.rebalance_timeout),
+        subscribed_topic_names=(tuple(request.subscribed_topic_names)
+                                if request.subscribed_topic_names is not None else None),
+        subscribed_topic_regex=getattr(request, "subscribed_topic_regex", None),
+        server_assignor=request.server_assignor, owned=owned,
+    ))
+    assignment = None
+    if answer.assignment is not None:
+        assignment = make(ctx.response_class("Assignment"),
+                          topic_partitions=_partitions(ctx, "TopicPartitions", answer.assignment))
+    return make(
+        ctx.response_class(), throttle_time=0, error_code=answer.error,
+        error_message=answer.message, member_id=answer.member_id,
+        member_epoch=answer.member_epoch, heartbeat_interval=answer.heartbeat_interval_ms,
+        assignment=assignment,
+    )
+
+
+@handles(ApiKey.CONSUMER_GROUP_DESCRIBE)
+async def consumer_group_describe(ctx: RequestContext, request: Any) -> Any:
+    """Consumer protocol groups with their epochs, assignor, members and assignments."""
+    ops = GROUP_OPERATIONS if request.include_authorized_operations else UNKNOWN_OPERATIONS
+    group_cls = ctx.response_class("DescribedGroup")
+    member_cls = ctx.response_class("Member")
+    assignment_cls = ctx.response_class("Assignment")
+    groups = []
+    for d in ctx.broker.groups.describe_consumer_groups(list(request.group_ids)):
+        members = tuple(
+            make(member_cls, member_id=m.member.member_id, instance_id=m.member.instance_id,
+                 rack_id=m.member.rack_id, member_epoch=m.member.member_epoch,
+                 client_id=m.member.client_id, client_host=m.member.client_host,
+                 subscribed_topic_names=m.member.subscribed_topics,
+                 subscribed_topic_regex=m.member.subscribed_regex,
+                 assignment=make(assignment_cls, topic_partitions=_partitions(
+                     ctx, "TopicPartitions", m.assignment)),
+                 target_assignment=make(assignment_cls, topic_partitions=_partitions(
+                     ctx, "TopicPartitions", m.target)),
+                 member_type=MEMBER_TYPE_CONSUMER)
+            for m in d.members)
+        groups.append(make(
+            group_cls, error_code=d.error, error_message=d.message, group_id=d.group_id,
+            group_state=d.state, group_epoch=d.group_epoch, assignment_epoch=d.assignment_epoch,
+            assignor_name=d.assignor, members=members, authorized_operations=ops))
+    return make(ctx.response_class(), throttle_time=0, groups=tuple(groups))
+
+
+def _partitions(ctx: RequestContext, class_name: str, assignment: TopicIdPartitions
+                ) -> tuple[Any, ...]:
+    cls = ctx.response_class(class_name)
+    result = []
+    for topic_id, partitions in assignment:
+        topic = ctx.broker.metadata.topic_by_id(topic_id)
+        result.append(make(cls, topic_id=topic_id, topic_name=topic.name if topic else "",
+                           partitions=tuple(partitions)))
+    return tuple(result)
