@@ -15,7 +15,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.broker import BrokerProcess
 
-GROUP_SETTINGS = {"group.min.session.timeout.ms": "100"}
+GROUP_SETTINGS = {"group.min.session.timeout.ms": "100",
+                  "group.consumer.heartbeat.interval.ms": "300"}
 FAST_CONSUMER = {
     "session.timeout.ms": 6000,
     "heartbeat.interval.ms": 100,
@@ -97,10 +98,15 @@ class GroupConsumer:
         self.errors: list[str] = []
         self.client_log: list[str] = []
         settings = {"bootstrap.servers": bootstrap, "group.id": group, **FAST_CONSUMER, **config}
+        if settings.get("group.protocol") == "consumer":  # the broker sets these (KIP-848)
+            for classic_only in ("session.timeout.ms", "heartbeat.interval.ms"):
+                del settings[classic_only]
         if "debug" in settings:  # keep what librdkafka says, to look for errors it met
             settings["logger"] = _Collector(self.client_log)
         self.consumer = Consumer(settings)
-        self.cooperative = settings.get("partition.assignment.strategy") == "cooperative-sticky"
+        # KIP-848 assignments are incremental too: callbacks name only what changes
+        self.cooperative = (settings.get("partition.assignment.strategy") == "cooperative-sticky"
+                            or settings.get("group.protocol") == "consumer")
         self.stop = threading.Event()
         self.consumer.subscribe([topic], on_assign=self._assign, on_revoke=self._revoke,
                                 on_lost=self._revoke)

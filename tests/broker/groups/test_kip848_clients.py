@@ -1,0 +1,92 @@
+"""The consumer group protocol (KIP-848) with librdkafka's ``group.protocol=consumer``:
+members join and split partitions, leave and hand them on, and commit, over TCP."""
+
+from __future__ import annotations
+
+import uuid
+
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    ConsumerGroupType,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+
+from tests.broker.groups.conftest import GroupConsumer, create_topic, produce, wait_for
+
+NEW_PROTOCOL = {"group.protocol": "consumer"}
+
+
+def test_two_consumers_split_then_one_takes_all(gbootstrap: str, group_id: str,
+                                                consumers: list[GroupConsumer]) -> None:
+    topic = f"kip848-{uuid.uuid4().hex[:8]}"
+    create_topic(gbootstrap, topic, 6)
+    values = produce(gbootstrap, topic, 6, 20)
+    first = GroupConsumer(gbootstrap, group_id, topic, **NEW_PROTOCOL)
+    consumers.append(first)
+    wait_for(lambda: first.partitions() == set(range(6)), 20, "the first to own everything")
+    second = GroupConsumer(gbootstrap, group_id, topic, **NEW_PROTOCOL)
+    consumers.append(second)
+    wait_for(lambda: len(first.partitions()) == 3 and len(second.partitions()) == 3, 20,
+             "an even split")
+    assert first.partitions().isdisjoint(second.partitions())
+
+    admin = AdminClient({"bootstrap.servers": gbootstrap})
+    described = admin.describe_consumer_groups([group_id])[group_id].result(10)
+    assert described.type == ConsumerGroupType.CONSUMER
+    assert described.partition_assignor == "uniform"
+    assert {tp.partition for m in described.members
+            for tp in m.assignment.topic_partitions} == set(range(6))
+    listed = admin.list_consumer_groups(types={ConsumerGroupType.CONSUMER}).result(10)
+    assert group_id in {g.group_id for g in listed.valid}
+
+    wait_for(lambda: first.count() + second.count() == len(values), 20, "every record read")
+    second.commit_and_close()
+    wait_for(lambda: first.partitions() == set(range(6)), 20, "the first to take all back")
+    first.commit_and_close()
+    committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group_id)])
+    offsets = {tp.partition: tp.offset for tp in committed[group_id].result(10).topic_partitions}
+    assert offsets == dict.fromkeys(range(6), 20)
+    assert {v for _p, _o, v in first.messages + second.messages} == values
+
+
+def test_a_classic_member_cannot_join_a_live_consumer_group(
+        gbootstrap: str, group_id: str, consumers: list[GroupConsumer]) -> None:
+    topic = f"kip848-{uuid.uuid4().hex[:8]}"
+    create_topic(gbootstrap, topic, 2)
+    modern = GroupConsumer(gbootstrap, group_id, topic, **NEW_PROTOCOL)
+    consumers.append(modern)
+    wait_for(lambda: modern.partitions() == {0, 1}, 20, "the member to own both")
+    classic = GroupConsumer(gbootstrap, group_id, topic)
+    consumers.append(classic)
+    wait_for(lambda: any("INCONSISTENT_GROUP_PROTOCOL" in e for e in classic.errors), 20,
+             "the classic member refused")
+    assert classic.partitions() == set()
+    modern.close()
+    # once empty, the group may go back to the classic protocol
+    wait_for(lambda: classic.partitions() == {0, 1}, 30, "the classic member to take over")
+
+
+def test_commits_from_a_stale_epoch_are_refused(gbootstrap: str, group_id: str,
+                                                consumers: list[GroupConsumer]) -> None:
+    topic = f"kip848-{uuid.uuid4().hex[:8]}"
+    create_topic(gbootstrap, topic, 1)
+    produce(gbootstrap, topic, 1, 5)
+    member = GroupConsumer(gbootstrap, group_id, topic, **NEW_PROTOCOL)
+    consumers.append(member)
+    wait_for(lambda: member.count() == 5, 20, "the records")
+    # an admin commit is refused while the group has members...
+    admin = AdminClient({"bootstrap.servers": gbootstrap})
+    future = admin.alter_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group_id, [TopicPartition(topic, 0, 1)])])[group_id]
+    try:
+        result = future.result(10)
+        errors = [tp.error for tp in result.topic_partitions if tp.error]
+    except KafkaException as failure:
+        errors = [failure.args[0]]
+    assert errors, "an admin commit went through while the group had a member"
+    # ...while the member's own commit, in its epoch, goes through
+    member.commit_and_close()
+    done = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group_id)])
+    assert [tp.offset for tp in done[group_id].result(10).topic_partitions] == [5]
