@@ -42,17 +42,30 @@ def list_result(groups: list[GroupSummary]) -> Result:
 
 def describe_result(detail: GroupDetail) -> Result:
     """What `group describe` prints."""
+    from kcli.client.models import partition_list
+
     data = detail.to_dict()
+    kind = {"consumer": "consumer (KIP-848: the coordinator assigns)",
+            "classic": "classic"}.get(detail.group_protocol or "")
     header = fields_table([
-        ("group", detail.group), ("state", detail.state), ("protocol", detail.protocol),
+        ("group", detail.group), ("state", detail.state), ("group protocol", kind),
+        ("assignor" if detail.group_protocol == "consumer" else "protocol", detail.protocol),
+        *([("group epoch", detail.group_epoch), ("assignment epoch", detail.assignment_epoch)]
+          if detail.group_epoch is not None else []),
         ("coordinator", detail.coordinator), ("members", len(detail.members)),
         ("lag", detail.lag),
     ])
+    columns = [Column("client_id", "CLIENT"), Column("host", "HOST"),
+               Column("assignments", "PARTITIONS"), Column("member_id", "MEMBER ID")]
+    if any(m.reconciling for m in detail.members):  # only while partitions are moving
+        columns.insert(3, Column("target", "TARGET"))
+    if any(m.member_epoch is not None for m in detail.members):
+        columns.insert(2, Column("member_epoch", "EPOCH", "int"))
     members = Table(
-        (Column("client_id", "CLIENT"), Column("host", "HOST"),
-         Column("assignments", "PARTITIONS"), Column("member_id", "MEMBER ID")),
+        tuple(columns),
         [{"client_id": m.client_id, "host": m.host, "member_id": m.member_id,
-          "assignments": ",".join(f"{t}[{p}]" for t, p in m.assignments) or "-"}
+          "assignments": partition_list(m.assignments),
+          "target": partition_list(m.target or ()), "member_epoch": m.member_epoch}
          for m in detail.members],
         title="Members", empty="(no active members)")
     partitions = Table(_lag_columns(False), data["partitions"], title="Offsets",

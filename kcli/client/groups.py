@@ -8,6 +8,7 @@ partition involved in ONE ListOffsets call. lag = max(0, end - committed).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kcli.client.cluster import Cluster
@@ -139,15 +140,81 @@ def commit_offsets(cluster: Cluster, group: str,
             raise from_kafka_error(tp.error, f"commit {group} {tp.topic}[{tp.partition}]")
 
 
+def _partitions_of(assignment: Any) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted((tp.topic, tp.partition)
+                        for tp in (getattr(assignment, "topic_partitions", None) or ())))
+
+
 def _members(description: Any) -> tuple[GroupMember, ...]:
+    consumer_protocol = group_protocol(description) == "consumer"
     members = []
     for member in description.members or ():
-        assignment = getattr(member, "assignment", None)
-        tps = tuple(sorted((tp.topic, tp.partition)
-                           for tp in (getattr(assignment, "topic_partitions", None) or ())))
-        members.append(GroupMember(member.member_id, member.client_id or "",
-                                   member.host or "", tps))
+        target = getattr(member, "target_assignment", None)
+        members.append(GroupMember(
+            member.member_id, member.client_id or "", member.host or "",
+            _partitions_of(getattr(member, "assignment", None)),
+            _partitions_of(target) if consumer_protocol and target is not None else None))
     return tuple(sorted(members, key=lambda m: (m.client_id, m.member_id)))
+
+
+def group_state(state: Any, members: Sequence[GroupMember]) -> str:
+    """Kafka's name of a group's state. librdkafka knows only the classic states and
+    reports a consumer protocol group's "Reconciling" as unknown; its members' targets
+    tell it all the same."""
+    name = state_name(state)
+    if name == "Unknown" and any(m.reconciling for m in members):
+        return "Reconciling"
+    return name
+
+
+@dataclass(frozen=True)
+class Epochs:
+    """A consumer protocol group's epochs, from ConsumerGroupDescribe."""
+
+    state: str
+    group_epoch: int
+    assignment_epoch: int
+    members: dict[str, int]
+
+
+def consumer_group_epochs(cluster: Cluster, coordinators: Mapping[str, Any]
+                          ) -> dict[str, Epochs]:
+    """Epochs of consumer protocol groups (KIP-848), which librdkafka does not expose:
+    one ConsumerGroupDescribe per coordinator, over plain TCP only (see ``wire``); a group
+    whose coordinator cannot be asked is left out."""
+    from kio.schema.consumer_group_describe.v0.request import ConsumerGroupDescribeRequest
+    from kio.schema.types import GroupId
+
+    from kcli.client.wire import exchange, is_plaintext
+
+    if not coordinators or not is_plaintext(cluster.config):
+        return {}
+    by_node: dict[tuple[str, int], list[str]] = {}
+    for group, node in coordinators.items():
+        if node is not None and getattr(node, "host", None):
+            by_node.setdefault((node.host, node.port), []).append(group)
+    out: dict[str, Epochs] = {}
+    for (host, port), groups in sorted(by_node.items()):
+        request = ConsumerGroupDescribeRequest(group_ids=tuple(GroupId(g) for g in groups),
+                                               include_authorized_operations=False)
+        try:
+            response = exchange(host, port, request, min(2.0, cluster.timeout))
+        except (OSError, ValueError):
+            continue
+        for described in response.groups:
+            if described.error_code == 0:
+                out[described.group_id] = Epochs(
+                    described.group_state, int(described.group_epoch),
+                    int(described.assignment_epoch),
+                    {m.member_id: int(m.member_epoch) for m in described.members})
+    return out
+
+
+def group_protocol(description: Any) -> str | None:
+    """"consumer" for a KIP-848 group, "classic" for the others, None when the cluster
+    does not say (brokers before Kafka 3.7)."""
+    kind = getattr(getattr(description, "type", None), "name", "UNKNOWN")
+    return {"CONSUMER": "consumer", "CLASSIC": "classic"}.get(kind)
 
 
 def _lags(group: str, committed: dict[TP, int], assigned: dict[TP, str],
@@ -204,16 +271,26 @@ def describe_groups(cluster: Cluster, groups: Sequence[str], *,
         tps = {tp for g, _, _ in details for tp in committed.get(g, {})}
         tps |= {tp for _, _, members in details for tp in _assigned(members)}
         ends = watermarks(cluster, tps).high
+    epochs = consumer_group_epochs(cluster, {
+        group: getattr(description, "coordinator", None) for group, description, _ in details
+        if group_protocol(description) == "consumer"})
     out = []
     for group, description, members in details:
         coordinator = getattr(description, "coordinator", None)
+        known = epochs.get(group)
+        shown = members if known is None else tuple(
+            replace(m, member_epoch=known.members.get(m.member_id)) for m in members)
         out.append(GroupDetail(
-            group=group, state=state_name(description.state),
+            group=group,
+            state=known.state if known else group_state(description.state, members),
             protocol_type="simple" if description.is_simple_consumer_group else "consumer",
             protocol=description.partition_assignor or None,
             coordinator=getattr(coordinator, "id", None),
-            members=members,
+            members=shown,
             partitions=tuple(_lags(group, committed.get(group, {}), _assigned(members), ends)),
+            group_protocol=group_protocol(description),
+            group_epoch=known.group_epoch if known else None,
+            assignment_epoch=known.assignment_epoch if known else None,
         ))
     return out
 

@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from kcli.client.cluster import Cluster
+from kcli.client.wire import is_plaintext, recv_frame
 
 API_KEY = 35
 API_VERSION = 1
-_MAX_RESPONSE = 64 * 1024 * 1024
 _MAX_COUNT = 1_000_000
 
 
@@ -84,32 +84,17 @@ def decode_response(frame: bytes, correlation_id: int) -> dict[tuple[str, int], 
     return sizes
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    chunks = []
-    while size:
-        chunk = sock.recv(min(size, 1 << 20))
-        if not chunk:
-            raise ConnectionError("connection closed")
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
 def describe_log_dirs(host: str, port: int, timeout: float) -> dict[tuple[str, int], int]:
     """Partition sizes held by one broker."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(encode_request(1))
-        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-        if not 0 < size <= _MAX_RESPONSE:
-            raise ValueError("implausible response size")
-        return decode_response(_recv_exact(sock, size), 1)
+        return decode_response(recv_frame(sock), 1)
 
 
 def topic_sizes(cluster: Cluster, metadata: Any, topics: Iterable[str]) -> dict[str, int]:
     """Bytes of the leader replicas of each topic; topics with any unknown partition
     are left out."""
-    protocol = str(cluster.config.get("security.protocol", "plaintext")).lower()
-    if protocol != "plaintext":
+    if not is_plaintext(cluster.config):
         return {}
     wanted = set(topics)
     leaders: dict[tuple[str, int], int] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -138,11 +139,38 @@ class GroupMember:
     client_id: str
     host: str
     assignments: tuple[tuple[str, int], ...] = ()
+    target: tuple[tuple[str, int], ...] | None = None
+    """What the coordinator is moving the member to (consumer protocol groups only)."""
+    member_epoch: int | None = None
+    """The member's epoch (consumer protocol groups, when the cluster told it)."""
+
+    @property
+    def reconciling(self) -> bool:
+        """Whether the member has not yet reached its target assignment."""
+        return self.target is not None and self.target != self.assignments
+
+    def owned_text(self) -> str:
+        """Its partitions as ``t[0],t[1]``, and `` → `` the target while it reconciles."""
+        owned = partition_list(self.assignments)
+        if self.reconciling:
+            owned += " → " + partition_list(self.target or ())
+        return owned
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"member_id": self.member_id, "client_id": self.client_id, "host": self.host,
-                "assignments": [{"topic": t, "partition": p} for t, p in self.assignments]}
+        data: dict[str, Any] = {
+            "member_id": self.member_id, "client_id": self.client_id, "host": self.host,
+            "assignments": [{"topic": t, "partition": p} for t, p in self.assignments]}
+        if self.target is not None:
+            data["target"] = [{"topic": t, "partition": p} for t, p in self.target]
+        if self.member_epoch is not None:
+            data["member_epoch"] = self.member_epoch
+        return data
+
+
+def partition_list(partitions: Sequence[tuple[str, int]]) -> str:
+    """Partitions as ``topic[N],...``, or ``-`` for none."""
+    return ",".join(f"{t}[{p}]" for t, p in partitions) or "-"
 
 
 @dataclass(frozen=True)
@@ -175,6 +203,11 @@ class GroupDetail:
     coordinator: int | None
     members: tuple[GroupMember, ...]
     partitions: tuple[PartitionLag, ...]
+    group_protocol: str | None = None
+    """"consumer" (KIP-848, the coordinator assigns) or "classic"; None if not known."""
+    group_epoch: int | None = None
+    assignment_epoch: int | None = None
+    """Epochs of a consumer protocol group (its target assignment's is the second)."""
 
     @property
     def lag(self) -> int | None:
@@ -186,7 +219,9 @@ class GroupDetail:
         """JSON-ready form."""
         return {
             "group": self.group, "state": self.state, "protocol_type": self.protocol_type,
-            "protocol": self.protocol, "coordinator": self.coordinator, "lag": self.lag,
+            "group_protocol": self.group_protocol, "group_epoch": self.group_epoch,
+            "assignment_epoch": self.assignment_epoch, "protocol": self.protocol,
+            "coordinator": self.coordinator, "lag": self.lag,
             "members": [m.to_dict() for m in self.members],
             "partitions": [p.to_dict() for p in self.partitions],
         }

@@ -158,6 +158,10 @@ class GroupView:
     coordinator: int | None
     members: tuple[GroupMember, ...]
     partitions: tuple[GroupPartitionRow, ...]
+    group_protocol: str | None = None
+    """"consumer" (KIP-848) or "classic"."""
+    group_epoch: int | None = None
+    assignment_epoch: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -351,7 +355,9 @@ class SnapshotBuilder:
             )
             rows.append(row)
             views[detail.group] = GroupView(row, detail.protocol, detail.coordinator,
-                                            detail.members, tuple(partition_rows))
+                                            detail.members, tuple(partition_rows),
+                                            detail.group_protocol, detail.group_epoch,
+                                            detail.assignment_epoch)
         return rows, views, consume_total
 
     def _consume_rate(self, group: str, t: float, committed: dict[TP, int]) -> float | None:

@@ -119,13 +119,13 @@ def produce(bootstrap: str, topic: str, values: Sequence[bytes], *, partition: i
 
 
 def join_and_commit(bootstrap: str, topic: str, group: str, offsets: dict[int, int],
-                    ) -> Consumer:
+                    **config: str) -> Consumer:
     """A real group member: subscribes, waits for its assignment, commits ``offsets``
     ({partition: offset}) and stays in the group without committing again (the caller
-    closes it)."""
+    closes it). ``config`` adds consumer settings."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                          "client.id": "tui-member", "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
+                         "enable.auto.commit": False, **config})
     consumer.subscribe([topic])
     deadline = time.monotonic() + WAIT
     while len(consumer.assignment()) < len(offsets):

@@ -239,3 +239,34 @@ def test_fields_follow_tab_when_keys_arrive_together(
         await pilot.press("q")
 
     drive(app, script)
+
+
+def test_a_consumer_protocol_group_shows_its_protocol_and_assignor(
+        service: KafkaService, admin: AdminClient, bootstrap: str, topic_name: str,
+        group_name: str) -> None:
+    topic = create_topic(admin, topic_name, 2)
+    member = join_and_commit(bootstrap, topic, group_name, {0: 0, 1: 0},
+                             **{"group.protocol": "consumer"})
+    app = KcliApp(service, interval=INTERVAL)
+
+    async def script(pilot: Pilot[Any]) -> None:
+        await until(pilot, "the first poll", lambda: app.snapshot is not None)
+        await pilot.press("3", "slash", *group_name[-6:], "enter")
+        groups = table(app, "#groups")
+        await until(pilot, "the group", lambda: list(groups.rows) == [group_name])
+        await pilot.press("enter")
+        await until(pilot, "the group screen", lambda: isinstance(app.screen, GroupScreen))
+        title = app.screen.query_one("#group-title", Static)
+        await until(pilot, "the title", lambda: "member(s)" in static_text(title))
+        assert ("Stable · 1 member(s) · consumer protocol, uniform assignor, epoch 1 ·"
+                in static_text(title))
+        members = table(app, "#members")
+        await until(pilot, "the member", lambda: len(members.rows) == 1)
+        (key,) = members.rows
+        assert row(members, key)[2] == f"{topic}[0],{topic}[1]"
+        await pilot.press("q")
+
+    try:
+        drive(app, script)
+    finally:
+        member.close()

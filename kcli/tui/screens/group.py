@@ -79,8 +79,14 @@ class GroupScreen(KcliScreen[None]):
             self.query_one("#group-title", Static).update(title)
             return
         row = view.row
-        title.append(f"   {row.state} · {row.members} member(s) · "
-                     f"{view.protocol or row.protocol_type or '-'} · coordinator "
+        protocol = view.protocol or row.protocol_type or "-"
+        if view.group_protocol == "consumer":  # KIP-848: the coordinator runs the assignor
+            protocol = f"consumer protocol, {protocol} assignor"
+            if view.group_epoch is not None:
+                protocol += f", epoch {view.group_epoch}"
+                if view.assignment_epoch != view.group_epoch:
+                    protocol += f" (assigned {view.assignment_epoch})"
+        title.append(f"   {row.state} · {row.members} member(s) · {protocol} · coordinator "
                      f"{'-' if view.coordinator is None else view.coordinator}\n")
         title.append(f"Lag {cells.number(row.lag).plain} (max {cells.number(row.max_lag).plain})"
                      f" · consuming {cells.human_rate(row.consume_rate)} rec/s · status ")
@@ -95,8 +101,7 @@ class GroupScreen(KcliScreen[None]):
         self.query_one("#group-title", Static).update(title)
 
         self.query_one("#members", SyncTable).sync([
-            (m.member_id, [m.client_id or "-", m.host.lstrip("/") or "-",
-                           ",".join(f"{t}[{p}]" for t, p in m.assignments) or "-"])
+            (m.member_id, [m.client_id or "-", m.host.lstrip("/") or "-", m.owned_text()])
             for m in view.members
         ])
         error = cells.theme_color(self.app, "error")
@@ -126,3 +131,4 @@ class GroupScreen(KcliScreen[None]):
         if self.view is not None:
             topics = tuple(sorted({p.topic for p in self.view.partitions}))
         self.app.push_screen(ResetDialog(self.group, topics))
+

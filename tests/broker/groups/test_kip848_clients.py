@@ -3,6 +3,8 @@ members join and split partitions, leave and hand them on, and commit, over TCP.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import uuid
 
 from confluent_kafka import (
@@ -14,6 +16,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from tests.broker.groups.conftest import GroupConsumer, create_topic, produce, wait_for
+from tests.support.broker import kcli_command, kcli_env
 
 NEW_PROTOCOL = {"group.protocol": "consumer"}
 
@@ -90,3 +93,32 @@ def test_commits_from_a_stale_epoch_are_refused(gbootstrap: str, group_id: str,
     member.commit_and_close()
     done = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group_id)])
     assert [tp.offset for tp in done[group_id].result(10).topic_partitions] == [5]
+
+
+def test_kcli_group_describe_names_the_protocol_and_assignor(
+        gbootstrap: str, group_id: str, consumers: list[GroupConsumer]) -> None:
+    topic = f"kip848-{uuid.uuid4().hex[:8]}"
+    create_topic(gbootstrap, topic, 2)
+    member = GroupConsumer(gbootstrap, group_id, topic, **NEW_PROTOCOL,
+                           **{"group.remote.assignor": "range"})
+    consumers.append(member)
+    wait_for(lambda: member.partitions() == {0, 1}, 20, "the member to own both")
+
+    def describe(*args: str) -> str:
+        done = subprocess.run(kcli_command("-b", gbootstrap, "group", "describe", group_id,
+                                           *args), capture_output=True, text=True,
+                              env=kcli_env(), timeout=60, check=True)
+        return done.stdout
+
+    detail = json.loads(describe("-o", "json"))
+    assert (detail["group_protocol"], detail["protocol"], detail["state"]) == (
+        "consumer", "range", "Stable")
+    assert detail["group_epoch"] == detail["assignment_epoch"] >= 1
+    (shown,) = detail["members"]
+    assert shown["member_epoch"] == detail["group_epoch"]
+    assert shown["target"] == shown["assignments"] == [
+        {"topic": topic, "partition": 0}, {"topic": topic, "partition": 1}]
+    table = describe("-o", "table")
+    assert "consumer (KIP-848: the coordinator assigns)" in table
+    assert "assignor" in table
+    assert "group epoch" in table
