@@ -245,6 +245,10 @@ BROKER_SETTINGS: dict[str, ConfigDef] = {
                   "How often consumer protocol members are told to heartbeat.", _at_least(1)),
         ConfigDef("group.consumer.max.size", _I, str(INT_MAX),
                   "Most members a consumer protocol group may have.", _at_least(1)),
+        ConfigDef("group.consumer.migration.policy", _S, "bidirectional",
+                  "Which way groups with members may move between the classic and the "
+                  "consumer protocol (Kafka 4.0's default; 3.9's is disabled).",
+                  _one_of("disabled", "upgrade", "downgrade", "bidirectional")),
         ConfigDef("offsets.topic.num.partitions", _I, "16",
                   "Partitions of __consumer_offsets, created on first use (Kafka's default is "
                   "50); fixed once the topic exists.", _at_least(1)),

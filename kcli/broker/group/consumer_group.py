@@ -42,6 +42,15 @@ STATIC_LEAVE_EPOCH = -2
 
 
 @dataclass(frozen=True, slots=True)
+class ClassicMetadata:
+    """What a member of the classic protocol in a consumer group joined with."""
+
+    session_timeout_ms: int
+    protocols: tuple[tuple[str, bytes], ...]
+    """Its (name, subscription) pairs, in its order of preference."""
+
+
+@dataclass(frozen=True, slots=True)
 class ConsumerMember:
     """One member as the coordinator knows it."""
 
@@ -59,6 +68,8 @@ class ConsumerMember:
     state: MemberState = MemberState.STABLE
     assigned: Assignment = field(default_factory=dict)
     pending_revocation: Assignment = field(default_factory=dict)
+    classic: ClassicMetadata | None = None
+    """Set for a member that joined with JoinGroup (the classic protocol)."""
 
     def is_reconciled_to(self, epoch: int) -> bool:
         return self.state is MemberState.STABLE and self.member_epoch == epoch

@@ -35,12 +35,12 @@ from kcli.broker.group.consumer_group import (
     reconcile,
 )
 from kcli.broker.group.errors import CoordinatorError
+from kcli.broker.group.group import Group
 from kcli.broker.group.runtime import OFFSETS_TOPIC, CoordinatorRuntime, now_ms
 from kcli.broker.group.shard import (
     KeyValue,
     Shard,
     consumer_group_record,
-    consumer_group_tombstone,
     group_tombstone,
 )
 
@@ -234,10 +234,7 @@ class ConsumerProtocol(CoordinatorRuntime):
                                    else f"Group {group_id} is not a consumer group.")
         if classic is not None:
             if classic.members:
-                raise CoordinatorError(
-                    ErrorCode.group_id_not_found,
-                    f"Group {group_id} is not a consumer group: it has members of the classic "
-                    "protocol (moving a live group between protocols is not allowed).")
+                return self._upgrade(shard, classic, records)
             log.info("group %s: the empty classic group becomes a consumer group", group_id)
             classic.cancel_timers()
             del shard.groups[group_id]
@@ -275,9 +272,10 @@ class ConsumerProtocol(CoordinatorRuntime):
                                      state=MemberState.STABLE))
             return replace(existing, member_epoch=0, previous_epoch=0, assigned={},
                            pending_revocation={}, state=MemberState.STABLE)
-        if existing is None:
+        if existing is None or existing.classic is not None:
             raise CoordinatorError(ErrorCode.unknown_member_id,
-                                   f"Member {member_id} is not a member of group {group.group_id}.")
+                                   f"Member {member_id} is not a member of group {group.group_id}"
+                                   " using the consumer protocol.")
         self._check_epoch(existing, r)
         return existing
 
@@ -328,10 +326,27 @@ class ConsumerProtocol(CoordinatorRuntime):
         await self._fence(shard, group, r.member_id)
         return HeartbeatAnswer(member_id=r.member_id, member_epoch=r.member_epoch)
 
+    def _upgrade(self, shard: Shard, classic: Group, records: list[KeyValue]) -> ConsumerGroup:
+        """A consumer protocol member joins a classic group with members: convert it, or
+        refuse (see ``migration``, which overrides this)."""
+        raise CoordinatorError(ErrorCode.group_id_not_found,
+                               f"Group {classic.group_id} is not a consumer group.")
+
+    def _downgrade(self, shard: Shard, group: ConsumerGroup, leaving: str) -> int | None:
+        """The last consumer protocol member leaves a group of classic members: convert it
+        to a classic group (returns the last offset written), or None to keep it (see
+        ``migration``)."""
+        return None
+
     async def _fence(self, shard: Shard, group: ConsumerGroup, member_id: str) -> None:
         """Remove a member and reassign what it had (a leave or an expired timer)."""
-        if group.remove_member(member_id) is None:
+        if member_id not in group.members:
             return
+        converted = self._downgrade(shard, group, member_id)
+        if converted is not None:
+            await self._await_committed(shard, converted)
+            return
+        group.remove_member(member_id)
         group.group_epoch += 1
         group.subscription_metadata = self._subscription_metadata(group)
         self._assign(group)
@@ -341,12 +356,15 @@ class ConsumerProtocol(CoordinatorRuntime):
     # ================================================================== timers
 
     def _session_timer(self, shard: Shard, group: ConsumerGroup, member_id: str) -> None:
+        """(Re)start a member's session: the broker's setting, or a classic member's own."""
         previous = group.session_timers.pop(member_id, None)
         if previous is not None:
             previous.cancel()
+        member = group.members.get(member_id)
+        timeout = (member.classic.session_timeout_ms if member is not None and member.classic
+                   else self._setting("group.consumer.session.timeout.ms"))
         group.session_timers[member_id] = self._schedule(
-            self._setting("group.consumer.session.timeout.ms"), self._expire, shard, group,
-            member_id, None, "its session expired")
+            timeout, self._expire, shard, group, member_id, None, "its session expired")
 
     def _rebalance_timer(self, shard: Shard, group: ConsumerGroup, member: ConsumerMember
                          ) -> None:
@@ -464,21 +482,3 @@ class ConsumerProtocol(CoordinatorRuntime):
                 assignment_epoch=group.assignment_epoch, assignor=group.assignor_name,
                 members=members))
         return described
-
-    def _make_classic(self, shard: Shard, group_id: str) -> int:
-        """A JoinGroup reached a consumer protocol group. An empty one becomes classic (its
-        record is removed); one with members refuses classic members."""
-        group = shard.consumer_groups.get(group_id)
-        if group is None:
-            return ErrorCode.none
-        if group.members:
-            return ErrorCode.inconsistent_group_protocol
-        try:
-            self._append(shard, [consumer_group_tombstone(group_id)])
-        except CoordinatorError as failure:
-            return failure.error_code
-        log.info("group %s: the empty consumer group becomes a classic group", group_id)
-        group.cancel_timers()
-        group.dead = True
-        del shard.consumer_groups[group_id]
-        return ErrorCode.none

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.group.consumer_group import ConsumerGroup
-from kcli.broker.group.consumer_protocol import ConsumerProtocol
 from kcli.broker.group.errors import CoordinatorError
 from kcli.broker.group.group import (
     CONSUMER_PROTOCOL_TYPE,
@@ -30,7 +29,8 @@ from kcli.broker.group.group import (
     JoinResult,
     SyncResult,
 )
-from kcli.broker.group.membership import Membership, append_error_for_group
+from kcli.broker.group.membership import append_error_for_group
+from kcli.broker.group.migration import ProtocolMigration
 from kcli.broker.group.runtime import OFFSETS_TOPIC, now_ms
 from kcli.broker.group.shard import (
     CommittedOffset,
@@ -100,9 +100,10 @@ class FetchedOffset:
     error: int = ErrorCode.none
 
 
-class GroupCoordinator(Membership, ConsumerProtocol):
+class GroupCoordinator(ProtocolMigration):
     """Serves the group APIs for the groups whose offsets partitions this broker leads:
-    classic groups (``Membership``) and consumer protocol ones (``ConsumerProtocol``)."""
+    classic groups (``Membership``), consumer protocol ones (``ConsumerProtocol``) and
+    groups moving between them (``ProtocolMigration``)."""
 
     def start(self) -> None:
         """Start background work: offset expiry."""
@@ -544,6 +545,9 @@ def _validate_consumer_commit(group: ConsumerGroup, member_id: str, member_epoch
     member = group.members.get(member_id)
     if member is None:
         return ErrorCode.unknown_member_id
+    if member.classic is not None:  # a JoinGroup member: its generation is its epoch
+        return (ErrorCode.none if member_epoch == member.member_epoch
+                else ErrorCode.illegal_generation)
     if api_version < 9:
         return ErrorCode.unsupported_version
     if member_epoch > member.member_epoch:

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import cache
-from typing import Any
-
-from kio.schema.consumer_protocol_subscription.v0.data import ConsumerProtocolSubscription
-from kio.serial import entity_reader
-from kio.serial.errors import SerialError
 
 from kcli.broker.errors import ErrorCode
+from kcli.broker.group.embedded import EmbeddedFormatError, parse_subscription
 
 log = logging.getLogger("kcli.broker.group")
 
@@ -469,24 +463,12 @@ class Group:
             self.complete_sync(member, SyncResult(error))
 
 
-_INT16 = struct.Struct(">h")
-
-
-@cache
-def _subscription_reader() -> Any:
-    return entity_reader(ConsumerProtocolSubscription)
-
-
 def subscription_topics(metadata: bytes) -> list[str] | None:
-    """Topics of a consumer protocol subscription, read with the v0 layout that prefixes
-    every version (as Kafka does); None if the bytes are not one."""
-    if len(metadata) < 2 or _INT16.unpack_from(metadata, 0)[0] < 0:
-        return None
+    """Topics of a consumer protocol subscription; None if the bytes are not one."""
     try:
-        value, _size = _subscription_reader()(metadata, 2)
-    except (SerialError, ValueError, TypeError, OverflowError, IndexError):
+        return list(parse_subscription(metadata).topics)
+    except EmbeddedFormatError:
         return None
-    return list(value.topics)
 
 
 def protocol_names(protocols: Iterable[tuple[str, bytes]]) -> set[str]:

@@ -89,10 +89,6 @@ class Membership(Rebalancing):
             return answer(ErrorCode.invalid_request)  # could not be stored in a group record
         unknown = member_id == ""
         group = shard.groups.get(group_id)
-        if group is None and group_id in shard.consumer_groups:
-            error = self._make_classic(shard, group_id)
-            if error != ErrorCode.none:
-                return answer(error)
         if group is None:
             if not unknown:
                 return answer(ErrorCode.unknown_member_id)

@@ -258,11 +258,6 @@ class CoordinatorRuntime:
         """Called once a shard is replayed: start its members' timers."""
         raise NotImplementedError
 
-    def _make_classic(self, shard: Shard, group_id: str) -> int:
-        """A JoinGroup reached a consumer protocol group: make it classic if it may be;
-        returns the error for the joiner (see ``consumer_protocol``)."""
-        raise NotImplementedError
-
     def _unload(self, index: int) -> None:
         shard = self._shards.pop(index)
         if shard.load_task is not None:

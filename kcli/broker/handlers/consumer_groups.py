@@ -10,8 +10,9 @@ from kcli.broker.handlers.base import RequestContext, handles, make, millis
 from kcli.broker.handlers.groups import GROUP_OPERATIONS, UNKNOWN_OPERATIONS, client_host
 from kcli.broker.protocol.versions import ApiKey
 
+MEMBER_TYPE_CLASSIC = 0
 MEMBER_TYPE_CONSUMER = 1
-"""ConsumerGroupDescribe v1's MemberType of a member that heartbeats (0 is classic)."""
+"""ConsumerGroupDescribe v1's MemberType: JoinGroup (classic) or heartbeat members."""
 
 
 @handles(ApiKey.CONSUMER_GROUP_HEARTBEAT)
@@ -62,7 +63,7 @@ async def consumer_group_describe(ctx: RequestContext, request: Any) -> Any:
                      ctx, "TopicPartitions", m.assignment)),
                  target_assignment=make(assignment_cls, topic_partitions=_partitions(
                      ctx, "TopicPartitions", m.target)),
-                 member_type=MEMBER_TYPE_CONSUMER)
+                 member_type=MEMBER_TYPE_CLASSIC if m.member.classic else MEMBER_TYPE_CONSUMER)
             for m in d.members)
         groups.append(make(
             group_cls, error_code=d.error, error_message=d.message, group_id=d.group_id,

@@ -7,6 +7,7 @@ import json
 import subprocess
 import uuid
 
+import pytest
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
     ConsumerGroupType,
@@ -54,21 +55,46 @@ def test_two_consumers_split_then_one_takes_all(gbootstrap: str, group_id: str,
     assert {v for _p, _o, v in first.messages + second.messages} == values
 
 
-def test_a_classic_member_cannot_join_a_live_consumer_group(
-        gbootstrap: str, group_id: str, consumers: list[GroupConsumer]) -> None:
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_a_rolling_upgrade_and_back(gbootstrap: str, group_id: str,
+                                    consumers: list[GroupConsumer], strategy: str) -> None:
+    """Classic consumers are replaced one by one by consumer protocol ones and back, as
+    in a rolling deploy: the group never stops, and no partition is held twice."""
     topic = f"kip848-{uuid.uuid4().hex[:8]}"
-    create_topic(gbootstrap, topic, 2)
-    modern = GroupConsumer(gbootstrap, group_id, topic, **NEW_PROTOCOL)
-    consumers.append(modern)
-    wait_for(lambda: modern.partitions() == {0, 1}, 20, "the member to own both")
-    classic = GroupConsumer(gbootstrap, group_id, topic)
-    consumers.append(classic)
-    wait_for(lambda: any("INCONSISTENT_GROUP_PROTOCOL" in e for e in classic.errors), 20,
-             "the classic member refused")
-    assert classic.partitions() == set()
-    modern.close()
-    # once empty, the group may go back to the classic protocol
-    wait_for(lambda: classic.partitions() == {0, 1}, 30, "the classic member to take over")
+    create_topic(gbootstrap, topic, 4)
+    classic = {"partition.assignment.strategy": strategy}
+
+    def start(**config: str) -> GroupConsumer:
+        consumer = GroupConsumer(gbootstrap, group_id, topic, **config)
+        consumers.append(consumer)
+        return consumer
+
+    def split(*members: GroupConsumer) -> bool:
+        owned = [m.partitions() for m in members]
+        return (sorted(p for o in owned for p in o) == [0, 1, 2, 3]
+                and all(len(o) == 2 for o in owned))
+
+    old = [start(**classic), start(**classic)]
+    wait_for(lambda: split(*old), 30, "two classic members")
+    new = start(**NEW_PROTOCOL)  # the group becomes a consumer protocol group
+    old[0].close()
+    wait_for(lambda: split(old[1], new), 30, "a classic and a new member")
+    admin = AdminClient({"bootstrap.servers": gbootstrap})
+    described = admin.describe_consumer_groups([group_id])[group_id].result(10)
+    assert described.type == ConsumerGroupType.CONSUMER
+    newer = start(**NEW_PROTOCOL)
+    old[1].close()
+    wait_for(lambda: split(new, newer), 30, "two new members")
+
+    back = start(**classic)  # and back: a classic member joins the consumer group...
+    wait_for(lambda: sorted(len(m.partitions()) for m in (new, newer, back)) == [1, 1, 2],
+             30, "three members")
+    new.close()
+    newer.close()  # ...and when the last new one leaves, the group is classic again
+    wait_for(lambda: back.partitions() == {0, 1, 2, 3}, 30, "the classic member to take all")
+    described = admin.describe_consumer_groups([group_id])[group_id].result(10)
+    assert described.type == ConsumerGroupType.CLASSIC
+    assert not back.errors
 
 
 def test_commits_from_a_stale_epoch_are_refused(gbootstrap: str, group_id: str,
