@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 from kio.index import load_request_schema
 
 from kcli.broker.group.records import partition_for_group
@@ -115,3 +116,40 @@ def test_first_commit_right_after_find_coordinator(make_cluster: MakeCluster) ->
         assert set(codes.values()) == {0}, f"round {round_}: {codes}"
         assert "already exists" not in cluster.logs(), f"round {round_}"
         cluster.stop()
+
+
+def test_a_consumer_protocol_group_survives_its_coordinators_crash(
+        make_cluster: MakeCluster) -> None:
+    """KIP-848 members keep their group when its coordinator dies: the group (its epoch
+    record, replicated) moves to the new leader of its offsets partition, the members
+    rejoin there and split the partitions again."""
+    from confluent_kafka import ConsumerGroupType
+
+    from tests.broker.groups.conftest import GroupConsumer
+    from tests.cluster.harness import wait_for
+
+    cluster = make_cluster(3, {"group.consumer.heartbeat.interval.ms": "300"}).start()
+    cluster.create_topic("events", partitions=4, replication=3)
+    members = [GroupConsumer(cluster.bootstrap, "kip848", "events",
+                             **{"group.protocol": "consumer"}) for _ in range(2)]
+    try:
+        def split() -> bool:
+            owned = [m.partitions() for m in members]
+            return sorted(p for o in owned for p in o) == [0, 1, 2, 3] and all(
+                len(o) == 2 for o in owned)
+
+        wait_for(split, 30, "an even split")
+        admin = cluster.admin()
+        before = admin.describe_consumer_groups(["kip848"])["kip848"].result(10)
+        coordinator = before.coordinator.id
+        cluster.node(coordinator).kill()
+        live = ",".join(n.bootstrap for n in cluster.nodes.values() if n.running)
+        wait_for(lambda: not split(), 30, "the members to notice")
+        wait_for(split, 60, "the members split again on the new coordinator")
+        admin = AdminClient({"bootstrap.servers": live})
+        after = admin.describe_consumer_groups(["kip848"])["kip848"].result(30)
+        assert after.coordinator.id != coordinator
+        assert after.type == ConsumerGroupType.CONSUMER
+    finally:
+        for member in members:
+            member.close()
