@@ -165,6 +165,12 @@ class ConsumerGroup:
                 timer.cancel()
             timers.clear()
 
+    def close(self) -> None:
+        """The group is gone from its coordinator (deleted, converted or unloaded): its
+        timers stop and it reports itself Dead."""
+        self.dead = True
+        self.cancel_timers()
+
 
 def reconcile(member: ConsumerMember, target_epoch: int, target: Assignment,
               group: ConsumerGroup, owned: Assignment | None) -> ConsumerMember:

@@ -82,8 +82,7 @@ class HeartbeatAnswer:
 @dataclass(frozen=True, slots=True)
 class ConsumerMemberDescription:
     member: ConsumerMember
-    assignment: TopicIdPartitions
-    target: TopicIdPartitions
+    target: Assignment
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +165,7 @@ class ConsumerProtocol(CoordinatorRuntime):
         joining = r.member_epoch == 0
         group = self._consumer_group(shard, r.group_id, create=joining, records=records)
         member_id = r.member_id or str(uuid.uuid4())
-        if (len(group.members) >= self._setting("group.consumer.max.size")
-                and member_id not in group.members):
-            raise CoordinatorError(ErrorCode.group_max_size_reached,
-                                   f"The consumer group has reached its maximum capacity of "
-                                   f"{self._setting('group.consumer.max.size')} members.")
+        self._check_room(group, member_id)
         is_new = member_id not in group.members
         rejoin = joining and not is_new
         member = self._member(group, r, member_id)
@@ -221,6 +216,14 @@ class ConsumerProtocol(CoordinatorRuntime):
             heartbeat_interval_ms=self._setting("group.consumer.heartbeat.interval.ms"),
             assignment=self._by_id(reconciled.assigned) if full or changed else None,
         )
+
+    def _check_room(self, group: ConsumerGroup, member_id: str) -> None:
+        """A new member is refused once the group has ``group.consumer.max.size``."""
+        limit = self._setting("group.consumer.max.size")
+        if len(group.members) >= limit and member_id not in group.members:
+            raise CoordinatorError(ErrorCode.group_max_size_reached,
+                                   f"The consumer group has reached its maximum capacity of "
+                                   f"{limit} members.")
 
     def _consumer_group(self, shard: Shard, group_id: str, *, create: bool,
                         records: list[KeyValue]) -> ConsumerGroup:
@@ -347,11 +350,15 @@ class ConsumerProtocol(CoordinatorRuntime):
             await self._await_committed(shard, converted)
             return
         group.remove_member(member_id)
+        await self._await_committed(shard, self._members_left(shard, group))
+
+    def _members_left(self, shard: Shard, group: ConsumerGroup) -> int:
+        """After members were removed: a new epoch and target, stored (the offset of the
+        record; raises CoordinatorError when it cannot be written)."""
         group.group_epoch += 1
         group.subscription_metadata = self._subscription_metadata(group)
         self._assign(group)
-        last = self._append(shard, [consumer_group_record(group.group_id, group.group_epoch)])
-        await self._await_committed(shard, last)
+        return self._append(shard, [consumer_group_record(group.group_id, group.group_epoch)])
 
     # ================================================================== timers
 
@@ -474,8 +481,7 @@ class ConsumerProtocol(CoordinatorRuntime):
                     group_id, ErrorCode.group_id_not_found, message))
                 continue
             members = tuple(
-                ConsumerMemberDescription(m, self._by_id(m.assigned),
-                                          self._by_id(group.target.get(m.member_id, {})))
+                ConsumerMemberDescription(m, group.target.get(m.member_id, {}))
                 for m in group.members.values())
             described.append(ConsumerGroupDescription(
                 group_id, state=group.state.value, group_epoch=group.group_epoch,

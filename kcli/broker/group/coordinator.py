@@ -391,9 +391,7 @@ class GroupCoordinator(ProtocolMigration):
                 group_id = doomed_group.group_id
                 for topic, partition in sorted(shard.offsets.get(group_id, {})):
                     records.append(offset_tombstone(group_id, topic, partition))
-                records.append(consumer_group_tombstone(group_id)
-                               if isinstance(doomed_group, ConsumerGroup)
-                               else group_tombstone(group_id))
+                records.append(_tombstone(doomed_group))
             try:
                 last = self._append(shard, records)
             except CoordinatorError as failure:
@@ -413,12 +411,12 @@ class GroupCoordinator(ProtocolMigration):
 
     def _drop_group(self, shard: Shard, group: Group | ConsumerGroup) -> None:
         if isinstance(group, ConsumerGroup):
-            group.dead = True
+            group.close()
             shard.consumer_groups.pop(group.group_id, None)
         else:
             group.transition_to(_DEAD, now_ms())
+            group.cancel_timers()
             shard.groups.pop(group.group_id, None)
-        group.cancel_timers()
         shard.offsets.pop(group.group_id, None)
 
     # ================================================================== housekeeping
@@ -493,9 +491,7 @@ class GroupCoordinator(ProtocolMigration):
                     else:
                         all_expired = False
                 if all_expired and empty:
-                    records.append(consumer_group_tombstone(group.group_id)
-                                   if isinstance(group, ConsumerGroup)
-                                   else group_tombstone(group.group_id))
+                    records.append(_tombstone(group))
                     deleted.append(group)
             if not records:
                 continue
@@ -530,6 +526,13 @@ def _expiry_base(group: Group) -> Callable[[CommittedOffset], int] | None:
             and group.is_in(_STABLE)):
         return lambda o: o.commit_timestamp
     return None
+
+
+def _tombstone(group: Group | ConsumerGroup) -> KeyValue:
+    """The record that removes a group, of either kind."""
+    if isinstance(group, ConsumerGroup):
+        return consumer_group_tombstone(group.group_id)
+    return group_tombstone(group.group_id)
 
 
 def _commit_time(offset: CommittedOffset) -> int:

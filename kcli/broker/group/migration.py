@@ -148,8 +148,7 @@ class ProtocolMigration(Membership, ConsumerProtocol):
                 subscription_version(member.metadata(classic.protocol_name)))
         last = self._append(shard, [consumer_group_tombstone(group_id),
                                     group_record(classic, classic.assignments())])
-        group.cancel_timers()
-        group.dead = True
+        group.close()
         del shard.consumer_groups[group_id]
         shard.groups[group_id] = classic
         for member in classic.members.values():
@@ -179,8 +178,7 @@ class ProtocolMigration(Membership, ConsumerProtocol):
             log.warning("group %s: cannot make it classic: %s", group_id, failure)
             return None
         log.info("group %s: the empty consumer group becomes a classic group", group_id)
-        group.cancel_timers()
-        group.dead = True
+        group.close()
         del shard.consumer_groups[group_id]
         return None
 
@@ -246,9 +244,7 @@ class ProtocolMigration(Membership, ConsumerProtocol):
         unknown = member_id == ""
         if unknown:
             member_id = str(uuid.uuid4())
-        if (len(group.members) >= self._setting("group.consumer.max.size")
-                and member_id not in group.members):
-            raise CoordinatorError(ErrorCode.group_max_size_reached)
+        self._check_room(group, member_id)
         if unknown and require_known_member_id:
             return JoinResult(ErrorCode.member_id_required, member_id=member_id), None
         existing = group.members.get(member_id)
@@ -411,11 +407,8 @@ class ProtocolMigration(Membership, ConsumerProtocol):
             results.append((member_id, instance_id, ErrorCode.none))
         if left:
             log.info("group %s: classic member(s) left: %s", group_id, ", ".join(left))
-            group.group_epoch += 1
-            group.subscription_metadata = self._subscription_metadata(group)
-            self._assign(group)
             try:
-                self._append(shard, [consumer_group_record(group_id, group.group_epoch)])
+                self._members_left(shard, group)
             except CoordinatorError as failure:
                 log.warning("group %s: cannot store its epoch: %s", group_id, failure)
         return ErrorCode.none, results

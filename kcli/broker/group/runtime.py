@@ -275,8 +275,7 @@ class CoordinatorRuntime:
             group.cancel_timers()
         shard.groups.clear()
         for consumer_group in shard.consumer_groups.values():
-            consumer_group.dead = True
-            consumer_group.cancel_timers()
+            consumer_group.close()
         shard.consumer_groups.clear()
         shard.offsets.clear()
 

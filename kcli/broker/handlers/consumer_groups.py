@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kcli.broker.group.consumer_protocol import HeartbeatRequest, TopicIdPartitions
+from kcli.broker.group.assignors import Assignment
+from kcli.broker.group.consumer_protocol import HeartbeatRequest
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
 from kcli.broker.handlers.groups import GROUP_OPERATIONS, UNKNOWN_OPERATIONS, client_host
 from kcli.broker.protocol.versions import ApiKey
@@ -34,8 +35,10 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Any:
     ))
     assignment = None
     if answer.assignment is not None:
-        assignment = make(ctx.response_class("Assignment"),
-                          topic_partitions=_partitions(ctx, "TopicPartitions", answer.assignment))
+        partitions_cls = ctx.response_class("TopicPartitions")
+        assignment = make(ctx.response_class("Assignment"), topic_partitions=tuple(
+            make(partitions_cls, topic_id=topic_id, partitions=tuple(partitions))
+            for topic_id, partitions in answer.assignment))
     return make(
         ctx.response_class(), throttle_time=0, error_code=answer.error,
         error_message=answer.message, member_id=answer.member_id,
@@ -60,9 +63,9 @@ async def consumer_group_describe(ctx: RequestContext, request: Any) -> Any:
                  subscribed_topic_names=m.member.subscribed_topics,
                  subscribed_topic_regex=m.member.subscribed_regex,
                  assignment=make(assignment_cls, topic_partitions=_partitions(
-                     ctx, "TopicPartitions", m.assignment)),
+                     ctx, m.member.assigned)),
                  target_assignment=make(assignment_cls, topic_partitions=_partitions(
-                     ctx, "TopicPartitions", m.target)),
+                     ctx, m.target)),
                  member_type=MEMBER_TYPE_CLASSIC if m.member.classic else MEMBER_TYPE_CONSUMER)
             for m in d.members)
         groups.append(make(
@@ -72,12 +75,14 @@ async def consumer_group_describe(ctx: RequestContext, request: Any) -> Any:
     return make(ctx.response_class(), throttle_time=0, groups=tuple(groups))
 
 
-def _partitions(ctx: RequestContext, class_name: str, assignment: TopicIdPartitions
-                ) -> tuple[Any, ...]:
-    cls = ctx.response_class(class_name)
+def _partitions(ctx: RequestContext, assignment: Assignment) -> tuple[Any, ...]:
+    """An assignment by topic name as ConsumerGroupDescribe gives it: id, name, partitions
+    (a topic deleted meanwhile is left out)."""
+    cls = ctx.response_class("TopicPartitions")
     result = []
-    for topic_id, partitions in assignment:
-        topic = ctx.broker.metadata.topic_by_id(topic_id)
-        result.append(make(cls, topic_id=topic_id, topic_name=topic.name if topic else "",
-                           partitions=tuple(partitions)))
+    for name, partitions in sorted(assignment.items()):
+        topic = ctx.broker.topic(name)
+        if topic is not None:
+            result.append(make(cls, topic_id=topic.topic_id, topic_name=name,
+                               partitions=tuple(sorted(partitions))))
     return tuple(result)
