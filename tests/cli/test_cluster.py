@@ -156,7 +156,7 @@ def test_two_local_clusters(run_kcli: Kcli, cli_env: dict[str, str], tmp_path: P
 def test_a_running_cluster_grows_by_one_broker(run_kcli: Kcli, cluster_dir: Path) -> None:
     """`cluster start --brokers 2` on a running 1-broker cluster says how to grow it;
     `add-broker` does, and partitions move onto the new broker on request."""
-    first = free_port()
+    first = free_port(2)  # add-broker takes the next port
     run_kcli("cluster", "start", "--data-dir", str(cluster_dir), "--port", str(first)).ok()
     try:
         run_kcli("topic", "create", "grown", "-P", "2").ok()

@@ -46,7 +46,7 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 
 def test_three_brokers_one_cluster_through_a_crash(tmp_path: Path, data_dir: Path) -> None:
     kcli = Kcli(tmp_path)
-    port = free_port()
+    port = free_port(3)
     out = kcli("cluster", "start", "--brokers", "3", "--data-dir", str(data_dir),
                "--port", str(port))
     assert out.split(",")[0] == f"127.0.0.1:{port}"

@@ -20,7 +20,7 @@ import pytest
 
 from kcli.cli import completion
 from kcli.cli.docs import Node, is_argument, root_node
-from tests.support.broker import REPO_ROOT, BrokerProcess, kcli_command
+from tests.support.broker import REPO_ROOT, BrokerProcess, free_port, kcli_command
 
 SHELLS = completion.SHELLS
 
@@ -209,16 +209,11 @@ def test_groups_complete_from_the_cluster(names: dict[str, str], bootstrap: str,
         group]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def test_a_dead_cluster_completes_nothing_at_once(user_env: dict[str, str]) -> None:
     started = time.monotonic()
-    assert ask(user_env, f"kcli -b 127.0.0.1:{_free_port()} consume ") == []
-    assert ask(user_env, f"kcli -b 127.0.0.1:{_free_port()} group lag ") == []
+    assert ask(user_env, f"kcli -b 127.0.0.1:{free_port()} consume ") == []
+    assert ask(user_env, f"kcli -b 127.0.0.1:{free_port()} group lag ") == []
     # refused connections are noticed in milliseconds, not after the timeout
     assert time.monotonic() - started < 2 * completion.TIMEOUT + 3
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import re
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +33,7 @@ from kcli.cli.docs import (
     value_name,
 )
 from tests.docs import readme
-from tests.support.broker import REPO_ROOT
+from tests.support.broker import REPO_ROOT, free_port
 
 README = REPO_ROOT / "README.md"
 TEXT = README.read_text(encoding="utf-8")
@@ -91,11 +90,6 @@ _NOISE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r|.\x08")
 """Terminal escapes, carriage returns and man's overstrikes (bold, underline)."""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def adapt(command: str, port: int) -> str:
     """The README's command with the test cluster's port."""
@@ -131,7 +125,7 @@ def run_in_pty(command: str, env: dict[str, str]) -> tuple[int, str]:
 @pytest.mark.pty
 def test_the_readme_runs(tour_env: dict[str, str]) -> None:
     assert len(RUN) >= 25, "the README lost its runnable tour"
-    port = _free_port()
+    port = free_port()
     for command in RUN:
         text = adapt(command.text, port)
         expected = [line.replace(":9092", f":{port}") for line in command.expected]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -118,11 +119,26 @@ class BrokerProcess:
             self.process.wait(10)
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago."""
+def free_port(count: int = 1) -> int:
+    """The first of `count` consecutive TCP ports that were free a moment ago.
+
+    Chosen below Linux's ephemeral range (32768+): ports there are handed to outgoing
+    connections, so the neighbours of a port the kernel picked can be taken by a client
+    socket before a multi-broker cluster binds them."""
+    for _ in range(200):
+        base = random.randrange(20000, 32000 - count)
+        if all(_bindable(port) for port in range(base, base + count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def kill_local_cluster(directory: Path) -> None:
