@@ -54,19 +54,27 @@ def start(
         help="Port of broker 1; the others take the next ones [default: 9092].")] = None,
     foreground: Annotated[bool, typer.Option(
         "--foreground", help="Stay attached; Ctrl-C stops the cluster.")] = False,
+    no_registry: Annotated[bool, typer.Option(
+        "--no-registry", help="Do not run a Schema Registry with the cluster.")] = False,
 ) -> None:
-    """Start a local cluster and print its bootstrap address."""
+    """Start a local cluster and print its bootstrap address.
+
+    A Schema Registry (Confluent's REST API) starts with it; its URL is printed on
+    stderr and found by produce, consume and `kcli schema` by themselves."""
     from kcli.local import registry, supervisor
 
     directory = supervisor.resolve_data_dir(data_dir, opts.flags.cluster)
-    cluster, already = supervisor.start(directory, brokers, port)
+    cluster, already = supervisor.start(directory, brokers, port, not no_registry)
     message = (f"the cluster in {directory} is already running" if already else
                f"started {plural(len(cluster.brokers), 'broker')} in {directory}")
+    registry_url = cluster.schema_registry.url if cluster.schema_registry else None
+    if registry_url:
+        message += f"; schema registry at {registry_url}"
     if opts.output_explicit and opts.output in ("json", "jsonl"):
         report(opts, message, {
             "bootstrap": cluster.bootstrap, "data_dir": str(directory),
             "name": registry.name_for(directory), "brokers": len(cluster.brokers),
-            "already_running": already})
+            "schema_registry": registry_url, "already_running": already})
     else:  # the bare address, for BOOTSTRAP=$(kcli cluster start)
         say(opts, message)
         print(cluster.bootstrap)

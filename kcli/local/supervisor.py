@@ -4,7 +4,7 @@ A local cluster lives in one data directory::
 
     <data-dir>/cluster/          shared metadata of the cluster (metadata.json, locks)
     <data-dir>/broker-<id>/      each broker's partitions
-    <data-dir>/logs/broker-<id>.log
+    <data-dir>/logs/broker-<id>.log, registry.log
     <data-dir>/cluster.json      the supervisor's record: ports, pids, bootstrap
 
 and the same record is registered in the state directory (see
@@ -32,7 +32,9 @@ from pathlib import Path
 from kcli.durable import PRIVATE_FILE, make_private_dir, write_atomically
 from kcli.errors import BadInput, NotFound, OperationFailed
 from kcli.local import registry
+from kcli.local import schema_registry as sr
 from kcli.local.registry import STATE_FILE, default_data_dir, process_exists
+from kcli.local.schema_registry import RegistryProcess
 
 DEFAULT_PORT = 9092
 MAX_BROKERS = 9
@@ -61,6 +63,8 @@ class LocalCluster:
     data_dir: Path
     brokers: list[BrokerProcess] = field(default_factory=list)
     settings: dict[str, str] = field(default_factory=dict)
+    schema_registry: RegistryProcess | None = None
+    """The cluster's Schema Registry; None when started with --no-registry."""
 
     @property
     def bootstrap(self) -> str:
@@ -96,6 +100,7 @@ class LocalCluster:
             "data_dir": str(self.data_dir),
             "brokers": [asdict(b) for b in self.brokers],
             "settings": self.settings,
+            "schema_registry": self.schema_registry.to_json() if self.schema_registry else None,
         }
 
     def save(self) -> None:
@@ -134,6 +139,7 @@ class LocalCluster:
                 brokers=[BrokerProcess(int(b["node_id"]), int(b["port"]), int(b.get("pid", 0)))
                          for b in doc["brokers"]],
                 settings={str(k): str(v) for k, v in doc.get("settings", {}).items()},
+                schema_registry=RegistryProcess.from_json(doc.get("schema_registry")),
             )
         except FileNotFoundError:
             return None
@@ -242,7 +248,7 @@ def _spawn(cluster: LocalCluster, broker: BrokerProcess) -> None:
     broker.pid = process.pid
 
 
-def _log_tail(path: Path) -> str:
+def log_tail(path: Path) -> str:
     """The last non-empty line of a log: a broker that fails says why there."""
     try:
         lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
@@ -273,7 +279,7 @@ def wait_until_ready(cluster: LocalCluster, brokers: list[BrokerProcess],
             if not broker.alive:
                 log_file = cluster.log_file(broker.node_id)
                 raise OperationFailed(
-                    f"broker {broker.node_id} exited during start-up: {_log_tail(log_file)} "
+                    f"broker {broker.node_id} exited during start-up: {log_tail(log_file)} "
                     f"(log: {log_file})"
                 )
             if _answers(broker.port):
@@ -286,27 +292,31 @@ def wait_until_ready(cluster: LocalCluster, brokers: list[BrokerProcess],
             time.sleep(0.05)
 
 
-def start(data_dir: Path, brokers: int | None, port: int | None) -> tuple[LocalCluster, bool]:
-    """Start the cluster in ``data_dir``; returns it and whether it was already running.
-    A first start that fails before any broker ran leaves no directory behind."""
+def start(data_dir: Path, brokers: int | None, port: int | None,
+          with_registry: bool = True) -> tuple[LocalCluster, bool]:
+    """Start the cluster in ``data_dir`` (and its Schema Registry unless told not to);
+    returns it and whether it was already running. A first start that fails before
+    any broker ran leaves no directory behind."""
     fresh = not data_dir.exists()
     try:
         with supervisor_lock(data_dir):
-            return _start_locked(data_dir, brokers, port)
+            return _start_locked(data_dir, brokers, port, with_registry)
     except BaseException:
         if fresh and not (data_dir / "logs").exists():
             shutil.rmtree(data_dir, ignore_errors=True)
         raise
 
 
-def _start_locked(data_dir: Path, brokers: int | None,
-                  port: int | None) -> tuple[LocalCluster, bool]:
+def _start_locked(data_dir: Path, brokers: int | None, port: int | None,
+                  with_registry: bool) -> tuple[LocalCluster, bool]:
     existing = LocalCluster.load(data_dir)
     if existing is not None and existing.running():
         _refuse_reshape(existing, brokers, port)
         if len(existing.running()) < len(existing.brokers):
             _start_stopped(existing)
+            _ensure_registry(existing, with_registry)
             return existing, False
+        _ensure_registry(existing, with_registry)
         existing.save()  # re-register it, in case its entry was lost
         return existing, True
     if existing is not None:
@@ -335,13 +345,17 @@ def _start_locked(data_dir: Path, brokers: int | None,
         data_dir=data_dir,
         brokers=[BrokerProcess(node_id=i + 1, port=p) for i, p in enumerate(ports)],
         settings=cluster_settings(count),
+        schema_registry=existing.schema_registry if existing is not None else None,
     )
     for broker in cluster.brokers:
         _spawn(cluster, broker)
     cluster.save()
     try:
         wait_until_ready(cluster, cluster.brokers)
+        _ensure_registry(cluster, with_registry)
     except BaseException:
+        if cluster.schema_registry is not None:
+            sr.terminate(cluster.schema_registry, STOP_TIMEOUT)
         _terminate(cluster.running(), STOP_TIMEOUT)
         if existing is None:
             cluster.forget()
@@ -351,6 +365,25 @@ def _start_locked(data_dir: Path, brokers: int | None,
             cluster.save()
         raise
     return cluster, False
+
+
+def _ensure_registry(cluster: LocalCluster, wanted: bool) -> None:
+    """Start the cluster's Schema Registry if it should run and does not (or stop it
+    when the cluster was started with --no-registry)."""
+    current = cluster.schema_registry
+    if not wanted:
+        if current is not None:
+            sr.terminate(current, STOP_TIMEOUT)
+        cluster.schema_registry = None
+        return
+    if current is not None and current.alive:
+        return
+    chosen = RegistryProcess(sr.choose_port(cluster.brokers[0].port,
+                                            current.port if current else None))
+    cluster.schema_registry = chosen
+    sr.spawn(cluster.data_dir, cluster.bootstrap, chosen)
+    cluster.save()
+    sr.wait_until_ready(cluster.data_dir, chosen)
 
 
 def _refuse_reshape(cluster: LocalCluster, brokers: int | None, port: int | None) -> None:
@@ -410,6 +443,8 @@ def stop(data_dir: Path, timeout: float = STOP_TIMEOUT) -> tuple[LocalCluster, l
     """Stop every broker cleanly; returns the cluster and the ids that had to be killed."""
     with supervisor_lock(data_dir):
         cluster = require(data_dir)
+        if cluster.schema_registry is not None:  # first: it is a client of the brokers
+            sr.terminate(cluster.schema_registry, timeout)
         killed = _terminate(cluster.running(), timeout)
         for broker in cluster.brokers:
             broker.pid = 0
