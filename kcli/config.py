@@ -51,9 +51,12 @@ ENV_BOOTSTRAP = "KCLI_BOOTSTRAP"
 ENV_PROFILE = "KCLI_PROFILE"
 ENV_TIMEOUT = "KCLI_TIMEOUT"
 ENV_CLUSTER = "KCLI_CLUSTER"
+ENV_REGISTRY = "KCLI_REGISTRY"
+REGISTRY_PREFIX = "schema.registry."
 OUTPUT_FORMATS = ("table", "json", "jsonl")
 
-_SECRET = re.compile(r"password|secret|jaas|token|key\.pem|credentials", re.IGNORECASE)
+_SECRET = re.compile(r"password|secret|jaas|token|key\.pem|credentials|user\.info",
+                     re.IGNORECASE)
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -109,6 +112,28 @@ class Options:
     bootstrap_problem: KcliError | None = field(default=None, repr=False)
     """Why there is no cluster to talk to (a stopped local cluster, several running):
     raised by :meth:`client_config`, so commands that never connect still run."""
+    registry_properties: Mapping[str, str] = field(default_factory=dict)
+    """``schema.registry.*`` properties (profile, then -X): the Schema Registry client's
+    settings, kept out of the librdkafka configuration."""
+    local_registry: str | None = None
+    """The Schema Registry URL of the local cluster the bootstrap came from."""
+
+    def registry_config(self, url: str | None = None) -> dict[str, Any] | None:
+        """The SchemaRegistryClient configuration, or None when no registry is known.
+        The URL: ``url`` (``--registry``), else ``$KCLI_REGISTRY``, else the profile's
+        (or -X) ``schema.registry.url``, else the local cluster's registry. Other
+        ``schema.registry.X`` properties become the client's ``X`` (basic.auth.user.info,
+        ssl.ca.location, ssl.certificate.location, ssl.key.location, ...)."""
+        chosen = (url or os.environ.get(ENV_REGISTRY)
+                  or self.registry_properties.get(REGISTRY_PREFIX + "url")
+                  or (self.local_registry if self.bootstrap_source == "local cluster"
+                      else None))
+        if not chosen or chosen.lower() == "none":
+            return None
+        config: dict[str, Any] = {key.removeprefix(REGISTRY_PREFIX): value
+                                  for key, value in self.registry_properties.items()}
+        config["url"] = chosen
+        return config
 
     def client_config(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A confluent-kafka configuration dict: bootstrap, then ``extra`` (kcli's own
@@ -175,19 +200,23 @@ def resolve(
         profile_bootstrap = profile.bootstrap
     properties.update(overrides)
     x_bootstrap = properties.pop("bootstrap.servers", None)
+    registry_properties = {key: properties.pop(key) for key in list(properties)
+                           if key.startswith(REGISTRY_PREFIX)}
+    local_registry: str | None = None
 
     if flags.bootstrap:
         bootstrap, source = flags.bootstrap, "flag"
     elif x_bootstrap:
         bootstrap, source = x_bootstrap, "flag"
     elif flags.cluster:
-        bootstrap, source, problem = _local_bootstrap(flags.cluster)
+        bootstrap, source, problem, local_registry = _local_bootstrap(flags.cluster)
     elif env.get(ENV_BOOTSTRAP):
         bootstrap, source = env[ENV_BOOTSTRAP], "env"
     elif profile_bootstrap:
         bootstrap, source = profile_bootstrap, "profile"
     else:
-        bootstrap, source, problem = _local_bootstrap(flags.cluster or env.get(ENV_CLUSTER))
+        bootstrap, source, problem, local_registry = _local_bootstrap(
+            flags.cluster or env.get(ENV_CLUSTER))
 
     timeout = flags.timeout
     if timeout is None and env.get(ENV_TIMEOUT):
@@ -211,6 +240,8 @@ def resolve(
         timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
         flags=flags,
         bootstrap_problem=problem,
+        registry_properties=MappingProxyType(registry_properties),
+        local_registry=local_registry,
     )
 
 
@@ -225,17 +256,17 @@ def _position_hint(value: str) -> str:
     return ""
 
 
-def _local_bootstrap(name: str | None) -> tuple[str, str, KcliError | None]:
-    """(bootstrap, source, problem) from the local-cluster registry."""
+def _local_bootstrap(name: str | None) -> tuple[str, str, KcliError | None, str | None]:
+    """(bootstrap, source, problem, schema registry URL) from the local-cluster registry."""
     from kcli.local.registry import choose
 
     try:
         chosen = choose(name)
     except KcliError as error:
-        return DEFAULT_BOOTSTRAP, "local cluster", error
+        return DEFAULT_BOOTSTRAP, "local cluster", error, None
     if chosen is None:
-        return DEFAULT_BOOTSTRAP, "default", None
-    return chosen.bootstrap, "local cluster", None
+        return DEFAULT_BOOTSTRAP, "default", None, None
+    return chosen.bootstrap, "local cluster", None, chosen.schema_registry
 
 
 # ---------------------------------------------------------------------------- profiles

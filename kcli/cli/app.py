@@ -25,6 +25,7 @@ from kcli.cli import partition as partition_cli
 from kcli.cli import produce as produce_cli
 from kcli.cli import profile as profile_cli
 from kcli.cli import restore as restore_cli
+from kcli.cli import schema as schema_cli
 from kcli.cli import topic as topic_cli
 from kcli.cli import tui as tui_cli
 from kcli.cli.help import KcliCommand, help_settings
@@ -64,6 +65,7 @@ app.add_typer(topic_cli.app, name="topic")
 app.add_typer(partition_cli.app, name="partition")
 app.command("produce", cls=KcliCommand)(with_global_options(produce_cli.produce))
 app.command("consume", cls=KcliCommand)(with_global_options(consume_cli.consume))
+app.add_typer(schema_cli.app, name="schema")
 app.add_typer(group_cli.app, name="group")
 app.add_typer(profile_cli.app, name="profile")
 app.command("tui", cls=KcliCommand)(with_global_options(tui_cli.tui))

@@ -14,7 +14,7 @@ import typer
 from kcli.cli.common import connect, plural, progress
 from kcli.cli.options import Stopped, say, stop_on_signals
 from kcli.config import Options
-from kcli.errors import BadInput
+from kcli.errors import BadInput, OperationFailed
 
 FORMATS = ("raw", "json", "avro")
 TABLE_FORMAT = "%p\\t%o\\t%k\\t%s\\n"
@@ -33,13 +33,17 @@ def _envelope(batch: list[Any]) -> bytes:
 
 
 class _Decoded:
-    """A Message whose value was decoded from Avro (for formats and --grep)."""
+    """A Message whose key and value were decoded from Avro (for formats and --grep)."""
 
-    __slots__ = ("_message", "_value")
+    __slots__ = ("_key", "_message", "_value")
 
-    def __init__(self, message: Any, value: bytes | None) -> None:
+    def __init__(self, message: Any, key: bytes | None, value: bytes | None) -> None:
         self._message = message
+        self._key = key
         self._value = value
+
+    def key(self) -> bytes | None:
+        return self._key
 
     def value(self) -> bytes | None:
         return self._value
@@ -63,6 +67,41 @@ def build_renderer(opts: Options, format_string: str | None, fmt: str) -> Render
         render = compile_format(TABLE_FORMAT)
         return lambda batch: b"".join([render(m) for m in batch])
     return _raw
+
+
+def _avro_decoder(opts: Options, fmt: str, topic: str, schema: Path | None,
+                  registry: str | None) -> Callable[[Any], Any] | None:
+    """-f avro: framed records by their schema id, bare ones with --schema."""
+    if fmt != "avro":
+        if schema is not None:
+            raise BadInput("--schema is only used with -f avro")
+        return None
+    from kcli.formats.avro import AvroCodec
+
+    bare = AvroCodec.from_file(schema) if schema is not None else None
+    config = opts.registry_config(registry)
+    if config is None and bare is None:
+        raise BadInput("-f avro needs a schema registry (--registry URL, schema.registry.url "
+                       "in the profile, or a local cluster's) or --schema FILE.avsc")
+    if config is None:
+        assert bare is not None
+
+        def decode_bare(m: Any) -> Any:
+            where = f"{m.topic()} partition {m.partition()} offset {m.offset()}"
+            return _Decoded(m, m.key(), bare.decode(m.value(), where))
+
+        return decode_bare
+    from kcli.client.schemas import RegistryClient
+    from kcli.client.serdes import RegistryDecoder
+
+    decoder = RegistryDecoder(RegistryClient(config), topic, bare)
+
+    def decode_framed(m: Any) -> Any:
+        where = f"{m.topic()} partition {m.partition()} offset {m.offset()}"
+        return _Decoded(m, decoder.decode(m.key(), where, key=True),
+                        decoder.decode(m.value(), where))
+
+    return decode_framed
 
 
 def consume(
@@ -97,7 +136,16 @@ def consume(
         help="raw: values as they are; json: the record envelope per line (what "
              "produce -f json reads); avro: decode values with --schema, print JSON.")] = "raw",
     schema: Annotated[Path | None, typer.Option(
-        "--schema", metavar="FILE.avsc", help="Avro schema (for -f avro).")] = None,
+        "--schema", metavar="FILE.avsc",
+        help="Avro schema of bare (unframed) values, for -f avro.")] = None,
+    registry: Annotated[str | None, typer.Option(
+        "--registry", metavar="URL",
+        help="Schema Registry URL for framed records [default: $KCLI_REGISTRY, the "
+             "profile's schema.registry.url, or the local cluster's].")] = None,
+    on_error: Annotated[str, typer.Option(
+        "--on-error", metavar="fail|raw",
+        help="A record -f avro cannot decode: stop with its partition and offset, or "
+             "print it raw.")] = "fail",
     grep: Annotated[str | None, typer.Option(
         "--grep", metavar="REGEX", help="Only records whose key or value matches.")] = None,
 ) -> None:
@@ -118,18 +166,10 @@ def consume(
         start = "beginning"
     spec = parse_position(start) if start is not None else None
     render = build_renderer(opts, format_string, fmt)
-    decode: Callable[[Any], bytes | None] | None = None
-    if fmt == "avro":
-        if schema is None:
-            raise BadInput("-f avro needs --schema FILE.avsc")
-        from kcli.formats.avro import AvroCodec
-
-        codec = AvroCodec.from_file(schema)
-
-        def decode(m: Any) -> bytes | None:
-            return codec.decode(m.value(), f"{m.topic()}[{m.partition()}]@{m.offset()}")
-    elif schema is not None:
-        raise BadInput("--schema is only used with -f avro")
+    if on_error not in ("fail", "raw"):
+        raise BadInput(f"--on-error: {on_error!r} is not one of fail, raw")
+    decode = _avro_decoder(opts, fmt, topic, schema, registry)
+    undecoded = 0
     pattern = None
     if grep is not None:
         try:
@@ -157,7 +197,16 @@ def consume(
                 if not batch:
                     continue
                 if decode is not None:
-                    batch = [_Decoded(m, decode(m)) for m in batch]
+                    decoded = []
+                    for m in batch:
+                        try:
+                            decoded.append(decode(m))
+                        except (BadInput, OperationFailed):
+                            if on_error == "fail":
+                                raise
+                            undecoded += 1
+                            decoded.append(m)
+                    batch = decoded
                 if pattern is not None:
                     search = pattern.search
                     batch = [m for m in batch
@@ -179,5 +228,7 @@ def consume(
         with stop_on_signals(), contextlib.suppress(Stopped):
             reader.close()
     say(opts, f"consumed {plural(written, 'record')} from {topic}")
+    if undecoded:
+        say(opts, f"{plural(undecoded, 'record')} could not be decoded and were printed raw")
     if stopped is not None:
         raise typer.Exit(stopped.exit_code)

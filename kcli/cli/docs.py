@@ -115,7 +115,8 @@ def _quoted(text: str) -> str:
 
 # --------------------------------------------------------------------------- the tree
 
-READING_ORDER = ("cluster", "topic", "produce", "consume", "group", "backup", "restore",
+READING_ORDER = ("cluster", "topic", "produce", "consume", "schema", "group", "backup",
+                 "restore",
                  "migrate", "tui", "profile", "completion", "bench", "broker")
 """The order the main page, the SEE ALSO lists and the README table present top-level
 commands in: the order a newcomer meets them. Names missing from the app are ignored;

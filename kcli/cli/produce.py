@@ -17,7 +17,7 @@ from kcli.errors import BadInput
 
 if TYPE_CHECKING:
     from kcli.client.producer import RecordProducer
-    from kcli.formats.lines import LineFormat
+    from kcli.formats.lines import LineFormat, ValueEncoder
 
 ACKS = ("0", "1", "all", "-1")
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
@@ -60,7 +60,17 @@ def produce(
         help="raw: a value per line; json: the record envelope per line (as consume "
              "-o jsonl writes it); avro: a JSON value per line, written as Avro.")] = "raw",
     schema: Annotated[Path | None, typer.Option(
-        "--schema", metavar="FILE.avsc", help="Avro schema (for -f avro).")] = None,
+        "--schema", metavar="FILE.avsc",
+        help="Avro schema (for -f avro); registered under --subject when there is a "
+             "schema registry.")] = None,
+    subject: Annotated[str | None, typer.Option(
+        "--subject", metavar="SUBJECT",
+        help="Registry subject of the values [default: TOPIC-value]; without --schema, "
+             "its latest version is used.")] = None,
+    registry: Annotated[str | None, typer.Option(
+        "--registry", metavar="URL",
+        help="Schema Registry URL [default: $KCLI_REGISTRY, the profile's "
+             "schema.registry.url, or the local cluster's]; 'none' writes bare Avro.")] = None,
     partition: Annotated[int | None, typer.Option(
         "-P", "--partition", min=0, help="Write every record to this partition.")] = None,
     file: Annotated[Path | None, typer.Option(
@@ -95,15 +105,7 @@ def produce(
     if fmt == "json" and (key_separator or key is not None or header):
         raise BadInput("-k, -K and -H do not apply to -f json (the envelope carries keys "
                        "and headers)")
-    codec = None
-    if fmt == "avro":
-        if schema is None:
-            raise BadInput("-f avro needs --schema FILE.avsc")
-        from kcli.formats.avro import AvroCodec
-
-        codec = AvroCodec.from_file(schema)
-    elif schema is not None:
-        raise BadInput("--schema is only used with -f avro")
+    codec = _value_encoder(opts, fmt, topic, schema, subject, registry)
     line_format = LineFormat(fmt, key_separator.encode("utf-8") if key_separator else None,
                              tuple(headers), codec,
                              key.encode("utf-8") if key is not None else None)
@@ -162,6 +164,39 @@ def produce(
                          f"{elapsed:.2f}s",
                    {"topic": topic, "records": report.delivered,
                     "seconds": round(elapsed, 3)})
+
+
+def _value_encoder(opts: Options, fmt: str, topic: str, schema: Path | None,
+                   subject: str | None, registry: str | None) -> ValueEncoder | None:
+    """-f avro: registry-framed Avro when a registry is known, else bare Avro."""
+    if fmt != "avro":
+        for given, option in ((schema, "--schema"), (subject, "--subject"),
+                              (registry, "--registry")):
+            if given is not None:
+                raise BadInput(f"{option} is only used with -f avro")
+        return None
+    from kcli.formats.avro import AvroCodec
+
+    config = opts.registry_config(registry)
+    if config is None:
+        if subject is not None:
+            raise BadInput("--subject needs a schema registry (--registry URL, "
+                           "schema.registry.url in the profile, or a local cluster's)")
+        if schema is None:
+            raise BadInput("-f avro needs --schema FILE.avsc, or a schema registry "
+                           "(--registry URL) with --subject")
+        return AvroCodec.from_file(schema)
+    from kcli.client.schemas import RegistryClient
+    from kcli.client.serdes import RegistryEncoder
+
+    text = None
+    if schema is not None:
+        try:
+            text = schema.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise BadInput(f"cannot read schema {schema}: {error}") from None
+    return RegistryEncoder(RegistryClient(config), topic, subject or f"{topic}-value", text,
+                           str(schema))
 
 
 def _produce_records(producer: RecordProducer, lines: Iterator[list[bytes]],

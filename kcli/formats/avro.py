@@ -20,7 +20,8 @@ import orjson
 from kcli.errors import BadInput
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """orjson's fallback for what Avro decodes to: bytes, decimals, uuids, dates."""
     if isinstance(value, bytes):
         try:
             return value.decode("utf-8")
@@ -77,9 +78,9 @@ class AvroCodec:
             raise BadInput(f"schema {path} is not valid JSON: {error.msg}") from None
         return cls(schema, str(path))
 
-    def encode(self, text: bytes | str, where: str = "") -> bytes:
-        """JSON text of one value -> Avro binary; raises BadInput saying what is wrong."""
-        from fastavro import schemaless_writer
+    def datum(self, text: bytes | str, where: str = "") -> Any:
+        """JSON text of one value, checked against the schema; raises BadInput saying
+        what is wrong."""
         from fastavro.validation import ValidationError, validate
 
         prefix = f"{where}: " if where else ""
@@ -92,6 +93,14 @@ class AvroCodec:
         except ValidationError as error:
             raise BadInput(f"{prefix}record does not match the Avro schema: "
                            f"{_explain(error.errors)}") from None
+        return datum
+
+    def encode(self, text: bytes | str, where: str = "") -> bytes:
+        """JSON text of one value -> Avro binary; raises BadInput saying what is wrong."""
+        from fastavro import schemaless_writer
+
+        prefix = f"{where}: " if where else ""
+        datum = self.datum(text, where)
         out = BytesIO()
         try:
             schemaless_writer(out, self.schema, datum)
@@ -116,4 +125,4 @@ class AvroCodec:
             prefix = f"{where}: " if where else ""
             raise BadInput(f"{prefix}value is not Avro for {self.source}: "
                            f"{len(data) - buffer.tell()} bytes left over")
-        return orjson.dumps(datum, default=_json_default)
+        return orjson.dumps(datum, default=json_default)

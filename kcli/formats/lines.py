@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Protocol
 
-from kcli.formats.avro import AvroCodec
 from kcli.formats.envelope import Header, Record, loads
 
 CHUNK = 1 << 20
@@ -39,6 +38,14 @@ def read_lines(stream: IO[bytes], advance: Callable[[int], None] | None = None,
         yield [rest]
 
 
+class ValueEncoder(Protocol):
+    """Turns the JSON text of a value into its bytes: bare Avro
+    (:class:`kcli.formats.avro.AvroCodec`) or registry-framed Avro."""
+
+    def encode(self, text: bytes | str, where: str = "") -> bytes:
+        """The encoded value; BadInput says what is wrong with ``text``."""
+
+
 @dataclass(frozen=True)
 class LineFormat:
     """How one input line becomes a record."""
@@ -46,7 +53,7 @@ class LineFormat:
     kind: str = "raw"
     key_separator: bytes | None = None
     headers: Sequence[Header] = ()
-    codec: AvroCodec | None = None
+    codec: ValueEncoder | None = None
     key: bytes | None = None
     """The key of every record (kcat's and rpk's -k), when lines carry no key."""
 

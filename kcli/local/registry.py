@@ -88,6 +88,8 @@ class KnownCluster:
     pids: tuple[int, ...]
     ports: tuple[tuple[int, int], ...] = ()
     """(node id, port) of every broker the supervisor started."""
+    schema_registry: str | None = None
+    """The URL of its Schema Registry, if it runs one."""
 
     @property
     def running(self) -> bool:
@@ -119,8 +121,11 @@ def _parse(doc: object, fallback_name: str) -> KnownCluster | None:
                  if isinstance(b, dict) and isinstance(b.get("pid"), int))
     ports = tuple((b["node_id"], b["port"]) for b in brokers if isinstance(b, dict)
                   and isinstance(b.get("node_id"), int) and isinstance(b.get("port"), int))
+    registry = doc.get("schema_registry")
+    url = registry.get("url") if isinstance(registry, dict) else None
     return KnownCluster(name if isinstance(name, str) and name else fallback_name,
-                        Path(data_dir), bootstrap, pids, ports)
+                        Path(data_dir), bootstrap, pids, ports,
+                        url if isinstance(url, str) and url else None)
 
 
 def _read(path: Path, fallback_name: str) -> KnownCluster | None:
