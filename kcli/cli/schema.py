@@ -142,7 +142,8 @@ def get(
     if raw:
         sys.stdout.write(str(data["schema"]).rstrip("\n") + "\n")
         return
-    pairs = [(k, data[k]) for k in ("subject", "version", "id", "type") if k in data]
+    pairs: list[tuple[str, Any]] = [(k, data[k]) for k in ("subject", "version", "id", "type")
+                                    if k in data]
     pairs += [("references", ", ".join(f"{r['name']}={r['subject']}:{r['version']}"
                                        for r in data["references"]) or "(none)")]
     if "used_by" in data:
