@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import BrokerProcess
+from tests.support.registry import RegistryProcess
 from tests.support.lanes import lanes_of, unit_guard, use_tmpfs_for_a_unit_run
 
 
@@ -46,6 +47,17 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
     yield process
     code = process.stop()
     assert code == 0, f"broker exited with {code}:\n{process.log()}"
+
+
+@pytest.fixture(scope="session")
+def schema_registry(broker: BrokerProcess,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of an embedded Schema Registry on the session broker (its `_schemas`)."""
+    process = RegistryProcess(broker.bootstrap,
+                              tmp_path_factory.mktemp("registry") / "registry.log").start()
+    yield process.url
+    code = process.stop()
+    assert code == 0, f"registry exited with {code}:\n{process.log()}"
 
 
 @pytest.fixture

@@ -255,7 +255,7 @@ class Registry:
     def delete_version(self, subject: str, text: str, permanent: bool = False) -> Plan:
         """``DELETE /subjects/{s}/versions/{v}``."""
         self._writable(subject)
-        chosen = self.version(subject, text, deleted=permanent)
+        chosen = self.version(subject, text, deleted=True)
         if not permanent:
             if chosen.deleted:
                 raise RegistryError(errors.VERSION_SOFT_DELETED,
