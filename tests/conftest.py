@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import BrokerProcess
-from tests.support.registry import RegistryProcess
 from tests.support.lanes import lanes_of, unit_guard, use_tmpfs_for_a_unit_run
+from tests.support.registry import RegistryProcess
 
 
 def pytest_configure(config: pytest.Config) -> None:

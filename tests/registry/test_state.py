@@ -89,7 +89,7 @@ def test_replaying_the_records_rebuilds_the_same_registry(ops: list[tuple[object
     assert got["configs"] == expected["configs"]  # type: ignore[index]
 
 
-@pytest.mark.parametrize("key,value", [
+@pytest.mark.parametrize(("key", "value"), [
     (b"not json", b"{}"),
     (b'{"keytype":"SCHEMA","subject":"x","version":"one","magic":1}', b"{}"),
     (b'{"keytype":"SCHEMA","subject":"x","version":1,"magic":1}', b'{"id":"7"}'),
