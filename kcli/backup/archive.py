@@ -49,6 +49,7 @@ from kcli.backup.manifest import (
 )
 from kcli.backup.reading import file_sha256, read_container, read_segment_ahead
 from kcli.backup.records import GROUP_SCHEMA, ArchiveCorrupt
+from kcli.backup.schemas import ArchivedSchema
 from kcli.errors import NotFound, OperationFailed
 
 
@@ -170,6 +171,18 @@ class Archive:
             except TypeError:
                 raise ArchiveCorrupt(path, "records do not match the group schema") from None
         return out
+
+    def schemas(self) -> list[ArchivedSchema]:
+        """The Schema Registry schemas the archive's records reference (none for an
+        archive written without a registry, or by an older kcli)."""
+        entry = self.manifest.schemas_file
+        if entry is None:
+            return []
+        path = self._checked(entry)
+        try:
+            return [ArchivedSchema.from_dict(doc) for doc in load_json(path)["schemas"]]
+        except (KeyError, TypeError, ValueError) as error:
+            raise ArchiveCorrupt(path, f"not a schemas file: {error}") from None
 
     # -- records
 

@@ -39,6 +39,7 @@ from kcli.backup.manifest import (
     write_json_atomic,
 )
 from kcli.backup.records import GROUP_SCHEMA, write_container
+from kcli.backup.schemas import fetch_schemas
 from kcli.backup.segments import SEGMENT_BYTES, SegmentPipeline
 from kcli.client.cluster import Cluster
 from kcli.durable import fsync_dir
@@ -57,6 +58,9 @@ class BackupRequest:
     until_ms: int | None = None
     incremental: bool = False
     segment_bytes: int = SEGMENT_BYTES
+    registry: dict[str, Any] | None = None
+    """The source's Schema Registry client settings: the archive then carries the
+    schemas its records reference."""
 
     def fingerprint(self) -> dict[str, Any]:
         """The parts a resumed run must agree with."""
@@ -94,6 +98,7 @@ class BackupRun:
         self.root = request.root
         self.previous: Archive | None = None
         self.checkpoint: Checkpoint | None = None
+        self.schema_ids: set[int] = set()
 
     # -- entry point
 
@@ -108,9 +113,10 @@ class BackupRun:
             done = sum(p.record_count for t in checkpoint.topics for p in t.partitions)
             self.events.info(f"resuming run {checkpoint.run} of {self.root} "
                              f"({done} records already written)")
+        self.schema_ids.update(checkpoint.schema_ids)
         self._clean_leftovers()
         self._copy()
-        manifest = self._commit()
+        manifest = self._commit(self._write_schemas(checkpoint))
         run_records = sum(p.record_count for t in checkpoint.topics for p in t.partitions)
         run_bytes = manifest.runs[-1].bytes
         raw = sum(s.raw_bytes for t in checkpoint.topics for p in t.partitions
@@ -255,7 +261,30 @@ class BackupRun:
         raise BadInput("name the topics to back up (names or globs), or give --all")
 
     def _save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        checkpoint.schema_ids = sorted(self.schema_ids)
         write_json_atomic(self.root / CHECKPOINT, checkpoint.to_dict())
+
+    def _write_schemas(self, checkpoint: Checkpoint) -> FileEntry | None:
+        """The schemas file: the previous run's schemas and those of this run's ids,
+        fetched from the source registry."""
+        known = {s.schema_id: s for s in (self.previous.schemas() if self.previous else [])}
+        wanted = self.schema_ids - set(known)
+        if wanted and self.request.registry is None:
+            self.events.warn(f"records are framed with {len(wanted)} schema id(s) but no "
+                             "schema registry is known (give --registry URL); the archive "
+                             "does not carry their schemas")
+        elif wanted:
+            from kcli.client.schemas import RegistryClient
+
+            registry = RegistryClient(self.request.registry or {})
+            for schema in fetch_schemas(registry, wanted, missing=self.events.warn):
+                known[schema.schema_id] = schema
+        if not known:
+            return None
+        folder = "cluster" if checkpoint.run == 1 else f"cluster/run-{checkpoint.run}"
+        text = write_json_atomic(self.root / folder / "schemas.json",
+                                 {"schemas": [known[i].to_dict() for i in sorted(known)]})
+        return FileEntry(f"{folder}/schemas.json", len(text), hashlib.sha256(text).hexdigest())
 
     def _clean_leftovers(self) -> None:
         """Delete temp files of an interrupted run, and segments it renamed but never
@@ -293,11 +322,12 @@ class BackupRun:
             segment_bytes=request.segment_bytes, run_number=checkpoint.run,
             archive_id=checkpoint.archive_id, consumer_config=self.consumer_config,
             on_durable=lambda: self._save_checkpoint(checkpoint), events=self.events,
+            schema_ids=self.schema_ids if self.request.registry is not None else None,
         ).run()
 
     # -- commit
 
-    def _commit(self) -> Manifest:
+    def _commit(self, schemas_file: FileEntry | None) -> Manifest:
         assert self.checkpoint is not None
         checkpoint = self.checkpoint
         previous = self.previous.manifest if self.previous else None
@@ -337,7 +367,7 @@ class BackupRun:
             updated_at=finished, topics_file=checkpoint.topics_file,
             groups_file=checkpoint.groups_file, group_count=checkpoint.group_count,
             topics=[topics[name] for name in order],
-            runs=(previous.runs if previous else []) + [run])
+            runs=(previous.runs if previous else []) + [run], schemas_file=schemas_file)
         for name, size, _sha in manifest.files():  # never name a missing or short file
             try:
                 actual = (self.root / name).stat().st_size

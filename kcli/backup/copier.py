@@ -92,6 +92,8 @@ class Copier:
         self._last_checkpoint = time.monotonic()
         self.sent = 0
         self.matched = 0
+        self.rewrite: Callable[[bytes | None], bytes | None] | None = None
+        """Applied to every key and value before it is sent (schema id translation)."""
         store.share(self.producer(), self.watch)  # started now: it needs time to get its id
 
     # -- jobs
@@ -274,6 +276,8 @@ class Copier:
              value: bytes | None, headers: list[tuple[str, bytes | None]] | None,
              ts_type: int, timestamp: int) -> None:
         """Copy one record (or match it against the tail already in the target)."""
+        if self.rewrite is not None:
+            key, value = self.rewrite(key), self.rewrite(value)
         partition = self.route(job, source_partition, key) if job.repartition else (
             source_partition)
         if self._tails and self._match(job, partition, source_partition, offset, key, value,
@@ -312,7 +316,7 @@ class Copier:
                      advance: Callable[[int], None]) -> None:
         """Copy archive records (dicts of the record schema) of one source partition: the
         hot path of a restore. Same effect as :meth:`send` for each."""
-        if job.repartition:
+        if job.repartition or self.rewrite is not None:
             for r in records:
                 self._send_dict(job, source_partition, r)
             return

@@ -381,6 +381,8 @@ class Manifest:
     runs: list[RunEntry]
     format: str = FORMAT
     version: int = FORMAT_VERSION
+    schemas_file: FileEntry | None = None
+    """``cluster/schemas.json``: the Schema Registry schemas the records reference."""
 
     @property
     def run(self) -> int:
@@ -395,6 +397,9 @@ class Manifest:
         """(path, bytes, sha256) of every file the manifest names."""
         out = [(self.topics_file.path, self.topics_file.bytes, self.topics_file.sha256),
                (self.groups_file.path, self.groups_file.bytes, self.groups_file.sha256)]
+        if self.schemas_file is not None:
+            out.append((self.schemas_file.path, self.schemas_file.bytes,
+                        self.schemas_file.sha256))
         for topic in self.topics:
             for partition in topic.partitions:
                 out.extend((s.path, s.bytes, s.sha256) for s in partition.segments)
@@ -412,7 +417,9 @@ class Manifest:
             "run": self.run,
             "parent_sha256": self.runs[-1].parent_sha256 if self.runs else None,
             "cluster": {"topics": asdict(self.topics_file),
-                        "groups": {**asdict(self.groups_file), "groups": self.group_count}},
+                        "groups": {**asdict(self.groups_file), "groups": self.group_count},
+                        **({"schemas": asdict(self.schemas_file)} if self.schemas_file
+                           else {})},
             "topics": [t.to_dict() for t in self.topics],
             "runs": [asdict(r) for r in self.runs],
         }
@@ -431,13 +438,15 @@ class Manifest:
         cluster = _required(f.obj("cluster"))
         topics_file = _required(cluster.obj("topics"))
         groups_file = _required(cluster.obj("groups"))
+        schemas_file = cluster.obj("schemas", optional=True)
         manifest = cls(
             archive_id=f.text("archive_id"), cluster_id=source.text("cluster_id", optional=True),
             bootstrap=source.text("bootstrap"), created_at=f.num("created_at"),
             updated_at=f.num("updated_at"), topics_file=FileEntry.parse(topics_file),
             groups_file=FileEntry.parse(groups_file), group_count=groups_file.num("groups"),
             topics=f.objects("topics", TopicEntry.parse), runs=f.objects("runs", RunEntry.parse),
-            version=version)
+            version=version,
+            schemas_file=FileEntry.parse(schemas_file) if schemas_file is not None else None)
         _check_paths(manifest, path)
         return manifest
 
@@ -500,10 +509,13 @@ class Checkpoint:
     groups_file: FileEntry
     group_count: int
     topics: list[TopicPlan]
+    schema_ids: list[int] = field(default_factory=list)
+    """Schema Registry ids seen in the records written so far (the run's schemas)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
+            "schema_ids": self.schema_ids,
             "format": CHECKPOINT_FORMAT, "version": FORMAT_VERSION, "run": self.run,
             "run_id": self.run_id, "archive_id": self.archive_id,
             "started_at": self.started_at, "request": self.request,
@@ -530,7 +542,9 @@ class Checkpoint:
             cluster_id=source.text("cluster_id", optional=True), bootstrap=source.text("bootstrap"),
             parent_sha256=f.text("parent_sha256", optional=True),
             topics_file=FileEntry.parse(topics_file), groups_file=FileEntry.parse(groups_file),
-            group_count=groups_file.num("groups"), topics=f.objects("topics", TopicPlan.parse))
+            group_count=groups_file.num("groups"), topics=f.objects("topics", TopicPlan.parse),
+            schema_ids=[int(i) for i in f.get("schema_ids", list, optional=True, default=[])
+                        if isinstance(i, int)])
 
 
 def load_json(path: Path) -> Any:

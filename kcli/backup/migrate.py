@@ -41,6 +41,7 @@ from kcli.backup.offsetmap import (
     predicted_map,
 )
 from kcli.backup.restore import split_configs, wait_for_topic
+from kcli.backup.schemas import IdTranslator
 from kcli.client.cluster import TRANSIENT_ERRORS, Cluster, ErrorWatch
 from kcli.errors import BadInput, OperationFailed, from_kafka_error
 
@@ -62,6 +63,9 @@ class MigrateRequest:
     checkpoint_seconds: float = 5.0
     report_seconds: float = 5.0
     groups_seconds: float = 30.0
+    registry_from: dict[str, Any] | None = None
+    registry_to: dict[str, Any] | None = None
+    """The two clusters' Schema Registries: framed records get the target's ids."""
 
 
 @dataclass
@@ -101,6 +105,7 @@ class MigrateResult:
     seconds: float
     interrupted: bool = False
     dry_run: bool = False
+    schemas: str | None = None
 
 
 class StopFlag:
@@ -139,6 +144,7 @@ class Migration:
         self.events = events
         self.stop = stop
         self.store = CheckpointStore(target, self.target_config)
+        self.translator: IdTranslator | None = None
 
     def run(self) -> MigrateResult:
         """Plan, create topics, copy (once or following), translate groups."""
@@ -189,6 +195,17 @@ class Migration:
             statuses.append(TopicStatus(name, target, layout.partitions, not exists, False))
         copier = Copier(self.target, self.target_config, self.store, self.events,
                         checkpoint_seconds=request.checkpoint_seconds)
+        translator = None
+        if request.registry_from is not None and request.registry_to is not None \
+                and not request.dry_run:
+            from kcli.backup.schemas import LiveSchemas
+            from kcli.client.schemas import RegistryClient
+
+            translator = IdTranslator(LiveSchemas(RegistryClient(request.registry_from)),
+                                      RegistryClient(request.registry_to),
+                                      rename=request.renames, say=self.events.info)
+            copier.rewrite = translator.rewrite
+        self.translator = translator
         copier.load(jobs)
         for job, status in zip(jobs, statuses, strict=True):
             if job.resumed and status.created:
@@ -241,7 +258,8 @@ class Migration:
         for job, status in zip(jobs, statuses, strict=True):
             status.copied, status.matched, status.total = job.sent, job.matched, job.copied
             status.lag = self._lag(job)
-        return MigrateResult(statuses, groups, time.monotonic() - started, interrupted)
+        return MigrateResult(statuses, groups, time.monotonic() - started, interrupted,
+                             schemas=translator.summary() if translator else None)
 
     def _topics(self) -> list[str]:
         from kcli.client.topics import list_topics, resolve_patterns

@@ -46,6 +46,7 @@ from kcli.backup.offsetmap import (
     plan_groups,
     predicted_map,
 )
+from kcli.backup.schemas import ArchiveSchemas, IdTranslator
 from kcli.client.cluster import Cluster
 from kcli.errors import NotFound, OperationFailed, Unreachable
 
@@ -61,6 +62,8 @@ class RestoreRequest:
     dry_run: bool = False
     repartition: bool = False
     force_groups: bool = False
+    registry: dict[str, Any] | None = None
+    """The target's Schema Registry client settings, when one is known."""
 
 
 @dataclass
@@ -103,6 +106,8 @@ class RestoreResult:
     groups: list[GroupChange] = field(default_factory=list)
     seconds: float = 0.0
     bytes: int = 0
+    schemas: str | None = None
+    """What happened to the archive's schemas (kept, rewritten), if it has any."""
 
 
 def wait_for_topic(cluster: Cluster, name: str, partitions: int) -> None:
@@ -207,6 +212,8 @@ class Restore:
                 groups = self._group_plan(jobs, selected, predicted=True)
             return RestoreResult(str(self.request.root), True, plans, groups,
                                  time.monotonic() - started)
+        translator = self._schema_translator(selected)
+        copier.rewrite = translator.rewrite if translator is not None else None
         try:
             self._create_topics(plans, layouts, brokers)
             created = {p.target: p.deferred for p in plans if p.action == "create"}
@@ -229,7 +236,25 @@ class Restore:
             groups = self._group_plan(jobs, selected, predicted=False)
             self._apply_groups(groups)
         return RestoreResult(str(self.request.root), False, plans, groups,
-                             time.monotonic() - started)
+                             time.monotonic() - started,
+                             schemas=translator.summary() if translator else None)
+
+    def _schema_translator(self, selected: Mapping[str, str]) -> IdTranslator | None:
+        """Schema ids of framed records follow the archive's schemas into the target
+        registry (see kcli.backup.schemas); without one they are left as they are."""
+        schemas = self.archive.schemas()
+        if not schemas:
+            return None
+        if self.request.registry is None:
+            self.events.warn(f"the archive carries {len(schemas)} schema(s) but no schema "
+                             "registry is known for the target (give --registry URL); "
+                             "record schema ids are left as they are")
+            return None
+        from kcli.client.schemas import RegistryClient
+
+        return IdTranslator(ArchiveSchemas(schemas), RegistryClient(self.request.registry),
+                            rename={s: t for s, t in selected.items() if s != t},
+                            say=self.events.info)
 
     # -- planning
 

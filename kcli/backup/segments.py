@@ -28,6 +28,7 @@ from typing import Any
 from kcli.backup.events import Events
 from kcli.backup.manifest import PartitionEntry, SegmentEntry, merge_gaps, segment_path
 from kcli.backup.records import BlockBuilder, SegmentFile, compress_block
+from kcli.backup.schemas import collect_ids
 from kcli.client.cluster import TRANSIENT_ERRORS, Cluster, ErrorWatch
 from kcli.errors import OperationFailed, from_kafka_error
 
@@ -130,7 +131,7 @@ class SegmentPipeline:
                  partitions: Sequence[tuple[str, PartitionEntry, int]], *, codec: str,
                  level: int | None, segment_bytes: int, run_number: int, archive_id: str,
                  consumer_config: dict[str, Any], on_durable: Callable[[], None],
-                 events: Events) -> None:
+                 events: Events, schema_ids: set[int] | None = None) -> None:
         self.cluster = cluster
         self.root = root
         self.partitions = list(partitions)
@@ -142,6 +143,8 @@ class SegmentPipeline:
         self.consumer_config = consumer_config
         self.on_durable = on_durable
         self.events = events
+        self.schema_ids = schema_ids
+        """Where the schema ids of framed keys and values go, when they are wanted."""
         self.watch = ErrorWatch(cluster.bootstrap)
         self._writer: _Writer | None = None
         self._committer: _Writer | None = None
@@ -221,6 +224,7 @@ class SegmentPipeline:
         segment_bytes = self.segment_bytes
         events = self.events
         check_topic = len({p.topic for p in parts.values()}) > 1
+        schema_ids = self.schema_ids
         current: _Part | None = None
         while remaining:
             # What is queued, without waiting: consume(n, timeout) waits for n messages
@@ -268,6 +272,9 @@ class SegmentPipeline:
                 except ValueError as problem:
                     raise OperationFailed(f"{part.topic}: {problem}") from None
                 taken += j - i
+                if schema_ids is not None:
+                    for k in range(i, j):
+                        collect_ids(schema_ids, messages[k].key(), messages[k].value())
                 if j == i:  # a record at or past the snapshot target
                     if m.offset() < part.target:
                         raise AssertionError(f"{part.topic}[{part.partition}]: record "

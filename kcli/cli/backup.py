@@ -177,12 +177,21 @@ def run(
     segment_size: Annotated[str, typer.Option(
         "--segment-size", metavar="SIZE",
         help="Start a new segment file after this much uncompressed data.")] = "64MB",
+    registry: Annotated[str | None, typer.Option(
+        "--registry", metavar="URL",
+        help="The cluster's Schema Registry [default: $KCLI_REGISTRY, the profile's "
+             "schema.registry.url, or the local cluster's]; 'none': carry no schemas.")
+    ] = None,
 ) -> None:
     """Back up topics into DIR.
 
     A consistent cut at the end of every partition as seen at the start (or --until),
     with configs, partition counts and every group's committed offsets. Rerun the same
-    command after an interruption to resume it."""
+    command after an interruption to resume it.
+
+    With a Schema Registry, the archive also carries every schema its records are
+    framed with (cluster/schemas.json, with subjects and versions), so a restore can
+    register them wherever it goes."""
     from kcli.backup.backup import BackupRequest, run_backup
     from kcli.formats.times import parse_time_ms
     from kcli.output import Column, Result, Table
@@ -201,7 +210,8 @@ def run(
     request = BackupRequest(
         root=to, patterns=tuple(topics or ()), all_topics=all_topics, codec=avro_codec(codec),
         level=level, until_ms=until_ms, incremental=incremental,
-        segment_bytes=parse_size(segment_size, "--segment-size"))
+        segment_bytes=parse_size(segment_size, "--segment-size"),
+        registry=opts.registry_config(registry))
     cluster = connect(opts)
     with CliEvents(opts) as events:
         result = run_backup(cluster, request, events,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -63,6 +63,12 @@ def migrate(
         "-r", "--replication-factor", min=1,
         help="Replication factor of topics created on the target [default: the "
              "source's, capped at the target's broker count, with a warning].")] = None,
+    registry_from: Annotated[str | None, typer.Option(
+        "--registry-from", metavar="URL", help="The source cluster's Schema Registry.")
+    ] = None,
+    registry_to: Annotated[str | None, typer.Option(
+        "--registry-to", metavar="URL", help="The target cluster's Schema Registry.")
+    ] = None,
 ) -> None:
     """Copy topics to another cluster, once or following.
 
@@ -70,7 +76,11 @@ def migrate(
     partition, order, keys, values, headers, timestamps) and, with --groups, committed
     offsets translated record for record. Progress is checkpointed in the target
     (topic __kcli_checkpoints): rerunning resumes without duplicates. Without --follow,
-    Ctrl-C also stops cleanly after a checkpoint, and exits 130 (not finished)."""
+    Ctrl-C also stops cleanly after a checkpoint, and exits 130 (not finished).
+
+    With --registry-from and --registry-to, the schemas of registry-framed records are
+    registered in the target registry as they turn up: with the same ids when it is in
+    IMPORT mode, else under its own ids, which the copied records are rewritten to."""
     from kcli.backup.migrate import MigrateRequest, run_migrate
     from kcli.client.cluster import Cluster
     from kcli.output import Result, Table
@@ -89,7 +99,11 @@ def migrate(
     request = MigrateRequest(patterns=tuple(topics or ()), all_topics=all_topics,
                              renames=renames, groups=groups, follow=follow,
                              force_groups=force_groups, dry_run=dry_run,
-                             replication=replication)
+                             replication=replication,
+                             registry_from=_registry(opts, registry_from, "--registry-from"),
+                             registry_to=_registry(opts, registry_to, "--registry-to"))
+    if (request.registry_from is None) != (request.registry_to is None):
+        raise BadInput("give both --registry-from and --registry-to, or neither")
     with CliEvents(opts) as events:
         result = run_migrate(Cluster(source_config, source_opts.timeout), source_config,
                              Cluster(target_config, target_opts.timeout), target_config,
@@ -100,7 +114,7 @@ def migrate(
             "follow": follow, "dry_run": result.dry_run, "interrupted": result.interrupted,
             "topics": rows,
             "groups": changes, "seconds": round(result.seconds, 3),
-            "warnings": events.warnings}
+            "schemas": result.schemas, "warnings": events.warnings}
     tables = [Table((Column("source", "TOPIC"), Column("target", "TARGET"),
                      Column("partitions", "PARTITIONS", "int"),
                      Column("to_copy", "TO COPY", "int"), Column("copied", "COPIED", "int"),
@@ -120,5 +134,17 @@ def migrate(
         return
     copied = sum(t.copied for t in result.topics)
     say(opts, f"migrated {copied} records in {result.seconds:.2f}s")
+    if result.schemas:
+        say(opts, result.schemas)
     if result.interrupted and not follow:
         raise typer.Exit(ExitCode.INTERRUPTED)
+
+
+def _registry(opts: Options, url: str | None, option: str) -> dict[str, Any] | None:
+    """A registry's client settings: the URL, with the profile's schema.registry.*
+    (auth, TLS)."""
+    if url is None:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise BadInput(f"{option} must be an http:// or https:// URL, not {url!r}")
+    return opts.registry_config(url)

@@ -34,6 +34,11 @@ def restore(
                               "partitioner).")] = False,
     force_groups: Annotated[bool, typer.Option(
         "--force-groups", help="Let --groups move a committed offset backwards.")] = False,
+    registry: Annotated[str | None, typer.Option(
+        "--registry", metavar="URL",
+        help="The target's Schema Registry, for archives with schemas [default: "
+             "$KCLI_REGISTRY, the profile's schema.registry.url, or the local "
+             "cluster's].")] = None,
 ) -> None:
     """Restore an archive into a cluster.
 
@@ -42,13 +47,18 @@ def restore(
     --groups, committed offsets. The archive gets verify's checks: its manifest's
     consistency and every file's sha256 before anything is written, each record as
     it is read. Rerunning continues an interrupted restore and never duplicates
-    records."""
+    records.
+
+    Schemas the archive carries are registered in the target's Schema Registry: with
+    the same ids when it is in IMPORT mode, else under the target's ids, which the
+    records' framing is rewritten to."""
     from kcli.backup.restore import RestoreRequest, run_restore
     from kcli.output import Result, Table
 
     request = RestoreRequest(root=directory, topics=tuple(topic or ()), groups=groups,
                              dry_run=dry_run, repartition=repartition,
-                             force_groups=force_groups)
+                             force_groups=force_groups,
+                             registry=opts.registry_config(registry))
     cluster = connect(opts)
     with CliEvents(opts) as events:
         result = run_restore(cluster, opts.client_config({"allow.auto.create.topics": False}),
@@ -57,7 +67,7 @@ def restore(
     changes = [c.to_dict() for c in result.groups]
     data = {"archive": result.archive, "dry_run": result.dry_run, "topics": topics,
             "groups": changes, "seconds": round(result.seconds, 3),
-            "warnings": events.warnings}
+            "schemas": result.schemas, "warnings": events.warnings}
     topic_table = Table(
         (Column("source", "TOPIC"), Column("target", "TARGET"), Column("action", "ACTION"),
          Column("records", "RECORDS", "int"), Column("to_copy", "TO COPY", "int"),
@@ -77,3 +87,5 @@ def restore(
     else:
         copied = sum(t.copied for t in result.topics)
         say(opts, f"restored {copied} records in {result.seconds:.2f}s")
+        if result.schemas:
+            say(opts, result.schemas)
