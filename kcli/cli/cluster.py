@@ -184,6 +184,9 @@ def _cluster_status(opts: Options, cluster: LocalCluster,
         "internal_partitions": health.get("internal_partitions"),
         "under_replicated_partitions": health.get("under_replicated"),
         "offline_partitions": health.get("offline"), "error": health.get("error"),
+        "schema_registry": ({"url": cluster.schema_registry.url,
+                             "process": "running" if cluster.schema_registry.alive
+                             else "stopped"} if cluster.schema_registry else None),
     }
 
     def with_internal(count: Any, internal: Any) -> Any:
@@ -196,6 +199,9 @@ def _cluster_status(opts: Options, cluster: LocalCluster,
         ("partitions", with_internal(data["partitions"], data["internal_partitions"])),
         ("under-replicated", data["under_replicated_partitions"]),
         ("offline", data["offline_partitions"]),
+        ("schema registry", f"{data['schema_registry']['url']} "
+                            f"({data['schema_registry']['process']})"
+         if data["schema_registry"] else "(none)"),
         *((("error", data["error"]),) if data["error"] else ()),
     ])
     brokers = Table((Column("broker", "BROKER", "int"), Column("port", "PORT", "int"),
@@ -214,8 +220,10 @@ def _cluster_health(opts: Options) -> dict[str, Any]:
         metadata = connect(opts).metadata()
     except KcliError as error:  # shown in the status rather than failing it
         return {"error": error.message}
-    user = [t for name, t in metadata.topics.items() if not name.startswith("__")]
-    internal = [t for name, t in metadata.topics.items() if name.startswith("__")]
+    from kcli.client.topics import is_internal
+
+    user = [t for name, t in metadata.topics.items() if not is_internal(name)]
+    internal = [t for name, t in metadata.topics.items() if is_internal(name)]
     partitions = [p for t in metadata.topics.values() for p in t.partitions.values()]
     return {
         "live_brokers": sorted(metadata.brokers),

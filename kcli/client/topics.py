@@ -16,9 +16,13 @@ from kcli.errors import BadInput, KcliError, NotFound, OperationFailed, from_kaf
 _GLOB_CHARS = frozenset("*?[")
 
 
+SCHEMAS_TOPIC = "_schemas"
+
+
 def is_internal(name: str) -> bool:
-    """Kafka's internal topics (__consumer_offsets, __transaction_state, ...)."""
-    return name.startswith("__")
+    """Kafka's internal topics (__consumer_offsets, __transaction_state, ...) and the
+    Schema Registry's store (``_schemas``), which only the registry writes."""
+    return name.startswith("__") or name == SCHEMAS_TOPIC
 
 
 def _topic_error(topic_metadata: Any) -> KcliError | None:

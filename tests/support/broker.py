@@ -142,13 +142,15 @@ def _bindable(port: int) -> bool:
 
 
 def kill_local_cluster(directory: Path) -> None:
-    """SIGKILL every broker a `kcli cluster` in `directory` recorded as running."""
+    """SIGKILL every broker (and the schema registry) a `kcli cluster` in `directory`
+    recorded as running."""
     state = directory / "cluster.json"
     if state.exists():
-        for broker in json.loads(state.read_text())["brokers"]:
-            if broker.get("pid"):
+        doc = json.loads(state.read_text())
+        for process in [*doc["brokers"], doc.get("schema_registry") or {}]:
+            if process.get("pid"):
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(broker["pid"], signal.SIGKILL)
+                    os.kill(process["pid"], signal.SIGKILL)
 
 
 def log_bytes(partition_dir: Path) -> int:
