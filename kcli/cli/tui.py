@@ -46,7 +46,8 @@ def tui(
     if "log_level" not in opts.properties:
         config["log_level"] = 0  # client logs on stderr would scribble over the screen
     service = KafkaService(config, timeout=opts.timeout if explicit else TUI_TIMEOUT,
-                           interval=interval, expected_brokers=_local_brokers(opts))
+                           interval=interval, expected_brokers=_local_brokers(opts),
+                           registry=opts.registry_config())
     app = KcliApp(service, interval=interval)
     app.run()
     if app.return_code:

@@ -99,6 +99,10 @@ class RegistryClient:
         except (ValueError, TypeError) as error:
             raise BadInput(f"schema registry settings: {error}") from None
 
+    def close(self) -> None:
+        """Close its HTTP connections."""
+        self.client.close()
+
     def call(self, what: str, action: Callable[[], T]) -> T:
         """Run one request, translating its errors."""
         try:

@@ -107,3 +107,8 @@ class RegistryDecoder:
             raise BadInput(f"{where}: not Avro for schema id {schema_id}: "
                            f"{type(error).__name__}") from None
         return orjson.dumps(datum, default=json_default)
+
+    def close(self) -> None:
+        """Close the registry client's connections."""
+        if self.registry is not None:
+            self.registry.close()

@@ -97,21 +97,40 @@ class DataService(Protocol):
 
 
 class ConsumerTail:
-    """A tail through the client layer's RecordConsumer (assigned, no group, no commits)."""
+    """A tail through the client layer's RecordConsumer (assigned, no group, no commits).
+    With a Schema Registry, registry-framed keys and values are shown decoded (as JSON);
+    what does not decode is shown as it is."""
 
-    def __init__(self, consumer: Any) -> None:
+    def __init__(self, consumer: Any, decoder: Any = None) -> None:
         self._consumer = consumer
+        self._decoder = decoder
 
     def read(self, timeout: float) -> list[Record]:
         """Up to TAIL_BATCH records."""
         from kcli.formats.envelope import from_message
 
         messages = self._consumer.next_batch(TAIL_BATCH, timeout)
-        return [from_message(m) for m in messages or ()]
+        records = [from_message(m) for m in messages or ()]
+        if self._decoder is not None:
+            records = [self._decoded(r) for r in records]
+        return records
+
+    def _decoded(self, record: Record) -> Record:
+        from dataclasses import replace
+
+        where = f"partition {record.partition} offset {record.offset}"
+        try:
+            key = self._decoder.decode(record.key, where, key=True)
+            value = self._decoder.decode(record.value, where, key=True)  # unframed: as is
+        except KcliError:
+            return record
+        return replace(record, key=key, value=value)
 
     def close(self) -> None:
         """Disconnect."""
         self._consumer.close()
+        if self._decoder is not None:
+            self._decoder.close()
 
 
 class KafkaService:
@@ -121,8 +140,11 @@ class KafkaService:
 
     def __init__(self, config: Mapping[str, Any], *, timeout: float, interval: float,
                  clock: Callable[[], float] = time.time,
-                 expected_brokers: Mapping[int, tuple[str, int]] | None = None) -> None:
+                 expected_brokers: Mapping[int, tuple[str, int]] | None = None,
+                 registry: Mapping[str, Any] | None = None) -> None:
         self.config = dict(config)
+        self.registry = dict(registry) if registry is not None else None
+        """Schema Registry client settings: the record tail decodes framed records."""
         self.expected_brokers = dict(expected_brokers or {})
         self.timeout = timeout
         self.bootstrap = str(self.config.get("bootstrap.servers", ""))
@@ -221,7 +243,13 @@ class KafkaService:
         def start(cluster: Cluster) -> Tail:
             consumer = RecordConsumer(cluster, topic, start=PositionSpec("last", TAIL_LAST),
                                       follow=True, config=TAIL_CONFIG)
-            return ConsumerTail(consumer.open())
+            decoder = None
+            if self.registry is not None:
+                from kcli.client.schemas import RegistryClient
+                from kcli.client.serdes import RegistryDecoder
+
+                decoder = RegistryDecoder(RegistryClient(self.registry), topic)
+            return ConsumerTail(consumer.open(), decoder)
 
         tail: Tail = self._call(start)
         return tail
