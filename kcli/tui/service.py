@@ -118,10 +118,9 @@ class ConsumerTail:
     def _decoded(self, record: Record) -> Record:
         from dataclasses import replace
 
-        where = f"partition {record.partition} offset {record.offset}"
         try:
-            key = self._decoder.decode(record.key, where, key=True)
-            value = self._decoder.decode(record.value, where, key=True)  # unframed: as is
+            key = self._decoder.decode(record.key, key=True)
+            value = self._decoder.decode(record.value, key=True)  # unframed: as it is
         except KcliError:
             return record
         return replace(record, key=key, value=value)
