@@ -117,6 +117,8 @@ class Options:
     settings, kept out of the librdkafka configuration."""
     local_registry: str | None = None
     """The Schema Registry URL of the local cluster the bootstrap came from."""
+    env_registry: str | None = None
+    """``$KCLI_REGISTRY``."""
 
     def registry_config(self, url: str | None = None) -> dict[str, Any] | None:
         """The SchemaRegistryClient configuration, or None when no registry is known.
@@ -124,7 +126,7 @@ class Options:
         (or -X) ``schema.registry.url``, else the local cluster's registry. Other
         ``schema.registry.X`` properties become the client's ``X`` (basic.auth.user.info,
         ssl.ca.location, ssl.certificate.location, ssl.key.location, ...)."""
-        chosen = (url or os.environ.get(ENV_REGISTRY)
+        chosen = (url or self.env_registry
                   or self.registry_properties.get(REGISTRY_PREFIX + "url")
                   or (self.local_registry if self.bootstrap_source == "local cluster"
                       else None))
@@ -242,6 +244,7 @@ def resolve(
         bootstrap_problem=problem,
         registry_properties=MappingProxyType(registry_properties),
         local_registry=local_registry,
+        env_registry=env.get(ENV_REGISTRY) or None,
     )
 
 

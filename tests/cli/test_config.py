@@ -167,3 +167,39 @@ def test_toml_writer_round_trips(data: dict[str, object]) -> None:
 def test_profile_names_are_checked_whole(env: dict[str, str], name: str) -> None:
     with pytest.raises(BadInput, match="profile names use"):
         save_profiles(env, Profile(name, "k:9092", {}))
+
+
+def test_schema_registry_settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """schema.registry.* properties configure the registry client, never librdkafka;
+    --registry, then $KCLI_REGISTRY, then the profile, then the local cluster's."""
+    monkeypatch.setenv("KCLI_STATE_DIR", env["KCLI_STATE_DIR"])
+    save_profiles(env, Profile("p", "profile:9092", {
+        "schema.registry.url": "https://sr.example.com",
+        "schema.registry.basic.auth.user.info": "alice:secret",
+        "client.id": "me"}), current="p")
+    opts = resolve(GlobalFlags(overrides=("schema.registry.ssl.ca.location=/ca.pem",)),
+                   environ=env)
+    assert not any(k.startswith("schema.registry.") for k in opts.client_config())
+    assert opts.registry_config() == {"url": "https://sr.example.com",
+                                      "basic.auth.user.info": "alice:secret",
+                                      "ssl.ca.location": "/ca.pem"}
+    assert opts.registry_config("http://flag:8081")["url"] == "http://flag:8081"
+    assert opts.registry_config("none") is None
+    from_env = resolve(GlobalFlags(), environ={**env, "KCLI_REGISTRY": "http://env:8081"})
+    assert from_env.registry_config()["url"] == "http://env:8081"  # type: ignore[index]
+    assert mask_properties({"schema.registry.basic.auth.user.info": "alice:secret"}) == {
+        "schema.registry.basic.auth.user.info": "****"}
+
+
+def test_the_local_clusters_registry(env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                     tmp_path: Path) -> None:
+    monkeypatch.setenv("KCLI_STATE_DIR", env["KCLI_STATE_DIR"])
+    local_cluster(env, "127.0.0.1:1111", os.getpid())
+    entry = Path(env["KCLI_STATE_DIR"]) / "clusters" / "c.json"
+    entry.write_text(entry.read_text()[:-1] + ', "schema_registry": {"url": '
+                     '"http://127.0.0.1:8081", "port": 8081, "pid": 1}}')
+    assert resolve(GlobalFlags(), environ=env).registry_config() == {
+        "url": "http://127.0.0.1:8081"}
+    # another cluster named with -b: the local registry is not its registry
+    assert resolve(GlobalFlags(bootstrap="elsewhere:9092"), environ=env).registry_config() \
+        is None

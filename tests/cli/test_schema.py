@@ -163,3 +163,20 @@ def test_bad_input(kcli: Kcli, topic: str, schema_registry: str, user_schema: Pa
         2, "-f avro needs a schema registry")
     kcli("consume", topic, "-f", "avro", *reg, "--on-error", "skip").fails(
         2, "--on-error")
+
+
+def test_produce_with_a_subjects_latest_schema(
+        kcli: Kcli, bootstrap: str, topic: str, schema_registry: str, user_schema: Path,
+        registry_client: SchemaRegistryClient) -> None:
+    """--subject without --schema writes with the subject's latest version (as
+    use.latest.version does), under any subject name (RecordNameStrategy and the like)."""
+    subject = f"kcli.test.User-{topic}"
+    kcli("schema", "register", subject, "--schema", str(user_schema),
+         "--registry", schema_registry).ok()
+    kcli("produce", topic, "-f", "avro", "--subject", subject, "-P", "1",
+         "--registry", schema_registry, input=b'{"name":"c","age":3}\n').ok()
+    value = read_all(bootstrap, topic)[0].value
+    assert value is not None
+    assert int.from_bytes(value[1:5], "big") == \
+        registry_client.get_latest_version(subject).schema_id
+    assert f"{topic}-value" not in registry_client.get_subjects()

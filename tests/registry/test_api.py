@@ -266,3 +266,51 @@ def test_state_survives_a_restart_with_the_same_ids(
         assert again.register_schema("s3-value", avro({**V1, "name": "U3"})) == max(ids) + 1
     finally:
         second.stop()
+
+
+# (level, old, compatible new, incompatible new); NONE accepts a type change
+EMAIL_NO_DEFAULT = {**V1, "fields": [*V1["fields"], {"name": "email", "type": "string"}]}
+LEVEL_CASES = [
+    ("BACKWARD", V1, WITH_DEFAULT, NO_DEFAULT),
+    ("BACKWARD_TRANSITIVE", V1, WITH_DEFAULT, NO_DEFAULT),
+    ("FORWARD", V1, EMAIL_NO_DEFAULT, {**V1, "fields": [{"name": "other", "type": "int"}]}),
+    ("FORWARD_TRANSITIVE", V1, EMAIL_NO_DEFAULT,
+     {**V1, "fields": [{"name": "other", "type": "int"}]}),
+    ("FULL", V1, WITH_DEFAULT, NO_DEFAULT),
+    ("FULL_TRANSITIVE", V1, WITH_DEFAULT, EMAIL_NO_DEFAULT),
+    ("NONE", V1, {**V1, "fields": [{"name": "name", "type": "int"}]}, None),
+]
+
+
+@pytest.mark.parametrize(("level", "old", "good", "bad"), LEVEL_CASES,
+                         ids=[case[0] for case in LEVEL_CASES])
+def test_each_level_through_the_client(client: SchemaRegistryClient, subject: str, level: str,
+                                       old: dict[str, Any], good: dict[str, Any],
+                                       bad: dict[str, Any] | None) -> None:
+    client.set_compatibility(subject, level)
+    client.register_schema(subject, avro(old))
+    if bad is not None:
+        refused = error_of(lambda: client.register_schema(subject, avro(bad)))
+        assert (refused.http_status_code, refused.error_code) == (409, 40901)
+        assert client.test_compatibility(subject, avro(bad)) is False
+    assert client.test_compatibility(subject, avro(good)) is True
+    client.register_schema(subject, avro(good))
+    assert client.get_versions(subject) == [1, 2]
+
+
+def test_json_schema_and_protobuf_are_stored_and_served(client: SchemaRegistryClient,
+                                                        subject: str) -> None:
+    json_schema = Schema(json.dumps({"type": "object", "properties": {"a": {"type": "string"}}}),
+                         "JSON")
+    proto = Schema('syntax = "proto3";\nmessage Thing { string name = 1; }\n', "PROTOBUF")
+    json_id = client.register_schema(subject, json_schema)
+    proto_subject = subject.replace("-value", "-proto")
+    proto_id = client.register_schema(proto_subject, proto)
+    assert client.get_schema(json_id).schema_type == "JSON"
+    got = client.get_schema(proto_id)
+    assert (got.schema_type, "message Thing" in (got.schema_str or "")) == ("PROTOBUF", True)
+    # a whitespace-only change of the .proto is the same schema
+    again = Schema('syntax = "proto3";  message Thing { string name = 1; }', "PROTOBUF")
+    assert client.register_schema(proto_subject, again) == proto_id
+    bad_json = error_of(lambda: client.register_schema(subject, Schema("[1, 2", "JSON")))
+    assert bad_json.error_code == 42201

@@ -120,3 +120,35 @@ def test_reads_confluents_delete_subject_record() -> None:
         orjson.dumps({"subject": "s-value", "version": 2}))
     assert registry.subjects() == []
     assert registry.subjects(deleted=True) == ["s-value"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["type", "name", "fields", "symbols", "items", "values", "size",
+                         "default", "namespace", "aliases"]), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(schema=json_values, schema_type=st.sampled_from([None, "AVRO", "JSON", "PROTOBUF", 7]),
+       references=st.one_of(st.none(), json_values))
+def test_any_request_body_is_an_answer_or_a_registry_error(
+        schema: object, schema_type: object, references: object) -> None:
+    """Whatever JSON a client posts, the service answers or raises RegistryError: no
+    other exception reaches the HTTP layer's generic 500."""
+    registry = Registry(RegistryState())
+    for body in ({"schema": orjson.dumps(schema).decode(), "schemaType": schema_type,
+                  "references": references},
+                 {"schema": schema}, schema):
+        for call in (lambda b: registry.register("s-value", b),
+                     lambda b: registry.lookup("s-value", b),
+                     lambda b: registry.check("s-value", None, b),
+                     lambda b: registry.set_config("s-value", b),
+                     lambda b: registry.set_mode("s-value", b)):
+            try:
+                plan = call(body)
+            except RegistryError:
+                continue
+            for key, value in getattr(plan, "records", []):
+                registry.state.apply(key, value)
