@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.broker import BrokerProcess
 from tests.support.lanes import lanes_of, unit_guard, use_tmpfs_for_a_unit_run
 from tests.support.registry import RegistryProcess
+
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,6 +62,22 @@ def schema_registry(broker: BrokerProcess,
     yield process.url
     code = process.stop()
     assert code == 0, f"registry exited with {code}:\n{process.log()}"
+
+
+@pytest.fixture
+def registry_clients() -> Iterator[Callable[[str], SchemaRegistryClient]]:
+    """confluent-kafka SchemaRegistryClient factory; their connections close at the end."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    made: list[SchemaRegistryClient] = []
+
+    def make(url: str) -> SchemaRegistryClient:
+        made.append(SchemaRegistryClient({"url": url}))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -20,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from kcli.durable import PRIVATE_FILE, make_private_dir
+from kcli.durable import make_private_dir
 from kcli.errors import OperationFailed
 
 DEFAULT_PORT = 8081
@@ -93,11 +92,9 @@ def spawn(data_dir: Path, bootstrap: str, registry: RegistryProcess) -> None:
     make_private_dir(path.parent)
     args = [sys.executable, "-P", "-m", "kcli.registry", "--bootstrap", bootstrap,
             "--listen", f"127.0.0.1:{registry.port}"]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, PRIVATE_FILE)
-    with open(fd, "ab") as log:
-        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                   start_new_session=True, close_fds=True)
-    registry.pid = process.pid
+    from kcli.local.supervisor import spawn_detached
+
+    registry.pid = spawn_detached(args, path)
 
 
 def answers(url: str) -> bool:

@@ -241,11 +241,17 @@ def _spawn(cluster: LocalCluster, broker: BrokerProcess) -> None:
             "--cluster-dir", str(cluster.cluster_dir)]
     for key, value in sorted(cluster.settings.items()):
         args += ["-c", f"{key}={value}"]
+    broker.pid = spawn_detached(args, log_file)
+
+
+def spawn_detached(args: list[str], log_file: Path) -> int:
+    """Start a process in its own session (it outlives the command that started it),
+    stdout and stderr appended to ``log_file``; returns its pid."""
     fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, PRIVATE_FILE)
     with open(fd, "ab") as log:
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                    start_new_session=True, close_fds=True)
-    broker.pid = process.pid
+    return process.pid
 
 
 def log_tail(path: Path) -> str:

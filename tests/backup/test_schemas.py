@@ -27,19 +27,6 @@ OTHER = {"type": "record", "name": "Unrelated", "fields": [{"name": "x", "type":
 
 
 @pytest.fixture
-def clients() -> Iterator[Callable[[str], SchemaRegistryClient]]:
-    made: list[SchemaRegistryClient] = []
-
-    def make(url: str) -> SchemaRegistryClient:
-        made.append(SchemaRegistryClient({"url": url}))
-        return made[-1]
-
-    yield make
-    for client in made:
-        client.close()
-
-
-@pytest.fixture
 def target(make_broker: Callable[..., BrokerProcess], tmp_path: Path) -> Iterator[
         tuple[str, str]]:
     """(bootstrap, registry URL) of a second cluster with its own registry."""
@@ -86,8 +73,8 @@ def decoded(bootstrap: str, registry: SchemaRegistryClient, topic: str) -> list[
 def test_restore_into_another_registry_rewrites_the_ids(
         kcli: Kcli, bootstrap: str, schema_registry: str, topic_name: str,
         target: tuple[str, str], tmp_path: Path,
-        clients: Callable[[str], SchemaRegistryClient]) -> None:
-    source = clients(schema_registry)
+        registry_clients: Callable[[str], SchemaRegistryClient]) -> None:
+    source = registry_clients(schema_registry)
     produce_orders(bootstrap, source, topic_name, 20)
     archive = tmp_path / "archive"
     kcli("backup", topic_name, "--to", str(archive), "--registry", schema_registry).ok()
@@ -98,7 +85,7 @@ def test_restore_into_another_registry_rewrites_the_ids(
     kcli("backup", "verify", str(archive)).ok()
 
     target_bootstrap, target_url = target
-    sink = clients(target_url)
+    sink = registry_clients(target_url)
     for i in range(3):  # the target gave ids 1-3 to schemas of its own
         sink.register_schema(f"taken-{i}", Schema(json.dumps({**OTHER, "name": f"U{i}"}),
                                                   "AVRO"))
@@ -118,13 +105,13 @@ def test_restore_into_another_registry_rewrites_the_ids(
 def test_restore_into_an_import_mode_registry_keeps_the_ids(
         kcli: Kcli, bootstrap: str, schema_registry: str, topic_name: str,
         target: tuple[str, str], tmp_path: Path,
-        clients: Callable[[str], SchemaRegistryClient]) -> None:
-    source = clients(schema_registry)
+        registry_clients: Callable[[str], SchemaRegistryClient]) -> None:
+    source = registry_clients(schema_registry)
     produce_orders(bootstrap, source, topic_name, 5)
     archive = tmp_path / "archive"
     kcli("backup", topic_name, "--to", str(archive), "--registry", schema_registry).ok()
     target_bootstrap, target_url = target
-    sink = clients(target_url)
+    sink = registry_clients(target_url)
     sink.update_global_mode("IMPORT")
     kcli("-b", target_bootstrap, "restore", str(archive), "--registry", target_url).ok()
     source_ids = {source.get_latest_version(f"{topic_name}-{f}").schema_id
@@ -138,8 +125,8 @@ def test_restore_into_an_import_mode_registry_keeps_the_ids(
 def test_restore_without_a_target_registry_warns(
         kcli: Kcli, bootstrap: str, schema_registry: str, topic_name: str,
         target: tuple[str, str], tmp_path: Path,
-        clients: Callable[[str], SchemaRegistryClient]) -> None:
-    produce_orders(bootstrap, clients(schema_registry), topic_name, 2)
+        registry_clients: Callable[[str], SchemaRegistryClient]) -> None:
+    produce_orders(bootstrap, registry_clients(schema_registry), topic_name, 2)
     archive = tmp_path / "archive"
     kcli("backup", topic_name, "--to", str(archive), "--registry", schema_registry).ok()
     done = kcli("-b", target[0], "restore", str(archive), "--registry", "none").ok()
@@ -148,11 +135,11 @@ def test_restore_without_a_target_registry_warns(
 
 def test_migrate_between_registries(
         kcli: Kcli, bootstrap: str, schema_registry: str, topic_name: str,
-        target: tuple[str, str], clients: Callable[[str], SchemaRegistryClient]) -> None:
-    source = clients(schema_registry)
+        target: tuple[str, str], registry_clients: Callable[[str], SchemaRegistryClient]) -> None:
+    source = registry_clients(schema_registry)
     produce_orders(bootstrap, source, topic_name, 10)
     target_bootstrap, target_url = target
-    sink = clients(target_url)
+    sink = registry_clients(target_url)
     sink.register_schema("taken", Schema(json.dumps(OTHER), "AVRO"))
     kcli("migrate", topic_name, "--to", target_bootstrap, "--registry-from", schema_registry,
          "--registry-to", target_url).ok()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,23 +35,9 @@ def avro(doc: object, indent: int | None = None) -> Schema:
 
 
 @pytest.fixture
-def clients() -> Iterator[Callable[[str], SchemaRegistryClient]]:
-    """SchemaRegistryClient factory; their HTTP connections are closed at the end."""
-    made: list[SchemaRegistryClient] = []
-
-    def make(url: str) -> SchemaRegistryClient:
-        made.append(SchemaRegistryClient({"url": url}))
-        return made[-1]
-
-    yield make
-    for client in made:
-        client.close()
-
-
-@pytest.fixture
-def client(clients: Callable[[str], SchemaRegistryClient],
+def client(registry_clients: Callable[[str], SchemaRegistryClient],
            schema_registry: str) -> SchemaRegistryClient:
-    return clients(schema_registry)
+    return registry_clients(schema_registry)
 
 
 @pytest.fixture
@@ -78,7 +64,7 @@ def http(url: str, method: str = "GET", body: object = None) -> tuple[int, Any]:
 
 
 def test_the_serializer_registers_and_frames(
-        client: SchemaRegistryClient, clients: Callable[[str], SchemaRegistryClient],
+        client: SchemaRegistryClient, registry_clients: Callable[[str], SchemaRegistryClient],
         schema_registry: str, subject: str, topic_name: str) -> None:
     serializer = AvroSerializer(client, json.dumps(V1),
                                 conf={"subject.name.strategy": lambda ctx, name: subject})
@@ -87,7 +73,7 @@ def test_the_serializer_registers_and_frames(
     schema_id = client.get_latest_version(subject).schema_id
     assert framed[:5] == b"\x00" + schema_id.to_bytes(4, "big")
     # a cold deserializer (its own client, empty caches) reads it back by id
-    cold = AvroDeserializer(clients(schema_registry))
+    cold = AvroDeserializer(registry_clients(schema_registry))
     assert cold(framed, SerializationContext(topic_name, MessageField.VALUE)) == {"name": "ada"}
 
 
@@ -243,12 +229,12 @@ def test_latest_is_minus_one_and_unknown_versions(client: SchemaRegistryClient,
 
 def test_state_survives_a_restart_with_the_same_ids(
         make_broker: Any, tmp_path: Path,
-        clients: Callable[[str], SchemaRegistryClient]) -> None:
+        registry_clients: Callable[[str], SchemaRegistryClient]) -> None:
     """A registry rebuilt from `_schemas` (a second instance, then after a broker restart)
     answers the same ids, and the next id is one more than the highest."""
     broker: BrokerProcess = make_broker("sr").start()
     first = RegistryProcess(broker.bootstrap, tmp_path / "first.log").start()
-    client = clients(first.url)
+    client = registry_clients(first.url)
     ids = [client.register_schema(f"s{i}-value", avro({**V1, "name": f"U{i}"}))
            for i in range(3)]
     client.delete_version("s1-value", 1)
@@ -258,7 +244,7 @@ def test_state_survives_a_restart_with_the_same_ids(
     broker.start()
     second = RegistryProcess(broker.bootstrap, tmp_path / "second.log").start()
     try:
-        again = clients(second.url)
+        again = registry_clients(second.url)
         assert [again.get_version(f"s{i}-value", 1, deleted=True).schema_id
                 for i in range(3)] == ids
         assert again.get_subjects() == ["s0-value", "s2-value"]

@@ -123,7 +123,7 @@ def test_reads_confluents_delete_subject_record() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
         st.sampled_from(["type", "name", "fields", "symbols", "items", "values", "size",
                          "default", "namespace", "aliases"]), inner, max_size=4),
