@@ -59,22 +59,14 @@ class RegistryProcess:
         return cls(int(doc["port"]), pid if isinstance(pid, int) else 0)
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def choose_port(broker_port: int, previous: int | None = None) -> int:
     """The registry's port: the one it had, else 8081 shifted like the broker port,
     else one the kernel picks."""
+    from kcli.local.supervisor import port_in_use
+
     shifted = DEFAULT_PORT + broker_port - BROKER_DEFAULT_PORT
     for candidate in (previous, shifted):
-        if candidate is not None and 1024 <= candidate <= 65535 and _free(candidate):
+        if candidate is not None and 1024 <= candidate <= 65535 and not port_in_use(candidate):
             return candidate
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
