@@ -21,8 +21,6 @@ from typing import Any, Protocol
 from kcli.client.schemas import RegistryClient, StoredSchema, framed_id, reframe
 from kcli.errors import NotFound, OperationFailed
 
-SCHEMAS_FILE = "cluster/schemas.json"
-
 
 def collect_ids(ids: set[int], key: bytes | None, value: bytes | None) -> None:
     """Add the schema ids a record's key and value are framed with."""

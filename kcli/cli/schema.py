@@ -15,6 +15,7 @@ from kcli.cli.options import command, say
 from kcli.config import Options
 from kcli.errors import BadInput, OperationFailed
 from kcli.output.model import Column, Result, Table, fields_table
+from kcli.registry.names import LEVELS, MODES, SCHEMA_TYPES
 
 if TYPE_CHECKING:
     from kcli.client.schemas import RegistryClient, StoredSchema
@@ -41,10 +42,6 @@ ReferenceOpt = Annotated[list[str] | None, typer.Option(
 VersionOpt = Annotated[str | None, typer.Option(
     "--version", "-v", metavar="VERSION", help="A version number or latest.")]
 
-SCHEMA_TYPES = ("AVRO", "JSON", "PROTOBUF")
-LEVELS = ("NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
-          "FULL", "FULL_TRANSITIVE")
-MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
 
 
 def _registry(opts: Options, url: str | None) -> RegistryClient:
@@ -77,7 +74,7 @@ def read_schema(path: Path, kind: str | None,
     if kind is None:
         kind = {".json": "JSON", ".proto": "PROTOBUF"}.get(path.suffix.lower(), "AVRO")
     if kind.upper() not in SCHEMA_TYPES:
-        raise BadInput(f"--type: {kind!r} is not one of {', '.join(SCHEMA_TYPES)}")
+        raise BadInput(f"--type: {kind!r} is not one of {', '.join(sorted(SCHEMA_TYPES))}")
     refs = []
     for item in references or ():
         name, _, target = item.partition("=")

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from kcli.registry import errors
 from kcli.registry.errors import RegistryError
-from kcli.registry.schemas import SCHEMA_TYPES
+from kcli.registry.names import SCHEMA_TYPES
 from kcli.registry.service import Plan, Registry
 from kcli.registry.state import RegistryState
 from kcli.registry.store import SchemasTopic

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import avro.errors
 import avro.name
@@ -20,12 +21,8 @@ import orjson
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
 from kcli.registry.errors import INVALID_SCHEMA, RegistryError
+from kcli.registry.names import AVRO, PROTOBUF
 
-AVRO, JSON, PROTOBUF = "AVRO", "JSON", "PROTOBUF"
-SCHEMA_TYPES = (JSON, PROTOBUF, AVRO)  # the order Confluent lists them in
-LEVELS = ("NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
-          "FULL", "FULL_TRANSITIVE")
-DEFAULT_LEVEL = "BACKWARD"
 _MAX_REFERENCE_DEPTH = 32
 
 
@@ -50,7 +47,7 @@ class Schema:
     text: str
     references: tuple[Reference, ...] = ()
 
-    @property
+    @cached_property
     def fingerprint(self) -> tuple[object, ...]:
         """Equal for schemas that are the same: JSON compared with sorted keys and no
         whitespace (as Karapace does), Protobuf by its text with whitespace collapsed."""

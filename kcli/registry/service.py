@@ -11,10 +11,8 @@ from dataclasses import dataclass, field, replace
 
 from kcli.registry import errors
 from kcli.registry.errors import RegistryError
+from kcli.registry.names import AVRO, LEVELS, MODES, SCHEMA_TYPES
 from kcli.registry.schemas import (
-    AVRO,
-    LEVELS,
-    SCHEMA_TYPES,
     Reference,
     Schema,
     canonical,
@@ -32,7 +30,6 @@ from kcli.registry.state import (
     schema_tombstone,
 )
 
-MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
 _MAX_VERSION = 2**31 - 1
 
 

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from kcli.registry.schemas import AVRO, DEFAULT_LEVEL, Reference, Schema
+from kcli.registry.names import AVRO, DEFAULT_LEVEL
+from kcli.registry.schemas import Reference, Schema
 
 log = logging.getLogger(__name__)
 

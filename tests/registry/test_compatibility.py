@@ -9,7 +9,8 @@ import json
 import pytest
 
 from kcli.registry.errors import RegistryError
-from kcli.registry.schemas import AVRO, Reference, Schema, canonical, incompatibilities
+from kcli.registry.names import AVRO
+from kcli.registry.schemas import Reference, Schema, canonical, incompatibilities
 
 
 def _no_refs(ref: Reference) -> Schema:
