@@ -42,7 +42,9 @@ class RegistryEncoder:
         except orjson.JSONDecodeError as error:
             raise BadInput(f"{source} is not valid JSON: {error.msg}") from None
         self.codec = AvroCodec(parsed, source)  # checks records with readable errors
-        self.schema_id = registry.register(subject, StoredSchema(schema_text))
+        # registered now, before any input is read: an incompatible schema fails at
+        # once, and the serializer finds the id in the client's cache
+        registry.register(subject, StoredSchema(schema_text))
         self._serialize = AvroSerializer(
             registry.client, schema_text,
             conf={"auto.register.schemas": True, "normalize.schemas": False,
