@@ -97,10 +97,10 @@ def _avro_decoder(opts: Options, fmt: str, topic: str, schema: Path | None,
             return _Decoded(m, m.key(), bare.decode(m.value(), where))
 
         return decode_bare, None
-    from kcli.client.schemas import RegistryClient
+    from kcli.client.schema_fetch import schema_source
     from kcli.client.serdes import RegistryDecoder
 
-    decoder = RegistryDecoder(RegistryClient(config), topic, bare)
+    decoder = RegistryDecoder(schema_source(config), topic, bare)
     decode = decoder.decode
 
     def decode_framed(m: Any) -> Any:
@@ -229,9 +229,9 @@ def consume(
                 if not batch:
                     continue
                 if decoder is not None and pattern is None and render is _raw:
-                    values = decoder.decode_values([m.value() for m in batch])
-                    if values is not None:  # every value decoded at once: the hot path
-                        emit(b"\n".join(values) + b"\n", len(batch))
+                    lines = decoder.decode_lines([m.value() for m in batch])
+                    if lines is not None:  # every value decoded at once: the hot path
+                        emit(lines, len(batch))
                         if remaining is not None:
                             remaining -= len(batch)
                         continue

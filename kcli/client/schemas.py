@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from confluent_kafka.schema_registry import (
-    Schema,
-    SchemaReference,
-    SchemaRegistryClient,
-    SchemaRegistryError,
-)
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kcli.errors import BadInput, KcliError, NotFound, OperationFailed, Unreachable
+
+# confluent_kafka.schema_registry is imported where it is used: its imports (httpx,
+# authlib, trio) cost 150 ms, which decoding records does not pay (schema_fetch.py)
+if TYPE_CHECKING:
+    from confluent_kafka.schema_registry import Schema
 
 T = TypeVar("T")
 MAGIC = 0
@@ -49,6 +47,8 @@ class StoredSchema:
 
     def to_client(self) -> Schema:
         """confluent-kafka's Schema object."""
+        from confluent_kafka.schema_registry import Schema, SchemaReference
+
         refs = [SchemaReference(name, subject, version)
                 for name, subject, version in self.references]
         return Schema(self.text, self.schema_type, refs)
@@ -74,6 +74,8 @@ _DELETE_ORDER = range(40404, 40408)
 
 
 def _translate(error: Exception, what: str, url: str) -> KcliError:
+    from confluent_kafka.schema_registry import SchemaRegistryError
+
     if isinstance(error, SchemaRegistryError):
         message = f"{what}: {error.error_message} (registry error {error.error_code})"
         status = error.http_status_code
@@ -91,6 +93,8 @@ class RegistryClient:
     """One registry, with kcli's errors."""
 
     def __init__(self, config: dict[str, Any]) -> None:
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+
         self.url = str(config["url"])
         settings = dict(config)
         settings.setdefault("max.retries", 1)  # a dead registry fails in a second or two
@@ -193,6 +197,8 @@ class RegistryClient:
 
     def lookup(self, subject: str, schema: StoredSchema) -> int | None:
         """The id of this schema under the subject, or None when it is not there."""
+        from confluent_kafka.schema_registry import SchemaRegistryError
+
         try:
             found = self.client.lookup_schema(subject, schema.to_client())
         except SchemaRegistryError as error:

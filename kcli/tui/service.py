@@ -244,10 +244,10 @@ class KafkaService:
                                       follow=True, config=TAIL_CONFIG)
             decoder = None
             if self.registry is not None:
-                from kcli.client.schemas import RegistryClient
+                from kcli.client.schema_fetch import schema_source
                 from kcli.client.serdes import RegistryDecoder
 
-                decoder = RegistryDecoder(RegistryClient(self.registry), topic)
+                decoder = RegistryDecoder(schema_source(self.registry), topic)
             return ConsumerTail(consumer.open(), decoder)
 
         tail: Tail = self._call(start)

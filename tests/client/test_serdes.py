@@ -49,12 +49,11 @@ def test_one_request_per_id(registry: RegistryClient, topic_name: str) -> None:
     reader.client._rest_client.get = counted  # type: ignore[method-assign]
     decoder = RegistryDecoder(reader, topic_name)
     try:
-        assert decoder.decode_values(values) is None  # no schema seen yet: per record
+        batched = decoder.decode_lines(values)  # the first fetches the schema
         one_by_one = [decoder.decode(v) for v in values]
-        batched = decoder.decode_values(values)
     finally:
         reader.close()
-    assert batched == one_by_one
+    assert batched == b"".join(line + b"\n" for line in one_by_one if line is not None)
     assert orjson.loads(one_by_one[3]) == {"n": 3, "at": 1_700_000_000_003}  # Avro's JSON
     assert len([c for c in calls if "schemas/ids" in c]) == 1
 
@@ -68,6 +67,8 @@ def test_bare_fallback_and_errors(registry: RegistryClient, topic_name: str) -> 
     with pytest.raises(BadInput, match="not a schema-registry record"):
         strict.decode(body)
     value = framed(registry, topic_name, 1)[0]
-    with pytest.raises(BadInput, match="not Avro for schema id"):
+    with pytest.raises(BadInput, match=r"not Avro for schema id \d+: the body ends early"):
         strict.decode(value[:-1])
+    with pytest.raises(BadInput, match=r"not Avro for schema id \d+: 2 bytes left over"):
+        strict.decode(value + b"\0\0")
     assert strict.decode(b"plain key", key=True) == b"plain key"
