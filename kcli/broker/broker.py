@@ -50,6 +50,8 @@ from kcli.broker.log.errors import LogOffline
 from kcli.broker.log.log import sync_segments
 from kcli.broker.partition import Partition
 from kcli.broker.replicas import ReplicaManager
+from kcli.broker.security import users
+from kcli.broker.security.scram import ScramCredential
 from kcli.broker.topic_settings import TopicSettings
 from kcli.durable import PRIVATE_FILE, make_private_dir, write_atomically
 
@@ -140,15 +142,21 @@ class Broker:
         """The current cluster metadata."""
         return self.controller.metadata
 
-    def open(self, port: int) -> None:
+    def open(self, port: int, endpoints: dict[str, tuple[str, int]] | None = None,
+             advertised_host: str | None = None) -> None:
         """Lock the data dir, take this broker's liveness lock, register in the cluster
-        metadata (creating it for a new cluster), open every hosted partition."""
+        metadata (creating it for a new cluster), open every hosted partition. ``port``
+        (and ``advertised_host``) are the inter-broker listener's; ``endpoints`` every
+        listener's, when there are several."""
         self.advertised_port = port
+        if advertised_host is not None:
+            self.advertised_host = advertised_host
         make_private_dir(self.data_dir)
         self._lock_data_dir()
         try:
             self.cluster.acquire_broker(self.node_id)
-            info = BrokerInfo(self.node_id, self.advertised_host, self.advertised_port)
+            info = BrokerInfo(self.node_id, self.advertised_host, self.advertised_port,
+                              endpoints=dict(endpoints or {}))
             metadata = self.controller.open(info, self._check_meta_properties)
             self.live_broker_ids()  # who runs now, before anyone can die unseen
             if self.cluster.try_acquire_controller():
@@ -343,6 +351,11 @@ class Broker:
     def _probe_live(self) -> set[int]:
         self._live_at = -1.0
         return self.live_broker_ids()
+
+    def scram_credential(self, user: str, mechanism: str) -> ScramCredential | None:
+        """A user's stored SCRAM credential, as the cluster metadata has it now."""
+        self.refresh_metadata()
+        return users.credential(self.metadata, user, mechanism)
 
     def broker_endpoint(self, node_id: int) -> BrokerInfo | None:
         """Where a registered broker listens."""

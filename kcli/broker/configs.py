@@ -8,6 +8,7 @@ or the built-in default (DEFAULT_CONFIG).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -103,6 +104,16 @@ def _one_of(*choices: str) -> Callable[[str], None]:
     return check
 
 
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _mechanisms(value: str) -> None:
+    unknown = [m for m in value.split(",") if m.strip() and m.strip() not in SASL_MECHANISMS]
+    if unknown:
+        raise InvalidConfig(f"SASL mechanism {unknown[0]!r} is not one of "
+                            f"{', '.join(SASL_MECHANISMS)}")
+
+
 def _cleanup_policy(value: str) -> None:
     parts = [part.strip() for part in value.split(",") if part.strip()]
     if not parts or any(part not in ("delete", "compact") for part in parts):
@@ -155,6 +166,56 @@ BROKER_SETTINGS: dict[str, ConfigDef] = {
                   "the connection is closed (not a Kafka setting: librdkafka's "
                   "socket.timeout.ms, 60000, is as long as any client waits for a request).",
                   _at_least(1)),
+        # Listeners and security, as Kafka names them (kcli/broker/security). Each ssl.*,
+        # sasl.* and connections.max.reauth.ms setting may also be given for one
+        # listener as listener.name.<listener>.<setting>, which wins for that listener.
+        ConfigDef("listeners", ConfigType.LIST, None,
+                  "NAME://HOST:PORT,... to listen on (port 0: any free port); default: "
+                  "PLAINTEXT on the --listen address.", read_only=True),
+        ConfigDef("advertised.listeners", ConfigType.LIST, None,
+                  "NAME://HOST:PORT,... to give clients (default: listeners).", read_only=True),
+        ConfigDef("listener.security.protocol.map", ConfigType.LIST,
+                  "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+                  "NAME:PROTOCOL for each listener name that is not a protocol.", read_only=True),
+        ConfigDef("inter.broker.listener.name", _S, None,
+                  "The listener brokers use between themselves (default: the first).",
+                  read_only=True),
+        ConfigDef("sasl.enabled.mechanisms", ConfigType.LIST,
+                  "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+                  "SASL mechanisms a SASL listener offers (Kafka's default is GSSAPI, which "
+                  "kcli does not have).", _mechanisms, read_only=True),
+        ConfigDef("sasl.mechanism.inter.broker.protocol", _S, "PLAIN",
+                  "The mechanism brokers log in with on a SASL inter-broker listener, with "
+                  "the username and password of its JAAS config.", _mechanisms,
+                  read_only=True),
+        ConfigDef("sasl.jaas.config", ConfigType.PASSWORD, None,
+                  "A JAAS login module line: PlainLoginModule's user_NAME=\"password\" "
+                  "options are PLAIN's users; username and password are the broker's own "
+                  "login. Usually given per listener and mechanism, as "
+                  "listener.name.<listener>.plain.sasl.jaas.config.", read_only=True),
+        ConfigDef("ssl.keystore.type", _S, "PEM",
+                  "PEM only: the certificate chain and its key in one file (convert JKS or "
+                  "PKCS12 with keytool/openssl).", _one_of("PEM"), read_only=True),
+        ConfigDef("ssl.keystore.location", _S, None,
+                  "PEM file with the broker's certificate chain and private key.",
+                  read_only=True),
+        ConfigDef("ssl.key.password", ConfigType.PASSWORD, None,
+                  "Password of the private key, if it is encrypted.", read_only=True),
+        ConfigDef("ssl.truststore.type", _S, "PEM", "PEM only.", _one_of("PEM"),
+                  read_only=True),
+        ConfigDef("ssl.truststore.location", _S, None,
+                  "PEM file of the CAs whose client (and broker) certificates are trusted.",
+                  read_only=True),
+        ConfigDef("ssl.client.auth", _S, "none",
+                  "required, requested or none: whether TLS clients must show a certificate "
+                  "(its subject becomes the principal, User:CN=...).",
+                  _one_of("required", "requested", "none"), read_only=True),
+        ConfigDef("connections.max.reauth.ms", _L, "0",
+                  "A SASL session lasts this long, then the client must re-authenticate "
+                  "(KIP-368); 0: forever.", _at_least(0), read_only=True),
+        ConfigDef("connection.failed.authentication.delay.ms", _I, "100",
+                  "How long a failed authentication's connection stays open before it is "
+                  "closed (slows password guessing).", _at_least(0), read_only=True),
         ConfigDef("compression.type", _S, "producer", "Default topic compression.",
                   _one_of("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")),
         ConfigDef("log.cleanup.policy", ConfigType.LIST, "delete", "Default cleanup policy.",
@@ -343,11 +404,31 @@ def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
     return result
 
 
+_PER_LISTENER = re.compile(r"listener\.name\.([a-z0-9_]+)\.(.+)")
+_MECHANISM_PREFIX = re.compile(r"(plain|scram-sha-256|scram-sha-512)\.(sasl\.jaas\.config)")
+
+
+def base_setting(name: str) -> str | None:
+    """The setting a listener- (and mechanism-) prefixed name overrides, e.g.
+    listener.name.sasl_ssl.plain.sasl.jaas.config -> sasl.jaas.config; None when
+    ``name`` has no such prefix or the setting may not be given per listener."""
+    match = _PER_LISTENER.fullmatch(name)
+    if match is None:
+        return None
+    rest = match.group(2)
+    mechanism = _MECHANISM_PREFIX.fullmatch(rest)
+    base = mechanism.group(2) if mechanism else rest
+    if base.startswith(("ssl.", "sasl.")) or base == "connections.max.reauth.ms":
+        return base if base in BROKER_SETTINGS else None
+    return None
+
+
 def validate_broker_settings(settings: Mapping[str, str]) -> dict[str, str]:
     """Validate broker settings given at start; raises InvalidConfig."""
     result: dict[str, str] = {}
     for name, value in settings.items():
-        definition = BROKER_SETTINGS.get(name)
+        base = base_setting(name)
+        definition = BROKER_SETTINGS.get(base or name)
         if definition is None:
             raise InvalidConfig(f"unknown broker setting {name!r}")
         normalised = definition.validate(value)
@@ -379,6 +460,20 @@ class Settings:
         assert value is not None
         return value
 
+    def optional(self, name: str) -> str | None:
+        """A broker setting that may be unset (None)."""
+        return self.overrides.get(name, BROKER_SETTINGS[name].default)
+
+    def for_listener(self, listener: str, name: str, mechanism: str | None = None) -> str | None:
+        """A setting as one listener sees it: listener.name.<listener>.[<mechanism>.]<name>,
+        else the plain setting."""
+        prefix = f"listener.name.{listener.lower()}."
+        if mechanism is not None:
+            value = self.overrides.get(f"{prefix}{mechanism.lower()}.{name}")
+            if value is not None:
+                return value
+        return self.overrides.get(prefix + name, self.optional(name))
+
     def get_int(self, name: str) -> int:
         """A numeric broker setting."""
         return int(self.get(name))
@@ -398,7 +493,7 @@ class Settings:
         else:
             source = ConfigSource.DEFAULT_CONFIG
             synonyms = ((name, definition.default, source),)
-        return ResolvedConfig(name, self.get(name), source, definition, synonyms)
+        return ResolvedConfig(name, self.optional(name), source, definition, synonyms)
 
     def topic_value(self, topic_configs: Mapping[str, str], name: str) -> str:
         """A topic config's effective value: override, else the broker setting."""

@@ -8,12 +8,19 @@ import os
 import resource
 import signal
 import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from kcli.broker.broker import Broker, BrokerConfig, BrokerStartError
-from kcli.broker.configs import Settings
+from kcli.broker.configs import InvalidConfig, Settings
 from kcli.broker.fd_budget import connections_allowed, log_files_allowed, open_files_limit
 from kcli.broker.handlers import Dispatcher
 from kcli.broker.log.descriptors import descriptors
+from kcli.broker.security.listeners import Listener, parse_listeners
+from kcli.broker.security.session import ListenerSecurity, Session
+from kcli.broker.security.tls import ANONYMOUS, principal, server_context
 from kcli.broker.server import KafkaServer, ServerLimits
 
 log = logging.getLogger("kcli.broker")
@@ -69,48 +76,121 @@ def server_limits(settings: Settings, open_files: int | None) -> ServerLimits:
     )
 
 
+def _quiet_tls_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A failed TLS handshake (a plaintext client, an untrusted certificate) is the
+    client's problem: one log line naming the peer and why, not a traceback."""
+    error = context.get("exception")
+    if isinstance(error, ssl.SSLError | ConnectionError | TimeoutError):
+        transport = context.get("transport")
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "a client"
+        log.warning("TLS with %s failed: %s", where,
+                    getattr(error, "reason", None) or error or type(error).__name__)
+        return
+    loop.default_exception_handler(context)
+
+
+@dataclass
+class _Bound:
+    listener: Listener
+    sock: socket.socket
+    tls: ssl.SSLContext | None
+    security: ListenerSecurity
+
+
+def _bind_listeners(config: BrokerConfig, settings: Settings) -> list[_Bound]:
+    """Bind every listener (the inter-broker one first) and read its TLS and SASL
+    settings; BrokerStartError names what is wrong."""
+    advertised = config.advertised_host or config.host
+    try:
+        listeners = parse_listeners(settings, config.host, config.port, advertised)
+    except InvalidConfig as error:
+        raise BrokerStartError(f"cannot start the broker: {error}") from None
+    bound: list[_Bound] = []
+    try:
+        for listener in listeners:
+            try:
+                tls = server_context(settings, listener) if listener.protocol.tls else None
+                security = ListenerSecurity.from_settings(settings, listener)
+            except InvalidConfig as error:
+                raise BrokerStartError(f"cannot start the broker: {error}") from None
+            try:
+                sock = bind(listener.host, listener.port)
+            except OSError as error:
+                where = f"{listener.host}:{listener.port}"
+                raise BrokerStartError(
+                    f"cannot listen on {where}: {error.strerror or error}") from None
+            bound.append(_Bound(listener.with_port(int(sock.getsockname()[1])), sock, tls,
+                                security))
+    except BaseException:
+        for item in bound:
+            item.sock.close()
+        raise
+    return bound
+
+
 async def serve(config: BrokerConfig, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set (or SIGINT/SIGTERM when none is given).
 
     Raises BrokerStartError, naming the cause and the path or address, when it cannot
     start."""
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_tls_errors)
     open_files = raise_open_files_limit()
     descriptors.set_capacity(log_files_allowed(open_files))
     try:
-        sock = bind(config.host, config.port)
-    except OSError as error:
-        where = f"{config.host}:{config.port}"
-        raise BrokerStartError(f"cannot listen on {where}: {error.strerror or error}") from None
-    port = int(sock.getsockname()[1])
+        settings = Settings(config.settings)
+    except InvalidConfig as error:
+        raise BrokerStartError(f"cannot start the broker: {error}") from None
+    bound = _bind_listeners(config, settings)
+    inter = bound[0].listener
+    endpoints = {b.listener.name: (b.listener.advertised_host, b.listener.advertised_port)
+                 for b in bound} if len(bound) > 1 or inter.name != "PLAINTEXT" else {}
     broker = Broker(config)
     try:
-        broker.open(port)
+        broker.open(inter.advertised_port, endpoints, inter.advertised_host)
     except OSError as error:
-        sock.close()
+        for item in bound:
+            item.sock.close()
         raise BrokerStartError(start_error(error)) from None
     except BaseException:
-        sock.close()
+        for item in bound:
+            item.sock.close()
         raise
-    server = KafkaServer(Dispatcher(broker), server_limits(broker.settings, open_files))
-    await server.start(sock)
+    limits = server_limits(broker.settings, open_files)
+    dispatcher = Dispatcher(broker)
+    servers = []
+    for item in bound:
+        server = KafkaServer(dispatcher, limits, _sessions(item))
+        await server.start(item.sock, item.tls)
+        servers.append(server)
     broker.start_background()
     if stop is None:
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
     log.info(
-        "broker %d ready, listening on %s:%d (cluster %s)",
-        broker.node_id, config.host, port, broker.metadata.cluster_id,
+        "broker %d ready, listening on %s (cluster %s)", broker.node_id,
+        ", ".join(f"{b.listener.name}://{b.listener.host}:{b.listener.port}" for b in bound),
+        broker.metadata.cluster_id,
     )
     try:
         await stop.wait()
         log.info("broker %d stopping", broker.node_id)
         await broker.shutdown()  # hand leadership over while clients can still ask us
     finally:
-        await server.close()
+        for server in servers:
+            await server.close()
         broker.close()
         log.info("broker %d stopped", broker.node_id)
+
+
+def _sessions(item: _Bound) -> Callable[[str, asyncio.BaseTransport], Session]:
+    def new_session(peer: str, transport: asyncio.BaseTransport) -> Session:
+        who = principal(transport.get_extra_info("peercert")) if item.tls else ANONYMOUS
+        return Session(item.listener, peer, item.security, principal=who)
+
+    return new_session
 
 
 def run(config: BrokerConfig) -> None:

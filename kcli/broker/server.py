@@ -18,21 +18,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from kcli.broker.protocol.framing import Frame, FrameDecoder, FrameError
 
 log = logging.getLogger("kcli.broker.server")
 
-# Handles one request frame: returns the response frame, None for no response
+# Handles one request frame of a connection (its session: what the security layer
+# keeps per connection, opaque here): returns the response frame, None for no response
 # (acks=0 produce), or raises CloseConnection to drop the connection.
 ResponseFrame = bytes | list[bytes | bytearray | memoryview]
 """A response frame, whole or as buffers to write one after the other."""
-FrameHandler = Callable[[Frame, str], Awaitable[ResponseFrame | None]]
+FrameHandler = Callable[[Frame, Any], Awaitable[ResponseFrame | None]]
+SessionFactory = Callable[[str, asyncio.BaseTransport], Any]
+"""(peer, transport) -> the session object handed to the frame handler."""
 
 MAX_QUEUED_FRAMES = 32
 _UNLIMITED = 2147483647
@@ -40,6 +44,16 @@ _UNLIMITED = 2147483647
 
 class CloseConnection(Exception):
     """The request cannot be answered; the connection is closed (Kafka's answer too)."""
+
+
+class CloseAfterResponse(Exception):
+    """Send this response, then close the connection ``delay`` seconds later (a failed
+    authentication: the client reads why before the connection goes)."""
+
+    def __init__(self, response: ResponseFrame, delay: float, reason: str) -> None:
+        super().__init__(reason)
+        self.response = response
+        self.delay = delay
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +136,7 @@ class _Connection(asyncio.Protocol):
         self.last_active = time.monotonic()
         self._frame_started: float | None = None  # monotonic time of an unfinished frame
         self._paused_at: float | None = None
+        self._session: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, but have its methods
@@ -135,6 +150,7 @@ class _Connection(asyncio.Protocol):
             self._closed = True
             self._transport.abort()
             return
+        self._session = self._server.new_session(self._peer, transport)
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
@@ -257,6 +273,13 @@ class _Connection(asyncio.Protocol):
         if transport is not None:
             transport.abort()
 
+    def _write(self, response: ResponseFrame) -> None:
+        assert self._transport is not None
+        if isinstance(response, list):
+            self._transport.writelines(response)
+        else:
+            self._transport.write(response)
+
     async def _serve(self) -> None:
         try:
             while True:
@@ -273,9 +296,15 @@ class _Connection(asyncio.Protocol):
                     self._paused_queue = False
                     self._update_reading()
                 try:
-                    response = await self._handler(frame, self._peer)
+                    response = await self._handler(frame, self._session)
                 except CloseConnection as reason:
                     log.info("closing connection from %s: %s", self._peer, reason)
+                    break
+                except CloseAfterResponse as last:
+                    if self._transport is not None:
+                        self._write(last.response)
+                        await asyncio.sleep(last.delay)
+                    log.info("closing connection from %s: %s", self._peer, last)
                     break
                 finally:
                     self._serving = 0
@@ -288,7 +317,7 @@ class _Connection(asyncio.Protocol):
                 if isinstance(response, list):
                     self._transport.writelines(response)  # writev: the buffers uncopied
                 elif response is not None:
-                    self._transport.write(response)
+                    self._write(response)
                     if not self._writable.is_set():
                         await self._writable.wait()
                         self.last_active = time.monotonic()
@@ -304,22 +333,54 @@ class _Connection(asyncio.Protocol):
 class KafkaServer:
     """Accepts connections and feeds their frames to a handler."""
 
-    def __init__(self, handler: FrameHandler, limits: ServerLimits) -> None:
+    def __init__(self, handler: FrameHandler, limits: ServerLimits,
+                 new_session: SessionFactory | None = None) -> None:
         self.handler = handler
         self.limits = limits
+        self.new_session: SessionFactory = new_session or (lambda peer, _transport: peer)
         self.budget = _Budget(limits.queued_max_bytes)
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._per_ip: dict[str, int] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._acceptor: asyncio.Task[None] | None = None
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._listening: socket.socket | None = None
 
-    async def start(self, sock: socket.socket) -> None:
-        """Serve connections on an already bound listening socket."""
+    async def start(self, sock: socket.socket, tls: ssl.SSLContext | None = None) -> None:
+        """Serve connections on an already bound listening socket (over TLS when a
+        context is given)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _Connection(self), sock=sock, backlog=1024,
-        )
+        if tls is not None:
+            self._acceptor = loop.create_task(self._accept_tls(sock, tls), name="tls-accept")
+        else:
+            self._server = await loop.create_server(
+                lambda: _Connection(self), sock=sock, backlog=1024,
+            )
         self._sweeper = loop.create_task(self._sweep(), name="connection-sweeper")
+
+    async def _accept_tls(self, sock: socket.socket, tls: ssl.SSLContext) -> None:
+        # Accepted here and secured one by one (not create_server(ssl=...)): a failed
+        # handshake then raises where it can be logged with its peer and reason; the
+        # event loop's own TLS server drops it silently.
+        loop = asyncio.get_running_loop()
+        self._listening = sock
+        while True:
+            client, address = await loop.sock_accept(sock)
+            task = loop.create_task(self._handshake(client, address, tls))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, client: socket.socket, address: Any,
+                         tls: ssl.SSLContext) -> None:
+        peer = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: _Connection(self), client, ssl=tls,
+                ssl_handshake_timeout=self.limits.read_timeout_ms / 1000)
+        except (OSError, TimeoutError) as error:
+            client.close()
+            log.warning("TLS handshake with %s failed: %s", peer, _tls_reason(error))
 
     def admit(self, connection: _Connection) -> str | None:
         """Count a new connection in; or say why it is refused."""
@@ -356,9 +417,29 @@ class KafkaServer:
         """Stop accepting and close every connection."""
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._acceptor is not None:
+            self._acceptor.cancel()
+            for task in list(self._handshakes):
+                task.cancel()
+            if self._listening is not None:
+                self._listening.close()
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):
             connection.close()
         if self._server is not None:
             await self._server.wait_closed()
+
+
+def _tls_reason(error: BaseException) -> str:
+    """Why a TLS handshake failed, in a few words."""
+    if isinstance(error, ConnectionResetError | BrokenPipeError):
+        return "the client closed the connection (does it trust this certificate?)"
+    if isinstance(error, TimeoutError):
+        return "no handshake within socket.request.read.timeout.ms"
+    if isinstance(error, ssl.SSLError):
+        reason = error.reason or str(error)
+        if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNEXPECTED_EOF_WHILE_READING"):
+            return f"{reason} (a client without TLS on a TLS listener?)"
+        return reason
+    return str(error) or type(error).__name__

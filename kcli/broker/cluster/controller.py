@@ -84,6 +84,10 @@ class Controller:
 
     # ================================================================== transactions
 
+    def transact(self, change: Callable[[ClusterMetadata], T]) -> T:
+        """Run a change from another room (SCRAM users, ACLs) as one transaction."""
+        return self._transact(change)
+
     def _transact(self, change: Callable[[ClusterMetadata], T], *, save: bool = True) -> T:
         """Run ``change`` on the freshest metadata under the lock; persist it when ``save``
         (and ``change`` did not raise); adopt the result as this broker's view. A file

@@ -70,12 +70,21 @@ def new_cluster_id() -> str:
 
 @dataclass
 class BrokerInfo:
-    """A broker's advertised endpoint."""
+    """A broker's advertised endpoints: ``host``/``port`` of its inter-broker listener,
+    and every listener's in ``endpoints`` (name -> (host, port))."""
 
     node_id: int
     host: str
     port: int
     rack: str | None = None
+    endpoints: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def endpoint(self, listener: str) -> tuple[str, int] | None:
+        """Where clients of ``listener`` reach this broker; None when it has no such
+        listener. A broker that lists no endpoints has one listener, its host/port."""
+        if not self.endpoints:
+            return self.host, self.port
+        return self.endpoints.get(listener)
 
 
 @dataclass
@@ -114,6 +123,9 @@ class ClusterMetadata:
     brokers: dict[int, BrokerInfo] = field(default_factory=dict)
     topics: dict[str, TopicState] = field(default_factory=dict)
     next_producer_id: int = 0
+    scram: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """user -> mechanism -> stored SCRAM credential (salt, keys, iterations; base64),
+    never a password (kcli.broker.security.scram)."""
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicState | None:
         """Look a topic up by its id (Fetch v13+, DeleteTopics v6)."""
@@ -131,9 +143,13 @@ class ClusterMetadata:
             "controller_id": self.controller_id,
             "next_producer_id": self.next_producer_id,
             "brokers": {
-                str(b.node_id): {"host": b.host, "port": b.port, "rack": b.rack}
+                str(b.node_id): {"host": b.host, "port": b.port, "rack": b.rack,
+                                 **({"endpoints": {name: [h, p] for name, (h, p)
+                                                   in sorted(b.endpoints.items())}}
+                                    if b.endpoints else {})}
                 for b in sorted(self.brokers.values(), key=lambda b: b.node_id)
             },
+            **({"scram": self.scram} if self.scram else {}),
             "topics": {
                 t.name: {
                     "id": str(t.topic_id),
@@ -167,9 +183,13 @@ class ClusterMetadata:
             controller_id=int(doc.get("controller_id", -1)),
             next_producer_id=int(doc.get("next_producer_id", 0)),
             brokers={
-                int(node): BrokerInfo(int(node), str(b["host"]), int(b["port"]), b.get("rack"))
+                int(node): BrokerInfo(int(node), str(b["host"]), int(b["port"]), b.get("rack"),
+                                      {str(name): (str(h), int(p)) for name, (h, p)
+                                       in b.get("endpoints", {}).items()})
                 for node, b in doc.get("brokers", {}).items()
             },
+            scram={str(user): {str(m): dict(c) for m, c in mechanisms.items()}
+                   for user, mechanisms in doc.get("scram", {}).items()},
             topics={
                 name: TopicState(
                     name=name,

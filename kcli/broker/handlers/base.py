@@ -21,6 +21,8 @@ from kcli.broker.protocol.codec import RequestHeader, response_type
 
 if TYPE_CHECKING:
     from kcli.broker.broker import Broker
+    from kcli.broker.cluster.metadata import BrokerInfo
+    from kcli.broker.security.session import Session
 
 Handler = Callable[["RequestContext", Any], Awaitable[Any]]
 HANDLERS: dict[int, Handler] = {}
@@ -33,7 +35,17 @@ class RequestContext:
 
     broker: Broker
     header: RequestHeader
-    peer: str
+    session: Session
+
+    @property
+    def peer(self) -> str:
+        """The client's address, host:port."""
+        return self.session.peer
+
+    def endpoint(self, info: BrokerInfo) -> tuple[str, int] | None:
+        """Where this client reaches a broker: its endpoint on the listener the request
+        came in on (Kafka answers each listener with its own addresses)."""
+        return info.endpoint(self.session.listener.name)
 
     @property
     def version(self) -> int:

@@ -18,8 +18,8 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> Any:
     broker.refresh_metadata()
     broker_cls = ctx.response_class("DescribeClusterBroker")
     brokers = tuple(
-        make(broker_cls, broker_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
-        for b in broker.live_brokers()
+        make(broker_cls, broker_id=b.node_id, host=where[0], port=where[1], rack=b.rack)
+        for b in broker.live_brokers() if (where := ctx.endpoint(b)) is not None
     )
     endpoint_type = int(getattr(request, "endpoint_type", 1))
     if endpoint_type != 1:  # 1 = brokers; 2 = controllers, which only KRaft controllers serve

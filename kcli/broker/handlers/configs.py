@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from kcli.broker.cluster.controller import ControllerError
-from kcli.broker.configs import BROKER_SETTINGS, TOPIC_CONFIGS, ResolvedConfig
+from kcli.broker.configs import BROKER_SETTINGS, TOPIC_CONFIGS, ConfigType, ResolvedConfig
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.protocol.versions import ApiKey
@@ -26,6 +26,11 @@ def topic_config_entries(broker: Broker, overrides: dict[str, str]) -> list[Reso
 
 def _broker_entries(broker: Broker) -> list[ResolvedConfig]:
     return [broker.settings.resolve(name) for name in sorted(BROKER_SETTINGS)]
+
+
+def _secret(entry: ResolvedConfig) -> bool:
+    """Passwords are never given out (Kafka answers null and is_sensitive)."""
+    return entry.definition.type is ConfigType.PASSWORD
 
 
 def _describe_one(ctx: RequestContext, resource: Any, include_synonyms: bool,
@@ -59,11 +64,13 @@ def _describe_one(ctx: RequestContext, resource: Any, include_synonyms: bool,
         entries = [e for e in entries if e.name in wanted]
     configs = tuple(
         make(
-            entry_cls, name=e.name, value=e.value, read_only=e.definition.read_only,
-            config_source=int(e.source), is_sensitive=False,
+            entry_cls, name=e.name, value=None if _secret(e) else e.value,
+            read_only=e.definition.read_only,
+            config_source=int(e.source), is_sensitive=_secret(e),
             is_default=e.source == 5,
             synonyms=tuple(
-                make(synonym_cls, name=n, value=v, source=int(s)) for n, v, s in e.synonyms
+                make(synonym_cls, name=n, value=None if _secret(e) else v, source=int(s))
+                for n, v, s in e.synonyms
             ) if include_synonyms else (),
             config_type=int(e.definition.type),
             documentation=e.definition.doc if include_docs else None,

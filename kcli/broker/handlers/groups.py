@@ -57,18 +57,18 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> Any:
         answers = []
         for key in request.coordinator_keys:
             error, message, info = _coordinator(ctx, key, int(request.key_type))
+            host, port = ctx.endpoint(info) or ("", -1) if info else ("", -1)
             answers.append(make(
                 coordinator_cls, key=key, error_code=error, error_message=message,
-                node_id=info.node_id if info else -1, host=info.host if info else "",
-                port=info.port if info else -1,
+                node_id=info.node_id if info else -1, host=host, port=port,
             ))
         return make(ctx.response_class(), throttle_time=0, coordinators=tuple(answers))
     key_type = int(getattr(request, "key_type", KEY_TYPE_GROUP))
     error, message, info = _coordinator(ctx, request.key, key_type)
+    host, port = ctx.endpoint(info) or ("", -1) if info else ("", -1)
     return make(
         ctx.response_class(), throttle_time=0, error_code=error, error_message=message,
-        node_id=info.node_id if info else -1, host=info.host if info else "",
-        port=info.port if info else -1,
+        node_id=info.node_id if info else -1, host=host, port=port,
     )
 
 

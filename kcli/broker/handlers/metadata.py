@@ -120,8 +120,8 @@ async def metadata(ctx: RequestContext, request: Any) -> Any:
             topics.append(describe(state) if state else missing(name, _unknown_topic_error(name)))
     broker_cls = ctx.response_class("MetadataResponseBroker")
     brokers = tuple(
-        make(broker_cls, node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
-        for b in broker.live_brokers()
+        make(broker_cls, node_id=b.node_id, host=where[0], port=where[1], rack=b.rack)
+        for b in broker.live_brokers() if (where := ctx.endpoint(b)) is not None
     )
     return make(
         ctx.response_class(),
