@@ -58,7 +58,8 @@ class Secured:
                password: str = ALICE_PASSWORD, **extra: Any) -> dict[str, Any]:
         """confluent-kafka settings for one listener."""
         protocol = {"PLAINTEXT": "plaintext", "SASL_PLAINTEXT": "sasl_plaintext",
-                    "SSL": "ssl", "SASL_SSL": "sasl_ssl", "MTLS": "ssl"}[listener]
+                    "SSL": "ssl", "SASL_SSL": "sasl_ssl", "MTLS": "ssl",
+                    "REAUTH": "sasl_plaintext"}[listener]
         config: dict[str, Any] = {"bootstrap.servers": self.bootstrap(listener),
                                   "security.protocol": protocol, "log_level": 0}
         if "ssl" in protocol:
@@ -74,14 +75,18 @@ class Secured:
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     root = tmp_path_factory.mktemp("secured")
     certs = make_certificates(root)
-    base = free_port(5)
-    names = ["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL", "MTLS"]
+    base = free_port(6)
+    names = ["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL", "MTLS", "REAUTH"]
     ports = {name: base + i for i, name in enumerate(names)}
     settings = {
         "listeners": ",".join(f"{name}://127.0.0.1:{port}" for name, port in ports.items()),
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,"
-                                          "SSL:SSL,SASL_SSL:SASL_SSL,MTLS:SSL",
+                                          "SSL:SSL,SASL_SSL:SASL_SSL,MTLS:SSL,"
+                                          "REAUTH:SASL_PLAINTEXT",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
+        "listener.name.reauth.plain.sasl.jaas.config": JAAS,
+        "listener.name.reauth.connections.max.reauth.ms": "1500",
+        "listener.name.sasl_ssl.connections.max.reauth.ms": "1500",
         "listener.name.sasl_ssl.plain.sasl.jaas.config": JAAS,
         "ssl.keystore.location": str(certs.keystore),
         "ssl.truststore.location": str(certs.ca),
@@ -313,3 +318,47 @@ def test_credentials_are_in_the_metadata_not_the_passwords(secured: Secured) -> 
     text = (secured.broker.data_dir / "metadata.json").read_text()
     assert '"bob"' in text
     assert BOB_PASSWORD not in text
+
+
+def test_clients_reauthenticate_when_the_session_ends(secured: Secured, topic: str) -> None:
+    # connections.max.reauth.ms=1500 on SASL_SSL: librdkafka re-authenticates (KIP-368)
+    # on its open connections, and keeps working across several sessions
+    config = secured.client("SASL_SSL", "SCRAM-SHA-256", "bob", BOB_PASSWORD)
+    expired_before = secured.broker.log().count("SASL session expired")
+    producer = Producer(config)
+    delivered: list[Any] = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        producer.produce(topic, b"x", on_delivery=lambda err, msg: delivered.append(err))
+        producer.poll(0.2)
+    assert producer.flush(15) == 0
+    assert delivered
+    assert all(err is None for err in delivered)
+    # no connection had to be closed for a session that ran out
+    assert secured.broker.log().count("SASL session expired") == expired_before
+
+
+def test_session_lifetime_reauthentication_and_expiry(secured: Secured) -> None:
+    metadata = MetadataRequest(topics=(), allow_auto_topic_creation=False,
+                               include_topic_authorized_operations=False)
+    with WireClient(secured.bootstrap("REAUTH")) as wire:
+        wire.request(17, 1, SaslHandshakeRequest(mechanism="PLAIN"))
+        answer = wire.request(36, 2, SaslAuthenticateRequest(
+            auth_bytes=plain_token("alice", ALICE_PASSWORD)))
+        assert answer.session_lifetime.total_seconds() == 1.5
+        # re-authentication: the same mechanism and user
+        assert wire.request(17, 1, SaslHandshakeRequest(mechanism="PLAIN")).error_code == 0
+        assert wire.request(36, 2, SaslAuthenticateRequest(
+            auth_bytes=plain_token("alice", ALICE_PASSWORD))).error_code == 0
+        time.sleep(1.7)
+        with pytest.raises(ConnectionError):  # the session ended: closed
+            wire.request(3, 12, metadata)
+    with WireClient(secured.bootstrap("REAUTH")) as wire:
+        wire.request(17, 1, SaslHandshakeRequest(mechanism="PLAIN"))
+        wire.request(36, 2, SaslAuthenticateRequest(
+            auth_bytes=plain_token("alice", ALICE_PASSWORD)))
+        wire.request(17, 1, SaslHandshakeRequest(mechanism="PLAIN"))
+        answer = wire.request(36, 2, SaslAuthenticateRequest(
+            auth_bytes=plain_token("admin", ADMIN_PASSWORD)))  # another user: refused
+        assert answer.error_code == 58
+        assert wire.is_closed_by_peer()
