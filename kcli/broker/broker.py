@@ -51,6 +51,7 @@ from kcli.broker.log.log import sync_segments
 from kcli.broker.partition import Partition
 from kcli.broker.replicas import ReplicaManager
 from kcli.broker.security import users
+from kcli.broker.security.inter_broker import Login
 from kcli.broker.security.scram import ScramCredential
 from kcli.broker.topic_settings import TopicSettings
 from kcli.durable import PRIVATE_FILE, make_private_dir, write_atomically
@@ -107,6 +108,9 @@ class Broker:
         self.topic_settings: dict[str, TopicSettings] = {}
         self.advertised_host = config.advertised_host or config.host
         self.advertised_port = config.port
+        self.inter_broker_login: Login | None = None
+        """How this broker logs in to the others' inter-broker listener (the runner
+        sets it from the listener settings; None: plaintext)."""
         self._lock_fd: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.log_cleaner: LogCleanerTask | None = None

@@ -114,6 +114,12 @@ def _mechanisms(value: str) -> None:
                             f"{', '.join(SASL_MECHANISMS)}")
 
 
+def _jaas(value: str) -> None:
+    from kcli.broker.security.jaas import parse_jaas  # it raises our InvalidConfig
+
+    parse_jaas(value)
+
+
 def _cleanup_policy(value: str) -> None:
     parts = [part.strip() for part in value.split(",") if part.strip()]
     if not parts or any(part not in ("delete", "compact") for part in parts):
@@ -192,7 +198,7 @@ BROKER_SETTINGS: dict[str, ConfigDef] = {
                   "A JAAS login module line: PlainLoginModule's user_NAME=\"password\" "
                   "options are PLAIN's users; username and password are the broker's own "
                   "login. Usually given per listener and mechanism, as "
-                  "listener.name.<listener>.plain.sasl.jaas.config.", read_only=True),
+                  "listener.name.<listener>.plain.sasl.jaas.config.", _jaas, read_only=True),
         ConfigDef("ssl.keystore.type", _S, "PEM",
                   "PEM only: the certificate chain and its key in one file (convert JKS or "
                   "PKCS12 with keytool/openssl).", _one_of("PEM"), read_only=True),

@@ -18,6 +18,7 @@ from kcli.broker.configs import InvalidConfig, Settings
 from kcli.broker.fd_budget import connections_allowed, log_files_allowed, open_files_limit
 from kcli.broker.handlers import Dispatcher
 from kcli.broker.log.descriptors import descriptors
+from kcli.broker.security.inter_broker import inter_broker_login
 from kcli.broker.security.listeners import Listener, parse_listeners
 from kcli.broker.security.session import ListenerSecurity, Session
 from kcli.broker.security.tls import ANONYMOUS, principal, server_context
@@ -147,6 +148,12 @@ async def serve(config: BrokerConfig, stop: asyncio.Event | None = None) -> None
     endpoints = {b.listener.name: (b.listener.advertised_host, b.listener.advertised_port)
                  for b in bound} if len(bound) > 1 or inter.name != "PLAINTEXT" else {}
     broker = Broker(config)
+    try:
+        broker.inter_broker_login = inter_broker_login(settings, inter)
+    except InvalidConfig as error:
+        for item in bound:
+            item.sock.close()
+        raise BrokerStartError(f"cannot start the broker: {error}") from None
     try:
         broker.open(inter.advertised_port, endpoints, inter.advertised_host)
     except OSError as error:

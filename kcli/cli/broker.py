@@ -58,6 +58,7 @@ def run(
     from kcli.broker.configs import InvalidConfig, Settings
     from kcli.broker.runner import run as run_broker
     from kcli.broker.runner import start_error
+    from kcli.broker.security.listeners import parse_listeners
 
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
@@ -66,7 +67,7 @@ def run(
     host, port = parse_host_port(listen, "--listen")
     settings = parse_settings(config or [])
     try:
-        Settings(settings)
+        parse_listeners(Settings(settings), host, port, host)  # settings and listeners
     except InvalidConfig as error:
         raise BadInput(str(error)) from None
     broker_config = BrokerConfig(

@@ -84,7 +84,11 @@ class Node:
                 str(self.data_dir), "--listen", self.bootstrap,
                 "--cluster-dir", str(self.cluster.cluster_dir)]
         for key, value in self.cluster.settings.items():
-            args += ["-c", f"{key}={value}"]
+            # {port} and {port2}: this broker's port and the one after it (a second
+            # listener), so that one settings dict serves every broker
+            given = value.replace("{port}", str(self.port)).replace("{port2}",
+                                                                  str(self.port + 1))
+            args += ["-c", f"{key}={given}"]
         self.cluster.root.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log_file:
             self._log_start = log_file.tell()
@@ -148,7 +152,7 @@ class TestCluster:
         self.root = root
         self.cluster_dir = root / "cluster"
         self.settings = {**FAST_SETTINGS, **(settings or {})}
-        self.nodes = {i: Node(self, i, free_port()) for i in range(1, size + 1)}
+        self.nodes = {i: Node(self, i, free_port(2)) for i in range(1, size + 1)}
 
     @property
     def bootstrap(self) -> str:

@@ -14,7 +14,13 @@ import struct
 from typing import Any
 
 from kio.index import load_response_schema
+from kio.schema.sasl_authenticate.v2.request import SaslAuthenticateRequest
+from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
 from kio.serial import entity_reader, entity_writer
+
+from kcli.broker.security.inter_broker import Login
+from kcli.broker.security.plain import plain_token
+from kcli.broker.security.scram import AuthenticationFailed, ScramClient
 
 _SIZE = struct.Struct(">i")
 _HEADER = struct.Struct(">hhi")
@@ -36,11 +42,13 @@ class BrokerClient:
         client_id: str,
         *,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        login: Login | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.client_id = client_id
         self.max_response_bytes = max_response_bytes
+        self.login = login
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._correlation_id = 0
@@ -51,14 +59,55 @@ class BrokerClient:
         return self._writer is not None
 
     async def _connect(self) -> None:
+        tls = self.login.tls if self.login is not None else None
         try:
             self._reader, self._writer = await asyncio.open_connection(
-                self.host, self.port, limit=1 << 20
+                self.host, self.port, limit=1 << 20, ssl=tls,
+                server_hostname=self.host if tls is not None else None,
             )
         except (OSError, TimeoutError) as error:
             raise BrokerConnectionError(
                 f"cannot connect to {self.host}:{self.port}: {error}"
             ) from None
+        if self.login is not None and self.login.mechanism is not None:
+            await self._authenticate(self.login)
+
+    async def _authenticate(self, login: Login) -> None:
+        """SaslHandshake v1, then the mechanism's tokens in SaslAuthenticate v2."""
+        assert login.mechanism is not None
+        answer = await self._exchange(SaslHandshakeRequest(mechanism=login.mechanism))
+        if answer.error_code:
+            raise BrokerConnectionError(f"{self.host}:{self.port} refused SASL "
+                                        f"{login.mechanism} (error {answer.error_code})")
+
+        async def token(data: bytes) -> bytes:
+            reply = await self._exchange(SaslAuthenticateRequest(auth_bytes=data))
+            if reply.error_code:
+                raise BrokerConnectionError(f"SASL login to {self.host}:{self.port} as "
+                                            f"{login.user} failed: {reply.error_message}")
+            return bytes(reply.auth_bytes)
+
+        if login.mechanism == "PLAIN":
+            await token(plain_token(login.user, login.password))
+            return
+        client = ScramClient(login.mechanism, login.user, login.password)
+        try:
+            client.verify(await token(client.final(await token(client.first()))))
+        except AuthenticationFailed as error:
+            raise BrokerConnectionError(f"SASL login to {self.host}:{self.port}: "
+                                        f"{error}") from None
+
+    async def _exchange(self, body: Any) -> Any:
+        """One request on the open connection, its response decoded."""
+        assert self._reader is not None
+        assert self._writer is not None
+        self._writer.write(self.encode(body))
+        await self._writer.drain()
+        (size,) = _SIZE.unpack(await self._reader.readexactly(4))
+        if not 0 <= size <= self.max_response_bytes:
+            raise BrokerConnectionError(f"response size {size} out of bounds")
+        return self.decode(body.__api_key__, body.__version__,
+                           await self._reader.readexactly(size))
 
     def encode(self, body: Any) -> bytes:
         """The framed request for a kio request object."""

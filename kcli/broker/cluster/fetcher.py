@@ -38,6 +38,7 @@ from kcli.broker.cluster.metadata import BrokerInfo
 from kcli.broker.configs import Settings
 from kcli.broker.errors import ErrorCode
 from kcli.broker.log import LogError
+from kcli.broker.security.inter_broker import Login
 
 if TYPE_CHECKING:
     from kcli.broker.partition import Partition
@@ -62,6 +63,10 @@ class FollowerHost(Protocol):
 
     def broker_endpoint(self, node_id: int) -> BrokerInfo | None:
         """Where a registered broker listens."""
+
+    @property
+    def inter_broker_login(self) -> Login | None:
+        """How to log in to another broker's inter-broker listener (None: plaintext)."""
 
     def partition(self, topic: str, index: int) -> Partition | None:
         """The local replica of a partition, if this broker hosts it."""
@@ -127,7 +132,8 @@ class ReplicaFetcher:
             if client is not None:
                 client.close()
             client = self._client = BrokerClient(
-                info.host, info.port, f"kcli-replica-fetcher-{self.broker.node_id}"
+                info.host, info.port, f"kcli-replica-fetcher-{self.broker.node_id}",
+                login=self.broker.inter_broker_login,
             )
         return client
 
