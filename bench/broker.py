@@ -67,9 +67,10 @@ def create_topic(bootstrap: str, partitions: int) -> str:
     return name
 
 
-def produce(bootstrap: str, topic: str, size: int, count: int, tuned: bool) -> float:
+def produce(bootstrap: str, topic: str, size: int, count: int, tuned: bool,
+            extra: dict[str, str] | None = None) -> float:
     """Seconds to send `count` values of `size` bytes, all acknowledged (acks=all, the
-    librdkafka default)."""
+    librdkafka default); ``extra``: more client settings (security)."""
     from confluent_kafka import Producer
 
     failures: list[str] = []
@@ -79,7 +80,7 @@ def produce(bootstrap: str, topic: str, size: int, count: int, tuned: bool) -> f
             failures.append(str(error))
 
     producer = Producer({"bootstrap.servers": bootstrap, "on_delivery": on_delivery,
-                         **(TUNED_PRODUCER if tuned else {})})
+                         **(TUNED_PRODUCER if tuned else {}), **(extra or {})})
     producer.list_topics(topic, timeout=10)  # connected and the leaders known
     payload = os.urandom(size)
     send = producer.produce
@@ -100,12 +101,13 @@ def produce(bootstrap: str, topic: str, size: int, count: int, tuned: bool) -> f
     return elapsed
 
 
-def consume(bootstrap: str, topic: str, count: int, partitions: int, tuned: bool) -> float:
+def consume(bootstrap: str, topic: str, count: int, partitions: int, tuned: bool,
+            extra: dict[str, str] | None = None) -> float:
     """Seconds to read `count` records from the beginning of every partition."""
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench",
-                         **(TUNED_CONSUMER if tuned else {})})
+                         **(TUNED_CONSUMER if tuned else {}), **(extra or {})})
     started = time.perf_counter()
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     seen = 0
