@@ -51,6 +51,7 @@ from kcli.broker.log.log import sync_segments
 from kcli.broker.partition import Partition
 from kcli.broker.replicas import ReplicaManager
 from kcli.broker.security import users
+from kcli.broker.security.acls import Acl, Authorizer
 from kcli.broker.security.inter_broker import Login
 from kcli.broker.security.scram import ScramCredential
 from kcli.broker.topic_settings import TopicSettings
@@ -108,6 +109,7 @@ class Broker:
         self.topic_settings: dict[str, TopicSettings] = {}
         self.advertised_host = config.advertised_host or config.host
         self.advertised_port = config.port
+        self._authorizer: tuple[ClusterMetadata, Authorizer] | None = None
         self.inter_broker_login: Login | None = None
         """How this broker logs in to the others' inter-broker listener (the runner
         sets it from the listener settings; None: plaintext)."""
@@ -355,6 +357,21 @@ class Broker:
     def _probe_live(self) -> set[int]:
         self._live_at = -1.0
         return self.live_broker_ids()
+
+    @property
+    def authorizer(self) -> Authorizer | None:
+        """The ACL authorizer over the cluster's ACLs now; None when authorizer.class.name
+        is empty (every request allowed, as Kafka without an authorizer)."""
+        if not self.settings.get("authorizer.class.name"):
+            return None
+        metadata = self.metadata
+        if self._authorizer is None or self._authorizer[0] is not metadata:
+            super_users = [u.strip() for u in self.settings.get("super.users").split(";")
+                           if u.strip()]
+            self._authorizer = (metadata, Authorizer(
+                (Acl.from_json(doc) for doc in metadata.acls), super_users,
+                self.settings.get_bool("allow.everyone.if.no.acl.found")))
+        return self._authorizer[1]
 
     def scram_credential(self, user: str, mechanism: str) -> ScramCredential | None:
         """A user's stored SCRAM credential, as the cluster metadata has it now."""

@@ -114,6 +114,16 @@ def _mechanisms(value: str) -> None:
                             f"{', '.join(SASL_MECHANISMS)}")
 
 
+AUTHORIZERS = ("org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+               "kafka.security.authorizer.AclAuthorizer")
+
+
+def _authorizer(value: str) -> None:
+    if value and value not in AUTHORIZERS:
+        raise InvalidConfig(f"authorizer.class.name: {value} is not one of "
+                            f"{', '.join(AUTHORIZERS)}")
+
+
 def _jaas(value: str) -> None:
     from kcli.broker.security.jaas import parse_jaas  # it raises our InvalidConfig
 
@@ -222,6 +232,15 @@ BROKER_SETTINGS: dict[str, ConfigDef] = {
         ConfigDef("connection.failed.authentication.delay.ms", _I, "100",
                   "How long a failed authentication's connection stays open before it is "
                   "closed (slows password guessing).", _at_least(0), read_only=True),
+        ConfigDef("authorizer.class.name", _S, "",
+                  "Turns ACLs on: org.apache.kafka.metadata.authorizer.StandardAuthorizer "
+                  "(or kafka.security.authorizer.AclAuthorizer); empty: every request is "
+                  "allowed.", _authorizer, read_only=True),
+        ConfigDef("super.users", _S, "",
+                  "Principals allowed everything, ';'-separated (User:admin;User:CN=broker).",
+                  read_only=True),
+        ConfigDef("allow.everyone.if.no.acl.found", _B, "false",
+                  "Allow access to a resource that has no ACL at all.", None, read_only=True),
         ConfigDef("compression.type", _S, "producer", "Default topic compression.",
                   _one_of("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")),
         ConfigDef("log.cleanup.policy", ConfigType.LIST, "delete", "Default cleanup policy.",

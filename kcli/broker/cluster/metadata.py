@@ -126,6 +126,8 @@ class ClusterMetadata:
     scram: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     """user -> mechanism -> stored SCRAM credential (salt, keys, iterations; base64),
     never a password (kcli.broker.security.scram)."""
+    acls: list[dict[str, str]] = field(default_factory=list)
+    """Every ACL (kcli.broker.security.acls.Acl.to_json), in creation order."""
 
     def topic_by_id(self, topic_id: uuid.UUID) -> TopicState | None:
         """Look a topic up by its id (Fetch v13+, DeleteTopics v6)."""
@@ -150,6 +152,7 @@ class ClusterMetadata:
                 for b in sorted(self.brokers.values(), key=lambda b: b.node_id)
             },
             **({"scram": self.scram} if self.scram else {}),
+            **({"acls": self.acls} if self.acls else {}),
             "topics": {
                 t.name: {
                     "id": str(t.topic_id),
@@ -190,6 +193,7 @@ class ClusterMetadata:
             },
             scram={str(user): {str(m): dict(c) for m, c in mechanisms.items()}
                    for user, mechanisms in doc.get("scram", {}).items()},
+            acls=[{str(k): str(v) for k, v in acl.items()} for acl in doc.get("acls", [])],
             topics={
                 name: TopicState(
                     name=name,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers import (  # noqa: F401  (imported to register their handlers)
+    acls,
     cluster,
     configs,
     consumer_groups,

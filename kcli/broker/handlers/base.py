@@ -9,6 +9,7 @@ types kio writes (error codes, millisecond durations and times).
 from __future__ import annotations
 
 import datetime
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.protocol.codec import RequestHeader, response_type
+from kcli.broker.security.acls import Operation, ResourceType
 
 if TYPE_CHECKING:
     from kcli.broker.broker import Broker
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from kcli.broker.security.session import Session
 
 Handler = Callable[["RequestContext", Any], Awaitable[Any]]
+authorizer_log = logging.getLogger("kcli.broker.authorizer")
+"""Denials, one line each (Kafka's kafka.authorizer.logger)."""
 HANDLERS: dict[int, Handler] = {}
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
@@ -41,6 +45,21 @@ class RequestContext:
     def peer(self) -> str:
         """The client's address, host:port."""
         return self.session.peer
+
+    def allowed(self, operation: Operation, resource_type: ResourceType, name: str) -> bool:
+        """Whether this connection's principal may do ``operation`` on the resource (always,
+        without an authorizer). A denial is logged as Kafka's authorizer logger does."""
+        authorizer = self.broker.authorizer
+        if authorizer is None:
+            return True
+        host = self.peer.rsplit(":", 1)[0]
+        if authorizer.authorize(self.session.principal, host, operation, resource_type, name):
+            return True
+        authorizer_log.info(
+            "Principal = %s is Denied Operation = %s from host = %s on resource = %s:%s "
+            "for request = %s", self.session.principal, operation.name.title(), host,
+            resource_type.name.title(), name, self.header.api_key)
+        return False
 
     def endpoint(self, info: BrokerInfo) -> tuple[str, int] | None:
         """Where this client reaches a broker: its endpoint on the listener the request

@@ -9,6 +9,7 @@ from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.handlers.metadata import CLUSTER_OPERATIONS, UNKNOWN_OPERATIONS, controller_id
 from kcli.broker.protocol.versions import ApiKey
+from kcli.broker.security.acls import CLUSTER_NAME, Operation, ResourceType
 
 
 @handles(ApiKey.DESCRIBE_CLUSTER)
@@ -48,6 +49,9 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> Any:
 async def describe_log_dirs(ctx: RequestContext, request: Any) -> Any:
     """Sizes of the partitions in this broker's one log directory."""
     broker = ctx.broker
+    if not ctx.allowed(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+        return make(ctx.response_class(), throttle_time=0,
+                    error_code=ErrorCode.cluster_authorization_failed, results=())
     partition_cls = ctx.response_class("DescribeLogDirsPartition")
     topic_cls = ctx.response_class("DescribeLogDirsTopic")
     wanted: dict[str, set[int] | None] | None = None

@@ -10,6 +10,7 @@ from kcli.broker.configs import BROKER_SETTINGS, TOPIC_CONFIGS, ConfigType, Reso
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.protocol.versions import ApiKey
+from kcli.broker.security.acls import CLUSTER_NAME, Operation, ResourceType
 
 if TYPE_CHECKING:
     from kcli.broker.broker import Broker
@@ -33,6 +34,18 @@ def _secret(entry: ResolvedConfig) -> bool:
     return entry.definition.type is ConfigType.PASSWORD
 
 
+def _denied(ctx: RequestContext, resource: Any, operation: Operation) -> int | None:
+    """The authorization error for a config resource (topic: the topic's ACLs; broker:
+    the cluster's), or None when allowed."""
+    if resource.resource_type == TOPIC:
+        if not ctx.allowed(operation, ResourceType.TOPIC, resource.resource_name):
+            return ErrorCode.topic_authorization_failed
+    elif resource.resource_type == BROKER and not ctx.allowed(
+            operation, ResourceType.CLUSTER, CLUSTER_NAME):
+        return ErrorCode.cluster_authorization_failed
+    return None
+
+
 def _describe_one(ctx: RequestContext, resource: Any, include_synonyms: bool,
                   include_docs: bool) -> Any:
     broker = ctx.broker
@@ -40,6 +53,10 @@ def _describe_one(ctx: RequestContext, resource: Any, include_synonyms: bool,
     entry_cls = ctx.response_class("DescribeConfigsResourceResult")
     synonym_cls = ctx.response_class("DescribeConfigsSynonym")
     base = {"resource_type": resource.resource_type, "resource_name": resource.resource_name}
+    denied = _denied(ctx, resource, Operation.DESCRIBE_CONFIGS)
+    if denied is not None:
+        return make(result_cls, error_code=denied, error_message="Authorization failed.",
+                    configs=(), **base)
     entries: Iterable[ResolvedConfig]
     if resource.resource_type == TOPIC:
         topic = broker.topic(resource.resource_name)
@@ -92,6 +109,9 @@ async def describe_configs(ctx: RequestContext, request: Any) -> Any:
 async def _alter(ctx: RequestContext, resource: Any, compute: Any, validate_only: bool
                  ) -> tuple[int, str | None]:
     broker = ctx.broker
+    denied = _denied(ctx, resource, Operation.ALTER_CONFIGS)
+    if denied is not None:
+        return denied, "Authorization failed."
     if resource.resource_type == BROKER:
         return ErrorCode.invalid_request, (
             "broker settings are fixed at start; restart the broker with -c to change them"

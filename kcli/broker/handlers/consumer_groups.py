@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from kcli.broker.errors import ErrorCode
 from kcli.broker.group.assignors import Assignment
 from kcli.broker.group.consumer_protocol import HeartbeatRequest
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
 from kcli.broker.handlers.groups import GROUP_OPERATIONS, UNKNOWN_OPERATIONS, client_host
 from kcli.broker.protocol.versions import ApiKey
+from kcli.broker.security.acls import Operation, ResourceType
 
 MEMBER_TYPE_CLASSIC = 0
 MEMBER_TYPE_CONSUMER = 1
@@ -19,6 +21,11 @@ MEMBER_TYPE_CONSUMER = 1
 @handles(ApiKey.CONSUMER_GROUP_HEARTBEAT)
 async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Any:
     """Join, stay in, reconcile with or leave a consumer protocol group."""
+    if not ctx.allowed(Operation.READ, ResourceType.GROUP, request.group_id):
+        return make(ctx.response_class(), throttle_time=0,
+                    error_code=ErrorCode.group_authorization_failed,
+                    error_message="Authorization failed.", member_id=request.member_id,
+                    member_epoch=-1, heartbeat_interval=0, assignment=None)
     owned = None
     if request.topic_partitions is not None:
         owned = [(tp.topic_id, [int(p) for p in tp.partitions])
@@ -55,7 +62,14 @@ async def consumer_group_describe(ctx: RequestContext, request: Any) -> Any:
     member_cls = ctx.response_class("Member")
     assignment_cls = ctx.response_class("Assignment")
     groups = []
-    for d in ctx.broker.groups.describe_consumer_groups(list(request.group_ids)):
+    allowed = [g for g in request.group_ids
+               if ctx.allowed(Operation.DESCRIBE, ResourceType.GROUP, g)]
+    for denied in (g for g in request.group_ids if g not in allowed):
+        groups.append(make(group_cls, error_code=ErrorCode.group_authorization_failed,
+                           error_message="Authorization failed.", group_id=denied,
+                           group_state="", group_epoch=-1, assignment_epoch=-1,
+                           assignor_name="", members=(), authorized_operations=ops))
+    for d in ctx.broker.groups.describe_consumer_groups(allowed):
         members = tuple(
             make(member_cls, member_id=m.member.member_id, instance_id=m.member.instance_id,
                  rack_id=m.member.rack_id, member_epoch=m.member.member_epoch,

@@ -18,6 +18,7 @@ from kcli.broker.log.records import COMPRESSION_ZSTD
 from kcli.broker.partition import READ_UNCOMMITTED, Partition, PartitionRead
 from kcli.broker.protocol.versions import ApiKey
 from kcli.broker.replicas import wait_for_data
+from kcli.broker.security.acls import CLUSTER_NAME, Operation, ResourceType
 
 if TYPE_CHECKING:
     from kcli.broker.broker import Broker
@@ -51,6 +52,16 @@ class _FetchPlan:
         self.old_format = ctx.header.wire_version is not None
         self.partitions: list[Partition] = []
         self._first_pass = True  # metadata rereads and follower progress: once per request
+        self._readable: dict[str, bool] = {}  # authorization, once per topic per request
+        self._follower_allowed = self.replica_id < 0 or ctx.allowed(
+            Operation.CLUSTER_ACTION, ResourceType.CLUSTER, CLUSTER_NAME)
+
+    def _may_read(self, topic: str) -> bool:
+        if self.replica_id >= 0:
+            return self._follower_allowed
+        if topic not in self._readable:
+            self._readable[topic] = self.ctx.allowed(Operation.READ, ResourceType.TOPIC, topic)
+        return self._readable[topic]
 
     def read(self) -> tuple[list[_TopicRead], int, bool]:
         """Read every requested partition; returns (topics, bytes, any error)."""
@@ -81,6 +92,10 @@ class _FetchPlan:
                         ErrorCode.unknown_topic_id if self.version >= 13
                         else ErrorCode.unknown_topic_or_partition
                     )))
+                    failed = True
+                    continue
+                if not self._may_read(state.name):
+                    reads.append((index, PartitionRead(ErrorCode.topic_authorization_failed)))
                     failed = True
                     continue
                 if self.old_format and not down_conversion(broker, state.configs):

@@ -19,6 +19,7 @@ from kcli.broker.group.coordinator import FetchedOffset, OffsetCommitEntry
 from kcli.broker.group.errors import CoordinatorError
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
 from kcli.broker.protocol.versions import ApiKey
+from kcli.broker.security.acls import CLUSTER_NAME, Operation, ResourceType
 
 log = logging.getLogger("kcli.broker.group")
 
@@ -37,11 +38,25 @@ def client_host(peer: str) -> str:
 # ====================================================================== FindCoordinator
 
 
+def _may(ctx: RequestContext, operation: Operation, group_id: str | None) -> bool:
+    """Whether the principal may do ``operation`` on the group (ACLs)."""
+    return ctx.allowed(operation, ResourceType.GROUP, group_id or "")
+
+
+def _may_topic(ctx: RequestContext, operation: Operation, name: str | None) -> bool:
+    return name is None or ctx.allowed(operation, ResourceType.TOPIC, name)
+
+
+_GROUP_DENIED = ErrorCode.group_authorization_failed
+
+
 def _coordinator(ctx: RequestContext, key: str, key_type: int) -> tuple[int, str | None, Any]:
     """(error, message, broker endpoint or None) for one coordinator key."""
     if key_type != KEY_TYPE_GROUP:
         return (ErrorCode.invalid_request,
                 "only group coordinators are served (no transactions or share groups)", None)
+    if not _may(ctx, Operation.DESCRIBE, key):
+        return _GROUP_DENIED, f"not authorized to describe group {key}", None
     try:
         return ErrorCode.none, None, ctx.broker.groups.find_coordinator(key)
     except CoordinatorError as error:
@@ -78,6 +93,11 @@ async def find_coordinator(ctx: RequestContext, request: Any) -> Any:
 @handles(ApiKey.JOIN_GROUP)
 async def join_group(ctx: RequestContext, request: Any) -> Any:
     """Join (or rejoin) a group; answered when the rebalance reaches the sync phase."""
+    if not _may(ctx, Operation.READ, request.group_id):
+        return make(ctx.response_class(), throttle_time=0, error_code=_GROUP_DENIED,
+                    generation_id=-1, protocol_type=None,
+                    protocol_name=None if ctx.version >= 7 else "", leader="",
+                    skip_assignment=False, member_id=request.member_id or "", members=())
     session_timeout = millis(request.session_timeout)
     rebalance_timeout = (millis(request.rebalance_timeout) if ctx.version >= 1
                          else session_timeout)
@@ -120,6 +140,9 @@ async def join_group(ctx: RequestContext, request: Any) -> Any:
 @handles(ApiKey.SYNC_GROUP)
 async def sync_group(ctx: RequestContext, request: Any) -> Any:
     """Hand in (leader) or pick up (everyone) the assignment of the new generation."""
+    if not _may(ctx, Operation.READ, request.group_id):
+        return make(ctx.response_class(), throttle_time=0, error_code=_GROUP_DENIED,
+                    protocol_type=None, protocol_name=None, assignment=b"")
     future = ctx.broker.groups.sync_group(
         group_id=request.group_id,
         generation_id=int(request.generation_id),
@@ -138,6 +161,8 @@ async def sync_group(ctx: RequestContext, request: Any) -> Any:
 @handles(ApiKey.HEARTBEAT)
 async def heartbeat(ctx: RequestContext, request: Any) -> Any:
     """Keep a member's session; REBALANCE_IN_PROGRESS tells it to rejoin."""
+    if not _may(ctx, Operation.READ, request.group_id):
+        return make(ctx.response_class(), throttle_time=0, error_code=_GROUP_DENIED)
     error = ctx.broker.groups.heartbeat(
         group_id=request.group_id,
         generation_id=int(request.generation_id),
@@ -150,6 +175,9 @@ async def heartbeat(ctx: RequestContext, request: Any) -> Any:
 @handles(ApiKey.LEAVE_GROUP)
 async def leave_group(ctx: RequestContext, request: Any) -> Any:
     """One member leaves (v0-2), or several by member or instance id (v3+)."""
+    if not _may(ctx, Operation.READ, request.group_id):
+        return make(ctx.response_class(), throttle_time=0, error_code=_GROUP_DENIED,
+                    members=())
     if ctx.version >= 3:
         wanted = [(m.member_id or "", m.group_instance_id) for m in request.members]
     else:
@@ -184,22 +212,28 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Any:
     """Commit offsets, as a group member (generation and member checked) or without
     membership (generation -1, empty group)."""
     entries: list[OffsetCommitEntry] = []
-    plan: list[tuple[Any, list[tuple[int, int | None]]]] = []  # topic, (partition, entry)
+    # per topic: (partition, index of its entry, or the error answered instead)
+    plan: list[tuple[Any, list[tuple[int, int | None, int]]]] = []
+    group_allowed = _may(ctx, Operation.READ, request.group_id)
     for topic in request.topics:
         name, _topic_id = _topic_name(ctx, topic)
-        slots: list[tuple[int, int | None]] = []
+        refused = (ErrorCode.unknown_topic_id if name is None
+                   else _GROUP_DENIED if not group_allowed
+                   else ErrorCode.none if _may_topic(ctx, Operation.READ, name)
+                   else ErrorCode.topic_authorization_failed)
+        slots: list[tuple[int, int | None, int]] = []
         for p in topic.partitions:
-            if name is None:
-                slots.append((int(p.partition_index), None))
+            if name is None or refused != ErrorCode.none:
+                slots.append((int(p.partition_index), None, refused))
                 continue
-            slots.append((int(p.partition_index), len(entries)))
+            slots.append((int(p.partition_index), len(entries), ErrorCode.none))
             entries.append(OffsetCommitEntry(
                 name, int(p.partition_index), int(p.committed_offset),
                 int(getattr(p, "committed_leader_epoch", -1)), p.committed_metadata,
             ))
         plan.append((topic, slots))
     retention = getattr(request, "retention_time", None)
-    codes = await ctx.broker.groups.commit_offsets(
+    codes = [] if not entries else await ctx.broker.groups.commit_offsets(
         group_id=request.group_id,
         generation_id=int(request.generation_id_or_member_epoch),
         member_id=request.member_id or "",
@@ -214,8 +248,8 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Any:
     for topic, slots in plan:
         answers = tuple(
             make(partition_cls, partition_index=index,
-                 error_code=ErrorCode.unknown_topic_id if entry is None else codes[entry])
-            for index, entry in slots
+                 error_code=codes[entry] if entry is not None else refused)
+            for index, entry, refused in slots
         )
         topics.append(make(topic_cls, name=getattr(topic, "name", None),
                            topic_id=getattr(topic, "topic_id", None), partitions=answers))
@@ -228,6 +262,8 @@ def _fetch_group(ctx: RequestContext, group_id: str | None, topics: Sequence[Any
     """One group's offsets as (error, [(name, topic id, offsets)]) in request order;
     ``member`` is the asking member's id and epoch (v9+, consumer protocol groups)."""
     coordinator = ctx.broker.groups
+    if not _may(ctx, Operation.DESCRIBE, group_id):
+        return _GROUP_DENIED, []
     if topics is None:
         error, found = coordinator.fetch_offsets(group_id, None, *member)
         result: list[tuple[str | None, uuid.UUID | None, list[FetchedOffset]]] = []
@@ -235,6 +271,8 @@ def _fetch_group(ctx: RequestContext, group_id: str | None, topics: Sequence[Any
             state = ctx.broker.topic(name)
             if ctx.version >= 10 and state is None:
                 continue  # cannot be named by id any more
+            if not _may_topic(ctx, Operation.DESCRIBE, name):
+                continue  # as Kafka: topics the client may not describe are left out
             result.append((name, state.topic_id if state else None, offsets))
         return error, result
     named: list[tuple[str, Sequence[int]]] = []
@@ -257,7 +295,11 @@ def _fetch_group(ctx: RequestContext, group_id: str | None, topics: Sequence[Any
             result.append((topic_name, topic_id,
                            [FetchedOffset(p, -1, error=error) for p in indexes]))
         else:
-            result.append((topic_name, topic_id, next(by_name)[1]))
+            offsets = next(by_name)[1]
+            if not _may_topic(ctx, Operation.DESCRIBE, topic_name):
+                offsets = [FetchedOffset(p, -1, error=ErrorCode.topic_authorization_failed)
+                           for p in indexes]
+            result.append((topic_name, topic_id, offsets))
     return error, result
 
 
@@ -306,7 +348,15 @@ def _fetched_topics(topic_cls: Any, partition_cls: Any,
 async def offset_delete(ctx: RequestContext, request: Any) -> Any:
     """Delete a group's committed offsets of topics it does not subscribe to."""
     topics = [(t.name, [int(p.partition_index) for p in t.partitions]) for t in request.topics]
-    error, results = await ctx.broker.groups.delete_offsets(request.group_id, topics)
+    error: int = _GROUP_DENIED
+    results: list[tuple[str, list[tuple[int, int]]]] = []
+    if _may(ctx, Operation.DELETE, request.group_id):
+        readable = [(name, parts) for name, parts in topics
+                    if _may_topic(ctx, Operation.READ, name)]
+        error, deleted = await ctx.broker.groups.delete_offsets(request.group_id, readable)
+        results = [*deleted, *((name, [(p, int(ErrorCode.topic_authorization_failed))
+                                      for p in parts])
+                               for name, parts in topics if (name, parts) not in readable)]
     topic_cls = ctx.response_class("OffsetDeleteResponseTopic")
     partition_cls = ctx.response_class("OffsetDeleteResponsePartition")
     return make(
@@ -330,9 +380,12 @@ async def describe_groups(ctx: RequestContext, request: Any) -> Any:
     include_ops = bool(getattr(request, "include_authorized_operations", False))
     group_cls = ctx.response_class("DescribedGroup")
     member_cls = ctx.response_class("DescribedGroupMember")
-    described = ctx.broker.groups.describe_groups(list(request.groups),
-                                                  not_found_error=ctx.version >= 6)
-    groups = []
+    allowed = [g for g in request.groups if _may(ctx, Operation.DESCRIBE, g)]
+    described = ctx.broker.groups.describe_groups(allowed, not_found_error=ctx.version >= 6)
+    groups = [make(group_cls, error_code=_GROUP_DENIED, error_message=None, group_id=g,
+                   group_state="", protocol_type="", protocol_data="",
+                   authorized_operations=UNKNOWN_OPERATIONS, members=())
+              for g in request.groups if g not in allowed]
     for d in described:
         message = None
         if d.error == ErrorCode.group_id_not_found:
@@ -357,6 +410,8 @@ async def list_groups(ctx: RequestContext, request: Any) -> Any:
     error, listed = ctx.broker.groups.list_groups(
         tuple(getattr(request, "states_filter", ())), tuple(getattr(request, "types_filter", ()))
     )
+    if not ctx.allowed(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+        listed = [g for g in listed if _may(ctx, Operation.DESCRIBE, g.group_id)]
     group_cls = ctx.response_class("ListedGroup")
     return make(
         ctx.response_class(), throttle_time=0, error_code=error,
@@ -368,7 +423,9 @@ async def list_groups(ctx: RequestContext, request: Any) -> Any:
 @handles(ApiKey.DELETE_GROUPS)
 async def delete_groups(ctx: RequestContext, request: Any) -> Any:
     """Delete empty groups and their committed offsets."""
-    results = await ctx.broker.groups.delete_groups(list(request.groups_names))
+    allowed = [g for g in request.groups_names if _may(ctx, Operation.DELETE, g)]
+    results = [*await ctx.broker.groups.delete_groups(allowed),
+               *((g, _GROUP_DENIED) for g in request.groups_names if g not in allowed)]
     result_cls = ctx.response_class("DeletableGroupResult")
     return make(ctx.response_class(), throttle_time=0, results=tuple(
         make(result_cls, group_id=group_id, error_code=code) for group_id, code in results

@@ -10,6 +10,7 @@ from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.protocol.codec import supported_api_keys
 from kcli.broker.protocol.versions import ApiKey
+from kcli.broker.security.acls import CLUSTER_NAME, Operation, ResourceType
 
 if TYPE_CHECKING:
     from kcli.broker.broker import Broker
@@ -97,8 +98,12 @@ async def metadata(ctx: RequestContext, request: Any) -> Any:
     requested = request.topics
     all_topics = requested is None or (version == 0 and not requested)
     topics = []
-    if all_topics:
-        topics = [describe(t) for t in broker.metadata.topics.values()]
+    def may(operation: Operation, name: str) -> bool:
+        return ctx.allowed(operation, ResourceType.TOPIC, name)
+
+    if all_topics:  # the topics the client may not describe are left out
+        topics = [describe(t) for t in broker.metadata.topics.values()
+                  if may(Operation.DESCRIBE, t.name)]
     else:
         auto_create = bool(getattr(request, "allow_auto_topic_creation", True)) and (
             broker.settings.get_bool("auto.create.topics.enable")
@@ -107,11 +112,22 @@ async def metadata(ctx: RequestContext, request: Any) -> Any:
             name = wanted.name
             if name is None:
                 state = broker.metadata.topic_by_id(wanted.topic_id)
+                if state is not None and not may(Operation.DESCRIBE, state.name):
+                    topics.append(missing(None, ErrorCode.topic_authorization_failed,
+                                          wanted.topic_id))
+                    continue
                 topics.append(describe(state) if state else
                               missing(None, ErrorCode.unknown_topic_id, wanted.topic_id))
                 continue
+            if not may(Operation.DESCRIBE, name):
+                topics.append(missing(name, ErrorCode.topic_authorization_failed))
+                continue
             state = broker.topic(name)
             if state is None and auto_create:
+                if not (ctx.allowed(Operation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME)
+                        or may(Operation.CREATE, name)):
+                    topics.append(missing(name, ErrorCode.topic_authorization_failed))
+                    continue
                 try:
                     state = await broker.auto_create_topic(name)
                 except ControllerError as error:

@@ -10,6 +10,7 @@ from kcli.broker.log.errors import LogError
 from kcli.broker.partition import Partition
 from kcli.broker.protocol.versions import ApiKey
 from kcli.broker.replicas import PartitionUnavailable
+from kcli.broker.security.acls import CLUSTER_NAME, Operation, ResourceType
 
 LATEST = -1
 EARLIEST = -2
@@ -61,10 +62,11 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Any:
     topics = []
     for topic in request.topics:
         results = []
+        allowed = ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, topic.name)
         for p in topic.partitions:
             partition, error = leader_partition(
                 ctx, topic.name, p.partition_index, int(getattr(p, "current_leader_epoch", -1))
-            )
+            ) if allowed else (None, ErrorCode.topic_authorization_failed)
             offset = timestamp = -1
             epoch = -1
             if partition is not None and (
@@ -93,12 +95,17 @@ async def offset_for_leader_epoch(ctx: RequestContext, request: Any) -> Any:
     result_cls = ctx.response_class("EpochEndOffset")
     topic_cls = ctx.response_class("OffsetForLeaderTopicResult")
     topics = []
+    follower = int(getattr(request, "replica_id", -1)) >= 0
+    cluster_action = follower and ctx.allowed(Operation.CLUSTER_ACTION, ResourceType.CLUSTER,
+                                              CLUSTER_NAME)
     for topic in request.topics:
         results = []
+        allowed = cluster_action if follower else ctx.allowed(
+            Operation.DESCRIBE, ResourceType.TOPIC, topic.topic)
         for p in topic.partitions:
             partition, error = leader_partition(
                 ctx, topic.topic, p.partition, int(p.current_leader_epoch)
-            )
+            ) if allowed else (None, ErrorCode.topic_authorization_failed)
             epoch, end_offset = -1, -1
             if partition is not None:
                 epoch, end_offset = partition.log.end_offset_for_epoch(int(p.leader_epoch))
@@ -116,8 +123,10 @@ async def delete_records(ctx: RequestContext, request: Any) -> Any:
     topics = []
     for topic in request.topics:
         results = []
+        allowed = ctx.allowed(Operation.DELETE, ResourceType.TOPIC, topic.name)
         for p in topic.partitions:
-            partition, error = leader_partition(ctx, topic.name, p.partition_index)
+            partition, error = leader_partition(ctx, topic.name, p.partition_index) \
+                if allowed else (None, ErrorCode.topic_authorization_failed)
             low = -1
             if partition is not None:
                 offset = int(p.offset)

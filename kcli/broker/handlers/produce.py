@@ -6,8 +6,12 @@ from typing import Any
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
+from kcli.broker.partition import AppendResult
 from kcli.broker.protocol.versions import ApiKey
 from kcli.broker.replicas import ProduceResults
+from kcli.broker.security.acls import Operation, ResourceType
+
+_DENIED = AppendResult(ErrorCode.topic_authorization_failed)
 
 
 @handles(ApiKey.PRODUCE)
@@ -19,6 +23,9 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
     results: ProduceResults = []
     for topic_data in request.topic_data:
         name = topic_data.name
+        if not ctx.allowed(Operation.WRITE, ResourceType.TOPIC, name):
+            results.append((name, [(p.index, _DENIED) for p in topic_data.partition_data]))
+            continue
         partitions = [
             (p.index, replicas.append_to_leader(name, p.index, p.records, acks,
                                                 allow_zstd=allow_zstd))

@@ -8,6 +8,7 @@ from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.handlers.offsets import leader_partition
 from kcli.broker.protocol.versions import ApiKey
+from kcli.broker.security.acls import CLUSTER_NAME, Operation, ResourceType
 
 
 @handles(ApiKey.INIT_PRODUCER_ID)
@@ -16,6 +17,15 @@ async def init_producer_id(ctx: RequestContext, request: Any) -> Any:
     if request.transactional_id is not None:
         # Transactions are not served (and not advertised); say so rather than pretend.
         return make(ctx.response_class(), throttle_time=0, error_code=ErrorCode.invalid_request,
+                    producer_id=-1, producer_epoch=-1)
+    # idempotence needs IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (KIP-679)
+    authorizer = ctx.broker.authorizer
+    if authorizer is not None and not ctx.allowed(
+            Operation.IDEMPOTENT_WRITE, ResourceType.CLUSTER, CLUSTER_NAME
+    ) and not authorizer.authorize_any(ctx.session.principal, ctx.peer.rsplit(":", 1)[0],
+                                       Operation.WRITE, ResourceType.TOPIC):
+        return make(ctx.response_class(), throttle_time=0,
+                    error_code=ErrorCode.cluster_authorization_failed,
                     producer_id=-1, producer_epoch=-1)
     producer_id = ctx.broker.allocate_producer_id()
     return make(ctx.response_class(), throttle_time=0, error_code=ErrorCode.none,
@@ -33,8 +43,10 @@ async def describe_producers(ctx: RequestContext, request: Any) -> Any:
     topics = []
     for topic in request.topics:
         partitions = []
+        allowed = ctx.allowed(Operation.READ, ResourceType.TOPIC, topic.name)
         for index in topic.partition_indexes:
-            partition, error_code = leader_partition(ctx, topic.name, int(index))
+            partition, error_code = leader_partition(ctx, topic.name, int(index)) \
+                if allowed else (None, ErrorCode.topic_authorization_failed)
             if partition is None:
                 partitions.append(make(partition_cls, partition_index=index,
                                        error_code=error_code, error_message=None,

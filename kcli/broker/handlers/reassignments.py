@@ -12,6 +12,7 @@ from kcli.broker.cluster.controller import ControllerError
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.protocol.versions import ApiKey
+from kcli.broker.security.acls import CLUSTER_NAME, Operation, ResourceType
 
 
 def _by_topic(entries: Iterable[tuple[str, Any]], topic_cls: Any, **names: str,
@@ -33,6 +34,10 @@ async def alter_partition_reassignments(ctx: RequestContext, request: Any) -> An
     moves = [(topic.name, int(p.partition_index),
               None if p.replicas is None else [int(r) for r in p.replicas])
              for topic in request.topics for p in topic.partitions]
+    if not ctx.allowed(Operation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME):
+        return make(ctx.response_class(), throttle_time=0,
+                    error_code=ErrorCode.cluster_authorization_failed,
+                    error_message="Cluster ALTER is needed", responses=())
     try:
         outcomes = ctx.broker.reassign_partitions(moves)
     except ControllerError as error:
@@ -50,6 +55,10 @@ async def alter_partition_reassignments(ctx: RequestContext, request: Any) -> An
 @handles(ApiKey.LIST_PARTITION_REASSIGNMENTS)
 async def list_partition_reassignments(ctx: RequestContext, request: Any) -> Any:
     """The moves in progress, of the named partitions (null: of all)."""
+    if not ctx.allowed(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+        return make(ctx.response_class(), throttle_time=0,
+                    error_code=ErrorCode.cluster_authorization_failed,
+                    error_message="Cluster DESCRIBE is needed", topics=())
     wanted = None if request.topics is None else [
         (t.name, int(i)) for t in request.topics for i in t.partition_indexes]
     partition_cls = ctx.response_class("OngoingPartitionReassignment")
@@ -66,6 +75,10 @@ async def list_partition_reassignments(ctx: RequestContext, request: Any) -> Any
 async def elect_leaders(ctx: RequestContext, request: Any) -> Any:
     """Preferred (v0, or election type 0) or unclean (1) elections. With no partitions
     named, every partition is a candidate and those that need nothing are left out."""
+    if not ctx.allowed(Operation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME):
+        return make(ctx.response_class(), throttle_time=0,
+                    error_code=ErrorCode.cluster_authorization_failed,
+                    replica_election_results=())
     election = int(getattr(request, "election_type", reassignment.PREFERRED))
     if election not in (reassignment.PREFERRED, reassignment.UNCLEAN):
         return make(ctx.response_class(), throttle_time=0, error_code=ErrorCode.invalid_request,

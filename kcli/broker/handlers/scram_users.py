@@ -10,11 +10,16 @@ from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.protocol.versions import ApiKey
 from kcli.broker.security import users
+from kcli.broker.security.acls import CLUSTER_NAME, Operation, ResourceType
 
 
 @handles(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS)
 async def describe_user_scram_credentials(ctx: RequestContext, request: Any) -> Any:
     """Mechanisms and iterations of users' credentials (never the keys)."""
+    if not ctx.allowed(Operation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+        return make(ctx.response_class(), throttle_time=0,
+                    error_code=ErrorCode.cluster_authorization_failed,
+                    error_message="Cluster DESCRIBE is needed", results=())
     ctx.broker.refresh_metadata()
     names = [u.name for u in request.users] if request.users else None
     info_cls = ctx.response_class("CredentialInfo")
@@ -39,6 +44,11 @@ async def alter_user_scram_credentials(ctx: RequestContext, request: Any) -> Any
         return users.alter(metadata, deletions, upsertions)
 
     result_cls = ctx.response_class("AlterUserScramCredentialsResult")
+    if not ctx.allowed(Operation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME):
+        names = dict.fromkeys([n for n, _ in deletions] + [u.user for u in upsertions])
+        return make(ctx.response_class(), throttle_time=0, results=tuple(
+            make(result_cls, user=name, error_code=ErrorCode.cluster_authorization_failed,
+                 error_message="Cluster ALTER is needed") for name in names))
     try:
         outcomes = ctx.broker.controller.transact(change)
     except ControllerError as error:

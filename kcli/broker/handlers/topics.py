@@ -9,6 +9,7 @@ from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.handlers.configs import topic_config_entries
 from kcli.broker.protocol.versions import ApiKey
+from kcli.broker.security.acls import CLUSTER_NAME, Operation, ResourceType
 
 
 @handles(ApiKey.CREATE_TOPICS)
@@ -20,6 +21,7 @@ async def create_topics(ctx: RequestContext, request: Any) -> Any:
     validate_only = bool(getattr(request, "validate_only", False))
     results = []
     seen: set[str] = set()
+    cluster_create = ctx.allowed(Operation.CREATE, ResourceType.CLUSTER, CLUSTER_NAME)
     for topic in request.topics:
         fields: dict[str, Any] = {"name": topic.name, "topic_id": None, "configs": (),
                                   "num_partitions": -1, "replication_factor": -1}
@@ -28,6 +30,10 @@ async def create_topics(ctx: RequestContext, request: Any) -> Any:
                                 error_message=f"topic {topic.name!r} is listed twice", **fields))
             continue
         seen.add(topic.name)
+        if not (cluster_create or ctx.allowed(Operation.CREATE, ResourceType.TOPIC, topic.name)):
+            results.append(make(result_cls, error_code=ErrorCode.topic_authorization_failed,
+                                error_message="Authorization failed.", **fields))
+            continue
         assignment = [list(a.broker_ids) for a in
                       sorted(topic.assignments, key=lambda a: a.partition_index)]
         configs = {c.name: c.value for c in topic.configs}
@@ -76,6 +82,9 @@ async def delete_topics(ctx: RequestContext, request: Any) -> Any:
         elif name is not None:
             state = broker.topic(name)
             topic_id = state.topic_id if state else topic_id
+        if error_code == ErrorCode.none and name is not None and not ctx.allowed(
+                Operation.DELETE, ResourceType.TOPIC, name):
+            error_code, message = ErrorCode.topic_authorization_failed, "Authorization failed."
         if error_code == ErrorCode.none and name is not None:
             try:
                 await broker.delete_topic(name)
@@ -95,6 +104,11 @@ async def create_partitions(ctx: RequestContext, request: Any) -> Any:
         assignment = [list(a.broker_ids) for a in topic.assignments or ()]
         error_code: int = ErrorCode.none
         message: str | None = None
+        if not ctx.allowed(Operation.ALTER, ResourceType.TOPIC, topic.name):
+            results.append(make(result_cls, name=topic.name,
+                                error_code=ErrorCode.topic_authorization_failed,
+                                error_message="Authorization failed."))
+            continue
         try:
             await ctx.broker.create_partitions(
                 topic.name, int(topic.count), assignment or None,
