@@ -13,6 +13,7 @@ import traceback
 import typer
 
 from kcli import __version__
+from kcli.cli import acl as acl_cli
 from kcli.cli import backup as backup_cli
 from kcli.cli import bench as bench_cli
 from kcli.cli import broker as broker_cli
@@ -28,6 +29,7 @@ from kcli.cli import restore as restore_cli
 from kcli.cli import schema as schema_cli
 from kcli.cli import topic as topic_cli
 from kcli.cli import tui as tui_cli
+from kcli.cli import user as user_cli
 from kcli.cli.help import KcliCommand, help_settings
 from kcli.cli.options import (
     BootstrapOpt,
@@ -68,6 +70,8 @@ app.command("consume", cls=KcliCommand)(with_global_options(consume_cli.consume)
 app.add_typer(schema_cli.app, name="schema")
 app.add_typer(group_cli.app, name="group")
 app.add_typer(profile_cli.app, name="profile")
+app.add_typer(user_cli.app, name="user")
+app.add_typer(acl_cli.app, name="acl")
 app.command("tui", cls=KcliCommand)(with_global_options(tui_cli.tui))
 app.add_typer(bench_cli.app, name="bench")
 app.add_typer(broker_cli.app, name="broker")

@@ -61,7 +61,7 @@ def test_root_help_groups_commands_and_shows_global_options_once() -> None:
     sections = re.findall(r"^(\w[\w ]+):$", text, re.MULTILINE)
     assert sections == ["Global options", "Local cluster", "Topics and data",
                         "Consumer groups", "Backup and migration", "Dashboard",
-                        "Setup and tools"]
+                        "Security", "Setup and tools"]
     listed = re.findall(r"^  ([a-z][a-z-]*) +(\S.*)$", text, re.MULTILINE)
     assert [name for name, _ in listed][:5] == ["cluster", "broker", "topic", "produce",
                                                 "consume"]
