@@ -50,9 +50,13 @@ def start(workdir: Path) -> tuple[BrokerProcess, dict[str, dict[str, str]]]:
     )
 
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})  # outlives its future
-    admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
-        "bench", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
-        PASSWORD.encode())])["bench"].result(10)
+    try:
+        admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+            "bench", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
+            PASSWORD.encode())])["bench"].result(10)
+    except BaseException:
+        broker.kill()
+        raise
     secured = {"security.protocol": "sasl_ssl", "ssl.ca.location": str(certs.ca),
                "sasl.username": "bench", "sasl.password": PASSWORD,
                "bootstrap.servers": f"127.0.0.1:{base + 1}"}

@@ -24,6 +24,21 @@ def parse_host_port(value: str, option: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def read_config_file(path: Path) -> dict[str, str]:
+    """The settings of a server.properties file; BadInput names the file and line."""
+    from kcli.broker.properties import PropertiesError, parse_properties
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise BadInput(f"--config-file {path}: {reason}") from None
+    try:
+        return {key.strip(): value.strip() for key, value in parse_properties(text).items()}
+    except PropertiesError as error:
+        raise BadInput(f"--config-file {path}: {error}") from None
+
+
 def parse_settings(values: list[str]) -> dict[str, str]:
     """Turn repeated key=value options into a dict; raises BadInput."""
     settings: dict[str, str] = {}
@@ -48,6 +63,10 @@ def run(
     config: Annotated[list[str] | None, typer.Option(
         "--config", "-c", help="Broker setting key=value (repeatable), e.g. num.partitions=3.",
     )] = None,
+    config_file: Annotated[Path | None, typer.Option(
+        "--config-file", metavar="FILE", dir_okay=False,
+        help="Broker settings from a server.properties file (secrets belong there, not on "
+             "the command line); -c settings win.")] = None,
     log_level: Annotated[str, typer.Option(
         "--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
@@ -65,7 +84,8 @@ def run(
         raise BadInput(f"unknown log level {log_level!r}")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = parse_host_port(listen, "--listen")
-    settings = parse_settings(config or [])
+    settings = {**read_config_file(config_file), **parse_settings(config or [])} \
+        if config_file is not None else parse_settings(config or [])
     try:
         parse_listeners(Settings(settings), host, port, host)  # settings and listeners
     except InvalidConfig as error:

@@ -54,8 +54,12 @@ class BrokerProcess:
         """Start the process and wait until it answers Metadata; fails loudly otherwise."""
         args = ["broker", "run", "--node-id", str(self.node_id), "--data-dir", str(self.data_dir),
                 "--listen", f"127.0.0.1:{self.port}"]
-        for key, value in self.settings.items():
-            args += ["-c", f"{key}={value}"]
+        if self.settings:  # in a file, as server.properties: secrets stay out of `ps`
+            from kcli.broker.properties import format_properties
+
+            config_file = self.data_dir.parent / f"{self.data_dir.name}.properties"
+            config_file.write_text(format_properties(self.settings), encoding="utf-8")
+            args += ["--config-file", str(config_file)]
         log_file = open(self.log_path, "ab")  # noqa: SIM115 (kept open by the child)
         start_offset = log_file.tell()
         self.process = subprocess.Popen(self._command(args), stdout=log_file, stderr=log_file,

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,14 +94,18 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
         "listener.name.mtls.ssl.client.auth": "required",
     }
     broker = BrokerProcess(root / "broker", settings=settings, port=base).start()
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    # one request per mechanism: Kafka's KRaft controller refuses two changes of one user
-    # in one request (DUPLICATE_RESOURCE, tested below)
-    for mechanism, iterations in ((ScramMechanism.SCRAM_SHA_256, 4096),
-                                  (ScramMechanism.SCRAM_SHA_512, 8192)):
-        admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
-            "bob", ScramCredentialInfo(mechanism, iterations), BOB_PASSWORD.encode()),
-        ])["bob"].result(10)
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        # one request per mechanism: Kafka's KRaft controller refuses two changes of one
+        # user in one request (DUPLICATE_RESOURCE, tested below)
+        for mechanism, iterations in ((ScramMechanism.SCRAM_SHA_256, 4096),
+                                      (ScramMechanism.SCRAM_SHA_512, 8192)):
+            admin.alter_user_scram_credentials([UserScramCredentialUpsertion(
+                "bob", ScramCredentialInfo(mechanism, iterations), BOB_PASSWORD.encode()),
+            ])["bob"].result(10)
+    except BaseException:
+        broker.kill()
+        raise
     yield Secured(broker, ports, certs)
     assert broker.stop() == 0, broker.log()
 
@@ -312,6 +317,13 @@ def test_scram_users_through_the_admin_api(secured: Secured) -> None:
     admin.alter_user_scram_credentials([UserScramCredentialDeletion(
         "dave", ScramMechanism.SCRAM_SHA_512)])["dave"].result(10)
     assert any("Invalid user credentials" in e for e in failing_client(dave))
+
+
+def test_no_password_on_the_broker_command_line(secured: Secured) -> None:
+    assert secured.broker.process is not None
+    argv = Path(f"/proc/{secured.broker.process.pid}/cmdline").read_bytes().decode()
+    assert "--config-file" in argv
+    assert not [s for s in SECRETS if s in argv]
 
 
 def test_credentials_are_in_the_metadata_not_the_passwords(secured: Secured) -> None:
