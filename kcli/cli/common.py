@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -127,3 +128,27 @@ def _progress_bar(unit: str) -> Any:
     # only called once stderr is known to be a terminal
     console = Console(file=sys.stderr, force_terminal=True)
     return Progress(*columns, console=console, transient=True)
+
+
+PASSWORD_ENV = "KCLI_PASSWORD"
+"""Where a password may come from instead of a prompt (never from argv: ps shows it)."""
+
+
+def read_password(from_stdin: bool) -> str:
+    """The new password: from stdin, $KCLI_PASSWORD or a prompt (asked twice)."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif os.environ.get(PASSWORD_ENV):
+        password = os.environ[PASSWORD_ENV]
+    elif sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise BadInput("the two passwords differ")
+    else:
+        raise BadInput(f"no password: give --password-stdin or ${PASSWORD_ENV} (stdin is "
+                       "not a terminal to ask on)")
+    if not password:
+        raise BadInput("the password is empty")
+    return password

@@ -105,6 +105,7 @@ def with_global_options(func: Callable[..., Any], *, use_profiles: bool = True,
     def wrapper(**kwargs: Any) -> Any:
         flags = root_flags(kwargs.pop("kcli_ctx", None)).then(flags_from(kwargs))
         opts = resolve(flags, use_profiles=use_profiles)
+        _warn_of_secrets(opts)
         try:
             return func(opts, **kwargs)
         except KeyboardInterrupt:
@@ -122,6 +123,18 @@ def with_global_options(func: Callable[..., Any], *, use_profiles: bool = True,
     wrapper.__annotations__ = {p.name: p.annotation for p in new_params}
     del wrapper.__wrapped__
     return wrapper
+
+
+def _warn_of_secrets(opts: Options) -> None:
+    """A secret given with -X is visible to every user (ps) and kept in shell history."""
+    from kcli.config import is_secret
+
+    secret = next((item.partition("=")[0].strip() for item in opts.flags.overrides
+                   if is_secret(item.partition("=")[0])), None)
+    if secret is not None:
+        say(opts, f"warning: -X {secret} on the command line is visible to other users "
+                  "(ps) and kept in shell history; save it in a profile instead "
+                  "(kcli profile add --sasl-mechanism ... asks for the password)")
 
 
 def command(app: typer.Typer, name: str, *, use_profiles: bool = True,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from kcli.cli.common import emit, report
+from kcli.cli.common import emit, read_password, report
 from kcli.cli.help import help_settings
 from kcli.cli.options import command
 from kcli.config import (
@@ -37,15 +38,37 @@ def add(
     name: NameArg,
     use: Annotated[bool, typer.Option("--use", help="Make it the default profile.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing profile.")] = False,
+    security_protocol: Annotated[str | None, typer.Option(
+        "--security-protocol", metavar="PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL",
+        help="security.protocol [default: from the other options].")] = None,
+    sasl_mechanism: Annotated[str | None, typer.Option(
+        "--sasl-mechanism", metavar="PLAIN|SCRAM-SHA-256|SCRAM-SHA-512",
+        help="SASL mechanism; the password is asked for (or --password-stdin, "
+             "$KCLI_PASSWORD).")] = None,
+    username: Annotated[str | None, typer.Option(
+        "--username", metavar="USER", help="SASL user name.")] = None,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the SASL password from the first line of stdin.")
+    ] = False,
+    ca_cert: Annotated[str | None, typer.Option(
+        "--ca-cert", metavar="FILE", help="CA certificates to trust (PEM): TLS.")] = None,
+    client_cert: Annotated[str | None, typer.Option(
+        "--client-cert", metavar="FILE", help="Client certificate (PEM): mutual TLS.")] = None,
+    client_key: Annotated[str | None, typer.Option(
+        "--client-key", metavar="FILE", help="Client private key (PEM).")] = None,
 ) -> None:
     """Save this command line's -b and -X options as a profile.
 
-    For example: kcli profile add prod -b kafka:9093 -X security.protocol=SASL_SSL
-    -X sasl.mechanism=PLAIN -X sasl.username=me -X sasl.password=..."""
+    For example: kcli profile add prod -b kafka:9093 --sasl-mechanism SCRAM-SHA-512
+    --username me --ca-cert ca.pem (asks for the password; it is kept in the 0600 config
+    file, never on a command line)."""
     store = _store()
     if name in store.profiles and not force:
         raise OperationFailed(f"profile {name!r} exists (use --force to replace it)")
     properties = parse_overrides(opts.flags.overrides)
+    properties.update(security_properties(
+        properties, security_protocol, sasl_mechanism, username, password_stdin, ca_cert,
+        client_cert, client_key))
     bootstrap = opts.flags.bootstrap or properties.pop("bootstrap.servers", None)
     if not bootstrap:
         raise BadInput("a profile needs bootstrap servers: give -b HOST:PORT")
@@ -56,6 +79,44 @@ def add(
     report(opts, f"saved profile {name} in {store.path}"
            + (" (default)" if store.current == name else ""),
            {"profile": name, "path": str(store.path), "default": store.current == name})
+
+
+def security_properties(given: dict[str, str], protocol: str | None, mechanism: str | None,
+                        username: str | None, password_stdin: bool, ca_cert: str | None,
+                        client_cert: str | None, client_key: str | None) -> dict[str, str]:
+    """librdkafka properties for the security options of `profile add`."""
+    out: dict[str, str] = {}
+    tls = any(v is not None for v in (ca_cert, client_cert, client_key))
+    if mechanism is not None:
+        if mechanism.upper() not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            raise BadInput(f"--sasl-mechanism: {mechanism!r} is not PLAIN, SCRAM-SHA-256 "
+                           "or SCRAM-SHA-512")
+        if not username:
+            raise BadInput("--sasl-mechanism needs --username")
+        out["sasl.mechanism"] = mechanism.upper()
+        out["sasl.username"] = username
+        if "sasl.password" not in given:
+            out["sasl.password"] = read_password(password_stdin)
+    elif username is not None or password_stdin:
+        raise BadInput("--username and --password-stdin go with --sasl-mechanism")
+    if (client_cert is None) != (client_key is None):
+        raise BadInput("--client-cert and --client-key go together")
+    for option, key, value in (("--ca-cert", "ssl.ca.location", ca_cert),
+                               ("--client-cert", "ssl.certificate.location", client_cert),
+                               ("--client-key", "ssl.key.location", client_key)):
+        if value is not None:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise BadInput(f"{option}: {value} is not a file")
+            out[key] = str(path.resolve())
+    chosen = protocol or given.get("security.protocol") or (
+        ("SASL_SSL" if tls else "SASL_PLAINTEXT") if mechanism else "SSL" if tls else None)
+    if chosen is not None:
+        if chosen.upper() not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise BadInput(f"--security-protocol: {chosen!r} is not PLAINTEXT, SSL, "
+                           "SASL_PLAINTEXT or SASL_SSL")
+        out["security.protocol"] = chosen.upper()
+    return out
 
 
 @command(app, "list", use_profiles=False)

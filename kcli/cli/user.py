@@ -7,46 +7,21 @@ terminal, from one line of stdin with ``--password-stdin``, or from ``$KCLI_PASS
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Annotated
 
 import typer
 
-from kcli.cli.common import connect, emit, report
+from kcli.cli.common import connect, emit, read_password, report
 from kcli.cli.help import help_settings
 from kcli.cli.options import command
 from kcli.config import Options
-from kcli.errors import BadInput, NotFound
+from kcli.errors import NotFound
 from kcli.output.model import Column, Result, Table
 
 app = typer.Typer(help="SCRAM users: create, list, delete.", no_args_is_help=True,
                   **help_settings())
 
 UserArg = Annotated[str, typer.Argument(metavar="USER", help="User name.", show_default=False)]
-PASSWORD_ENV = "KCLI_PASSWORD"
-
-
-def read_password(from_stdin: bool) -> str:
-    """The new password: from stdin, $KCLI_PASSWORD or a prompt (asked twice)."""
-    if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif os.environ.get(PASSWORD_ENV):
-        password = os.environ[PASSWORD_ENV]
-    elif sys.stdin.isatty():
-        import getpass
-
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            raise BadInput("the two passwords differ")
-    else:
-        raise BadInput(f"no password: give --password-stdin or ${PASSWORD_ENV} (stdin is "
-                       "not a terminal to ask on)")
-    if not password:
-        raise BadInput("the password is empty")
-    return password
-
-
 @command(app, "create")
 def create(
     opts: Options,

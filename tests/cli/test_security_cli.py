@@ -98,12 +98,15 @@ def test_acls(admin_kcli: Kcli, run_kcli: Kcli, secured: BrokerProcess,
     assert len(applying) == 3  # the prefixed DENY applies to the topic too
 
     # as the user: reading metadata works, deleting the topic is refused, in one line
-    as_user = ["-b", f"127.0.0.1:{secured.port + 1}", "-X", "security.protocol=sasl_plaintext",
-               "-X", "sasl.mechanisms=SCRAM-SHA-512", "-X", f"sasl.username={user}",
-               "-X", "sasl.password=acl-Pw"]
+    # naming what was refused
+    run_kcli("profile", "add", "as-user", "-b", f"127.0.0.1:{secured.port + 1}",
+             "--sasl-mechanism", "SCRAM-SHA-512", "--username", user, "--password-stdin",
+             input=b"acl-Pw\n").ok()
+    run_kcli("profile", "use", "--none").ok()  # only with -p: admin_kcli stays anonymous
+    as_user = ["-p", "as-user"]
     assert topic_name in run_kcli(*as_user, "topic", "list").ok().text
     run_kcli(*as_user, "topic", "delete", topic_name, "--yes").fails(
-        1, r"(?i)authoriz")
+        1, f"delete topic {topic_name}: Broker: Topic authorization failed")
 
     admin_kcli("acl", "delete", "--principal", f"User:{user}").fails(
         2, "3 ACLs match; refusing to delete them without confirmation")
@@ -127,3 +130,40 @@ def test_acls(admin_kcli: Kcli, run_kcli: Kcli, secured: BrokerProcess,
 ])
 def test_acl_bad_input(admin_kcli: Kcli, args: list[str], message: str) -> None:
     admin_kcli(*args).fails(2, message)
+
+
+def test_a_profile_for_a_sasl_listener(admin_kcli: Kcli, run_kcli: Kcli, secured: BrokerProcess,
+                                       topic_name: str, tmp_path: Path) -> None:
+    user = f"p-{topic_name[-8:]}"
+    admin_kcli("user", "create", user, "--password-stdin", input=b"profile-Pw\n").ok()
+    admin_kcli("topic", "create", topic_name).ok()
+    admin_kcli("acl", "create", "--allow-principal", f"User:{user}", "--operation",
+               "describe", "--topic", topic_name).ok()
+    run_kcli("profile", "add", "sec", "-b", f"127.0.0.1:{secured.port + 1}",
+             "--sasl-mechanism", "SCRAM-SHA-512", "--username", user,
+             "--password-stdin", input=b"profile-Pw\n").ok()
+    listed = run_kcli("profile", "list", "-o", "json").ok().text
+    assert "profile-Pw" not in listed
+    assert '"security.protocol": "SASL_PLAINTEXT"' in listed.replace("\n", " ") or \
+        "SASL_PLAINTEXT" in listed
+    assert topic_name in run_kcli("-p", "sec", "topic", "list").ok().text
+    config = (tmp_path / "config" / "kcli" / "config.toml")
+    assert config.stat().st_mode & 0o077 == 0  # the secret is only the owner's
+
+
+def test_profile_security_options_and_the_argv_warning(run_kcli: Kcli, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked until a client connects\n")
+    run_kcli("profile", "add", "tls", "-b", "k:9093", "--ca-cert", str(ca)).ok()
+    shown = run_kcli("profile", "list", "-o", "json").ok().text
+    assert "SSL" in shown
+    assert str(ca) in shown
+    run_kcli("profile", "add", "x", "-b", "k:1", "--sasl-mechanism", "PLAIN").fails(
+        2, "needs --username")
+    run_kcli("profile", "add", "x", "-b", "k:1", "--ca-cert", "/nonexistent").fails(
+        2, "is not a file")
+    run_kcli("profile", "add", "x", "-b", "k:1", "--client-cert", str(ca)).fails(
+        2, "go together")
+    warned = run_kcli("profile", "add", "y", "-b", "k:1", "-X", "sasl.password=visible").ok()
+    assert "warning: -X sasl.password on the command line is visible" in warned.err
+    assert "visible\n" not in warned.err  # the value itself is never echoed
