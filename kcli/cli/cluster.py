@@ -42,6 +42,24 @@ def _cluster_opts(opts: Options, bootstrap: str) -> Options:
                    bootstrap_problem=None)
 
 
+def _secured(opts: Options, cluster: LocalCluster, name: str) -> dict[str, object]:
+    """Write (or refresh) the profile of a secured cluster: the admin login, in the
+    0600 config file; it becomes the default when there is none. The facts to print
+    (never the password)."""
+    from kcli.config import Profile, ProfileStore, config_path
+    from kcli.local import security
+
+    files = security.files_for(cluster.data_dir)
+    profile = "local" if name == "default" else f"local-{name}"
+    store = ProfileStore.load(config_path())
+    store = store.with_profile(Profile(profile, cluster.bootstrap, files.client_properties()))
+    if store.current is None:
+        store = store.using(profile)
+    store.save()
+    return {"protocol": "SASL_SSL", "mechanism": security.MECHANISM, "user": security.ADMIN,
+            "ca": str(files.ca), "profile": profile, "default": store.current == profile}
+
+
 @command(app, "start")
 def start(
     opts: Options,
@@ -56,6 +74,10 @@ def start(
         "--foreground", help="Stay attached; Ctrl-C stops the cluster.")] = False,
     no_registry: Annotated[bool, typer.Option(
         "--no-registry", help="Do not run a Schema Registry with the cluster.")] = False,
+    secure: Annotated[bool, typer.Option(
+        "--secure", help="SASL_SSL with SCRAM-SHA-512 and ACLs: a local CA, an admin "
+                         "super user and a profile that logs in as it (set when the "
+                         "cluster is created; no Schema Registry yet).")] = False,
 ) -> None:
     """Start a local cluster and print its bootstrap address.
 
@@ -64,17 +86,24 @@ def start(
     from kcli.local import registry, supervisor
 
     directory = supervisor.resolve_data_dir(data_dir, opts.flags.cluster)
-    cluster, already = supervisor.start(directory, brokers, port, not no_registry)
+    cluster, already = supervisor.start(directory, brokers, port, not no_registry, secure)
     message = (f"the cluster in {directory} is already running" if already else
                f"started {plural(len(cluster.brokers), 'broker')} in {directory}")
     registry_url = cluster.schema_registry.url if cluster.schema_registry else None
     if registry_url:
         message += f"; schema registry at {registry_url}"
+    secured = _secured(opts, cluster, registry.name_for(directory)) if cluster.secure else None
+    if secured is not None:
+        message += (f"\nSASL_SSL, SCRAM-SHA-512, user {secured['user']} (a super user); "
+                    f"CA certificate {secured['ca']}\nprofile {secured['profile']} logs in "
+                    f"as {secured['user']}" + ("" if secured["default"] else
+                                                f" (use -p {secured['profile']})"))
     if opts.output_explicit and opts.output in ("json", "jsonl"):
         report(opts, message, {
             "bootstrap": cluster.bootstrap, "data_dir": str(directory),
             "name": registry.name_for(directory), "brokers": len(cluster.brokers),
-            "schema_registry": registry_url, "already_running": already})
+            "schema_registry": registry_url, "already_running": already,
+            "security": secured})
     else:  # the bare address, for BOOTSTRAP=$(kcli cluster start)
         say(opts, message)
         print(cluster.bootstrap)
@@ -305,7 +334,23 @@ def purge(
             say(opts, "nothing deleted")
             raise typer.Exit(1)
     supervisor.purge(directory)
-    report(opts, f"purged {directory}", {"purged": str(directory)})
+    dropped = _drop_generated_profile(directory)
+    report(opts, f"purged {directory}" + (f"; removed profile {dropped}" if dropped else ""),
+           {"purged": str(directory), "removed_profile": dropped})
+
+
+def _drop_generated_profile(directory: Path) -> str | None:
+    """Remove the profile `start --secure` wrote for this cluster (it trusts a CA that
+    is gone now); returns its name."""
+    from kcli.config import ProfileStore, config_path
+
+    store = ProfileStore.load(config_path())
+    ca = str(directory / "security" / "ca.pem")
+    for name, profile in store.profiles.items():
+        if name.startswith("local") and profile.properties.get("ssl.ca.location") == ca:
+            store.without(name).save()
+            return name
+    return None
 
 
 @command(app, "add-broker")

@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from kcli.durable import PRIVATE_FILE, make_private_dir, write_atomically
 from kcli.errors import BadInput, NotFound, OperationFailed
-from kcli.local import registry
+from kcli.local import registry, security
 from kcli.local import schema_registry as sr
 from kcli.local.registry import STATE_FILE, default_data_dir, process_exists
 from kcli.local.schema_registry import RegistryProcess
@@ -65,6 +66,8 @@ class LocalCluster:
     settings: dict[str, str] = field(default_factory=dict)
     schema_registry: RegistryProcess | None = None
     """The cluster's Schema Registry; None when started with --no-registry."""
+    secure: bool = False
+    """SASL_SSL with SCRAM-SHA-512 and ACLs (kcli.local.security); fixed at creation."""
 
     @property
     def bootstrap(self) -> str:
@@ -101,6 +104,7 @@ class LocalCluster:
             "brokers": [asdict(b) for b in self.brokers],
             "settings": self.settings,
             "schema_registry": self.schema_registry.to_json() if self.schema_registry else None,
+            **({"secure": True} if self.secure else {}),
         }
 
     def save(self) -> None:
@@ -140,6 +144,7 @@ class LocalCluster:
                          for b in doc["brokers"]],
                 settings={str(k): str(v) for k, v in doc.get("settings", {}).items()},
                 schema_registry=RegistryProcess.from_json(doc.get("schema_registry")),
+                secure=bool(doc.get("secure", False)),
             )
         except FileNotFoundError:
             return None
@@ -239,6 +244,10 @@ def _spawn(cluster: LocalCluster, broker: BrokerProcess) -> None:
             "--data-dir", str(cluster.data_dir / f"broker-{broker.node_id}"),
             "--listen", f"127.0.0.1:{broker.port}",
             "--cluster-dir", str(cluster.cluster_dir)]
+    if cluster.secure:  # the settings holding the admin password stay in a 0600 file
+        files = security.files_for(cluster.data_dir)
+        args += ["--config-file", str(files.properties),
+                 "-c", f"listeners=SASL_SSL://127.0.0.1:{broker.port}"]
     for key, value in sorted(cluster.settings.items()):
         args += ["-c", f"{key}={value}"]
     broker.pid = spawn_detached(args, log_file)
@@ -263,11 +272,13 @@ def log_tail(path: Path) -> str:
     return lines[-1] if lines else "no log"
 
 
-def _answers(port: int) -> bool:
-    """Whether a broker on this port answers an ApiVersions request."""
+def _answers(port: int, tls: ssl.SSLContext | None = None) -> bool:
+    """Whether a broker on this port answers an ApiVersions request (over TLS when a
+    context is given: a SASL listener answers ApiVersions before any login)."""
     request = b"\x00\x12\x00\x00\x00\x00\x00\x01\x00\x04kcli"  # ApiVersions v0, id 1
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as raw:
+            sock = tls.wrap_socket(raw, server_hostname="127.0.0.1") if tls else raw
             sock.sendall(len(request).to_bytes(4, "big") + request)
             header = sock.recv(10)
     except OSError:
@@ -280,6 +291,8 @@ def wait_until_ready(cluster: LocalCluster, brokers: list[BrokerProcess],
     """Wait until every broker answers; a broker that exits is an error with its log."""
     deadline = time.monotonic() + timeout
     pending = list(brokers)
+    tls = security.client_context(security.files_for(cluster.data_dir)) \
+        if cluster.secure else None
     while pending:
         for broker in list(pending):
             if not broker.alive:
@@ -288,7 +301,7 @@ def wait_until_ready(cluster: LocalCluster, brokers: list[BrokerProcess],
                     f"broker {broker.node_id} exited during start-up: {log_tail(log_file)} "
                     f"(log: {log_file})"
                 )
-            if _answers(broker.port):
+            if _answers(broker.port, tls):
                 pending.remove(broker)
         if pending and time.monotonic() > deadline:
             ids = ", ".join(str(b.node_id) for b in pending)
@@ -299,14 +312,15 @@ def wait_until_ready(cluster: LocalCluster, brokers: list[BrokerProcess],
 
 
 def start(data_dir: Path, brokers: int | None, port: int | None,
-          with_registry: bool = True) -> tuple[LocalCluster, bool]:
+          with_registry: bool = True, secure: bool = False) -> tuple[LocalCluster, bool]:
     """Start the cluster in ``data_dir`` (and its Schema Registry unless told not to);
     returns it and whether it was already running. A first start that fails before
-    any broker ran leaves no directory behind."""
+    any broker ran leaves no directory behind. ``secure`` creates a SASL_SSL cluster
+    (kcli.local.security); a secured cluster stays secured on later starts."""
     fresh = not data_dir.exists()
     try:
         with supervisor_lock(data_dir):
-            return _start_locked(data_dir, brokers, port, with_registry)
+            return _start_locked(data_dir, brokers, port, with_registry, secure)
     except BaseException:
         if fresh and not (data_dir / "logs").exists():
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -314,8 +328,14 @@ def start(data_dir: Path, brokers: int | None, port: int | None,
 
 
 def _start_locked(data_dir: Path, brokers: int | None, port: int | None,
-                  with_registry: bool) -> tuple[LocalCluster, bool]:
+                  with_registry: bool, secure: bool) -> tuple[LocalCluster, bool]:
     existing = LocalCluster.load(data_dir)
+    if existing is not None and secure and not existing.secure:
+        raise BadInput(f"the cluster in {data_dir} was created without --secure; purge it "
+                       "first (kcli cluster purge) to start it secured")
+    secure = secure or (existing is not None and existing.secure)
+    if secure:
+        with_registry = False  # the registry does not log in to SASL_SSL brokers yet
     if existing is not None and existing.running():
         _refuse_reshape(existing, brokers, port)
         if len(existing.running()) < len(existing.brokers):
@@ -352,7 +372,11 @@ def _start_locked(data_dir: Path, brokers: int | None, port: int | None,
         brokers=[BrokerProcess(node_id=i + 1, port=p) for i, p in enumerate(ports)],
         settings=cluster_settings(count),
         schema_registry=existing.schema_registry if existing is not None else None,
+        secure=secure,
     )
+    if secure:
+        files = security.prepare(data_dir)
+        security.seed_admin(cluster.cluster_dir, files)
     for broker in cluster.brokers:
         _spawn(cluster, broker)
     cluster.save()

@@ -1,0 +1,79 @@
+"""`kcli cluster start --secure`: a SASL_SSL/SCRAM-SHA-512 cluster with ACLs whose
+generated profile makes every command work without flags, that kcat reaches with the
+CA it prints, that grows and restarts secured, and that never shows its password."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.cli.conftest import Kcli
+from tests.support.broker import free_port
+
+
+def test_secure_cluster(run_kcli: Kcli, cluster_dir: Path, topic_name: str,
+                        tmp_path: Path) -> None:
+    port = free_port(3)
+    started = run_kcli("cluster", "start", "--secure", "--data-dir", str(cluster_dir),
+                       "--port", str(port), "-o", "json").ok()
+    facts = json.loads(started.text)["security"]
+    password = (cluster_dir / "security" / "admin.password").read_text().strip()
+    assert facts == {"protocol": "SASL_SSL", "mechanism": "SCRAM-SHA-512", "user": "admin",
+                     "ca": str(cluster_dir / "security" / "ca.pem"),
+                     "profile": f"local-{cluster_dir.name}", "default": True}
+    assert password not in started.text + started.err
+    for path in (cluster_dir / "security").iterdir():
+        assert path.stat().st_mode & 0o077 == 0, path
+
+    # every command through the generated profile, with no flags
+    run_kcli("topic", "create", topic_name, "-P", "2").ok()
+    run_kcli("produce", topic_name, input=b"one\ntwo\n").ok()
+    consumed = run_kcli("consume", topic_name, "-n", "2", "-g", "secure-group").ok()
+    assert sorted(consumed.text.split()) == ["one", "two"]
+    assert "secure-group" in run_kcli("group", "list").ok().text
+    run_kcli("user", "create", "alice", "--password-stdin", input=b"alice-Pw\n").ok()
+    run_kcli("acl", "create", "--allow-principal", "User:alice", "--operation", "read",
+             "--topic", topic_name).ok()
+    assert "alice" in run_kcli("acl", "list").ok().text
+
+    # another client, with the CA and the listener it printed: nothing but SASL_SSL
+    kcat = subprocess.run(
+        ["kcat", "-b", f"127.0.0.1:{port}", "-X", "security.protocol=sasl_ssl",
+         "-X", f"ssl.ca.location={facts['ca']}", "-X", "sasl.mechanisms=SCRAM-SHA-512",
+         "-X", "sasl.username=admin", "-X", f"sasl.password={password}", "-L", "-m", "10"],
+        capture_output=True, text=True, timeout=30, check=False)
+    assert kcat.returncode == 0, kcat.stderr
+    assert topic_name in kcat.stdout
+    plaintext = run_kcli("-X", "security.protocol=plaintext", "topic", "list",
+                         env={"KCLI_TIMEOUT": "3"})
+    assert plaintext.code == 3, plaintext.explain()  # a plaintext client is not served
+
+    # grown to three brokers, still secured: they replicate over SASL_SSL
+    run_kcli("cluster", "stop", "--data-dir", str(cluster_dir)).ok()
+    run_kcli("cluster", "start", "--data-dir", str(cluster_dir), "--brokers", "3").ok()
+    run_kcli("topic", "create", f"{topic_name}-r3", "-P", "1", "-r", "3").ok()
+    described = json.loads(run_kcli("topic", "describe", f"{topic_name}-r3",
+                                    "-o", "json").ok().text)
+    partition = described["partitions"][0]
+    assert sorted(partition["replicas"]) == [1, 2, 3]
+    assert sorted(partition["isr"]) == [1, 2, 3]
+    for log in (cluster_dir / "logs").glob("broker-*.log"):
+        text = log.read_text()
+        assert password not in text
+        assert "Traceback" not in text
+    config = tmp_path / "config" / "kcli" / "config.toml"
+    assert config.stat().st_mode & 0o077 == 0
+    purged = run_kcli("cluster", "purge", "--yes", "--data-dir", str(cluster_dir)).ok()
+    assert f"removed profile local-{cluster_dir.name}" in purged.err
+    assert f"local-{cluster_dir.name}" not in run_kcli("profile", "list").ok().text
+
+
+def test_secure_cannot_be_added_to_a_plaintext_cluster(run_kcli: Kcli,
+                                                       cluster_dir: Path) -> None:
+    port = free_port()
+    run_kcli("cluster", "start", "--data-dir", str(cluster_dir), "--port", str(port),
+             "--no-registry").ok()
+    run_kcli("cluster", "stop", "--data-dir", str(cluster_dir)).ok()
+    run_kcli("cluster", "start", "--secure", "--data-dir", str(cluster_dir)).fails(
+        2, "was created without --secure; purge it first")
