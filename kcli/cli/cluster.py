@@ -52,7 +52,10 @@ def _secured(opts: Options, cluster: LocalCluster, name: str) -> dict[str, objec
     files = security.files_for(cluster.data_dir)
     profile = "local" if name == "default" else f"local-{name}"
     store = ProfileStore.load(config_path())
-    store = store.with_profile(Profile(profile, cluster.bootstrap, files.client_properties()))
+    properties = files.client_properties()
+    if cluster.schema_registry is not None:  # a profile's commands find it only here
+        properties["schema.registry.url"] = cluster.schema_registry.url
+    store = store.with_profile(Profile(profile, cluster.bootstrap, properties))
     if store.current is None:
         store = store.using(profile)
     store.save()
@@ -77,7 +80,7 @@ def start(
     secure: Annotated[bool, typer.Option(
         "--secure", help="SASL_SSL with SCRAM-SHA-512 and ACLs: a local CA, an admin "
                          "super user and a profile that logs in as it (set when the "
-                         "cluster is created; no Schema Registry yet).")] = False,
+                         "cluster is created).")] = False,
 ) -> None:
     """Start a local cluster and print its bootstrap address.
 

@@ -78,12 +78,16 @@ def log_file(data_dir: Path) -> Path:
     return data_dir / "logs" / "registry.log"
 
 
-def spawn(data_dir: Path, bootstrap: str, registry: RegistryProcess) -> None:
-    """Start the registry process, detached like the brokers."""
+def spawn(data_dir: Path, bootstrap: str, registry: RegistryProcess,
+          client_config: Path | None = None) -> None:
+    """Start the registry process, detached like the brokers; ``client_config`` holds
+    its login to the brokers (a secured cluster)."""
     path = log_file(data_dir)
     make_private_dir(path.parent)
     args = [sys.executable, "-P", "-m", "kcli.registry", "--bootstrap", bootstrap,
             "--listen", f"127.0.0.1:{registry.port}"]
+    if client_config is not None:
+        args += ["--client-config", str(client_config)]
     from kcli.local.supervisor import spawn_detached
 
     registry.pid = spawn_detached(args, path)

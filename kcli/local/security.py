@@ -54,6 +54,11 @@ class SecureFiles:
         return self.directory / "broker.properties"
 
     @property
+    def client_config(self) -> Path:
+        """The admin's client settings (.properties), for the Schema Registry process."""
+        return self.directory / "client.properties"
+
+    @property
     def password(self) -> str:
         """The admin password."""
         return self.password_file.read_text(encoding="utf-8").strip()
@@ -93,6 +98,8 @@ def prepare(data_dir: Path) -> SecureFiles:
         "authorizer.class.name": _AUTHORIZER,
         "super.users": f"User:{ADMIN}",
     }).encode())
+    write_atomically(files.client_config,
+                     format_properties(files.client_properties()).encode())
     return files
 
 

@@ -334,8 +334,6 @@ def _start_locked(data_dir: Path, brokers: int | None, port: int | None,
         raise BadInput(f"the cluster in {data_dir} was created without --secure; purge it "
                        "first (kcli cluster purge) to start it secured")
     secure = secure or (existing is not None and existing.secure)
-    if secure:
-        with_registry = False  # the registry does not log in to SASL_SSL brokers yet
     if existing is not None and existing.running():
         _refuse_reshape(existing, brokers, port)
         if len(existing.running()) < len(existing.brokers):
@@ -411,7 +409,8 @@ def _ensure_registry(cluster: LocalCluster, wanted: bool) -> None:
     chosen = RegistryProcess(sr.choose_port(cluster.brokers[0].port,
                                             current.port if current else None))
     cluster.schema_registry = chosen
-    sr.spawn(cluster.data_dir, cluster.bootstrap, chosen)
+    sr.spawn(cluster.data_dir, cluster.bootstrap, chosen,
+             security.files_for(cluster.data_dir).client_config if cluster.secure else None)
     cluster.save()
     sr.wait_until_ready(cluster.data_dir, chosen)
 

@@ -17,6 +17,7 @@ def test_secure_cluster(run_kcli: Kcli, cluster_dir: Path, topic_name: str,
     port = free_port(3)
     started = run_kcli("cluster", "start", "--secure", "--data-dir", str(cluster_dir),
                        "--port", str(port), "-o", "json").ok()
+    assert json.loads(started.text)["schema_registry"]
     facts = json.loads(started.text)["security"]
     password = (cluster_dir / "security" / "admin.password").read_text().strip()
     assert facts == {"protocol": "SASL_SSL", "mechanism": "SCRAM-SHA-512", "user": "admin",
@@ -36,6 +37,14 @@ def test_secure_cluster(run_kcli: Kcli, cluster_dir: Path, topic_name: str,
     run_kcli("acl", "create", "--allow-principal", "User:alice", "--operation", "read",
              "--topic", topic_name).ok()
     assert "alice" in run_kcli("acl", "list").ok().text
+    # the Schema Registry logs in as admin too: Avro through it
+    schema = tmp_path / "n.avsc"
+    schema.write_text('{"type": "record", "name": "N", "fields": [{"name": "n", "type": "int"}]}')
+    run_kcli("produce", topic_name, "-f", "avro", "--schema", str(schema),
+             input=b'{"n": 7}\n').ok()
+    assert f"{topic_name}-value" in run_kcli("schema", "list").ok().text
+    framed = run_kcli("consume", topic_name, "-f", "avro", "--on-error", "raw").ok().text
+    assert '{"n":7}' in framed
 
     # another client, with the CA and the listener it printed: nothing but SASL_SSL
     kcat = subprocess.run(
