@@ -12,8 +12,29 @@ from tests.cli.conftest import Kcli
 from tests.support.broker import free_port
 
 
+def read_all(bootstrap: str, topic: str) -> list[bytes]:
+    """Every value of a topic, from a plaintext cluster."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "check",
+                         "enable.partition.eof": True})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        values, ended = [], set()
+        while len(ended) < len(partitions):
+            for message in consumer.consume(100, 1.0):
+                if message.error() is None:
+                    values.append(message.value())
+                else:
+                    ended.add(message.partition())
+        return values
+    finally:
+        consumer.close()
+
+
 def test_secure_cluster(run_kcli: Kcli, cluster_dir: Path, topic_name: str,
-                        tmp_path: Path) -> None:
+                        tmp_path: Path, bootstrap: str) -> None:
     port = free_port(3)
     started = run_kcli("cluster", "start", "--secure", "--data-dir", str(cluster_dir),
                        "--port", str(port), "-o", "json").ok()
@@ -45,6 +66,12 @@ def test_secure_cluster(run_kcli: Kcli, cluster_dir: Path, topic_name: str,
     assert f"{topic_name}-value" in run_kcli("schema", "list").ok().text
     framed = run_kcli("consume", topic_name, "-f", "avro", "--on-error", "raw").ok().text
     assert '{"n":7}' in framed
+
+    # migrate from the secured cluster to a plaintext one (the session broker)
+    run_kcli("migrate", topic_name, "--to", bootstrap).ok()
+    copied = read_all(bootstrap, topic_name)
+    assert {b"one", b"two"} <= set(copied)
+    assert len(copied) == 3  # and the Avro record
 
     # another client, with the CA and the listener it printed: nothing but SASL_SSL
     kcat = subprocess.run(
