@@ -437,6 +437,8 @@ def _tls_reason(error: BaseException) -> str:
         return "the client closed the connection (does it trust this certificate?)"
     if isinstance(error, TimeoutError):
         return "no handshake within socket.request.read.timeout.ms"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"the client's certificate: {error.verify_message}"
     if isinstance(error, ssl.SSLError):
         reason = error.reason or str(error)
         if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNEXPECTED_EOF_WHILE_READING"):

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
-from tests.cli.conftest import Kcli
+from tests.cli.conftest import Kcli, Run
 from tests.support.broker import free_port
 
 
@@ -35,8 +36,15 @@ def read_all(bootstrap: str, topic: str) -> list[bytes]:
 
 def test_secure_cluster(run_kcli: Kcli, cluster_dir: Path, topic_name: str,
                         tmp_path: Path, bootstrap: str) -> None:
+    outputs: list[str] = []  # every kcli output, command line and log: no password
+
+    def k(*args: str, **kwargs: Any) -> Run:
+        done = run_kcli(*args, **kwargs)
+        outputs.append(done.out.decode(errors="replace") + done.err)
+        return done
+
     port = free_port(3)
-    started = run_kcli("cluster", "start", "--secure", "--data-dir", str(cluster_dir),
+    started = k("cluster", "start", "--secure", "--data-dir", str(cluster_dir),
                        "--port", str(port), "-o", "json").ok()
     assert json.loads(started.text)["schema_registry"]
     facts = json.loads(started.text)["security"]
@@ -49,29 +57,38 @@ def test_secure_cluster(run_kcli: Kcli, cluster_dir: Path, topic_name: str,
         assert path.stat().st_mode & 0o077 == 0, path
 
     # every command through the generated profile, with no flags
-    run_kcli("topic", "create", topic_name, "-P", "2").ok()
-    run_kcli("produce", topic_name, input=b"one\ntwo\n").ok()
-    consumed = run_kcli("consume", topic_name, "-n", "2", "-g", "secure-group").ok()
+    k("topic", "create", topic_name, "-P", "2").ok()
+    k("produce", topic_name, input=b"one\ntwo\n").ok()
+    consumed = k("consume", topic_name, "-n", "2", "-g", "secure-group").ok()
     assert sorted(consumed.text.split()) == ["one", "two"]
-    assert "secure-group" in run_kcli("group", "list").ok().text
-    run_kcli("user", "create", "alice", "--password-stdin", input=b"alice-Pw\n").ok()
-    run_kcli("acl", "create", "--allow-principal", "User:alice", "--operation", "read",
+    assert "secure-group" in k("group", "list").ok().text
+    k("user", "create", "alice", "--password-stdin", input=b"alice-Pw\n").ok()
+    k("acl", "create", "--allow-principal", "User:alice", "--operation", "read",
              "--topic", topic_name).ok()
-    assert "alice" in run_kcli("acl", "list").ok().text
+    assert "alice" in k("acl", "list").ok().text
     # the Schema Registry logs in as admin too: Avro through it
     schema = tmp_path / "n.avsc"
-    schema.write_text('{"type": "record", "name": "N", "fields": [{"name": "n", "type": "int"}]}')
-    run_kcli("produce", topic_name, "-f", "avro", "--schema", str(schema),
+    schema.write_text('{"type": "record", "name": "N", '
+                      '"fields": [{"name": "n", "type": "int"}]}')
+    k("produce", topic_name, "-f", "avro", "--schema", str(schema),
              input=b'{"n": 7}\n').ok()
-    assert f"{topic_name}-value" in run_kcli("schema", "list").ok().text
-    framed = run_kcli("consume", topic_name, "-f", "avro", "--on-error", "raw").ok().text
+    assert f"{topic_name}-value" in k("schema", "list").ok().text
+    framed = k("consume", topic_name, "-f", "avro", "--on-error", "raw").ok().text
     assert '{"n":7}' in framed
 
     # migrate from the secured cluster to a plaintext one (the session broker)
-    run_kcli("migrate", topic_name, "--to", bootstrap).ok()
+    k("migrate", topic_name, "--to", bootstrap).ok()
     copied = read_all(bootstrap, topic_name)
     assert {b"one", b"two"} <= set(copied)
     assert len(copied) == 3  # and the Avro record
+
+    # backup from it and restore into it under another name, through the profile
+    archive = tmp_path / "archive"
+    k("backup", topic_name, "--to", str(archive)).ok()
+    k("restore", str(archive), "-t", f"{topic_name}={topic_name}-restored").ok()
+    restored = k("consume", f"{topic_name}-restored", "-n", "3", "--on-error",
+                        "raw").ok()
+    assert {"one", "two"} <= set(restored.text.split())
 
     # another client, with the CA and the listener it printed: nothing but SASL_SSL
     kcat = subprocess.run(
@@ -81,15 +98,20 @@ def test_secure_cluster(run_kcli: Kcli, cluster_dir: Path, topic_name: str,
         capture_output=True, text=True, timeout=30, check=False)
     assert kcat.returncode == 0, kcat.stderr
     assert topic_name in kcat.stdout
-    plaintext = run_kcli("-X", "security.protocol=plaintext", "topic", "list",
+    plaintext = k("-X", "security.protocol=plaintext", "topic", "list",
                          env={"KCLI_TIMEOUT": "3"})
     assert plaintext.code == 3, plaintext.explain()  # a plaintext client is not served
 
+    # no password on any kcli output, any broker's command line or in any log
+    for pid in (b["pid"] for b in json.loads(
+            (cluster_dir / "cluster.json").read_text())["brokers"]):
+        outputs.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
+
     # grown to three brokers, still secured: they replicate over SASL_SSL
-    run_kcli("cluster", "stop", "--data-dir", str(cluster_dir)).ok()
-    run_kcli("cluster", "start", "--data-dir", str(cluster_dir), "--brokers", "3").ok()
-    run_kcli("topic", "create", f"{topic_name}-r3", "-P", "1", "-r", "3").ok()
-    described = json.loads(run_kcli("topic", "describe", f"{topic_name}-r3",
+    k("cluster", "stop", "--data-dir", str(cluster_dir)).ok()
+    k("cluster", "start", "--data-dir", str(cluster_dir), "--brokers", "3").ok()
+    k("topic", "create", f"{topic_name}-r3", "-P", "1", "-r", "3").ok()
+    described = json.loads(k("topic", "describe", f"{topic_name}-r3",
                                     "-o", "json").ok().text)
     partition = described["partitions"][0]
     assert sorted(partition["replicas"]) == [1, 2, 3]
@@ -100,9 +122,13 @@ def test_secure_cluster(run_kcli: Kcli, cluster_dir: Path, topic_name: str,
         assert "Traceback" not in text
     config = tmp_path / "config" / "kcli" / "config.toml"
     assert config.stat().st_mode & 0o077 == 0
-    purged = run_kcli("cluster", "purge", "--yes", "--data-dir", str(cluster_dir)).ok()
+    outputs += [log.read_text() for log in (cluster_dir / "logs").glob("*.log")]
+    leaked = [text[:200] for text in outputs if password in text]
+    assert not leaked
+    assert all("alice-Pw" not in text for text in outputs)
+    purged = k("cluster", "purge", "--yes", "--data-dir", str(cluster_dir)).ok()
     assert f"removed profile local-{cluster_dir.name}" in purged.err
-    assert f"local-{cluster_dir.name}" not in run_kcli("profile", "list").ok().text
+    assert f"local-{cluster_dir.name}" not in k("profile", "list").ok().text
 
 
 def test_secure_cannot_be_added_to_a_plaintext_cluster(run_kcli: Kcli,

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from confluent_kafka import Consumer, ElectionType, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from kafka import TopicPartition as KafkaPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import NoReassignmentInProgressError
@@ -148,9 +149,18 @@ def test_list_and_cancel_a_move_that_cannot_finish(make_cluster: MakeCluster) ->
     home = cluster.partitions(topic)[0].replicas[0]
     away = next(b for b in (1, 2, 3) if b != home)
     cluster.node(away).kill()  # it cannot catch up while down
-    # until the others notice, Metadata may still name it (as the controller, even)
-    wait_for(lambda: away not in cluster.admin().list_topics(timeout=5).brokers, 20,
-             f"broker {away} to drop out of Metadata")
+    # until the others notice, Metadata may still name it (as the controller, even):
+    # wait for every survivor, or kafka-python may ask one that still sends it there
+    survivors = [n for n in cluster.nodes.values() if n.running]
+
+    def forgotten() -> bool:
+        for node in survivors:
+            answer = AdminClient({"bootstrap.servers": node.bootstrap}).list_topics(timeout=5)
+            if away in answer.brokers or answer.controller_id == away:
+                return False
+        return True
+
+    wait_for(forgotten, 20, f"broker {away} to drop out of every broker's Metadata")
     with kafka_admin(cluster) as admin:
         admin.alter_partition_reassignments({KafkaPartition(topic, 0): [away]})
         listed = admin.list_partition_reassignments([KafkaPartition(topic, 0)])

@@ -25,9 +25,9 @@ class Certificates:
     keystore: Path
     ca_key: Path
 
-    def client(self, common_name: str) -> tuple[Path, Path]:
-        """A client certificate signed by the CA, subject ``CN=<common_name>,O=kcli``:
-        (certificate, key) paths."""
+    def client(self, common_name: str, expired: bool = False) -> tuple[Path, Path]:
+        """A client certificate signed by the CA, subject ``CN=<common_name>,O=kcli``
+        (valid for a day, or ``expired`` yesterday): (certificate, key) paths."""
         ca = x509.load_pem_x509_certificate(self.ca.read_bytes())
         ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), None)
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
@@ -35,7 +35,7 @@ class Certificates:
         subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kcli"),
                              x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         certificate = _signed(x509.CertificateBuilder().subject_name(subject), ca.subject,
-                              key, ca_key)
+                              key, ca_key, days=-1 if expired else 1)
         paths = (self.ca.parent / f"{common_name}.pem", self.ca.parent / f"{common_name}.key")
         paths[0].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         paths[1].write_bytes(_private(key))
@@ -48,12 +48,12 @@ def _name(common_name: str) -> x509.Name:
 
 def _signed(builder: x509.CertificateBuilder, issuer: x509.Name,
             key: ec.EllipticCurvePrivateKey, signer: ec.EllipticCurvePrivateKey,
-            ) -> x509.Certificate:
+            days: int = 1) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
     return (builder.issuer_name(issuer).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
+            .not_valid_before(now - datetime.timedelta(days=2))
+            .not_valid_after(now + datetime.timedelta(days=days))
             .sign(signer, hashes.SHA256()))
 
 

@@ -155,14 +155,7 @@ class BrokerClient:
             async with asyncio.timeout(time_limit):
                 if self._writer is None:
                     await self._connect()
-                assert self._reader is not None
-                assert self._writer is not None
-                self._writer.write(self.encode(body))
-                await self._writer.drain()
-                (size,) = _SIZE.unpack(await self._reader.readexactly(4))
-                if not 0 <= size <= self.max_response_bytes:
-                    raise BrokerConnectionError(f"response size {size} out of bounds")
-                frame = await self._reader.readexactly(size)
+                return await self._exchange(body)
         except BrokerConnectionError:
             self.close()
             raise
@@ -173,11 +166,6 @@ class BrokerClient:
             ) from None
         except BaseException:
             self.close()  # cancelled mid-request: the stream is out of step
-            raise
-        try:
-            return self.decode(body.__api_key__, body.__version__, frame)
-        except BrokerConnectionError:
-            self.close()
             raise
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ from kio.schema.sasl_handshake.v0.request import SaslHandshakeRequest as Handsha
 from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
 
 from kcli.broker.security.plain import plain_token
+from kcli.broker.security.scram import ScramClient
 from tests.support.broker import BrokerProcess, free_port
 from tests.support.certs import Certificates, make_certificates
 from tests.support.wire import WireClient
@@ -161,6 +162,13 @@ def test_mutual_tls(secured: Secured, topic: str) -> None:
     no_certificate.poll(1)
     assert errors
     assert "TLS handshake with 127.0.0.1" in secured.broker.log()
+    expired_certificate, expired_key = secured.certs.client("old", expired=True)
+    expired = AdminClient(secured.client("MTLS", **{
+        "ssl.certificate.location": str(expired_certificate),
+        "ssl.key.location": str(expired_key)}))
+    with pytest.raises(Exception, match=r"(?i)transport failure|timed out"):
+        expired.list_topics(timeout=3)
+    assert "the client's certificate: certificate has expired" in secured.broker.log()
 
 
 def test_metadata_gives_each_listener_its_own_address(secured: Secured) -> None:
@@ -291,6 +299,19 @@ def test_v0_handshake_takes_raw_tokens(secured: Secured) -> None:
         wire.request(17, 0, HandshakeV0(mechanism="PLAIN"))
         wire.send_raw(plain_token("alice", "nope"))
         assert wire.is_closed_by_peer()
+
+
+def test_v0_handshake_scram_in_raw_frames(secured: Secured) -> None:
+    client = ScramClient("SCRAM-SHA-256", "bob", BOB_PASSWORD)
+    with WireClient(sasl_port(secured)) as wire:
+        assert wire.request(17, 0, HandshakeV0(mechanism="SCRAM-SHA-256")).error_code == 0
+        wire.send_raw(client.first())
+        wire.send_raw(client.final(wire.recv_frame()))
+        client.verify(wire.recv_frame())  # the broker proved it knows bob's keys
+        metadata = wire.request(3, 12, MetadataRequest(
+            topics=(), allow_auto_topic_creation=False,
+            include_topic_authorized_operations=False))
+        assert metadata.cluster_id
 
 
 def test_scram_users_through_the_admin_api(secured: Secured) -> None:
