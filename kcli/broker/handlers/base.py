@@ -61,6 +61,18 @@ class RequestContext:
             resource_type.name.title(), name, self.header.api_key)
         return False
 
+    def authorized_operations(self, resource_type: ResourceType, name: str,
+                              candidates: int) -> int:
+        """The bitfield (1 << operation code) of the ``candidates`` this principal may
+        do on the resource: what Metadata and Describe* answer when asked (KIP-430)."""
+        authorizer = self.broker.authorizer
+        if authorizer is None:
+            return candidates
+        host = self.peer.rsplit(":", 1)[0]
+        return sum(1 << op for op in Operation if candidates & (1 << op)
+                   and authorizer.authorize(self.session.principal, host, op, resource_type,
+                                            name))
+
     def endpoint(self, info: BrokerInfo) -> tuple[str, int] | None:
         """Where this client reaches a broker: its endpoint on the listener the request
         came in on (Kafka answers each listener with its own addresses)."""

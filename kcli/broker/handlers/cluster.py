@@ -39,8 +39,8 @@ async def describe_cluster(ctx: RequestContext, request: Any) -> Any:
         controller_id=controller_id(broker),
         brokers=brokers,
         cluster_authorized_operations=(
-            CLUSTER_OPERATIONS if request.include_cluster_authorized_operations
-            else UNKNOWN_OPERATIONS
+            ctx.authorized_operations(ResourceType.CLUSTER, CLUSTER_NAME, CLUSTER_OPERATIONS)
+            if request.include_cluster_authorized_operations else UNKNOWN_OPERATIONS
         ),
     )
 

@@ -57,7 +57,7 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Any:
 @handles(ApiKey.CONSUMER_GROUP_DESCRIBE)
 async def consumer_group_describe(ctx: RequestContext, request: Any) -> Any:
     """Consumer protocol groups with their epochs, assignor, members and assignments."""
-    ops = GROUP_OPERATIONS if request.include_authorized_operations else UNKNOWN_OPERATIONS
+    ops = bool(request.include_authorized_operations)
     group_cls = ctx.response_class("DescribedGroup")
     member_cls = ctx.response_class("Member")
     assignment_cls = ctx.response_class("Assignment")
@@ -68,7 +68,8 @@ async def consumer_group_describe(ctx: RequestContext, request: Any) -> Any:
         groups.append(make(group_cls, error_code=ErrorCode.group_authorization_failed,
                            error_message="Authorization failed.", group_id=denied,
                            group_state="", group_epoch=-1, assignment_epoch=-1,
-                           assignor_name="", members=(), authorized_operations=ops))
+                           assignor_name="", members=(),
+                           authorized_operations=UNKNOWN_OPERATIONS))
     for d in ctx.broker.groups.describe_consumer_groups(allowed):
         members = tuple(
             make(member_cls, member_id=m.member.member_id, instance_id=m.member.instance_id,
@@ -85,7 +86,9 @@ async def consumer_group_describe(ctx: RequestContext, request: Any) -> Any:
         groups.append(make(
             group_cls, error_code=d.error, error_message=d.message, group_id=d.group_id,
             group_state=d.state, group_epoch=d.group_epoch, assignment_epoch=d.assignment_epoch,
-            assignor_name=d.assignor, members=members, authorized_operations=ops))
+            assignor_name=d.assignor, members=members,
+            authorized_operations=ctx.authorized_operations(
+                ResourceType.GROUP, d.group_id, GROUP_OPERATIONS) if ops else UNKNOWN_OPERATIONS))
     return make(ctx.response_class(), throttle_time=0, groups=tuple(groups))
 
 

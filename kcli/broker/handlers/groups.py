@@ -393,7 +393,9 @@ async def describe_groups(ctx: RequestContext, request: Any) -> Any:
         groups.append(make(
             group_cls, error_code=d.error, error_message=message, group_id=d.group_id,
             group_state=d.state, protocol_type=d.protocol_type, protocol_data=d.protocol_data,
-            authorized_operations=GROUP_OPERATIONS if include_ops else UNKNOWN_OPERATIONS,
+            authorized_operations=(ctx.authorized_operations(
+                ResourceType.GROUP, d.group_id, GROUP_OPERATIONS)
+                if include_ops else UNKNOWN_OPERATIONS),
             members=tuple(
                 make(member_cls, member_id=m.member_id, group_instance_id=m.group_instance_id,
                      client_id=m.client_id, client_host=m.client_host,

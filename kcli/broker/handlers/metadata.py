@@ -82,9 +82,11 @@ async def metadata(ctx: RequestContext, request: Any) -> Any:
     version = ctx.version
     topic_cls = ctx.response_class("MetadataResponseTopic")
     include_ops = bool(getattr(request, "include_topic_authorized_operations", False))
-    operations = TOPIC_OPERATIONS if include_ops else UNKNOWN_OPERATIONS
 
     def describe(topic: TopicState) -> Any:
+        operations = (ctx.authorized_operations(ResourceType.TOPIC, topic.name,
+                                                TOPIC_OPERATIONS)
+                      if include_ops else UNKNOWN_OPERATIONS)
         return make(
             topic_cls, error_code=ErrorCode.none, name=topic.name, topic_id=topic.topic_id,
             is_internal=topic.internal, partitions=_partitions(ctx, topic),
@@ -147,7 +149,8 @@ async def metadata(ctx: RequestContext, request: Any) -> Any:
         controller_id=controller_id(broker),
         topics=tuple(topics),
         cluster_authorized_operations=(
-            CLUSTER_OPERATIONS if getattr(request, "include_cluster_authorized_operations", False)
+            ctx.authorized_operations(ResourceType.CLUSTER, CLUSTER_NAME, CLUSTER_OPERATIONS)
+            if getattr(request, "include_cluster_authorized_operations", False)
             else UNKNOWN_OPERATIONS
         ),
     )

@@ -205,3 +205,20 @@ def test_without_an_authorizer_acl_apis_say_security_disabled(broker: BrokerProc
     created = admin.create_acls([binding])[binding]
     with pytest.raises(KafkaException, match=r"SECURITY_DISABLED|No Authorizer"):
         created.result(10)
+
+
+def test_authorized_operations(sasl: str) -> None:
+    from confluent_kafka import TopicCollection
+
+    topic = unique("ops-")
+    topics(sasl, topic)
+    create(sasl, allow(ResourceType.TOPIC, topic, "alice", AclOperation.READ))
+    alice = admin_of(sasl, "alice")
+    described = alice.describe_topics(TopicCollection([topic]),
+                                      include_authorized_operations=True)[topic].result(10)
+    assert sorted(op.name for op in described.authorized_operations) == ["DESCRIBE", "READ"]
+    cluster = alice.describe_cluster(include_authorized_operations=True).result(10)
+    assert not cluster.authorized_operations  # alice has no cluster ACL
+    admin = admin_of(sasl, "admin")  # kept: the future needs its client
+    everything = admin.describe_cluster(include_authorized_operations=True).result(10)
+    assert "ALTER" in {op.name for op in everything.authorized_operations}  # a super user
