@@ -334,10 +334,10 @@ class KafkaServer:
     """Accepts connections and feeds their frames to a handler."""
 
     def __init__(self, handler: FrameHandler, limits: ServerLimits,
-                 new_session: SessionFactory | None = None) -> None:
+                 new_session: SessionFactory) -> None:
         self.handler = handler
         self.limits = limits
-        self.new_session: SessionFactory = new_session or (lambda peer, _transport: peer)
+        self.new_session = new_session
         self.budget = _Budget(limits.queued_max_bytes)
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
@@ -366,7 +366,12 @@ class KafkaServer:
         loop = asyncio.get_running_loop()
         self._listening = sock
         while True:
-            client, address = await loop.sock_accept(sock)
+            try:
+                client, address = await loop.sock_accept(sock)
+            except OSError as error:  # out of descriptors, a reset before accept(): go on
+                log.warning("cannot accept a connection: %s", error)
+                await asyncio.sleep(0.1)
+                continue
             task = loop.create_task(self._handshake(client, address, tls))
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
