@@ -205,20 +205,23 @@ def resolve(
     registry_properties = {key: properties.pop(key) for key in list(properties)
                            if key.startswith(REGISTRY_PREFIX)}
     local_registry: str | None = None
+    login: dict[str, str] = {}
 
     if flags.bootstrap:
         bootstrap, source = flags.bootstrap, "flag"
     elif x_bootstrap:
         bootstrap, source = x_bootstrap, "flag"
     elif flags.cluster:
-        bootstrap, source, problem, local_registry = _local_bootstrap(flags.cluster)
+        bootstrap, source, problem, local_registry, login = _local_bootstrap(flags.cluster)
     elif env.get(ENV_BOOTSTRAP):
         bootstrap, source = env[ENV_BOOTSTRAP], "env"
     elif profile_bootstrap:
         bootstrap, source = profile_bootstrap, "profile"
     else:
-        bootstrap, source, problem, local_registry = _local_bootstrap(
+        bootstrap, source, problem, local_registry, login = _local_bootstrap(
             flags.cluster or env.get(ENV_CLUSTER))
+    # a secured local cluster's login, under whatever the profile and -X say
+    properties = {**login, **properties}
 
     timeout = flags.timeout
     if timeout is None and env.get(ENV_TIMEOUT):
@@ -259,17 +262,20 @@ def _position_hint(value: str) -> str:
     return ""
 
 
-def _local_bootstrap(name: str | None) -> tuple[str, str, KcliError | None, str | None]:
-    """(bootstrap, source, problem, schema registry URL) from the local-cluster registry."""
+def _local_bootstrap(name: str | None,
+                     ) -> tuple[str, str, KcliError | None, str | None, dict[str, str]]:
+    """(bootstrap, source, problem, schema registry URL, client login properties) from
+    the local-cluster registry."""
     from kcli.local.registry import choose
 
     try:
         chosen = choose(name)
     except KcliError as error:
-        return DEFAULT_BOOTSTRAP, "local cluster", error, None
+        return DEFAULT_BOOTSTRAP, "local cluster", error, None, {}
     if chosen is None:
-        return DEFAULT_BOOTSTRAP, "default", None, None
-    return chosen.bootstrap, "local cluster", None, chosen.schema_registry
+        return DEFAULT_BOOTSTRAP, "default", None, None, {}
+    return (chosen.bootstrap, "local cluster", None, chosen.schema_registry,
+            chosen.client_properties())
 
 
 # ---------------------------------------------------------------------------- profiles

@@ -90,6 +90,21 @@ class KnownCluster:
     """(node id, port) of every broker the supervisor started."""
     schema_registry: str | None = None
     """The URL of its Schema Registry, if it runs one."""
+    secure: bool = False
+    """Started with --secure: clients log in as its admin (kcli.local.security)."""
+
+    def client_properties(self) -> dict[str, str]:
+        """What a client needs to connect besides the bootstrap: the admin login of a
+        secured cluster (read from its 0600 files), nothing for a plaintext one."""
+        if not self.secure:
+            return {}
+        from kcli.broker.properties import PropertiesError, parse_properties
+
+        try:
+            return parse_properties((self.data_dir / "security" / "client.properties")
+                                    .read_text(encoding="utf-8"))
+        except (OSError, PropertiesError):
+            return {}  # the command then fails to log in, and says so
 
     @property
     def running(self) -> bool:
@@ -125,7 +140,8 @@ def _parse(doc: object, fallback_name: str) -> KnownCluster | None:
     url = registry.get("url") if isinstance(registry, dict) else None
     return KnownCluster(name if isinstance(name, str) and name else fallback_name,
                         Path(data_dir), bootstrap, pids, ports,
-                        url if isinstance(url, str) and url else None)
+                        url if isinstance(url, str) and url else None,
+                        doc.get("secure") is True)
 
 
 def _read(path: Path, fallback_name: str) -> KnownCluster | None:

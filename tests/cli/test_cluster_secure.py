@@ -58,6 +58,10 @@ def test_secure_cluster(run_kcli: Kcli, cluster_dir: Path, topic_name: str,
 
     # every command through the generated profile, with no flags
     k("topic", "create", topic_name, "-P", "2").ok()
+    # and with no profile at all: the local cluster itself knows its login
+    k("profile", "use", "--none").ok()
+    assert topic_name in k("topic", "list").ok().text
+    k("profile", "use", f"local-{cluster_dir.name}").ok()
     k("produce", topic_name, input=b"one\ntwo\n").ok()
     consumed = k("consume", topic_name, "-n", "2", "-g", "secure-group").ok()
     assert sorted(consumed.text.split()) == ["one", "two"]
