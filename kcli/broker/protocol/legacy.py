@@ -455,6 +455,66 @@ def _fetch_downgrade(version: int) -> Callable[[Doc], Doc]:
     return downgrade
 
 
+# ------------------------------------------ DescribeAcls, CreateAcls, DeleteAcls (29-31)
+# v1 added the resource pattern type (KIP-290); a v0 client knows only LITERAL names.
+
+_ACL_V0: Schema = (("principal", "string"), ("host", "string"), ("operation", "int8"),
+                   ("permission_type", "int8"))
+_ACL_FILTER_V0: Schema = (("principal_filter", "nstring"), ("host_filter", "nstring"),
+                          ("operation", "int8"), ("permission_type", "int8"))
+_LITERAL = 3
+_DESCRIBE_ACLS_V0_REQ: Schema = (("resource_type_filter", "int8"),
+                                 ("resource_name_filter", "nstring"), *_ACL_FILTER_V0)
+_DESCRIBE_ACLS_V1_REQ: Schema = (*_DESCRIBE_ACLS_V0_REQ[:2], ("pattern_type_filter", "int8"),
+                                 *_ACL_FILTER_V0)
+
+
+def _describe_acls_resp(pattern: bool) -> Schema:
+    resource: Schema = (("resource_type", "int8"), ("resource_name", "string"),
+                        *((("pattern_type", "int8"),) if pattern else ()),
+                        ("acls", ("array", _ACL_V0)))
+    return (("throttle_time_ms", "int32"), ("error_code", "int16"),
+            ("error_message", "nstring"), ("resources", ("array", resource)))
+
+
+def _literal_resources(doc: Doc) -> Doc:
+    return {**doc, "resources": [{k: v for k, v in r.items() if k != "pattern_type"}
+                                 for r in doc["resources"] if r["pattern_type"] == _LITERAL]}
+
+
+_CREATE_ACLS_V0_REQ: Schema = (("creations", ("array", (
+    ("resource_type", "int8"), ("resource_name", "string"), *_ACL_V0))),)
+_CREATE_ACLS_V1_REQ: Schema = (("creations", ("array", (
+    ("resource_type", "int8"), ("resource_name", "string"),
+    ("resource_pattern_type", "int8"), *_ACL_V0))),)
+_CREATE_ACLS_RESP: Schema = (("throttle_time_ms", "int32"), ("results", ("array", (
+    ("error_code", "int16"), ("error_message", "nstring")))))
+_DELETE_ACLS_V0_REQ: Schema = (("filters", ("array", _DESCRIBE_ACLS_V0_REQ)),)
+_DELETE_ACLS_V1_REQ: Schema = (("filters", ("array", _DESCRIBE_ACLS_V1_REQ)),)
+
+
+def _delete_acls_resp(pattern: bool) -> Schema:
+    matching: Schema = (("error_code", "int16"), ("error_message", "nstring"),
+                        ("resource_type", "int8"), ("resource_name", "string"),
+                        *((("pattern_type", "int8"),) if pattern else ()), *_ACL_V0)
+    return (("throttle_time_ms", "int32"), ("filter_results", ("array", (
+        ("error_code", "int16"), ("error_message", "nstring"),
+        ("matching_acls", ("array", matching))))))
+
+
+def _with_literal(key: str, field: str) -> Callable[[Doc], Doc]:
+    def upgrade(doc: Doc) -> Doc:
+        return {**doc, key: [{**item, field: _LITERAL} for item in doc[key]]}
+    return upgrade
+
+
+def _deleted_without_pattern(doc: Doc) -> Doc:
+    return {**doc, "filter_results": [
+        {**f, "matching_acls": [{k: v for k, v in m.items() if k != "pattern_type"}
+                                for m in f["matching_acls"]]}
+        for f in doc["filter_results"]]}
+
+
 TRANSLATIONS: dict[tuple[int, int], Translation] = {
     (t.api_key, t.version): t for t in (
         Translation(2, 0, 1, _LIST_OFFSETS_V0_REQ, _LIST_OFFSETS_V1_REQ,
@@ -487,6 +547,17 @@ TRANSLATIONS: dict[tuple[int, int], Translation] = {
         Translation(23, 1, 2, _EPOCH_V0_REQ, _EPOCH_V2_REQ, _EPOCH_V2_RESP, _EPOCH_V1_RESP,
                     upgrade=_epoch_v0_to_v2, downgrade=_without_throttle),
         Translation(35, 0, 1, _LOG_DIRS_REQ, _LOG_DIRS_REQ, _LOG_DIRS_RESP, _LOG_DIRS_RESP),
+        Translation(29, 0, 1, _DESCRIBE_ACLS_V0_REQ, _DESCRIBE_ACLS_V1_REQ,
+                    _describe_acls_resp(True), _describe_acls_resp(False),
+                    upgrade=lambda d: {**d, "pattern_type_filter": _LITERAL},
+                    downgrade=_literal_resources),
+        Translation(30, 0, 1, _CREATE_ACLS_V0_REQ, _CREATE_ACLS_V1_REQ,
+                    _CREATE_ACLS_RESP, _CREATE_ACLS_RESP,
+                    upgrade=_with_literal("creations", "resource_pattern_type")),
+        Translation(31, 0, 1, _DELETE_ACLS_V0_REQ, _DELETE_ACLS_V1_REQ,
+                    _delete_acls_resp(True), _delete_acls_resp(False),
+                    upgrade=_with_literal("filters", "pattern_type_filter"),
+                    downgrade=_deleted_without_pattern),
         *(Translation(0, v, 3, _produce_request(transactional=False),
                       _produce_request(transactional=True),
                       _produce_response(throttle=True, append_time=True),

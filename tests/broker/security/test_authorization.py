@@ -42,7 +42,7 @@ def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProc
         "listeners": f"PLAINTEXT://127.0.0.1:{base},SASL_PLAINTEXT://127.0.0.1:{base + 1}",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": JAAS,
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users": "User:admin",
+        "super.users": "User:admin;User:ANONYMOUS",  # ANONYMOUS: PLAINTEXT, the v0 test
     }).start()
     yield broker
     assert broker.stop() == 0, broker.log()
@@ -222,3 +222,47 @@ def test_authorized_operations(sasl: str) -> None:
     admin = admin_of(sasl, "admin")  # kept: the future needs its client
     everything = admin.describe_cluster(include_authorized_operations=True).result(10)
     assert "ALTER" in {op.name for op in everything.authorized_operations}  # a super user
+
+
+def test_acl_apis_v0_for_clients_before_kafka_2(sasl: str,
+                                                 sasl_broker: BrokerProcess) -> None:
+    # kafka-python told the broker is Kafka 1.0 sends Create/Describe/DeleteAcls v0,
+    # which know no pattern type: LITERAL both ways, PREFIXED ACLs not shown to them.
+    # (On PLAINTEXT, User:ANONYMOUS is a super user of this module's broker.)
+    from kafka.admin import (
+        ACL,
+        ACLFilter,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        KafkaAdminClient,
+        ResourcePattern,
+        ResourcePatternFilter,
+    )
+    from kafka.admin import ResourceType as OldType
+
+    topic = unique("old-")
+    create(sasl, allow(ResourceType.TOPIC, topic[:5], "carol", AclOperation.READ,
+                       ResourcePatternType.PREFIXED))
+    admin = KafkaAdminClient(bootstrap_servers=sasl_broker.bootstrap, api_version=(1, 0, 0))
+    try:
+        acl = ACL("User:carol", "*", ACLOperation.WRITE, ACLPermissionType.ALLOW,
+                  ResourcePattern(OldType.TOPIC, topic, ACLResourcePatternType.LITERAL))
+        assert not admin.create_acls([acl])["failed"]
+        wanted = ACLFilter("User:carol", None, ACLOperation.ANY, ACLPermissionType.ANY,
+                           ResourcePatternFilter(OldType.TOPIC, None,
+                                                 ACLResourcePatternType.LITERAL))
+        found, error = admin.describe_acls(wanted)
+        assert error.errno == 0
+        assert [(a.resource_pattern.resource_name, a.operation) for a in found] == [
+            (topic, ACLOperation.WRITE)]  # the PREFIXED one is not for v0 clients
+        deleted = admin.delete_acls([wanted])
+        assert [a.resource_pattern.resource_name for a in deleted[0][1]] == [topic]
+    finally:
+        admin.close()
+    modern = admin_of(sasl, "admin")
+    left = modern.describe_acls(AclBindingFilter(
+        ResourceType.TOPIC, None, ResourcePatternType.ANY, "User:carol", None,
+        AclOperation.ANY, AclPermissionType.ANY)).result(10)
+    assert [(b.name, b.resource_pattern_type) for b in left] == [
+        (topic[:5], ResourcePatternType.PREFIXED)]
