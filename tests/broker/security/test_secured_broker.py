@@ -180,22 +180,43 @@ def test_metadata_gives_each_listener_its_own_address(secured: Secured) -> None:
             ("127.0.0.1", secured.ports[listener])]
 
 
-@pytest.mark.parametrize(("listener", "options"), [
-    ("SASL_PLAINTEXT", ["-X", "security.protocol=sasl_plaintext", "-X", "sasl.mechanisms=PLAIN",
-                        "-X", "sasl.username=alice", "-X", f"sasl.password={ALICE_PASSWORD}"]),
-    ("SSL", ["-X", "security.protocol=ssl"]),
-    # Debian's kcat links librdkafka 2.0, which repeats its nonce in SCRAM (librdkafka#4895):
-    # Kafka 3.9 accepts that, and so must we
-    ("SASL_SSL", ["-X", "security.protocol=sasl_ssl", "-X", "sasl.mechanisms=SCRAM-SHA-256",
-                  "-X", "sasl.username=bob", "-X", f"sasl.password={BOB_PASSWORD}"]),
+KCAT_LOGINS = [("PLAIN", "alice", ALICE_PASSWORD), ("SCRAM-SHA-256", "bob", BOB_PASSWORD),
+               ("SCRAM-SHA-512", "bob", BOB_PASSWORD)]
+
+
+# Debian's kcat links librdkafka 2.0, which repeats its nonce in SCRAM (librdkafka#4895):
+# Kafka 3.9 accepts that, and so must we
+@pytest.mark.parametrize(("listener", "mechanism", "user", "password"), [
+    *(("SASL_PLAINTEXT", *login) for login in KCAT_LOGINS),
+    *(("SASL_SSL", *login) for login in KCAT_LOGINS),
+    ("SSL", None, "", ""),
+    ("MTLS", None, "", ""),
 ])
-def test_kcat(secured: Secured, listener: str, options: list[str]) -> None:
-    tls = ["-X", f"ssl.ca.location={secured.certs.ca}"] if "SSL" in listener else []
-    done = subprocess.run(["kcat", "-b", secured.bootstrap(listener), *options, *tls, "-L",
-                           "-m", "10"], capture_output=True, text=True, timeout=30,
-                          check=False)
-    assert done.returncode == 0, done.stderr
-    assert f"broker 1 at 127.0.0.1:{secured.ports[listener]}" in done.stdout
+def test_kcat(secured: Secured, topic: str, listener: str, mechanism: str | None, user: str,
+              password: str) -> None:
+    protocol = secured.client(listener)["security.protocol"]
+    options = ["-X", f"security.protocol={protocol}"]
+    if "ssl" in protocol:
+        options += ["-X", f"ssl.ca.location={secured.certs.ca}"]
+    if mechanism is not None:
+        options += ["-X", f"sasl.mechanisms={mechanism}", "-X", f"sasl.username={user}",
+                    "-X", f"sasl.password={password}"]
+    if listener == "MTLS":
+        certificate, key = secured.certs.client("kcat")
+        options += ["-X", f"ssl.certificate.location={certificate}",
+                    "-X", f"ssl.key.location={key}"]
+    base = ["kcat", "-b", secured.bootstrap(listener), *options]
+    listed = subprocess.run([*base, "-L", "-m", "10"], capture_output=True, text=True,
+                            timeout=30, check=False)
+    assert listed.returncode == 0, listed.stderr
+    assert f"broker 1 at 127.0.0.1:{secured.ports[listener]}" in listed.stdout
+    value = f"{listener}-{mechanism}"
+    produced = subprocess.run([*base, "-P", "-t", topic], input=value, capture_output=True,
+                              text=True, timeout=30, check=False)
+    assert produced.returncode == 0, produced.stderr
+    consumed = subprocess.run([*base, "-C", "-t", topic, "-o", "beginning", "-e", "-q"],
+                              capture_output=True, text=True, timeout=30, check=False)
+    assert value in consumed.stdout.split(), consumed.stderr
 
 
 def failing_client(config: dict[str, Any]) -> list[str]:
