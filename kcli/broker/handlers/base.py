@@ -46,13 +46,18 @@ class RequestContext:
         """The client's address, host:port."""
         return self.session.peer
 
+    @property
+    def host(self) -> str:
+        """The client's address without the port (what ACLs match)."""
+        return self.peer.rsplit(":", 1)[0] if ":" in self.peer else self.peer
+
     def allowed(self, operation: Operation, resource_type: ResourceType, name: str) -> bool:
         """Whether this connection's principal may do ``operation`` on the resource (always,
         without an authorizer). A denial is logged as Kafka's authorizer logger does."""
         authorizer = self.broker.authorizer
         if authorizer is None:
             return True
-        host = self.peer.rsplit(":", 1)[0]
+        host = self.host
         if authorizer.authorize(self.session.principal, host, operation, resource_type, name):
             return True
         authorizer_log.info(
@@ -68,7 +73,7 @@ class RequestContext:
         authorizer = self.broker.authorizer
         if authorizer is None:
             return candidates
-        host = self.peer.rsplit(":", 1)[0]
+        host = self.host
         return sum(1 << op for op in Operation if candidates & (1 << op)
                    and authorizer.authorize(self.session.principal, host, op, resource_type,
                                             name))

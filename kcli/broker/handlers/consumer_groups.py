@@ -33,7 +33,7 @@ async def consumer_group_heartbeat(ctx: RequestContext, request: Any) -> Any:
     answer = await ctx.broker.groups.consumer_heartbeat(HeartbeatRequest(
         group_id=request.group_id, member_id=request.member_id,
         member_epoch=int(request.member_epoch), client_id=ctx.header.client_id or "",
-        client_host=client_host(ctx.peer), instance_id=request.instance_id,
+        client_host=client_host(ctx), instance_id=request.instance_id,
         rack_id=request.rack_id, rebalance_timeout_ms=millis(request.rebalance_timeout),
         subscribed_topic_names=(tuple(request.subscribed_topic_names)
                                 if request.subscribed_topic_names is not None else None),

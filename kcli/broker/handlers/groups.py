@@ -29,10 +29,9 @@ UNKNOWN_OPERATIONS = -2147483648
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
 
 
-def client_host(peer: str) -> str:
+def client_host(ctx: RequestContext) -> str:
     """The member's host as Kafka reports it: ``/`` and the address, without the port."""
-    host = peer.rsplit(":", 1)[0] if ":" in peer else peer
-    return f"/{host}"
+    return f"/{ctx.host}"
 
 
 # ====================================================================== FindCoordinator
@@ -110,7 +109,7 @@ async def join_group(ctx: RequestContext, request: Any) -> Any:
         protocol_type=request.protocol_type or "",
         protocols=tuple((p.name, bytes(p.metadata)) for p in request.protocols),
         client_id=ctx.header.client_id,
-        client_host=client_host(ctx.peer),
+        client_host=client_host(ctx),
         require_known_member_id=ctx.version >= 4,
         supports_skip_assignment=ctx.version >= 9,
         reason=getattr(request, "reason", None),

@@ -22,7 +22,7 @@ async def init_producer_id(ctx: RequestContext, request: Any) -> Any:
     authorizer = ctx.broker.authorizer
     if authorizer is not None and not ctx.allowed(
             Operation.IDEMPOTENT_WRITE, ResourceType.CLUSTER, CLUSTER_NAME
-    ) and not authorizer.authorize_any(ctx.session.principal, ctx.peer.rsplit(":", 1)[0],
+    ) and not authorizer.authorize_any(ctx.session.principal, ctx.host,
                                        Operation.WRITE, ResourceType.TOPIC):
         return make(ctx.response_class(), throttle_time=0,
                     error_code=ErrorCode.cluster_authorization_failed,

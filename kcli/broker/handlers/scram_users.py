@@ -44,16 +44,18 @@ async def alter_user_scram_credentials(ctx: RequestContext, request: Any) -> Any
         return users.alter(metadata, deletions, upsertions)
 
     result_cls = ctx.response_class("AlterUserScramCredentialsResult")
+
+    def everyone(code: int, message: str) -> list[users.Outcome]:
+        names = dict.fromkeys([n for n, _ in deletions] + [u.user for u in upsertions])
+        return [users.Outcome(name, code, message) for name in names]
+
     if not ctx.allowed(Operation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME):
-        names = dict.fromkeys([n for n, _ in deletions] + [u.user for u in upsertions])
-        return make(ctx.response_class(), throttle_time=0, results=tuple(
-            make(result_cls, user=name, error_code=ErrorCode.cluster_authorization_failed,
-                 error_message="Cluster ALTER is needed") for name in names))
-    try:
-        outcomes = ctx.broker.controller.transact(change)
-    except ControllerError as error:
-        names = dict.fromkeys([n for n, _ in deletions] + [u.user for u in upsertions])
-        outcomes = [users.Outcome(name, error.error_code, error.message) for name in names]
+        outcomes = everyone(ErrorCode.cluster_authorization_failed, "Cluster ALTER is needed")
+    else:
+        try:
+            outcomes = ctx.broker.controller.transact(change)
+        except ControllerError as error:
+            outcomes = everyone(error.error_code, error.message)
     results = tuple(make(result_cls, user=o.user, error_code=o.error, error_message=o.message)
                     for o in outcomes)
     return make(ctx.response_class(), throttle_time=0, results=results)
