@@ -9,8 +9,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pexpect
+
 from tests.cli.conftest import Kcli, Run
-from tests.support.broker import free_port
+from tests.support.broker import free_port, kcli_command
 
 
 def read_all(bootstrap: str, topic: str) -> list[bytes]:
@@ -34,8 +36,27 @@ def read_all(bootstrap: str, topic: str) -> list[bytes]:
         consumer.close()
 
 
-def test_secure_cluster(run_kcli: Kcli, cluster_dir: Path, topic_name: str,
-                        tmp_path: Path, bootstrap: str) -> None:
+def dashboard_shows(env: dict[str, str], topic: str) -> str:
+    """The real `kcli tui` in a pty with no flags: it must log in through the generated
+    profile, list the topic on its topics screen, and quit cleanly with q."""
+    command = kcli_command("tui", "--interval", "0.5")
+    env = {**env, "TERM": "xterm-256color"}
+    child = pexpect.spawn(command[0], command[1:], env=env, timeout=30, dimensions=(30, 120),
+                          encoding="utf-8", codec_errors="replace")
+    try:
+        child.expect_exact("Brokers 1")
+        child.send("2")  # the topics screen
+        child.expect_exact(topic[:40])
+        child.send("q")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    return child.before or ""
+
+
+def test_secure_cluster(run_kcli: Kcli, cli_env: dict[str, str], cluster_dir: Path,
+                        topic_name: str, tmp_path: Path, bootstrap: str) -> None:
     outputs: list[str] = []  # every kcli output, command line and log: no password
 
     def k(*args: str, **kwargs: Any) -> Run:
@@ -102,6 +123,10 @@ def test_secure_cluster(run_kcli: Kcli, cluster_dir: Path, topic_name: str,
         capture_output=True, text=True, timeout=30, check=False)
     assert kcat.returncode == 0, kcat.stderr
     assert topic_name in kcat.stdout
+    # the dashboard, through the profile
+    seen = dashboard_shows(cli_env, topic_name)
+    assert "Traceback" not in seen
+    outputs.append(seen)
     plaintext = k("-X", "security.protocol=plaintext", "topic", "list",
                          env={"KCLI_TIMEOUT": "3"})
     assert plaintext.code == 3, plaintext.explain()  # a plaintext client is not served
