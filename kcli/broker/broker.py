@@ -55,6 +55,7 @@ from kcli.broker.security.acls import Acl, Authorizer
 from kcli.broker.security.inter_broker import Login
 from kcli.broker.security.scram import ScramCredential
 from kcli.broker.topic_settings import TopicSettings
+from kcli.broker.txn.coordinator import TXN_TOPIC, TransactionCoordinator
 from kcli.durable import PRIVATE_FILE, make_private_dir, write_atomically
 
 log = logging.getLogger("kcli.broker")
@@ -125,6 +126,7 @@ class Broker:
         )
         self.fetchers: ReplicaFetcherManager | None = None  # in start_background()
         self.groups = GroupCoordinator(self)
+        self.transactions = TransactionCoordinator(self)
         self._started_at = time.monotonic()
         self._balanced_at = self._started_at  # leaders are balanced one interval after start
         self._live: set[int] = {self.node_id}
@@ -281,6 +283,7 @@ class Broker:
             del self.topic_settings[name]
         self._update_fetchers()
         self.groups.on_metadata_changed()
+        self.transactions.on_metadata_changed()
 
     def _update_fetchers(self) -> None:
         if self.fetchers is None:
@@ -420,6 +423,8 @@ class Broker:
         """Create a topic a client asked Metadata for, with the broker defaults."""
         if name == OFFSETS_TOPIC:  # internal: created as the group coordinator needs it
             return self.groups.ensure_offsets_topic()
+        if name == TXN_TOPIC:  # and this one as the transaction coordinator needs it
+            return self.transactions.ensure_state_topic()
         return await self.create_topic(name, -1, -1, {})
 
     async def delete_topic(self, name: str) -> None:
@@ -629,6 +634,7 @@ class Broker:
             self._tasks.append(asyncio.create_task(self.log_cleaner.run(), name="log-cleaner"))
         self._start_cluster_tasks()
         self.groups.start()
+        self.transactions.start()
 
     def _start_cluster_tasks(self) -> None:
         self.fetchers = ReplicaFetcherManager(self)
@@ -683,6 +689,7 @@ class Broker:
             self.fetchers.cancel()
         self._checkpoint_high_watermarks()
         self.groups.close()
+        self.transactions.close()
         for partition in self.partitions.values():
             try:
                 partition.close()

@@ -356,6 +356,25 @@ BROKER_SETTINGS: dict[str, ConfigDef] = {
                   _at_least(1)),
         ConfigDef("offset.metadata.max.bytes", _I, "4096",
                   "Longest metadata string an offset commit may carry.", _at_least(0)),
+        # The transaction coordinator and its state topic (kcli.broker.txn).
+        ConfigDef("transaction.state.log.num.partitions", _I, "50",
+                  "Partitions of __transaction_state, created on first use; fixed once the "
+                  "topic exists.", _at_least(1)),
+        ConfigDef("transaction.state.log.replication.factor", ConfigType.SHORT, "1",
+                  "Replication factor of __transaction_state, capped at the live brokers "
+                  "(Kafka's default is 3; a local cluster sets it to its size).", _at_least(1)),
+        ConfigDef("transaction.state.log.segment.bytes", _I, "104857600",
+                  "Segment size of __transaction_state.", _at_least(14)),
+        ConfigDef("transaction.max.timeout.ms", _I, "900000",
+                  "Longest transaction.timeout.ms a producer may ask for.", _at_least(1)),
+        ConfigDef("transactional.id.expiration.ms", _I, "604800000",
+                  "A transactional id idle this long (no transaction open) is forgotten.",
+                  _at_least(1)),
+        ConfigDef("transaction.abort.timed.out.transaction.cleanup.interval.ms", _I, "10000",
+                  "How often transactions open past their timeout are looked for and aborted.",
+                  _at_least(1)),
+        ConfigDef("transaction.remove.expired.transaction.cleanup.interval.ms", _I, "3600000",
+                  "How often expired transactional ids are looked for.", _at_least(1)),
     )
 }
 

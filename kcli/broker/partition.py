@@ -54,6 +54,8 @@ from kcli.broker.log import (
 from kcli.broker.log.validation import CODEC_IDS, CODEC_NAMES, recompress
 from kcli.broker.producer_state import ProducerStateError, ProducerStateTable
 from kcli.broker.topic_settings import TopicSettings
+from kcli.broker.txn.markers import encode_marker, read_marker
+from kcli.broker.txn.partition_txns import PartitionTxns
 
 log = logging.getLogger("kcli.broker")
 
@@ -96,8 +98,9 @@ class PartitionRead:
     """(epoch, end offset) where the fetcher's log diverges from ours (KIP-320)."""
     leader: tuple[int, int] | None = None
     """(leader id, leader epoch) as this replica knows them."""
-    aborted_transactions: tuple[object, ...] | None = None
-    """None for read_uncommitted; the aborted transactions in range for read_committed."""
+    aborted_transactions: tuple[tuple[int, int], ...] | None = None
+    """None for read_uncommitted; for read_committed (producer id, first offset) of the
+    aborted transactions in range."""
 
 
 @dataclass(slots=True)
@@ -140,6 +143,9 @@ class Partition:
             else max(min(high_watermark, end), self.log.log_start_offset)
         )
         self.producers = self._load_producer_state()
+        self.txns = (PartitionTxns.load(directory, self.log.log_start_offset,
+                                        self.log.log_end_offset)
+                     or PartitionTxns.rebuild(directory, self.log))
         self._waiters: list[asyncio.Future[None]] = []  # high watermark moves, role changes
         self._append_waiters: list[asyncio.Future[None]] = []  # followers' fetches: appends
         self.followers: dict[int, FollowerProgress] = {}
@@ -207,9 +213,11 @@ class Partition:
 
     @property
     def last_stable_offset(self) -> int:
-        """Where read_committed consumers stop: the high watermark while no transaction
-        is open (this broker has none yet)."""
-        return self.high_watermark
+        """Where read_committed consumers stop: the first offset of the earliest
+        transaction that is open or whose marker is not yet replicated, capped at the
+        high watermark (Kafka's ``UnifiedLog.lastStableOffset``)."""
+        first = self.txns.first_unstable_offset(self.high_watermark)
+        return self.high_watermark if first is None else min(first, self.high_watermark)
 
     def update_settings(self, settings: TopicSettings) -> None:
         """Apply changed topic configs."""
@@ -252,11 +260,14 @@ class Partition:
                 ErrorCode.unsupported_compression_type, log_start_offset=start,
                 message="zstd needs Produce v7 or later",
             )
-        if header.is_transactional:
+        if header.is_control:
+            return AppendResult(ErrorCode.invalid_record, log_start_offset=start,
+                                message="clients are not allowed to write control records")
+        if not header.is_transactional and header.producer_id in self.txns.open:
             return AppendResult(
                 ErrorCode.invalid_txn_state, log_start_offset=start,
-                message="transactions are not supported by this broker",
-            )
+                message=f"producer {header.producer_id} has a transaction open on "
+                f"{self.topic}-{self.index}: its batches must be transactional")
         try:
             scan = scan_client_records(
                 records, header, client_decompression_limit(settings.max_message_bytes)
@@ -312,9 +323,54 @@ class Partition:
             header.producer_id, header.producer_epoch, header.base_sequence,
             header.last_offset_delta, info.base_offset, info.max_timestamp,
         )
+        if header.is_transactional:
+            self.txns.on_data(header.producer_id, info.base_offset)
         self._appended()
         return AppendResult(ErrorCode.none, info.base_offset, info.log_append_time, start,
                             last_offset=info.last_offset)
+
+    def append_marker(self, producer_id: int, producer_epoch: int, *, commit: bool,
+                      coordinator_epoch: int) -> AppendResult:
+        """Write the marker that ends ``producer_id``'s transaction here, as leader
+        (WriteTxnMarkers). Refused with TRANSACTION_COORDINATOR_FENCED from a coordinator
+        older than one that wrote here before, and INVALID_PRODUCER_EPOCH for an epoch
+        older than the producer's (Kafka's ``ProducerAppendInfo.appendEndTxnMarker``)."""
+        start = self.log.log_start_offset
+        if not self.is_leader or self.closed:
+            return AppendResult(ErrorCode.not_leader_or_follower, log_start_offset=start)
+        if coordinator_epoch < self.txns.coordinator_epochs.get(producer_id, -1):
+            return AppendResult(ErrorCode.transaction_coordinator_fenced, log_start_offset=start,
+                                message=f"coordinator epoch {coordinator_epoch} is older "
+                                f"than {self.txns.coordinator_epochs[producer_id]}")
+        entry = self.producers.entries.get(producer_id)
+        if entry is not None and producer_epoch < entry.epoch:
+            return AppendResult(ErrorCode.invalid_producer_epoch, log_start_offset=start,
+                                message=f"marker epoch {producer_epoch} is older than "
+                                f"{entry.epoch}")
+        now = int(time.time() * 1000)
+        batch = encode_marker(producer_id, producer_epoch, commit=commit,
+                              coordinator_epoch=coordinator_epoch, timestamp=now)
+        try:
+            info = self.log.append(bytearray(batch), leader_epoch=self.state.leader_epoch,
+                                   log_append_time=now if self.settings.log_append_time
+                                   else None)
+        except StorageError as error:
+            log.error("%s-%d: %s", self.topic, self.index, error)
+            return AppendResult(error.error_code, log_start_offset=start, message=str(error))
+        self._ended(producer_id, producer_epoch, commit, coordinator_epoch, info.base_offset)
+        self._appended()
+        return AppendResult(ErrorCode.none, info.base_offset, info.log_append_time, start,
+                            last_offset=info.last_offset)
+
+    def _ended(self, producer_id: int, producer_epoch: int, commit: bool,
+               coordinator_epoch: int, marker_offset: int) -> None:
+        """A marker is in the log: the producer's epoch is at least the marker's and its
+        transaction here is over (indexed if aborted)."""
+        self.producers.fence(producer_id, producer_epoch)
+        segments = self.log.segments()
+        self.txns.on_marker(producer_id, commit, coordinator_epoch, marker_offset,
+                            self.last_stable_offset, segments[-1].base_offset if segments
+                            else marker_offset)
 
     def _timestamp_errors(
         self, records: bytes, header: BatchHeader, scan: RecordsScan, now: int
@@ -340,8 +396,11 @@ class Partition:
             if stamp != -1 and not earliest <= stamp <= latest  # -1: no timestamp, not checked
         ]
 
-    def append_records(self, records: Sequence[Record]) -> AppendInfo:
+    def append_records(self, records: Sequence[Record],
+                       producer: tuple[int, int] | None = None) -> AppendInfo:
         """Append records the broker writes itself (the group coordinator's), as leader.
+        With ``producer`` (id, epoch) the batch is that producer's, transactional (a
+        TxnOffsetCommit's offsets), part of its open transaction here.
 
         One batch, through the same leader append path as client batches (offsets, leader
         epoch, high watermark), so replication treats it like any other. The records'
@@ -359,6 +418,9 @@ class Partition:
             encode_batch(
                 [Record(i, r.timestamp, r.key, r.value, r.headers) for i, r in enumerate(records)],
                 compression=codec,
+                producer_id=producer[0] if producer else -1,
+                producer_epoch=producer[1] if producer else -1,
+                is_transactional=producer is not None,
             )
         )
         if len(batch) > settings.max_message_bytes:
@@ -371,6 +433,8 @@ class Partition:
             leader_epoch=self.state.leader_epoch,
             log_append_time=now if settings.log_append_time else None,
         )
+        if producer is not None:
+            self.txns.on_data(producer[0], info.base_offset)
         self._appended()
         return info
 
@@ -467,16 +531,18 @@ class Partition:
                 return result
             result.high_watermark = self.high_watermark
             result.last_stable_offset = self.last_stable_offset
-        if isolation_level != READ_UNCOMMITTED:
-            result.aborted_transactions = ()
         if max_bytes <= 0 and not min_one_message:
+            if isolation_level != READ_UNCOMMITTED:
+                result.aborted_transactions = ()
             return result
         if follower:
             upper = log.log_end_offset
         elif isolation_level == READ_UNCOMMITTED:
             upper = self.high_watermark
         else:
-            upper = self.last_stable_offset
+            upper = result.last_stable_offset
+            self.txns.forget_before(log.log_start_offset)
+            result.aborted_transactions = tuple(self.txns.aborted_in(offset, upper))
         try:
             data = log.read(offset, max(max_bytes, 0), upper_bound=upper)
         except OffsetOutOfRange:
@@ -577,11 +643,20 @@ class Partition:
                                  f"the log end {log.log_end_offset}")
             log.truncate_fully_and_start_at(first.base_offset)
             self.producers = ProducerStateTable()
+            self.txns = self.txns.truncated(log)
         log.append_replicated(data)
         for h in headers:
+            if h.is_control:
+                marker = read_marker(data, h) if h.is_transactional else None
+                if marker is not None:
+                    self._ended(h.producer_id, h.producer_epoch, marker.commit,
+                                marker.coordinator_epoch, h.base_offset)
+                continue
             if h.producer_id >= 0 and h.base_sequence >= 0:
                 self.producers.update(h.producer_id, h.producer_epoch, h.base_sequence,
                                       h.last_offset_delta, h.base_offset, h.max_timestamp)
+            if h.is_transactional:
+                self.txns.on_data(h.producer_id, h.base_offset)
         self._appended()
         return len(headers)
 
@@ -598,6 +673,7 @@ class Partition:
         self.log.truncate_to(offset)
         end = self.log.log_end_offset
         self.producers.truncate_to(end)
+        self.txns = self.txns.truncated(self.log)
         self.high_watermark = min(self.high_watermark, end)
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
@@ -605,6 +681,7 @@ class Partition:
         end)."""
         self.log.truncate_fully_and_start_at(offset)
         self.producers = ProducerStateTable()
+        self.txns = self.txns.truncated(self.log)
         self.high_watermark = offset
 
     def producer_last_offsets(self) -> dict[int, int]:
@@ -623,6 +700,7 @@ class Partition:
         self.closed = True
         if not self.log.offline:  # an offline log is recovered, producer state rebuilt
             self.producers.save(self.log.directory, self.log.log_end_offset)
+            self.txns.save(self.log.log_end_offset)
         self.log.close()
 
 

@@ -138,6 +138,14 @@ class ProducerStateTable:
         )
         entry.last_timestamp = max(entry.last_timestamp, timestamp)
 
+    def fence(self, producer_id: int, epoch: int) -> None:
+        """A transaction marker at ``epoch`` was written: older epochs are fenced from
+        now on, and a newer one starts its sequences afresh."""
+        entry = self.entries.get(producer_id)
+        if entry is None or epoch > entry.epoch:
+            self.entries[producer_id] = ProducerEntry(
+                epoch, last_timestamp=entry.last_timestamp if entry else 0)
+
     def truncate_to(self, offset: int) -> None:
         """Forget batches at or after ``offset`` (the log was cut back)."""
         for producer_id in list(self.entries):

@@ -223,6 +223,7 @@ def cluster_settings(brokers: int) -> dict[str, str]:
     replication = str(min(3, brokers))
     wanted = {"default.replication.factor": replication,
               "offsets.topic.replication.factor": replication,
+              "transaction.state.log.replication.factor": replication,
               "replica.lag.time.max.ms": "10000",
               "leader.imbalance.check.interval.seconds": "30"}
     return {k: v for k, v in wanted.items() if k in BROKER_SETTINGS}

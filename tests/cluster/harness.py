@@ -23,6 +23,7 @@ FAST_SETTINGS = {
     "replica.lag.time.max.ms": "3000",
     "default.replication.factor": "3",
     "offsets.topic.replication.factor": "3",
+    "transaction.state.log.replication.factor": "3",
     "offsets.topic.num.partitions": "6",
     "group.min.session.timeout.ms": "1000",
 }

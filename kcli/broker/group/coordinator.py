@@ -222,10 +222,13 @@ class GroupCoordinator(ProtocolMigration):
     def fetch_offsets(self, group_id: str | None,
                       topics: Sequence[tuple[str, Sequence[int]]] | None,
                       member_id: str | None = None, member_epoch: int = -1,
+                      require_stable: bool = False,
                       ) -> tuple[int, list[tuple[str, list[FetchedOffset]]]]:
         """Handle one group of an OffsetFetch: the committed offsets of the partitions
         asked (-1 for none), or of every partition with one when ``topics`` is None. A
-        member of a consumer protocol group must give its current epoch (v9+)."""
+        member of a consumer protocol group must give its current epoch (v9+). With
+        ``require_stable`` (v7+, read_committed consumers) a partition whose offset a
+        transaction holds gets UNSTABLE_OFFSET_COMMIT, which the client retries."""
         if group_id is None:
             return ErrorCode.invalid_group_id, []
         try:
@@ -244,17 +247,98 @@ class GroupCoordinator(ProtocolMigration):
             by_topic: dict[str, list[FetchedOffset]] = {}
             for (topic, partition), o in sorted(offsets.items()):
                 by_topic.setdefault(topic, []).append(
-                    FetchedOffset(partition, o.offset, o.leader_epoch, o.metadata))
+                    FetchedOffset(partition, -1, error=ErrorCode.unstable_offset_commit)
+                    if require_stable and shard.has_pending(group_id, (topic, partition))
+                    else FetchedOffset(partition, o.offset, o.leader_epoch, o.metadata))
             return ErrorCode.none, list(by_topic.items())
         result = []
         for topic, partitions in topics:
             fetched = []
             for partition in partitions:
                 found = offsets.get((topic, partition))
+                if require_stable and shard.has_pending(group_id, (topic, partition)):
+                    fetched.append(FetchedOffset(partition, -1,
+                                                 error=ErrorCode.unstable_offset_commit))
+                    continue
                 fetched.append(FetchedOffset(partition, -1) if found is None else FetchedOffset(
                     partition, found.offset, found.leader_epoch, found.metadata))
             result.append((topic, fetched))
         return ErrorCode.none, result
+
+    async def txn_commit_offsets(
+        self,
+        *,
+        group_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        generation_id: int,
+        member_id: str,
+        group_instance_id: str | None,
+        entries: Sequence[OffsetCommitEntry],
+    ) -> list[int]:
+        """Handle a TxnOffsetCommit: the offsets are written as part of the producer's
+        transaction and held until its marker (Kafka's ``OffsetMetadataManager``). A
+        member's generation is checked when given (v3+; -1 and no member skip it)."""
+        if not all(self._known_partition(e.topic, e.partition) for e in entries):
+            self._fresh()
+        try:
+            shard = self._shard_for(group_id)
+        except CoordinatorError as failure:
+            return [failure.error_code] * len(entries)
+        results: list[int] = [ErrorCode.none if self._known_partition(e.topic, e.partition)
+                              else ErrorCode.unknown_topic_or_partition for e in entries]
+        group = shard.groups.get(group_id)
+        modern = shard.consumer_groups.get(group_id)
+        error: int = ErrorCode.none
+        if generation_id >= 0 or member_id or group_instance_id is not None:
+            if modern is not None:
+                error = _validate_consumer_commit(modern, member_id, generation_id, 9)
+            elif group is None:
+                error = ErrorCode.illegal_generation
+            else:
+                error = self._validate_offset_commit(group, member_id, group_instance_id,
+                                                     generation_id)
+                if error == ErrorCode.rebalance_in_progress:
+                    error = ErrorCode.none  # Kafka lets a transaction commit mid-rebalance
+        if error != ErrorCode.none:
+            return [r if r != ErrorCode.none else error for r in results]
+        now = now_ms()
+        records: list[KeyValue] = []
+        held: dict[tuple[str, int], CommittedOffset] = {}
+        written: list[int] = []
+        for i, entry in enumerate(entries):
+            if results[i] != ErrorCode.none:
+                continue
+            if self._metadata_too_large(entry.metadata):
+                results[i] = ErrorCode.offset_metadata_too_large
+                continue
+            value = CommittedOffset(entry.offset, entry.leader_epoch, entry.metadata or "", now)
+            held[(entry.topic, entry.partition)] = value
+            records.append(offset_record(group_id, entry.topic, entry.partition, value))
+            written.append(i)
+        if not records:
+            return results
+        try:
+            last = self._append(shard, records, producer=(producer_id, producer_epoch))
+        except CoordinatorError as failure:
+            code = _append_error_for_commit(failure.error_code)
+            for i in written:
+                results[i] = code
+            return results
+        shard.pending.setdefault(producer_id, {}).setdefault(group_id, {}).update(held)
+        try:
+            await self._await_committed(shard, last)
+        except CoordinatorError as failure:
+            for i in written:
+                results[i] = failure.error_code
+        return results
+
+    def complete_transaction(self, index: int, producer_id: int, commit: bool) -> None:
+        """A marker was written to ``__consumer_offsets``-``index``: the transaction's
+        offsets there become committed, or are dropped."""
+        shard = self._shards.get(index)
+        if shard is not None:
+            shard.end_transaction(producer_id, commit)
 
     async def delete_offsets(self, group_id: str, topics: Sequence[tuple[str, Sequence[int]]]
                              ) -> tuple[int, list[tuple[str, list[tuple[int, int]]]]]:

@@ -50,7 +50,8 @@ class PartitionWriter(Protocol):
     def log(self) -> OffsetsLog:
         """The partition's log."""
 
-    def append_records(self, records: Sequence[Record]) -> AppendInfo:
+    def append_records(self, records: Sequence[Record],
+                       producer: tuple[int, int] | None = None) -> AppendInfo:
         """Append records as leader; raises NotLeader, MessageTooLarge, LogError, OSError."""
 
     def add_waiter(self, waiter: asyncio.Future[None], *, on_append: bool = False) -> None:

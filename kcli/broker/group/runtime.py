@@ -281,8 +281,10 @@ class CoordinatorRuntime:
 
     # ================================================================== writing
 
-    def _append(self, shard: Shard, records: Sequence[KeyValue]) -> int:
+    def _append(self, shard: Shard, records: Sequence[KeyValue],
+                producer: tuple[int, int] | None = None) -> int:
         """Append records to the shard's partition; returns the last offset written.
+        With ``producer`` (id, epoch) they are a transactional batch of that producer.
 
         Raises CoordinatorError with the code Kafka's coordinator answers for the failure.
         """
@@ -291,7 +293,8 @@ class CoordinatorRuntime:
             raise CoordinatorError(ErrorCode.not_coordinator)
         now = now_ms()
         try:
-            info = partition.append_records([Record(0, now, k, v) for k, v in records])
+            info = partition.append_records([Record(0, now, k, v) for k, v in records],
+                                            producer=producer)
         except NotLeader:
             raise CoordinatorError(ErrorCode.not_coordinator) from None
         except MessageTooLarge as error:

@@ -36,6 +36,7 @@ from kcli.broker.group.records import (
 )
 from kcli.broker.log import CorruptBatch, Record, UnsupportedMagic, decode_records, iter_batches
 from kcli.broker.log.batch import batch_crc
+from kcli.broker.txn.markers import read_marker
 
 log = logging.getLogger("kcli.broker.group")
 
@@ -70,6 +71,9 @@ class Shard:
         self.consumer_groups: dict[str, ConsumerGroup] = {}
         """Groups of the consumer protocol (KIP-848)."""
         self.offsets: dict[str, Offsets] = {}
+        self.pending: dict[int, dict[str, Offsets]] = {}
+        """Offsets committed in a transaction (TxnOffsetCommit), by producer id and group:
+        invisible until the transaction's COMMIT marker, dropped by its ABORT."""
         self.load_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ replay
@@ -82,6 +86,9 @@ class Shard:
             for header in iter_batches(data):
                 next_offset = header.next_offset
                 if header.is_control:
+                    marker = read_marker(data, header) if header.is_transactional else None
+                    if marker is not None:
+                        self.end_transaction(header.producer_id, marker.commit)
                     continue
                 if batch_crc(data, header.position, header.size) != header.crc:
                     log.warning("%s: skipping batch at offset %d with a bad CRC",
@@ -94,13 +101,14 @@ class Shard:
                                 self.where, header.base_offset, error)
                     continue
                 for record in records:
-                    self.replay(record)
+                    self.replay(record, header.producer_id if header.is_transactional else -1)
         except CorruptBatch as error:
             log.error("%s: corrupt batch after offset %d: %s", self.where, next_offset, error)
         return next_offset
 
-    def replay(self, record: Record) -> None:
-        """Apply one stored record: the latest record of a key wins."""
+    def replay(self, record: Record, producer_id: int = -1) -> None:
+        """Apply one stored record: the latest record of a key wins. An offset commit
+        of a transaction (``producer_id`` >= 0) waits for its marker."""
         if record.key is None:
             log.warning("%s: skipping record at offset %d without a key", self.where,
                         record.offset)
@@ -108,7 +116,14 @@ class Shard:
         try:
             key = decode_key(record.key)
             if isinstance(key, OffsetCommitKey):
-                self._replay_offset(key, record.value)
+                if producer_id >= 0 and record.value is not None:
+                    stored = decode_offset_commit_value(record.value)
+                    self.pending.setdefault(producer_id, {}).setdefault(key.group, {})[
+                        (key.topic, key.partition)] = CommittedOffset(
+                            stored.offset, stored.leader_epoch, stored.metadata,
+                            stored.commit_timestamp, stored.expire_timestamp)
+                else:
+                    self._replay_offset(key, record.value)
             elif isinstance(key, GroupMetadataKey):
                 if record.value is None:
                     self.groups.pop(key.group, None)
@@ -158,6 +173,24 @@ class Shard:
 
     def commit(self, group_id: str, committed: Offsets) -> None:
         self.offsets.setdefault(group_id, {}).update(committed)
+
+    def end_transaction(self, producer_id: int, commit: bool) -> None:
+        """A transaction's marker: apply its pending offsets on COMMIT, drop them on
+        ABORT."""
+        pending = self.pending.pop(producer_id, None)
+        if not commit or not pending:
+            return
+        for group_id, offsets in pending.items():
+            self.commit(group_id, offsets)
+            if not self.has_group(group_id):
+                self.groups[group_id] = Group(
+                    group_id, min(o.commit_timestamp for o in offsets.values()))
+
+    def has_pending(self, group_id: str, key: tuple[str, int] | None = None) -> bool:
+        """Whether a transaction holds offsets of ``group_id`` (for ``key``) not yet
+        committed or aborted."""
+        return any(group_id in groups and (key is None or key in groups[group_id])
+                   for groups in self.pending.values())
 
     def forget(self, group_id: str, keys: list[tuple[str, int]]) -> None:
         offsets = self.offsets.get(group_id)

@@ -21,6 +21,7 @@ from kcli.broker.handlers import (  # noqa: F401  (imported to register their ha
     sasl,
     scram_users,
     topics,
+    transactions,
 )
 from kcli.broker.handlers.base import HANDLERS, RequestContext, make, response_module
 from kcli.broker.protocol.codec import (

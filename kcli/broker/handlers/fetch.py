@@ -174,6 +174,7 @@ def _response(ctx: RequestContext, request: Any, topics: list[_TopicRead]) -> An
     topic_cls = ctx.response_class("FetchableTopicResponse")
     epoch_cls = ctx.response_class("EpochEndOffset") if version >= 12 else None
     leader_cls = ctx.response_class("LeaderIdAndEpoch") if version >= 12 else None
+    aborted_cls = ctx.response_class("AbortedTransaction")
     out = []
     for topic in topics:
         entries = []
@@ -200,7 +201,9 @@ def _response(ctx: RequestContext, request: Any, topics: list[_TopicRead]) -> An
                     high_watermark=p.high_watermark,
                     last_stable_offset=p.last_stable_offset,
                     log_start_offset=p.log_start_offset,
-                    aborted_transactions=p.aborted_transactions,
+                    aborted_transactions=None if p.aborted_transactions is None else tuple(
+                        make(aborted_cls, producer_id=producer_id, first_offset=first)
+                        for producer_id, first in p.aborted_transactions),
                     preferred_read_replica=-1,
                     records=p.records,
                     **extra,

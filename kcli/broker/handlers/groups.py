@@ -20,10 +20,12 @@ from kcli.broker.group.errors import CoordinatorError
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
 from kcli.broker.protocol.versions import ApiKey
 from kcli.broker.security.acls import CLUSTER_NAME, Operation, ResourceType
+from kcli.broker.txn.coordinator import TxnError
 
 log = logging.getLogger("kcli.broker.group")
 
 KEY_TYPE_GROUP = 0
+KEY_TYPE_TRANSACTION = 1
 UNKNOWN_OPERATIONS = -2147483648
 # Without an authorizer Kafka reports every operation a group supports: READ, DELETE, DESCRIBE.
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
@@ -51,9 +53,17 @@ _GROUP_DENIED = ErrorCode.group_authorization_failed
 
 def _coordinator(ctx: RequestContext, key: str, key_type: int) -> tuple[int, str | None, Any]:
     """(error, message, broker endpoint or None) for one coordinator key."""
+    if key_type == KEY_TYPE_TRANSACTION:
+        if not ctx.allowed(Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID, key):
+            return (ErrorCode.transactional_id_authorization_failed,
+                    f"not authorized to describe transactional id {key}", None)
+        try:
+            return ErrorCode.none, None, ctx.broker.transactions.find_coordinator(key)
+        except TxnError as error:
+            return error.error_code, str(error), None
     if key_type != KEY_TYPE_GROUP:
         return (ErrorCode.invalid_request,
-                "only group coordinators are served (no transactions or share groups)", None)
+                "only group and transaction coordinators are served (no share groups)", None)
     if not _may(ctx, Operation.DESCRIBE, key):
         return _GROUP_DENIED, f"not authorized to describe group {key}", None
     try:
@@ -256,7 +266,7 @@ async def offset_commit(ctx: RequestContext, request: Any) -> Any:
 
 
 def _fetch_group(ctx: RequestContext, group_id: str | None, topics: Sequence[Any] | None,
-                 member: tuple[str | None, int] = (None, -1),
+                 member: tuple[str | None, int] = (None, -1), require_stable: bool = False,
                  ) -> tuple[int, list[tuple[str | None, uuid.UUID | None, list[FetchedOffset]]]]:
     """One group's offsets as (error, [(name, topic id, offsets)]) in request order;
     ``member`` is the asking member's id and epoch (v9+, consumer protocol groups)."""
@@ -264,7 +274,7 @@ def _fetch_group(ctx: RequestContext, group_id: str | None, topics: Sequence[Any
     if not _may(ctx, Operation.DESCRIBE, group_id):
         return _GROUP_DENIED, []
     if topics is None:
-        error, found = coordinator.fetch_offsets(group_id, None, *member)
+        error, found = coordinator.fetch_offsets(group_id, None, *member, require_stable)
         result: list[tuple[str | None, uuid.UUID | None, list[FetchedOffset]]] = []
         for name, offsets in found:
             state = ctx.broker.topic(name)
@@ -282,7 +292,7 @@ def _fetch_group(ctx: RequestContext, group_id: str | None, topics: Sequence[Any
         plan.append((topic_name, topic_id, indexes))
         if topic_name is not None:
             named.append((topic_name, indexes))
-    error, found = coordinator.fetch_offsets(group_id, named, *member)
+    error, found = coordinator.fetch_offsets(group_id, named, *member, require_stable)
     by_name = iter(found)
     result = []
     for topic_name, topic_id, indexes in plan:
@@ -306,6 +316,7 @@ def _fetch_group(ctx: RequestContext, group_id: str | None, topics: Sequence[Any
 async def offset_fetch(ctx: RequestContext, request: Any) -> Any:
     """Committed offsets of some partitions (-1 for none), or all (null topics); v8+ for
     several groups at once."""
+    require_stable = bool(getattr(request, "require_stable", False))
     if ctx.version >= 8:
         group_cls = ctx.response_class("OffsetFetchResponseGroup")
         topic_cls = ctx.response_class("OffsetFetchResponseTopics")
@@ -314,13 +325,15 @@ async def offset_fetch(ctx: RequestContext, request: Any) -> Any:
         for wanted in request.groups:
             member = (getattr(wanted, "member_id", None),
                       int(getattr(wanted, "member_epoch", -1)))
-            error, found = _fetch_group(ctx, wanted.group_id, wanted.topics, member)
+            error, found = _fetch_group(ctx, wanted.group_id, wanted.topics, member,
+                                        require_stable)
             groups.append(make(group_cls, group_id=wanted.group_id, error_code=error,
                                topics=_fetched_topics(topic_cls, partition_cls, found, error)))
         return make(ctx.response_class(), throttle_time=0, groups=tuple(groups))
     topic_cls = ctx.response_class("OffsetFetchResponseTopic")
     partition_cls = ctx.response_class("OffsetFetchResponsePartition")
-    error, found = _fetch_group(ctx, request.group_id, request.topics)
+    error, found = _fetch_group(ctx, request.group_id, request.topics,
+                                require_stable=require_stable)
     if ctx.version < 2 and error != ErrorCode.none:
         # v0-1 have no top-level error: every partition carries it
         found = [(name, topic_id, [FetchedOffset(o.partition, -1, error=error) for o in offsets])

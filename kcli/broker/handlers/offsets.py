@@ -32,24 +32,28 @@ def leader_partition(
     return partition, ErrorCode.none
 
 
-def _lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
-    """(offset, timestamp) for a ListOffsets query; (-1, -1) when there is none."""
+def _lookup(partition: Partition, timestamp: int, read_committed: bool = False
+            ) -> tuple[int, int]:
+    """(offset, timestamp) for a ListOffsets query; (-1, -1) when there is none. A
+    read_committed asker sees the log end at the last stable offset (Kafka's
+    ``lastFetchableOffset``), others at the high watermark."""
     log = partition.log
+    end = partition.last_stable_offset if read_committed else partition.high_watermark
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return log.log_start_offset, -1
     if timestamp == LATEST:
-        return partition.high_watermark, -1
+        return end, -1
     if timestamp == LATEST_TIERED:
         return -1, -1
     if timestamp == MAX_TIMESTAMP:
         found = log.max_timestamp()
-        if found is None or found[1] >= partition.high_watermark:
+        if found is None or found[1] >= end:
             return -1, -1
         return found[1], found[0]
     if timestamp < 0:
         raise ValueError(timestamp)
     hit = log.offset_for_timestamp(timestamp)
-    if hit is None or hit[0] >= partition.high_watermark:
+    if hit is None or hit[0] >= end:
         return -1, -1
     return hit
 
@@ -59,6 +63,7 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Any:
     """Offsets by earliest, latest, max timestamp or timestamp."""
     partition_cls = ctx.response_class("ListOffsetsPartitionResponse")
     topic_cls = ctx.response_class("ListOffsetsTopicResponse")
+    read_committed = int(getattr(request, "isolation_level", 0)) == 1
     topics = []
     for topic in request.topics:
         results = []
@@ -77,7 +82,7 @@ async def list_offsets(ctx: RequestContext, request: Any) -> Any:
                 partition, error = None, ErrorCode.offset_not_available
             if partition is not None:
                 try:
-                    offset, timestamp = _lookup(partition, int(p.timestamp))
+                    offset, timestamp = _lookup(partition, int(p.timestamp), read_committed)
                     epoch = partition.leader_epoch if offset >= 0 else -1
                 except ValueError:
                     error = ErrorCode.invalid_request

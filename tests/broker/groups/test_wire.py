@@ -66,7 +66,10 @@ def test_find_coordinator_every_version(client: WireClient, gbootstrap: str,
             response = client.request(10, version, request)
             assert (int(response.error_code), response.node_id, response.port) == (0, 1, port)
     transactional = client.request(10, 3, body(ApiKey.FIND_COORDINATOR, 3, key="tx", key_type=1))
-    assert int(transactional.error_code) == 42  # INVALID_REQUEST: no transaction coordinator
+    assert (int(transactional.error_code), transactional.port) == (0, port)  # its coordinator
+    share = client.request(10, 6, body(ApiKey.FIND_COORDINATOR, 6, key_type=2,
+                                       coordinator_keys=("g:t:0",)))
+    assert int(share.coordinators[0].error_code) == 42  # INVALID_REQUEST: no share groups
 
 
 def join(client: WireClient, version: int, group: str, member_id: str = "",
