@@ -12,6 +12,7 @@ from kcli.broker.replicas import ProduceResults
 from kcli.broker.security.acls import Operation, ResourceType
 
 _DENIED = AppendResult(ErrorCode.topic_authorization_failed)
+_TXN_DENIED = AppendResult(ErrorCode.transactional_id_authorization_failed)
 
 
 @handles(ApiKey.PRODUCE)
@@ -21,8 +22,14 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
     replicas = ctx.broker.replicas
     allow_zstd = ctx.version >= 7  # zstd came with Produce v7
     results: ProduceResults = []
+    transactional_id = getattr(request, "transactional_id", None)
+    txn_allowed = transactional_id is None or ctx.allowed(
+        Operation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id)
     for topic_data in request.topic_data:
         name = topic_data.name
+        if not txn_allowed:
+            results.append((name, [(p.index, _TXN_DENIED) for p in topic_data.partition_data]))
+            continue
         if not ctx.allowed(Operation.WRITE, ResourceType.TOPIC, name):
             results.append((name, [(p.index, _DENIED) for p in topic_data.partition_data]))
             continue

@@ -5,6 +5,7 @@ transaction, the last stable offset, and kcat reading committed data."""
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -185,3 +186,61 @@ def test_kcat_reads_committed(bootstrap: str, topic: str, kcat: str) -> None:
              "-X", f"isolation.level={isolation}"],
             capture_output=True, text=True, timeout=30, check=True).stdout.split()
     assert out == {"read_committed": ["kept"], "read_uncommitted": ["kept", "dropped"]}
+
+
+FAST_TIMEOUTS = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"}
+
+
+def test_a_transaction_past_its_timeout_is_aborted(make_broker: object, topic_name: str
+                                                   ) -> None:
+    broker = make_broker("timeouts", settings=FAST_TIMEOUTS).start()  # type: ignore[operator]
+    create(broker.bootstrap, topic_name)
+    producer = txn_producer(broker.bootstrap, **{"transaction.timeout.ms": 1000})
+    producer.begin_transaction()
+    producer.produce(topic_name, b"abandoned")
+    producer.flush(10)
+    deadline = time.monotonic() + 15
+    while True:  # the coordinator aborts it: the last stable offset moves past the marker
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused",
+                             "isolation.level": "read_committed"})
+        try:
+            latest = consumer.get_watermark_offsets(TopicPartition(topic_name, 0), 10)[1]
+        finally:
+            consumer.close()
+        if latest == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert latest == 2
+    assert read(broker.bootstrap, topic_name, "read_committed") == []
+    with pytest.raises(KafkaException):
+        producer.commit_transaction(10)  # fenced by the abort's epoch bump
+    assert "past its transaction.timeout.ms" in broker.log()
+
+
+def test_transactions_survive_a_restart(make_broker: object, topic_name: str) -> None:
+    broker = make_broker("restart").start()  # type: ignore[operator]
+    create(broker.bootstrap, topic_name)
+    transactional_id = f"restart-{uuid.uuid4().hex[:8]}"
+    producer = txn_producer(broker.bootstrap, transactional_id)
+    producer.begin_transaction()
+    producer.produce(topic_name, b"aborted")
+    producer.flush(10)
+    producer.abort_transaction(10)
+    producer.begin_transaction()
+    producer.produce(topic_name, b"open")
+    producer.flush(10)
+    producer = None  # type: ignore[assignment]
+    for stop in ("stop", "kill"):  # a clean stop keeps a snapshot; a kill rebuilds from the log
+        getattr(broker, stop)()
+        broker.start()
+        assert read(broker.bootstrap, topic_name, "read_committed") == []
+        assert [v for _, v in read(broker.bootstrap, topic_name, "read_uncommitted")] == [
+            b"aborted", b"open"]
+    index = list((broker.data_dir).glob(f"{topic_name}-0/*.txnindex"))
+    assert len(index) == 1 and index[0].stat().st_size == 34
+    # the same id, restarted: the open transaction is aborted, the new one commits
+    producer = txn_producer(broker.bootstrap, transactional_id)
+    producer.begin_transaction()
+    producer.produce(topic_name, b"after")
+    producer.commit_transaction(10)
+    assert [v for _, v in read(broker.bootstrap, topic_name, "read_committed")] == [b"after"]
