@@ -29,6 +29,7 @@ from kcli.cli import restore as restore_cli
 from kcli.cli import schema as schema_cli
 from kcli.cli import topic as topic_cli
 from kcli.cli import tui as tui_cli
+from kcli.cli import txn as txn_cli
 from kcli.cli import user as user_cli
 from kcli.cli.help import KcliCommand, help_settings
 from kcli.cli.options import (
@@ -68,6 +69,7 @@ app.add_typer(partition_cli.app, name="partition")
 app.command("produce", cls=KcliCommand)(with_global_options(produce_cli.produce))
 app.command("consume", cls=KcliCommand)(with_global_options(consume_cli.consume))
 app.add_typer(schema_cli.app, name="schema")
+app.add_typer(txn_cli.app, name="txn")
 app.add_typer(group_cli.app, name="group")
 app.add_typer(profile_cli.app, name="profile")
 app.add_typer(user_cli.app, name="user")

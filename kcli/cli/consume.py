@@ -17,6 +17,7 @@ from kcli.config import Options
 from kcli.errors import BadInput, OperationFailed
 
 FORMATS = ("raw", "json", "avro")
+ISOLATION_LEVELS = ("read_committed", "read_uncommitted")
 TABLE_FORMAT = "%p\\t%o\\t%k\\t%s\\n"
 
 Renderer = Callable[[list[Any]], bytes]
@@ -158,6 +159,11 @@ def consume(
              "print it raw.")] = "fail",
     grep: Annotated[str | None, typer.Option(
         "--grep", metavar="REGEX", help="Only records whose key or value matches.")] = None,
+    isolation: Annotated[str | None, typer.Option(
+        "--isolation", metavar="read_committed|read_uncommitted",
+        help="read_committed: only records of committed transactions, up to the last "
+             "stable offset; read_uncommitted: also those of open and aborted ones "
+             "[default: read_committed].")] = None,
 ) -> None:
     """Read records from a topic to stdout.
 
@@ -178,6 +184,9 @@ def consume(
     render = build_renderer(opts, format_string, fmt)
     if on_error not in ("fail", "raw"):
         raise BadInput(f"--on-error: {on_error!r} is not one of fail, raw")
+    if isolation is not None and isolation not in ISOLATION_LEVELS:
+        raise BadInput(f"--isolation: {isolation!r} is not one of "
+                       f"{', '.join(ISOLATION_LEVELS)}")
     decode, decoder = _avro_decoder(opts, fmt, topic, schema, registry)
     undecoded = 0
     pattern = None
@@ -189,7 +198,8 @@ def consume(
 
     cluster = connect(opts)
     reader = RecordConsumer(cluster, topic, group=group, partitions=partition, start=spec,
-                            follow=follow).open()
+                            follow=follow, config={"isolation.level": isolation}
+                            if isolation is not None else None).open()
     out = sys.stdout.buffer
     remaining = count
     written = 0

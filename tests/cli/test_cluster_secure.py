@@ -87,6 +87,8 @@ def test_secure_cluster(run_kcli: Kcli, cli_env: dict[str, str], cluster_dir: Pa
     consumed = k("consume", topic_name, "-n", "2", "-g", "secure-group").ok()
     assert sorted(consumed.text.split()) == ["one", "two"]
     assert "secure-group" in k("group", "list").ok().text
+    # kcli's own requests (kcli txn) log in over TLS with SCRAM too
+    assert json.loads(k("txn", "list", "-o", "json").ok().text) == []
     k("user", "create", "alice", "--password-stdin", input=b"alice-Pw\n").ok()
     k("acl", "create", "--allow-principal", "User:alice", "--operation", "read",
              "--topic", topic_name).ok()

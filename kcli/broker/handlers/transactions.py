@@ -11,6 +11,7 @@ PRODUCER_FENCED, as Kafka downgrades it.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from kcli.broker.errors import ErrorCode
@@ -223,6 +224,14 @@ async def write_txn_markers(ctx: RequestContext, request: Any) -> Any:
 
 # ====================================================================== describing
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def _timestamp(ms: int) -> datetime.datetime:
+    """A non-nullable timestamp field, -1 included (kio writes a datetime's ms)."""
+    return _EPOCH + datetime.timedelta(milliseconds=ms)
+
+
 @handles(ApiKey.DESCRIBE_TRANSACTIONS)
 async def describe_transactions(ctx: RequestContext, request: Any) -> Any:
     """State, partitions, timeout and start of each transactional id asked."""
@@ -232,7 +241,7 @@ async def describe_transactions(ctx: RequestContext, request: Any) -> Any:
     for transactional_id in request.transactional_ids:
         fields: dict[str, Any] = {
             "transactional_id": transactional_id, "transaction_state": "",
-            "transaction_timeout": 0, "transaction_start_time": -1, "producer_id": -1,
+            "transaction_timeout": 0, "transaction_start_time": _timestamp(-1), "producer_id": -1,
             "producer_epoch": -1, "topics": ()}
         if not ctx.allowed(Operation.DESCRIBE, ResourceType.TRANSACTIONAL_ID,
                            transactional_id):
@@ -250,7 +259,7 @@ async def describe_transactions(ctx: RequestContext, request: Any) -> Any:
                 by_topic.setdefault(topic, []).append(index)
         fields.update(
             transaction_state=meta.state.display, transaction_timeout=meta.timeout_ms,
-            transaction_start_time=meta.start_ms, producer_id=meta.producer_id,
+            transaction_start_time=_timestamp(meta.start_ms), producer_id=meta.producer_id,
             producer_epoch=meta.producer_epoch,
             topics=tuple(make(topic_cls, topic=topic, partitions=tuple(indexes))
                          for topic, indexes in by_topic.items()))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -54,9 +53,9 @@ def read(bootstrap: str, topic: str, isolation: str, partitions: int = 1,
 
 
 @pytest.fixture
-def topic(bootstrap: str, topic_name: str) -> Iterator[str]:
+def topic(bootstrap: str, topic_name: str) -> str:
     create(bootstrap, topic_name)
-    yield topic_name
+    return topic_name
 
 
 def test_commit_and_abort(bootstrap: str, topic: str) -> None:
@@ -123,9 +122,13 @@ def test_a_second_instance_fences_the_first(bootstrap: str, topic: str) -> None:
     second.begin_transaction()
     second.produce(topic, b"live")
     second.commit_transaction(10)
-    with pytest.raises(KafkaException) as raised:
+
+    def late_commit() -> None:
         first.produce(topic, b"late")
         first.commit_transaction(10)
+
+    with pytest.raises(KafkaException) as raised:
+        late_commit()
     error = raised.value.args[0]
     assert error.fatal() or error.txn_requires_abort(), error
     assert [v for _, v in read(bootstrap, topic, "read_committed")] == [b"live"]
@@ -237,7 +240,8 @@ def test_transactions_survive_a_restart(make_broker: object, topic_name: str) ->
         assert [v for _, v in read(broker.bootstrap, topic_name, "read_uncommitted")] == [
             b"aborted", b"open"]
     index = list((broker.data_dir).glob(f"{topic_name}-0/*.txnindex"))
-    assert len(index) == 1 and index[0].stat().st_size == 34
+    assert len(index) == 1
+    assert index[0].stat().st_size == 34
     # the same id, restarted: the open transaction is aborted, the new one commits
     producer = txn_producer(broker.bootstrap, transactional_id)
     producer.begin_transaction()

@@ -5,6 +5,7 @@ rebuilt, and damaged files never fatal)."""
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from pathlib import Path
 
@@ -57,19 +58,15 @@ def test_damaged_values_raise_format_errors(meta: TransactionMetadata, data: st.
         decode_value("x", bytes(value[:cut]))
     position = data.draw(st.integers(0, len(value) - 1))
     value[position] ^= data.draw(st.integers(1, 255))
-    try:
+    with contextlib.suppress(RecordFormatError):
         decode_value("x", bytes(value))
-    except RecordFormatError:
-        pass
 
 
 @given(st.binary(max_size=200))
 def test_noise_is_never_more_than_a_format_error(noise: bytes) -> None:
     for decode in (lambda: decode_key(noise), lambda: decode_value("x", noise)):
-        try:
+        with contextlib.suppress(RecordFormatError):
             decode()
-        except RecordFormatError:
-            pass
 
 
 def test_state_machine_follows_kafka() -> None:
@@ -89,10 +86,12 @@ def test_state_machine_follows_kafka() -> None:
 def test_markers_carry_kafkas_control_record(commit: bool) -> None:
     batch = encode_marker(7, 3, commit=commit, coordinator_epoch=5, timestamp=1)
     header = next(iter_batches(batch))
-    assert header.is_control and header.is_transactional
+    assert header.is_control
+    assert header.is_transactional
     assert (header.producer_id, header.producer_epoch, header.base_sequence) == (7, 3, -1)
     marker = read_marker(batch, header)
-    assert marker is not None and (marker.commit, marker.coordinator_epoch) == (commit, 5)
+    assert marker is not None
+    assert (marker.commit, marker.coordinator_epoch) == (commit, 5)
 
 
 def test_open_and_aborted_transactions(tmp_path: Path) -> None:
@@ -112,10 +111,12 @@ def test_open_and_aborted_transactions(tmp_path: Path) -> None:
     assert (tmp_path / f"{0:020d}.txnindex").stat().st_size == 34
     txns.save(log_end_offset=15)
     loaded = PartitionTxns.load(tmp_path, 0, 15)
-    assert loaded is not None and loaded.aborted == txns.aborted
+    assert loaded is not None
+    assert loaded.aborted == txns.aborted
     assert PartitionTxns.load(tmp_path, 0, 15) is None  # a snapshot is used once
     txns.forget_before(14)
-    assert txns.aborted == [] and not list(tmp_path.glob("*.txnindex"))
+    assert txns.aborted == []
+    assert not list(tmp_path.glob("*.txnindex"))
 
 
 def test_damaged_index_files_are_read_as_far_as_they_go(tmp_path: Path) -> None:
@@ -124,6 +125,7 @@ def test_damaged_index_files_are_read_as_far_as_they_go(tmp_path: Path) -> None:
                                                   + entry[:20])
     PartitionTxns(tmp_path).save(log_end_offset=20)
     loaded = PartitionTxns.load(tmp_path, 0, 20)
-    assert loaded is not None and loaded.aborted_in(0, 20) == [(1, 10)]
+    assert loaded is not None
+    assert loaded.aborted_in(0, 20) == [(1, 10)]
     (tmp_path / "transaction-state.json").write_text("{not json")
     assert PartitionTxns.load(tmp_path, 0, 20) is None  # rebuilt from the log instead
