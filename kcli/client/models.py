@@ -254,6 +254,8 @@ class Watermarks:
     high: dict[tuple[str, int], int] = field(default_factory=dict)
     errors: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Why a partition's lookup failed (a KcliError), for those absent from low/high."""
+    stable: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Last stable offsets (the end a read_committed consumer sees), when asked for."""
 
 
 @dataclass(frozen=True)
@@ -295,3 +297,24 @@ class ClusterLayout:
     brokers: tuple[BrokerInfo, ...]
     topics: dict[str, tuple[PartitionLayout, ...]] = field(default_factory=dict)
     """Partitions of each topic, by partition id; topics with an error are left out."""
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A transactional id as its coordinator knows it."""
+
+    transactional_id: str
+    producer_id: int
+    state: str
+    coordinator: int
+    producer_epoch: int = -1
+    timeout_ms: int = -1
+    start_ms: int = -1
+    """When the open transaction began, ms since the epoch (-1: none open)."""
+    partitions: tuple[tuple[str, int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        out = asdict(self)
+        out["partitions"] = [{"topic": t, "partition": p} for t, p in self.partitions]
+        return out

@@ -66,19 +66,26 @@ def parse_position(text: str, *, allow_shift: bool = False, option: str = "--fro
     raise BadInput(f"{option}: bad offset {text!r} (use {forms})")
 
 
-def watermarks(cluster: Cluster, partitions: Iterable[TP]) -> Watermarks:
-    """Low and high watermarks of many partitions: two batched ListOffsets calls.
-    Partitions whose lookup failed are absent from the result."""
-    from confluent_kafka import TopicPartition
+def watermarks(cluster: Cluster, partitions: Iterable[TP], *, stable: bool = False
+               ) -> Watermarks:
+    """Low and high watermarks of many partitions: two batched ListOffsets calls, and a
+    third for the last stable offsets with ``stable``. Partitions whose lookup failed are
+    absent from the result."""
+    from confluent_kafka import IsolationLevel, TopicPartition
     from confluent_kafka.admin import OffsetSpec
 
     tps = sorted(set(partitions))
     result = Watermarks()
     if not tps:
         return result
-    for spec, target in ((OffsetSpec.earliest(), result.low), (OffsetSpec.latest(), result.high)):
+    lookups = [(OffsetSpec.earliest(), result.low, IsolationLevel.READ_UNCOMMITTED),
+               (OffsetSpec.latest(), result.high, IsolationLevel.READ_UNCOMMITTED)]
+    if stable:
+        lookups.append((OffsetSpec.latest(), result.stable, IsolationLevel.READ_COMMITTED))
+    for spec, target, isolation in lookups:
         futures = cluster.admin.list_offsets(
-            {TopicPartition(t, p): spec for t, p in tps}, request_timeout=cluster.timeout)
+            {TopicPartition(t, p): spec for t, p in tps}, isolation_level=isolation,
+            request_timeout=cluster.timeout)
         for tp, value in cluster.wait_all(futures, "list offsets").items():
             if not isinstance(value, KcliError):
                 target[(tp.topic, tp.partition)] = value.offset

@@ -19,33 +19,13 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from kcli.client.cluster import Cluster
+from kcli.client.models import Transaction
 from kcli.client.wire import Connection, timestamps_as_ints
 from kcli.errors import KcliError, NotFound, OperationFailed, Unreachable
 
 FIND_KEY_TYPE_TRANSACTION = 1
 DEFAULT_MAX_TIMEOUT_MS = 900_000
 """Kafka's transaction.max.timeout.ms: no transaction may run longer unless hanging."""
-
-
-@dataclass(frozen=True)
-class Transaction:
-    """A transactional id as its coordinator knows it."""
-
-    transactional_id: str
-    producer_id: int
-    state: str
-    coordinator: int
-    producer_epoch: int = -1
-    timeout_ms: int = -1
-    start_ms: int = -1
-    """When the open transaction began, ms since the epoch (-1: none open)."""
-    partitions: tuple[tuple[str, int], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        out = asdict(self)
-        out["partitions"] = [{"topic": t, "partition": p} for t, p in self.partitions]
-        return out
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from kcli.client.models import (
     GroupDetail,
     GroupMember,
     PartitionDetail,
+    Transaction,
     Watermarks,
 )
 from kcli.tui.lag import (
@@ -63,6 +64,9 @@ class Sample:
     expected_brokers: Mapping[int, tuple[str, int]] = field(default_factory=dict)
     """Brokers that should be there, {id: (host, port)}: a local cluster's, from its
     registry. Metadata lists only live brokers."""
+    transactions: Sequence[Transaction] | None = None
+    """Open transactions (Ongoing or being ended), None when the cluster could not
+    say."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ class PartitionRow(PartitionDetail):
     """One partition of a topic, as `topic describe` has it, with its produce rate."""
 
     rate: float | None = None
+    stable: int | None = None
+    """The last stable offset: below the high watermark while a transaction is open."""
 
     @property
     def under_replicated(self) -> bool:
@@ -187,6 +193,8 @@ class ClusterSnapshot:
     under_replicated: int = 0
     offline: int = 0
     sizes_known: bool = field(default=False)
+    transactions: tuple[Transaction, ...] | None = None
+    """Open transactions, None when unknown."""
 
     def topic(self, name: str) -> TopicRow | None:
         """One topic's row, if it exists."""
@@ -243,7 +251,8 @@ class SnapshotBuilder:
                 p_rate = (max(0, high - before) / dt
                           if high is not None and before is not None and dt > 0 else None)
                 rows.append(PartitionRow(p.partition, p.leader, p.replicas, p.isr,
-                                         marks.low.get(tp), high, p.error, rate=p_rate))
+                                         marks.low.get(tp), high, p.error, rate=p_rate,
+                                         stable=marks.stable.get(tp)))
                 if p.leader is not None:
                     leaders[p.leader] += 1
                 for replica in p.replicas:
@@ -280,6 +289,8 @@ class SnapshotBuilder:
             partition_count=sum(len(rows) for rows in partitions.values()),
             under_replicated=sum(r.under_replicated for r in topics),
             offline=sum(r.offline for r in topics), sizes_known=self._sizes is not None,
+            transactions=tuple(sample.transactions) if sample.transactions is not None
+            else None,
         )
         self._forget(layout, groups)
         self._prev_t = t

@@ -5,11 +5,12 @@ results as messages; widgets hold the service, never a Kafka client.
 One refresh sends a bounded number of requests, whatever the number of topics:
 
 - one Metadata request (every topic and partition);
-- one ListOffsets request per leader broker for the earliest offsets and one for the
-  latest, for all partitions at once;
+- one ListOffsets request per leader broker for the earliest offsets, one for the
+  latest and one for the last stable offsets (read_committed), for all partitions at once;
 - one ListGroups request per broker, then one DescribeGroups and one OffsetFetch per
   group (librdkafka sends one per group; at most ``MAX_IN_FLIGHT`` groups at a time),
   and no further ListOffsets: group lag reuses the end offsets fetched above;
+- one ListTransactions request per broker, for the open transactions;
 - every ``SIZE_EVERY`` refreshes, one DescribeLogDirs request per broker for sizes.
 """
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kcli.client.cluster import Cluster
-from kcli.client.models import GroupDetail, OffsetChange
+from kcli.client.models import GroupDetail, OffsetChange, Transaction
 from kcli.errors import BadInput, KcliError, Unreachable, from_kafka_error, is_kafka_exception
 from kcli.formats.envelope import Record
 from kcli.tui.model import ClusterSnapshot, Sample, SnapshotBuilder
@@ -33,6 +34,8 @@ SIZE_EVERY = 5
 """Topic sizes (DescribeLogDirs) are measured on every SIZE_EVERY-th refresh."""
 TAIL_LAST = 10
 """Records per partition a tail starts with."""
+OPEN_STATES = ("Ongoing", "PrepareCommit", "PrepareAbort")
+"""Transaction states the cluster screen lists: not yet ended."""
 TAIL_BATCH = 500
 # A tail keeps only what it shows; a small prefetch queue keeps librdkafka from filling memory.
 TAIL_CONFIG: dict[str, Any] = {"queued.min.messages": 1000, "queued.max.messages.kbytes": 8192}
@@ -188,7 +191,7 @@ class KafkaService:
         metadata = cluster.metadata()
         layout = cluster_layout(cluster, metadata)
         marks = watermarks(cluster, [(name, p.partition) for name, partitions
-                                     in layout.topics.items() for p in partitions])
+                                     in layout.topics.items() for p in partitions], stable=True)
         group_ids = [group for group, _state, _kind in list_group_ids(cluster)]
         groups = describe_groups(cluster, group_ids, ends=marks.high, missing_ok=True,
                                  max_in_flight=MAX_IN_FLIGHT)
@@ -197,7 +200,8 @@ class KafkaService:
             sizes = topic_sizes(cluster, metadata, layout.topics)
         self._refreshes += 1
         return Sample(t=started, took=time.monotonic() - began, layout=layout, marks=marks,
-                      groups=groups, sizes=sizes, expected_brokers=self.expected_brokers)
+                      groups=groups, sizes=sizes, expected_brokers=self.expected_brokers,
+                      transactions=open_transactions(cluster))
 
     def refresh(self) -> ClusterSnapshot:
         """Poll the cluster once and fold the result into the history."""
@@ -265,6 +269,18 @@ def _plan(group: str, to: str, detail: GroupDetail, changes: Sequence[OffsetChan
           ) -> ResetPlan:
     return ResetPlan(group=group, to=to, state=detail.state, members=len(detail.members),
                      changes=tuple(changes))
+
+
+def open_transactions(cluster: Cluster) -> list[Transaction] | None:
+    """Transactions not yet ended, from every coordinator; None when the cluster cannot
+    say (a broker before Kafka 3.0, or one that did not answer)."""
+    from kcli.client.transactions import list_transactions
+
+    try:
+        listing = list_transactions(cluster, OPEN_STATES)
+    except KcliError:
+        return None
+    return None if listing.unreachable else listing.transactions
 
 
 def parse_count(text: str, what: str) -> int | None:

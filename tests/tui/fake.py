@@ -13,6 +13,7 @@ from kcli.client.models import (
     OffsetChange,
     PartitionLag,
     PartitionLayout,
+    Transaction,
     Watermarks,
     lag_of,
 )
@@ -80,10 +81,13 @@ def sample(i: int) -> Sample:
     ends = ends_at(i)
     lows = dict.fromkeys(ends, 0)
     lows[("payments", 0)] = 260  # audit's committed 250 fell below it: LOST
+    stable = dict(ends)
+    stable[("orders", 1)] -= 25  # a transaction open on orders-1 holds its LSO back
     return Sample(t=T0 + STEP * i, took=0.01, layout=LAYOUT,
-                  marks=Watermarks(low=lows, high=ends), groups=groups_at(i),
+                  marks=Watermarks(low=lows, high=ends, stable=stable), groups=groups_at(i),
                   sizes={"orders": 3 * 1024 * 1024, "payments": 40_960,
-                         "__consumer_offsets": 2048})
+                         "__consumer_offsets": 2048},
+                  transactions=[Transaction("order-writer-1", 4001, "Ongoing", 1)])
 
 
 def snapshots(polls: int, interval: float = STEP) -> list[ClusterSnapshot]:

@@ -270,3 +270,46 @@ def test_a_consumer_protocol_group_shows_its_protocol_and_assignor(
         drive(app, script)
     finally:
         member.close()
+
+
+def test_open_transactions_and_the_last_stable_offset(
+        service: KafkaService, admin: AdminClient, bootstrap: str, topic_name: str) -> None:
+    from confluent_kafka import Producer
+
+    topic = create_topic(admin, topic_name, 1)
+    produce(bootstrap, topic, [b"before"], partition=0)
+    transactional_id = f"dash-{topic_name}"
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id})
+    producer.init_transactions(10)
+    producer.begin_transaction()
+    producer.produce(topic, b"open", partition=0)
+    producer.flush(10)
+    produce(bootstrap, topic, [b"after"], partition=0)
+    app = KcliApp(service, interval=INTERVAL)
+
+    async def script(pilot: Pilot[Any]) -> None:
+        await until(pilot, "the first poll", lambda: app.snapshot is not None)
+        txns = table(app, "#transactions")
+        await until(pilot, "the open transaction", lambda: transactional_id in txns.rows)
+        assert row(txns, transactional_id)[2:] == ["Ongoing", "1"]
+        caption = static_text(app.screen.query_one("#transactions-caption", Static))
+        assert "Transactions:" in caption
+        await pilot.press("2")
+        topics = table(app, "#topics")
+        await until(pilot, "the topic", lambda: topic in topics.rows)
+        topics.move_cursor(row=list(topics.rows).index(topic))
+        await pilot.press("enter")
+        await until(pilot, "the topic screen", lambda: isinstance(app.screen, TopicScreen))
+        parts = table(app, "#partitions")
+        await until(pilot, "partition rows", lambda: len(parts.rows) == 1)
+        assert row(parts, "0")[4:7] == ["0", "3", "1"]  # HIGH 3, LSO held at 1
+        producer.commit_transaction(10)
+        await until(pilot, "the LSO at the end", lambda: row(parts, "0")[6] == "")
+        await pilot.press("escape")
+        await until(pilot, "the main screen", lambda: isinstance(app.screen, MainScreen))
+        await pilot.press("1")
+        await until(pilot, "the transaction ended",
+                    lambda: transactional_id not in table(app, "#transactions").rows)
+        await pilot.press("q")
+
+    drive(app, script)

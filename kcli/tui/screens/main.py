@@ -60,6 +60,10 @@ class ClusterView(View):
                          Col("STATE", "state", 6), Col("CONTROLLER", "controller", 10),
                          Col("LEADERS", "leaders", 8), Col("REPLICAS", "replicas", 8)],
                         id="brokers")
+        yield Static("", id="transactions-caption", classes="caption")
+        yield SyncTable([Col("OPEN TRANSACTION", "transactional_id"),
+                         Col("PRODUCER", "producer_id", 9), Col("STATE", "state", 13),
+                         Col("COORDINATOR", "coordinator", 11)], id="transactions")
 
     def show(self, snapshot: ClusterSnapshot) -> None:
         s = snapshot
@@ -96,6 +100,15 @@ class ClusterView(View):
                          "●" if b.controller else "", cells.number(b.leaders),
                          cells.number(b.replicas)])
             for b in s.brokers
+        ])
+        open_txns = s.transactions or ()
+        self.query_one("#transactions-caption", Static).update(Text(
+            "Transactions: unknown (the cluster does not list them)" if s.transactions is None
+            else f"Transactions: {len(open_txns)} open"))
+        self.query_one("#transactions", SyncTable).sync([
+            (t.transactional_id, [t.transactional_id, cells.text(t.producer_id), t.state,
+                                  cells.text(t.coordinator)])
+            for t in open_txns
         ])
 
 

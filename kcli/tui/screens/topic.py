@@ -54,7 +54,7 @@ class TopicScreen(KcliScreen[None]):
         yield SyncTable([Col("P", "partition", 4), Col("LEADER", "leader", 6),
                          Col("REPLICAS", "replicas", 10), Col("ISR", "isr", 10),
                          Col("LOW", "low", 10), Col("HIGH", "high", 10),
-                         Col("REC/S", "rate", 7)], id="partitions")
+                         Col("LSO", "stable", 10), Col("REC/S", "rate", 7)], id="partitions")
         yield Static("", id="tail-state")
         yield OpenTable([Col("P", "partition", 3), Col("OFFSET", "offset", 8),
                          Col("TIME", "time", 8), Col("KEY", "key", 12),
@@ -90,7 +90,10 @@ class TopicScreen(KcliScreen[None]):
                                 _ids(p.replicas),
                                 Text(_ids(p.isr), style=cells.theme_color(self.app, "error")
                                      if p.under_replicated else ""),
-                                cells.number(p.low), cells.number(p.high), cells.rate(p.rate)])
+                                cells.number(p.low), cells.number(p.high),
+                                # only where a transaction holds read_committed back
+                                cells.number(p.stable) if p.stable not in (None, p.high)
+                                else Text(""), cells.rate(p.rate)])
             for p in snapshot.partitions.get(self.topic, ())
         ])
 
