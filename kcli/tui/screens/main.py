@@ -60,10 +60,8 @@ class ClusterView(View):
                          Col("STATE", "state", 6), Col("CONTROLLER", "controller", 10),
                          Col("LEADERS", "leaders", 8), Col("REPLICAS", "replicas", 8)],
                         id="brokers")
-        yield Static("", id="transactions-caption", classes="caption")
-        yield SyncTable([Col("OPEN TRANSACTION", "transactional_id"),
-                         Col("PRODUCER", "producer_id", 9), Col("STATE", "state", 13),
-                         Col("COORDINATOR", "coordinator", 11)], id="transactions")
+        # text, not a table: the cluster tab keeps one focusable widget
+        yield Static("", id="transactions")
 
     def show(self, snapshot: ClusterSnapshot) -> None:
         s = snapshot
@@ -101,15 +99,26 @@ class ClusterView(View):
                          cells.number(b.replicas)])
             for b in s.brokers
         ])
-        open_txns = s.transactions or ()
-        self.query_one("#transactions-caption", Static).update(Text(
-            "Transactions: unknown (the cluster does not list them)" if s.transactions is None
-            else f"Transactions: {len(open_txns)} open"))
-        self.query_one("#transactions", SyncTable).sync([
-            (t.transactional_id, [t.transactional_id, cells.text(t.producer_id), t.state,
-                                  cells.text(t.coordinator)])
-            for t in open_txns
-        ])
+        self.query_one("#transactions", Static).update(_transactions(s))
+
+
+SHOWN_TRANSACTIONS = 5
+
+
+def _transactions(snapshot: ClusterSnapshot) -> Text:
+    """The open transactions, the longest-known first few, one line each."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    if snapshot.transactions is None:
+        out.append("Transactions: unknown (the cluster does not list them)", style="dim")
+        return out
+    txns = snapshot.transactions
+    out.append(f"Open transactions {len(txns)}", style="bold")
+    for txn in txns[:SHOWN_TRANSACTIONS]:
+        out.append(f"\n  {txn.transactional_id}   producer {txn.producer_id}   {txn.state}"
+                   f"   coordinator {txn.coordinator}")
+    if len(txns) > SHOWN_TRANSACTIONS:
+        out.append(f"\n  … and {len(txns) - SHOWN_TRANSACTIONS} more (kcli txn list)")
+    return out
 
 
 class TopicsView(View):
