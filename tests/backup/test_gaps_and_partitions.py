@@ -2,8 +2,8 @@
 
 A real compacted topic is in test_compacted.py; the archive here is written by hand with
 the archive primitives, to place gaps exactly: in the middle, at the start and at the end
-of partitions, with commits inside each (the broker has no transactions yet, so no
-gaps of control records either)."""
+of partitions, with commits inside each. Gaps of real transaction markers are in
+test_transactions_backup.py."""
 
 from __future__ import annotations
 
