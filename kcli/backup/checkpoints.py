@@ -43,6 +43,7 @@ class CheckpointStore:
         self._producer: Any = None
         self._errors: list[Any] = []
         self._ready = False
+        self._transactional = False
 
     def ensure_topic(self) -> None:
         """Create the checkpoint topic if it does not exist."""
@@ -76,15 +77,17 @@ class CheckpointStore:
 
         if CHECKPOINT_TOPIC not in self.cluster.metadata().topics:
             return {}
-        marks = watermarks(self.cluster, [(CHECKPOINT_TOPIC, 0)])
+        marks = watermarks(self.cluster, [(CHECKPOINT_TOPIC, 0)], stable=True)
         low = marks.low.get((CHECKPOINT_TOPIC, 0), 0)
-        high = marks.high.get((CHECKPOINT_TOPIC, 0), 0)
+        # the committed end: past it lie only open transactions' records (a copy in
+        # transactions writes its checkpoints in them)
+        high = marks.stable.get((CHECKPOINT_TOPIC, 0), marks.high.get((CHECKPOINT_TOPIC, 0), 0))
         out: dict[bytes, tuple[Key, Any]] = {}
         if high <= low:
             return out
         watch = ErrorWatch(self.cluster.bootstrap)
         consumer = Consumer({**self.config, "group.id": "kcli-checkpoints",
-                             "enable.auto.commit": False, "enable.partition.eof": False,
+                             "enable.auto.commit": False, "enable.partition.eof": True,
                              "auto.offset.reset": "earliest", "error_cb": watch,
                              "isolation.level": "read_committed"})
         consumer.assign([TopicPartition(CHECKPOINT_TOPIC, 0, low)])
@@ -100,7 +103,13 @@ class CheckpointStore:
                 for message in consumer.consume(max(1, min(10_000, high - position)), 0.2):
                     error = message.error()
                     if error is not None:
-                        if error.name() in ("_PARTITION_EOF", "_TRANSPORT"):
+                        if error.name() == "_PARTITION_EOF":
+                            # the end, even when markers (not records) end the log
+                            position = max(position, message.offset())
+                            if position >= high or message.offset() >= high:
+                                break
+                            continue
+                        if error.name() == "_TRANSPORT":
                             continue
                         raise from_kafka_error(error, f"read {CHECKPOINT_TOPIC}")
                     position = message.offset() + 1
@@ -127,12 +136,15 @@ class CheckpointStore:
             consumer.close()
         return out
 
-    def share(self, producer: Any, watch: ErrorWatch) -> None:
+    def share(self, producer: Any, watch: ErrorWatch, *, transactional: bool = False) -> None:
         """Write with this (idempotent, acks=all) producer instead of creating one: an
         idempotent producer waits about half a second for its producer id, so a copy
-        creates one early and shares it."""
+        creates one early and shares it. A ``transactional`` one has a transaction open:
+        each write then commits it, with every record sent since the last write, and
+        opens the next."""
         self._producer = producer
         self._watch = watch
+        self._transactional = transactional
 
     def _producer_for(self) -> Any:
         if self._producer is None:
@@ -173,3 +185,9 @@ class CheckpointStore:
             error = self._errors[0]
             self._errors.clear()
             raise from_kafka_error(error, f"write checkpoint to {CHECKPOINT_TOPIC}")
+        if self._transactional:
+            try:
+                producer.commit_transaction(self.cluster.timeout)
+                producer.begin_transaction()
+            except Exception as error:  # KafkaException: fenced, timed out, ...
+                raise from_kafka_error(error, "commit the copy's transaction") from None

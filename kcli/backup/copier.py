@@ -16,10 +16,19 @@ is taken as already copied (its offset goes into the map), a difference stops th
 The map comes from delivery reports: librdkafka reports an idempotent producer's
 records in order per partition, so a FIFO of source offsets per target partition pairs
 each report with its source record.
+
+With a ``transactional_id`` (``migrate --exactly-once``) the copy runs in transactions
+instead: the records sent since the last checkpoint and the checkpoint itself are one
+transaction, committed together, so a crash at any point leaves the target's committed
+records exactly those the checkpoint accounts for; what was sent after it is aborted
+(when the next run starts with the same id, which also fences a copy still running) and
+read_committed consumers never see it. A resumed run still reads back the committed
+tail and matches it, in case something else wrote to the topic.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -69,7 +78,8 @@ class Copier:
     def __init__(self, target: Cluster, client_config: Mapping[str, Any],
                  store: CheckpointStore, events: Events, *, max_record_bytes: int = 0,
                  checkpoint_records: int = 200_000, checkpoint_bytes: int = 64 << 20,
-                 checkpoint_seconds: float = 10.0) -> None:
+                 checkpoint_seconds: float = 10.0, transactional_id: str | None = None
+                 ) -> None:
         self.target = target
         self.client_config = {k: v for k, v in client_config.items()
                               if k != "allow.auto.create.topics"}
@@ -94,7 +104,9 @@ class Copier:
         self.matched = 0
         self.rewrite: Callable[[bytes | None], bytes | None] | None = None
         """Applied to every key and value before it is sent (schema id translation)."""
-        store.share(self.producer(), self.watch)  # started now: it needs time to get its id
+        self.transactional_id = transactional_id
+        # started now: it needs time to get its id
+        store.share(self.producer(), self.watch, transactional=transactional_id is not None)
 
     # -- jobs
 
@@ -123,7 +135,9 @@ class Copier:
         from kcli.client.offsets import watermarks
 
         tps = [(job.target_topic, p) for job in jobs for p in range(job.target_partitions)]
-        marks = watermarks(self.target, tps)
+        committed_only = self.transactional_id is not None
+        # in transactions, the committed end: aborted records and markers lie above it
+        marks = watermarks(self.target, tps, stable=committed_only)
         new_state: list[tuple[Key, Any]] = []
         tails: dict[tuple[str, int], tuple[int, int]] = {}
         for job in jobs:
@@ -136,6 +150,7 @@ class Copier:
             for p in range(job.target_partitions):
                 low = marks.low.get((job.target_topic, p), 0)
                 high = marks.high.get((job.target_topic, p), 0)
+                end = marks.stable.get((job.target_topic, p), high) if committed_only else high
                 state = job.targets.get(p)
                 if state is None:
                     if high > low and not job.resumed:
@@ -155,14 +170,14 @@ class Copier:
                         start = source.start if source else high
                         state.omap = OffsetMap(start, start, high, high)
                     job.targets[p] = state
-                elif high < state.next:
+                elif end < state.next:
                     raise OperationFailed(
-                        f"{job.target_topic}[{p}] ends at offset {high}, before the "
+                        f"{job.target_topic}[{p}] ends at offset {end}, before the "
                         f"checkpoint of the last {job.kind} ({state.next}): records were "
                         "deleted", hint="delete the target topic to copy it again from the "
                                         "start")
-                elif high > state.next:
-                    tails[(job.target_topic, p)] = (state.next, high)
+                elif end > state.next:
+                    tails[(job.target_topic, p)] = (state.next, end)
                 self._states[(job.target_topic, p)] = state
             new_state.append((job.key, job.state()))
         self.store.write(new_state)
@@ -178,10 +193,12 @@ class Copier:
         total = sum(high - start for start, high in tails.values())
         self.events.info(f"checking {total} records written after the last checkpoint")
         watch = ErrorWatch(self.target.bootstrap)
+        committed_only = self.transactional_id is not None
         consumer = Consumer({**self.client_config, "group.id": "kcli-copy-check",
-                             "enable.auto.commit": False, "enable.partition.eof": False,
+                             "enable.auto.commit": False, "enable.partition.eof": committed_only,
                              "auto.offset.reset": "error", "error_cb": watch,
-                             "isolation.level": "read_uncommitted"})
+                             "isolation.level": "read_committed" if committed_only
+                             else "read_uncommitted"})
         consumer.assign([TopicPartition(t, p, start) for (t, p), (start, _h) in tails.items()])
         wanting = dict(tails)
         deadline = time.monotonic() + self.target.timeout
@@ -196,7 +213,11 @@ class Copier:
                 for m in consumer.consume(max(1, min(10_000, want)), 0.2):
                     error = m.error()
                     if error is not None:
-                        if error.name() in ("_PARTITION_EOF", "_TRANSPORT"):
+                        if error.name() == "_PARTITION_EOF":
+                            # committed records end before the markers that end the range
+                            wanting.pop((m.topic(), m.partition()), None)
+                            continue
+                        if error.name() == "_TRANSPORT":
                             continue
                         raise from_kafka_error(error, "read back the target")
                     tp = (m.topic(), m.partition())
@@ -227,7 +248,16 @@ class Copier:
                 size = self.max_record_bytes + 65_536
                 config["message.max.bytes"] = max(size, int(config.get("message.max.bytes",
                                                                        0) or 0))
-            self._producer = Producer(config)
+            if self.transactional_id is not None:
+                config["transactional.id"] = self.transactional_id
+            producer = Producer(config)
+            if self.transactional_id is not None:
+                try:  # fences an earlier run with this id and aborts what it left open
+                    producer.init_transactions(self.target.timeout)
+                    producer.begin_transaction()
+                except Exception as error:  # KafkaException
+                    raise from_kafka_error(error, "start the copy's transactions") from None
+            self._producer = producer
         return self._producer
 
     def activate(self, job: Job | None) -> None:
@@ -483,8 +513,12 @@ class Copier:
         self.checkpoint(final=True)
 
     def close(self) -> None:
-        """Drop the producer (records not flushed are not waited for)."""
+        """Drop the producer (records not flushed are not waited for; in transactions,
+        what was sent after the last checkpoint is aborted)."""
         if self._producer is not None:
+            if self.transactional_id is not None:
+                with contextlib.suppress(Exception):  # fenced or unreachable: it aborts anyway
+                    self._producer.abort_transaction(min(self.target.timeout, 10.0))
             self._producer.purge()
             self._producer.flush(0)
             self._producer = None

@@ -15,6 +15,8 @@ run flushes, writes a checkpoint, syncs groups and returns normally.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -66,6 +68,8 @@ class MigrateRequest:
     registry_from: dict[str, Any] | None = None
     registry_to: dict[str, Any] | None = None
     """The two clusters' Schema Registries: framed records get the target's ids."""
+    exactly_once: bool = False
+    """Copy in transactions: records and checkpoint committed together (see copier)."""
 
 
 @dataclass
@@ -106,6 +110,20 @@ class MigrateResult:
     interrupted: bool = False
     dry_run: bool = False
     schemas: str | None = None
+
+
+EXACTLY_ONCE_COMMIT_SECONDS = 1.0
+EXACTLY_ONCE_COMMIT_RECORDS = 50_000
+"""How often --exactly-once commits: what a crash makes the next run copy again, and
+how long read_committed consumers of the target wait behind the open transaction."""
+
+
+def transactional_id(jobs: Sequence[Job]) -> str:
+    """The transactional id of a migration: the same for every run of the same topics
+    from the same source, so a new run fences an old one still running and aborts
+    what a crashed one left open."""
+    keys = sorted(json.dumps(job.key, sort_keys=True) for job in jobs)
+    return "kcli-migrate-" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
 
 
 class StopFlag:
@@ -193,8 +211,14 @@ class Migration:
                                         "target_topic": target},
                             name, target, layout.partitions, sources))
             statuses.append(TopicStatus(name, target, layout.partitions, not exists, False))
+        transactional = request.exactly_once and not request.dry_run
         copier = Copier(self.target, self.target_config, self.store, self.events,
-                        checkpoint_seconds=request.checkpoint_seconds)
+                        checkpoint_seconds=min(request.checkpoint_seconds,
+                                               EXACTLY_ONCE_COMMIT_SECONDS)
+                        if transactional else request.checkpoint_seconds,
+                        checkpoint_records=EXACTLY_ONCE_COMMIT_RECORDS if transactional
+                        else 200_000,
+                        transactional_id=transactional_id(jobs) if transactional else None)
         translator = None
         if request.registry_from is not None and request.registry_to is not None \
                 and not request.dry_run:

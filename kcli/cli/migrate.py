@@ -69,6 +69,11 @@ def migrate(
     registry_to: Annotated[str | None, typer.Option(
         "--registry-to", metavar="URL", help="The target cluster's Schema Registry.")
     ] = None,
+    exactly_once: Annotated[bool, typer.Option(
+        "--exactly-once", help="Write in transactions on the target, each committing its "
+                               "records with the checkpoint: read_committed consumers of the "
+                               "target never see a record twice, even while a crashed run "
+                               "is redone (the target must support transactions).")] = False,
 ) -> None:
     """Copy topics to another cluster, once or following.
 
@@ -101,7 +106,8 @@ def migrate(
                              force_groups=force_groups, dry_run=dry_run,
                              replication=replication,
                              registry_from=_registry(opts, registry_from, "--registry-from"),
-                             registry_to=_registry(opts, registry_to, "--registry-to"))
+                             registry_to=_registry(opts, registry_to, "--registry-to"),
+                             exactly_once=exactly_once)
     if (request.registry_from is None) != (request.registry_to is None):
         raise BadInput("give both --registry-from and --registry-to, or neither")
     with CliEvents(opts) as events:
