@@ -684,6 +684,15 @@ class Partition:
         self.txns = self.txns.truncated(self.log)
         self.high_watermark = offset
 
+    def aborted_ranges(self) -> dict[int, list[tuple[int, int]]]:
+        """Producer id -> [first, last] offsets of its aborted transactions (the cleaner
+        removes their records)."""
+        ranges: dict[int, list[tuple[int, int]]] = {}
+        for entry in self.txns.aborted:
+            ranges.setdefault(entry.producer_id, []).append((entry.first_offset,
+                                                             entry.last_offset))
+        return ranges
+
     def producer_last_offsets(self) -> dict[int, int]:
         """Last offset of the last batch of each producer tracked (the cleaner keeps it)."""
         return {pid: entry.batches[-1].last_offset

@@ -47,8 +47,17 @@ class HostedLog(Protocol):
     log: PartitionLog
     high_watermark: int
 
+    @property
+    def last_stable_offset(self) -> int:
+        """Below it no transaction is open: the cleaner stops there."""
+        ...
+
     def producer_last_offsets(self) -> dict[int, int]:
         """Last offset of the last batch of each producer id the partition tracks."""
+        ...
+
+    def aborted_ranges(self) -> dict[int, list[tuple[int, int]]]:
+        """Producer id -> [first, last] offsets of each of its aborted transactions."""
         ...
 
 
@@ -178,7 +187,8 @@ class LogCleanerTask:
                 continue
             if self._uncleanable.get(partition_log.directory, 0) > now_ms:
                 continue
-            cleanable = cleanable_range(partition_log, now_ms, partition.high_watermark)
+            # never past an open transaction: its records may yet be aborted
+            cleanable = cleanable_range(partition_log, now_ms, partition.last_stable_offset)
             if not cleanable.worth_cleaning(config.min_cleanable_dirty_ratio):
                 continue
             rank = (cleanable.max_lag_passed, cleanable.dirty_ratio)
@@ -214,6 +224,7 @@ class LogCleanerTask:
                 cleanable,
                 now_ms=_now_ms(),
                 producer_offsets=partition.producer_last_offsets(),
+                aborted=partition.aborted_ranges(),
                 map_budget_bytes=self.settings.dedupe_buffer_size,
                 stats=stats,
             )

@@ -19,8 +19,12 @@ after it, from `first_dirty_offset` on. One round:
    records all survive is copied byte for byte; one that lost records is rebuilt from the
    surviving records' own bytes. A batch left empty is dropped, unless it is the last
    batch of a producer the partition still tracks: it stays as an empty batch, as
-   Kafka's cleaner keeps it, so idempotent producer state survives. Control batches
-   (this broker writes none) are kept as they are.
+   Kafka's cleaner keeps it, so idempotent producer state survives.
+   Transactions (KIP-98's cleaner rules): the cleanable range ends at the last stable
+   offset, so no open transaction is cleaned; the records of aborted transactions never
+   enter the map and are all removed, whatever their keys. Markers (control batches) are
+   kept as they are: a read_committed consumer needs an ABORT marker while any record of
+   its transaction is left, and keeping them is always safe.
 4. Tombstones (null values) follow KIP-534: the first round that keeps a tombstone sets
    the batch's delete horizon (attribute bit 6, baseTimestamp = now +
    delete.retention.ms, record timestamp deltas rebased); a later round after the horizon
@@ -53,7 +57,8 @@ import logging
 import os
 import struct
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar, cast
 
@@ -61,6 +66,7 @@ import crc32c
 
 from kcli.broker.log.batch import (
     ATTR_CONTROL,
+    ATTR_TRANSACTIONAL,
     HEADER,
     HEADER_SIZE,
     LOG_OVERHEAD,
@@ -291,6 +297,30 @@ def _rebuild(
     return bytes(out)
 
 
+class AbortedIndex:
+    """Which transactional batches belong to aborted transactions."""
+
+    def __init__(self, ranges: Mapping[int, Sequence[tuple[int, int]]]) -> None:
+        self._ranges = {pid: sorted(spans) for pid, spans in ranges.items() if spans}
+
+    def __bool__(self) -> bool:
+        return bool(self._ranges)
+
+    def aborted(self, header: BatchHeader) -> bool:
+        """Whether a (non-control, transactional) batch's transaction was aborted."""
+        if not header.attributes & ATTR_TRANSACTIONAL or header.attributes & ATTR_CONTROL:
+            return False
+        spans = self._ranges.get(header.producer_id)
+        if not spans:
+            return False
+        i = bisect_right(spans, (header.base_offset, INT64_MAX)) - 1
+        return i >= 0 and spans[i][0] <= header.base_offset <= spans[i][1]
+
+
+NO_ABORTS = AbortedIndex({})
+INT64_MAX = (1 << 63) - 1
+
+
 def filter_batch(
     buf: bytes,
     header: BatchHeader,
@@ -300,12 +330,17 @@ def filter_batch(
     now_ms: int,
     delete_retention_ms: int,
     keep_if_empty: bool,
+    aborted: bool = False,
 ) -> Filtered:
     """Apply compaction to the batch `header` describes in `buf` (see the module
     docstring). `offset_map` holds the latest offset of each key seen below `map_end`;
-    records at or past `map_end` are kept as they are."""
+    records at or past `map_end` are kept as they are. An `aborted` transaction's batch
+    loses every record."""
     if header.attributes & ATTR_CONTROL:
         return Filtered(buf[header.position : header.position + header.size], 0, -1)
+    if aborted:
+        count = header.records_count
+        return Filtered(_empty_batch(header) if keep_if_empty else None, count, -1)
     records = records_section(buf, header)
     spans = record_spans(records, header.records_count)
     base = header.base_offset
@@ -412,18 +447,21 @@ def clean_steps(
     now_ms: int,
     producer_offsets: Mapping[int, int],
     map_budget_bytes: int,
+    aborted: Mapping[int, Sequence[tuple[int, int]]] | None = None,
     step_seconds: float = STEP_SECONDS,
     stats: CleanStats | None = None,
 ) -> Generator[Step, object, CleanStats]:
     """One cleaning round over `cleanable` (from `cleanable_range`), as steps.
 
     `producer_offsets` maps each producer id the partition tracks to the last offset of
-    its last batch; `stats` (returned at the end) is updated as the round goes. Raises
+    its last batch; `aborted` each producer id to the [first, last] offsets of its
+    aborted transactions; `stats` (returned at the end) is updated as the round goes. Raises
     CleanAborted when the log changed under it (nothing is lost: the cleaned files are
     removed), CorruptBatch or OSError when it cannot go on.
     """
     started = time.perf_counter()
     stats = stats if stats is not None else CleanStats()
+    aborted_index = AbortedIndex(aborted) if aborted else NO_ABORTS
     config = partition_log.config
     segments = cleanable.segments[: cleanable.end]
     sizes = [s.size for s in segments]
@@ -476,7 +514,7 @@ def clean_steps(
             for buf, header in _read_batches(sources[i], stats):
                 if header.base_offset + header.last_offset_delta >= first_dirty and not (
                     header.attributes & ATTR_CONTROL
-                ):
+                ) and not aborted_index.aborted(header):
                     base = header.base_offset
                     records = records_section(buf, header)
                     for span in record_spans(records, header.records_count):
@@ -531,6 +569,7 @@ def clean_steps(
                             now_ms=now_ms, delete_retention_ms=delete_retention,
                             keep_if_empty=header.producer_id >= 0
                             and producer_offsets.get(header.producer_id) == last,
+                            aborted=aborted_index.aborted(header),
                         )
                         stats.records_removed += result.removed
                         if result.horizon >= 0:

@@ -34,6 +34,13 @@ class Hosted:
     def producer_last_offsets(self) -> dict[int, int]:
         return self.producers
 
+    @property
+    def last_stable_offset(self) -> int:
+        return self.high_watermark  # no transactions here
+
+    def aborted_ranges(self) -> dict[int, list[tuple[int, int]]]:
+        return {}
+
 
 def hosted(directory: Path, config: LogConfig = CONFIG, updates: int = 200,
            keys: int = 5) -> Hosted:

@@ -623,3 +623,59 @@ def test_a_round_with_nothing_cleanable_does_nothing(tmp_path: Path) -> None:
     stats = clean(log)
     assert (stats.records_read, stats.bytes_written) == (0, 0)
     assert [r[1:] for r in stored(log)] == [(b"a", b"1"), (b"a", b"2")]
+
+
+# ---------------------------------------------------------------- transactions
+
+
+def test_aborted_records_never_shadow_and_are_removed_markers_stay(tmp_path: Path) -> None:
+    """KIP-98's cleaner rules: a key's aborted update does not count as its latest (the
+    committed one before it stays), aborted records go whatever their keys, and the
+    markers stay for read_committed consumers."""
+    from kcli.broker.txn.markers import encode_marker, read_marker
+
+    log = open_log(tmp_path / "t-0")
+    append(log, [[(b"a", b"committed"), (b"only", b"plain")]])
+
+    def transaction(producer_id: int, rows: list[Spec], commit: bool) -> None:
+        for key, value in rows:
+            batch = encode_batch([Record(0, NOW - 1000, key, value, [])],
+                                 producer_id=producer_id, producer_epoch=0,
+                                 base_sequence=0, is_transactional=True)
+            log.append(bytearray(batch), leader_epoch=0, log_append_time=None)
+        log.append(bytearray(encode_marker(producer_id, 0, commit=commit,
+                                           coordinator_epoch=0, timestamp=NOW - 1000)),
+                   leader_epoch=0, log_append_time=None)
+
+    transaction(7, [(b"a", b"aborted"), (b"gone", b"aborted too")], commit=False)  # 2, 3, 4
+    transaction(8, [(b"b", b"kept")], commit=True)  # 5, 6
+    roll(log)
+    cleanable = cleanable_range(log, NOW, log.log_end_offset)
+    run_steps(clean_steps(log, cleanable, now_ms=NOW, producer_offsets={},
+                          aborted={7: [(2, 4)]}, map_budget_bytes=1 << 24))
+    data = all_bytes(log)
+    survivors = [(r.offset, r.key, r.value) for h in iter_batches(data) if not h.is_control
+                 for r in decode_records(data, h) if r.key != b"~roll"]
+    assert survivors == [(0, b"a", b"committed"), (1, b"only", b"plain"), (5, b"b", b"kept")]
+    markers = [(h.base_offset, read_marker(data, h)) for h in iter_batches(data)
+               if h.is_control]
+    assert [(offset, m.commit if m else None) for offset, m in markers] == [
+        (4, False), (6, True)]
+
+
+def test_the_cleaner_stops_at_an_open_transaction(tmp_path: Path) -> None:
+    log = open_log(tmp_path / "t-0")
+    append(log, [[(b"a", b"1")]])
+    roll(log)
+    open_at = log.log_end_offset
+    batch = encode_batch([Record(0, NOW - 1000, b"a", b"maybe", [])], producer_id=9,
+                         producer_epoch=0, base_sequence=0, is_transactional=True)
+    log.append(bytearray(batch), leader_epoch=0, log_append_time=None)
+    append(log, [[(b"a", b"3")]])
+    roll(log)
+    # the last stable offset is where the open transaction begins: nothing after it is
+    # cleanable, so "1" is not judged against records that may yet be aborted
+    cleanable = cleanable_range(log, NOW, open_at)
+    run_steps(clean_steps(log, cleanable, now_ms=NOW, producer_offsets={},
+                          map_budget_bytes=1 << 24))
+    assert (0, b"a", b"1") in stored(log)
