@@ -56,6 +56,7 @@ from kcli.broker.security.inter_broker import Login
 from kcli.broker.security.scram import ScramCredential
 from kcli.broker.topic_settings import TopicSettings
 from kcli.broker.txn.coordinator import TXN_TOPIC, TransactionCoordinator
+from kcli.broker.txn.verification import PartitionVerifier
 from kcli.durable import PRIVATE_FILE, make_private_dir, write_atomically
 
 log = logging.getLogger("kcli.broker")
@@ -127,6 +128,7 @@ class Broker:
         self.fetchers: ReplicaFetcherManager | None = None  # in start_background()
         self.groups = GroupCoordinator(self)
         self.transactions = TransactionCoordinator(self)
+        self.txn_verifier = PartitionVerifier(self)
         self._started_at = time.monotonic()
         self._balanced_at = self._started_at  # leaders are balanced one interval after start
         self._live: set[int] = {self.node_id}
@@ -690,6 +692,7 @@ class Broker:
         self._checkpoint_high_watermarks()
         self.groups.close()
         self.transactions.close()
+        self.txn_verifier.close()
         for partition in self.partitions.values():
             try:
                 partition.close()

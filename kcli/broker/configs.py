@@ -375,6 +375,9 @@ BROKER_SETTINGS: dict[str, ConfigDef] = {
                   _at_least(1)),
         ConfigDef("transaction.remove.expired.transaction.cleanup.interval.ms", _I, "3600000",
                   "How often expired transactional ids are looked for.", _at_least(1)),
+        ConfigDef("transaction.partition.verification.enable", _B, "true",
+                  "Before a producer's first transactional write to a partition, ask its "
+                  "coordinator whether the partition is in the transaction (KIP-890)."),
     )
 }
 

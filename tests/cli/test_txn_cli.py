@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import Producer
 
@@ -14,7 +16,8 @@ from kcli.broker.log import encode_batch
 from kcli.broker.log.records import Record
 from kcli.broker.protocol.versions import ApiKey
 from tests.broker.groups.test_wire import body
-from tests.cli.conftest import Kcli
+from tests.cli.conftest import Kcli, Run
+from tests.support.broker import BrokerProcess
 from tests.support.wire import WireClient
 
 
@@ -82,34 +85,56 @@ def test_txn_list_describe_and_producers(kcli: Kcli, topic_name: str, bootstrap:
     kcli("txn", "producers", f"{topic_name}-missing").fails(4, "does not exist")
 
 
-def hanging_write(bootstrap: str, topic: str) -> int:
-    """A transactional batch written without the coordinator knowing of the partition,
-    as a buggy client or a lost AddPartitionsToTxn leaves one: nothing will end it."""
+def stray_write(bootstrap: str, topic: str, version: int = 9) -> tuple[int, int]:
+    """A transactional batch sent to a partition its coordinator was never told of (no
+    AddPartitionsToTxn), as a late retry or a client bug sends one: (producer id, the
+    error the broker answered)."""
+    transactional_id = f"lost-{uuid.uuid4().hex[:6]}"
     with WireClient(bootstrap) as wire:
         init = wire.request(ApiKey.INIT_PRODUCER_ID, 4, body(
-            ApiKey.INIT_PRODUCER_ID, 4, transactional_id=f"lost-{uuid.uuid4().hex[:6]}",
+            ApiKey.INIT_PRODUCER_ID, 4, transactional_id=transactional_id,
             transaction_timeout=60000, producer_id=-1, producer_epoch=-1))
         producer_id = int(init.producer_id)
         now = int(time.time() * 1000)
         batch = encode_batch([Record(0, now, None, b"stuck")], producer_id=producer_id,
                              producer_epoch=int(init.producer_epoch), base_sequence=0,
                              is_transactional=True)
-        partition = body(ApiKey.PRODUCE, 9, "PartitionProduceData", index=0, records=batch)
-        request = body(ApiKey.PRODUCE, 9, transactional_id=None, acks=-1, timeout=5000,
-                       topic_data=(body(ApiKey.PRODUCE, 9, "TopicProduceData", name=topic,
-                                        partition_data=(partition,)),))
-        answer = wire.request(ApiKey.PRODUCE, 9, request)
-        assert int(answer.responses[0].partition_responses[0].error_code) == 0
-    return producer_id
+        partition = body(ApiKey.PRODUCE, version, "PartitionProduceData", index=0,
+                         records=batch)
+        request = body(ApiKey.PRODUCE, version, transactional_id=transactional_id, acks=-1,
+                       timeout=5000, topic_data=(body(
+                           ApiKey.PRODUCE, version, "TopicProduceData", name=topic,
+                           partition_data=(partition,)),))
+        answer = wire.request(ApiKey.PRODUCE, version, request)
+    return producer_id, int(answer.responses[0].partition_responses[0].error_code)
 
 
-def test_find_hanging_and_abort(kcli: Kcli, topic_name: str, bootstrap: str) -> None:
+def test_a_stray_transactional_write_is_refused(kcli: Kcli, topic_name: str,
+                                                bootstrap: str) -> None:
+    # KIP-890 verification: the leader asks the coordinator, which never heard of it
+    kcli("topic", "create", topic_name, "-P", "1").ok()
+    assert stray_write(bootstrap, topic_name, 9)[1] == 48  # INVALID_TXN_STATE
+    assert stray_write(bootstrap, topic_name, 11)[1] == 120  # TRANSACTION_ABORTABLE
+    assert kcli("consume", topic_name, "--isolation", "read_uncommitted").ok().text == ""
+
+
+def test_find_hanging_and_abort(run_kcli: Kcli, make_broker: Callable[..., BrokerProcess],
+                                topic_name: str) -> None:
+    # a broker without KIP-890 verification, as before Kafka 3.6: a stray write hangs
+    broker = make_broker("unverified", settings={
+        "transaction.partition.verification.enable": "false"}).start()
+    bootstrap = broker.bootstrap
+
+    def kcli(*args: str, **kwargs: Any) -> Run:
+        return run_kcli("-b", bootstrap, *args, **kwargs)
+
     kcli("topic", "create", topic_name, "-P", "1").ok()
     producer, transactional_id = transactional(bootstrap)
     producer.begin_transaction()  # open, and known to its coordinator: not hanging
     producer.produce(topic_name, b"live")
     producer.flush(10)
-    stuck = hanging_write(bootstrap, topic_name)
+    stuck, error = stray_write(bootstrap, topic_name)
+    assert error == 0
     found = json.loads(kcli("txn", "find-hanging", "-t", topic_name,
                             "--max-transaction-timeout", "0", "-o", "json").ok().text)
     assert [(h["producer_id"], h["txn_start_offset"]) for h in found] == [(stuck, 1)]

@@ -6,6 +6,7 @@ from typing import Any
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
+from kcli.broker.log import BatchError, read_header
 from kcli.broker.partition import AppendResult
 from kcli.broker.protocol.versions import ApiKey
 from kcli.broker.replicas import ProduceResults
@@ -25,6 +26,11 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
     transactional_id = getattr(request, "transactional_id", None)
     txn_allowed = transactional_id is None or ctx.allowed(
         Operation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id)
+    if transactional_id is None and _has_transactional_batch(request):
+        txn_allowed = False  # as Kafka: transactional records need the request's id
+    refused: dict[tuple[str, int], AppendResult] = {}
+    if transactional_id is not None and txn_allowed:
+        refused = await _unverified(ctx, transactional_id, request)
     for topic_data in request.topic_data:
         name = topic_data.name
         if not txn_allowed:
@@ -34,8 +40,8 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
             results.append((name, [(p.index, _DENIED) for p in topic_data.partition_data]))
             continue
         partitions = [
-            (p.index, replicas.append_to_leader(name, p.index, p.records, acks,
-                                                allow_zstd=allow_zstd))
+            (p.index, refused.get((name, int(p.index))) or replicas.append_to_leader(
+                name, p.index, p.records, acks, allow_zstd=allow_zstd))
             for p in topic_data.partition_data
         ]
         results.append((name, partitions))
@@ -75,3 +81,59 @@ async def produce(ctx: RequestContext, request: Any) -> Any:
             )
         topics.append(make(topic_cls, name=name, partition_responses=tuple(entries)))
     return make(response, responses=tuple(topics), throttle_time=0)
+
+
+def _has_transactional_batch(request: Any) -> bool:
+    for topic_data in request.topic_data:
+        for p in topic_data.partition_data:
+            if p.records is None:
+                continue
+            try:
+                if read_header(p.records).is_transactional:
+                    return True
+            except BatchError:
+                continue
+    return False
+
+
+async def _unverified(ctx: RequestContext, transactional_id: str, request: Any
+                      ) -> dict[tuple[str, int], AppendResult]:
+    """The partitions whose transactional batch starts the producer's transaction there
+    but that its coordinator does not count in it (KIP-890 verification), each with the
+    answer to give instead of appending."""
+    broker = ctx.broker
+    if not broker.settings.get_bool("transaction.partition.verification.enable"):
+        return {}
+    asked: list[tuple[str, int]] = []
+    producer: tuple[int, int] | None = None
+    for topic_data in request.topic_data:
+        for p in topic_data.partition_data:
+            if p.records is None:
+                continue
+            try:
+                header = read_header(p.records)
+            except BatchError:
+                continue  # the append refuses it
+            if not header.is_transactional or header.is_control:
+                continue
+            partition = broker.partition(topic_data.name, int(p.index))
+            if (partition is None or not partition.is_leader
+                    or header.producer_id in partition.txns.open):
+                continue
+            producer = (header.producer_id, header.producer_epoch)
+            asked.append((topic_data.name, int(p.index)))
+    if producer is None:
+        return {}
+    errors = await broker.txn_verifier.verify(transactional_id, *producer, asked)
+    refused: dict[tuple[str, int], AppendResult] = {}
+    for tp, error in errors.items():
+        if error == ErrorCode.none:
+            continue
+        if error == ErrorCode.not_enough_replicas:
+            refused[tp] = AppendResult(error, message="the transaction coordinator could not "
+                                       "be asked whether the partition is in the transaction")
+            continue
+        refused[tp] = AppendResult(
+            ErrorCode.transaction_abortable if ctx.version >= 11 else error,
+            message=f"{tp[0]}-{tp[1]} is not in transaction {transactional_id!r}")
+    return refused

@@ -61,11 +61,7 @@ async def _add_partitions(ctx: RequestContext, transactional_id: str, producer_i
     coordinator = ctx.broker.transactions
     try:
         if verify_only:
-            meta = coordinator.describe(transactional_id)
-            return {tp: ErrorCode.none if meta.producer_id == producer_id
-                    and meta.producer_epoch == epoch and meta.state is TxnState.ONGOING
-                    and tp in meta.partitions else int(ErrorCode.invalid_txn_state)
-                    for tp in wanted}
+            return coordinator.verify(transactional_id, producer_id, epoch, wanted)
         await coordinator.add_partitions(transactional_id, producer_id, epoch, set(wanted))
     except TxnError as error:
         code = producer_error(error.error_code, 2, ctx.version)

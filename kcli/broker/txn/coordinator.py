@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -498,6 +498,21 @@ class TransactionCoordinator:
                     with contextlib.suppress(TxnError):
                         await self._persist(shard, meta, None)
                         log.info("transactional id %s expired", meta.transactional_id)
+
+    def verify(self, transactional_id: str, producer_id: int, epoch: int,
+               partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """Whether each partition is in the producer's open transaction (KIP-890
+        verification): NONE, else INVALID_TXN_STATE; NOT_ENOUGH_REPLICAS (retriable)
+        when this broker cannot say now."""
+        try:
+            shard = self._shard_for(transactional_id)
+        except TxnError:
+            return dict.fromkeys(partitions, int(ErrorCode.not_enough_replicas))
+        meta = shard.txns.get(transactional_id)
+        current = (meta is not None and meta.producer_id == producer_id
+                   and meta.producer_epoch == epoch and meta.state is TxnState.ONGOING)
+        return {tp: ErrorCode.none if current and meta is not None and tp in meta.partitions
+                else int(ErrorCode.invalid_txn_state) for tp in partitions}
 
     # ================================================================== describing
 
