@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 Handler = Callable[["RequestContext", Any], Awaitable[Any]]
 authorizer_log = logging.getLogger("kcli.broker.authorizer")
+
+
+def _camel(name: str) -> str:
+    """Kafka's spelling of an ACL enum name: TRANSACTIONAL_ID -> TransactionalId."""
+    return name.title().replace("_", "")
 """Denials, one line each (Kafka's kafka.authorizer.logger)."""
 HANDLERS: dict[int, Handler] = {}
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -62,8 +67,8 @@ class RequestContext:
             return True
         authorizer_log.info(
             "Principal = %s is Denied Operation = %s from host = %s on resource = %s:%s "
-            "for request = %s", self.session.principal, operation.name.title(), host,
-            resource_type.name.title(), name, self.header.api_key)
+            "for request = %s", self.session.principal, _camel(operation.name), host,
+            _camel(resource_type.name), name, self.header.api_key)
         return False
 
     def authorized_operations(self, resource_type: ResourceType, name: str,

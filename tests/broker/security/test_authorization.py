@@ -289,3 +289,24 @@ def test_acl_apis_v0_for_clients_before_kafka_2(sasl: str,
         AclOperation.ANY, AclPermissionType.ANY)).result(10)
     assert [(b.name, b.resource_pattern_type) for b in left] == [
         (topic[:5], ResourcePatternType.PREFIXED)]
+
+
+def test_transactional_ids_need_their_acls(sasl: str, sasl_broker: BrokerProcess) -> None:
+    """A transactional producer needs WRITE on its transactional id (and DESCRIBE to find
+    its coordinator), as Kafka checks; `txn list` shows only the ids one may describe."""
+    topic, txn_id = unique("txn-"), unique("tx-")
+    topics(sasl, topic)
+    create(sasl, allow(ResourceType.TOPIC, topic, "alice", AclOperation.WRITE),
+           allow(ResourceType.TOPIC, topic, "bob", AclOperation.WRITE))
+    refused = Producer(config(sasl, "bob", **{"transactional.id": txn_id}))
+    with pytest.raises(KafkaException) as raised:
+        refused.init_transactions(10)
+    assert raised.value.args[0].name() == "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+    create(sasl, allow(ResourceType.TRANSACTIONAL_ID, txn_id, "alice", AclOperation.WRITE))
+    producer = Producer(config(sasl, "alice", **{"transactional.id": txn_id}))
+    producer.init_transactions(10)
+    producer.begin_transaction()
+    producer.produce(topic, b"in a transaction")
+    producer.commit_transaction(10)
+    assert ("Principal = User:bob is Denied Operation = Describe from host = 127.0.0.1 on "
+            f"resource = TransactionalId:{txn_id}") in sasl_broker.log()

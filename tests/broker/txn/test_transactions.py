@@ -4,13 +4,18 @@ transaction, the last stable offset, and kcat reading committed data."""
 
 from __future__ import annotations
 
+import random
+import signal
 import subprocess
+import sys
 import time
 import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.support.broker import kcli_env
 
 
 def txn_producer(bootstrap: str, transactional_id: str | None = None, **extra: object
@@ -48,6 +53,16 @@ def read(bootstrap: str, topic: str, isolation: str, partitions: int = 1,
             if len(ended) == partitions:
                 return seen
         raise AssertionError(f"no end of {topic} at {isolation}: {seen}")
+    finally:
+        consumer.close()
+
+
+def log_end(bootstrap: str, topic: str, partitions: int) -> int:
+    """The sum of a topic's high watermarks: records and markers, committed or not."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
+    try:
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1]
+                   for p in range(partitions))
     finally:
         consumer.close()
 
@@ -248,3 +263,41 @@ def test_transactions_survive_a_restart(make_broker: object, topic_name: str) ->
     producer.produce(topic_name, b"after")
     producer.commit_transaction(10)
     assert [v for _, v in read(broker.bootstrap, topic_name, "read_committed")] == [b"after"]
+
+
+def test_consume_transform_produce_killed_and_restarted_is_exactly_once(
+        bootstrap: str, topic_name: str) -> None:
+    """An EOS application (tests/broker/txn/ctp_app.py) SIGKILLed mid-transaction and
+    restarted, again and again: each input record is in the output exactly once."""
+    source, sink, group = f"{topic_name}-in", f"{topic_name}-out", f"ctp-{topic_name}"
+    create(bootstrap, source, 2)
+    create(bootstrap, sink, 2)
+    plain = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    count = 4000
+    for i in range(count):
+        plain.produce(source, b"value-%05d" % i, key=b"%d" % i, partition=i % 2)
+    assert plain.flush(10) == 0
+    command = [sys.executable, "-m", "tests.broker.txn.ctp_app", bootstrap, source, sink,
+               group]
+    chance = random.Random()
+    killed = 0
+    for _ in range(4):
+        before = log_end(bootstrap, sink, 2)
+        process = subprocess.Popen(command, env=kcli_env(), stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while log_end(bootstrap, sink, 2) == before and process.poll() is None:
+            assert time.monotonic() < deadline, "the application wrote nothing"
+            time.sleep(0.02)
+        time.sleep(chance.uniform(0, 0.3))
+        if process.poll() is None:
+            killed += 1
+        process.send_signal(signal.SIGKILL)
+        _out, err = process.communicate(timeout=10)
+        assert process.returncode in (0, -signal.SIGKILL), err
+    assert killed >= 2
+    final = subprocess.run(command, env=kcli_env(), capture_output=True, timeout=120,
+                           check=False)
+    assert final.returncode == 0, final.stderr
+    output = sorted(v for _, v in read(bootstrap, sink, "read_committed", 2))
+    assert output == sorted(b"VALUE-%05d" % i for i in range(count))
+    assert len(read(bootstrap, sink, "read_uncommitted", 2)) >= count
