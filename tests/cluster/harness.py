@@ -24,6 +24,7 @@ FAST_SETTINGS = {
     "default.replication.factor": "3",
     "offsets.topic.replication.factor": "3",
     "transaction.state.log.replication.factor": "3",
+    "transaction.state.log.num.partitions": "6",
     "offsets.topic.num.partitions": "6",
     "group.min.session.timeout.ms": "1000",
 }

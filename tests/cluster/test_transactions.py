@@ -103,3 +103,53 @@ def test_transactions_across_brokers_and_failovers(make_cluster: MakeCluster) ->
     everything = read(cluster.bootstrap, topic, "read_uncommitted")
     assert set(expected) <= set(everything)
     assert {f"aborted-{p}".encode() for p in range(PARTITIONS)} <= set(everything)
+
+
+def test_a_decided_transaction_is_finished_by_the_next_coordinator(
+        make_cluster: MakeCluster) -> None:
+    """Commit decided (PrepareCommit written) while the partition's leader is down, then
+    the coordinator's broker dies too: the coordinator that takes over loads the
+    decision and writes the marker once the leader is back."""
+    from confluent_kafka.admin import NewTopic
+
+    cluster = make_cluster(3).start()
+    transactional_id = f"tx-{uuid.uuid4().hex[:8]}"
+    made = producer(cluster, transactional_id)
+    coordinator = coordinator_of(cluster, transactional_id)
+    holder = next(n for n in (1, 2, 3) if n != coordinator)
+    topic = f"prep-{uuid.uuid4().hex[:8]}"
+    admin = cluster.admin()
+    admin.create_topics([NewTopic(topic, 1, replica_assignment=[[holder]])])[topic].result(15)
+    wait_for(lambda: cluster.leader(topic, 0) == holder, 20, "the topic's leader")
+
+    made.begin_transaction()
+    made.produce(topic, b"decided", partition=0)
+    made.flush(30)
+    cluster.node(holder).kill()
+    made.commit_transaction(60)  # answered once PrepareCommit is durable
+    cluster.node(coordinator).kill()
+    survivor = next(n for n in (1, 2, 3) if n not in (holder, coordinator))
+    wait_for(lambda: coordinator_of(cluster, transactional_id) == survivor, 30,
+             "the surviving broker coordinating")
+    cluster.node(holder).spawn()
+    cluster.node(holder).wait_ready()
+
+    def committed() -> bool:
+        consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "reader",
+                             "isolation.level": "read_committed",
+                             "enable.partition.eof": True})
+        try:
+            consumer.assign([TopicPartition(topic, 0, 0)])
+            for _ in range(10):
+                for message in consumer.consume(10, 0.3):
+                    if message.error() is None:
+                        return message.value() == b"decided"
+                    if message.error().code() == KafkaError._PARTITION_EOF:
+                        return False
+            return False
+        finally:
+            consumer.close()
+
+    wait_for(committed, 60, "the marker from the new coordinator", interval=0.5)
+    assert (f"transaction {transactional_id}: finishing its commit, decided by an earlier "
+            "coordinator") in cluster.node(survivor).log()

@@ -266,6 +266,9 @@ class TransactionCoordinator:
                  len(shard.txns), TXN_TOPIC, index, epoch)
         for meta in shard.txns.values():
             if meta.is_preparing:  # decided before the last coordinator went: finish it
+                log.info("transaction %s: finishing its %s, decided by an earlier "
+                         "coordinator", meta.transactional_id,
+                         "commit" if meta.state is TxnState.PREPARE_COMMIT else "abort")
                 self._complete_later(shard, meta)
 
     @staticmethod
