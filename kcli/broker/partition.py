@@ -17,8 +17,13 @@ AlterPartition manager). As follower, the replica fetcher appends the
 leader's batches (``append_replicated``), truncates where the logs diverge and copies
 the leader's high watermark and log start offset.
 
-About 630 lines, a little over the project's ~600 guide: one replica as leader and as
-follower, which the replica manager, the fetcher and the coordinator all see as one object.
+Transactions (``kcli.broker.txn``): transactional batches open a producer's transaction
+here, markers (``append_marker`` as leader, or replicated) end it; ``txns`` keeps what
+is open and aborted, the last stable offset and the ``.txnindex`` files.
+
+About 720 lines, over the project's ~600 guide: one replica as leader and as follower,
+with its transactions, which the replica manager, the fetcher and both coordinators all
+see as one object; the transaction state itself lives in ``txn.partition_txns``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.group.consumer_group import ConsumerGroup
@@ -31,6 +30,14 @@ from kcli.broker.group.group import (
 )
 from kcli.broker.group.membership import append_error_for_group
 from kcli.broker.group.migration import ProtocolMigration
+from kcli.broker.group.models import (
+    GROUP_TYPE_CLASSIC,
+    FetchedOffset,
+    GroupDescription,
+    ListedGroup,
+    MemberDescription,
+    OffsetCommitEntry,
+)
 from kcli.broker.group.runtime import OFFSETS_TOPIC, now_ms
 from kcli.broker.group.shard import (
     CommittedOffset,
@@ -44,61 +51,12 @@ from kcli.broker.group.shard import (
 
 log = logging.getLogger("kcli.broker.group")
 
-GROUP_TYPE_CLASSIC = "classic"
 GROUP_TYPE_CONSUMER = "consumer"
 _DEAD = GroupState.DEAD
 _EMPTY = GroupState.EMPTY
 _PREPARING = GroupState.PREPARING_REBALANCE
 _COMPLETING = GroupState.COMPLETING_REBALANCE
 _STABLE = GroupState.STABLE
-
-@dataclass(frozen=True, slots=True)
-class OffsetCommitEntry:
-    """One partition of an OffsetCommit request."""
-
-    topic: str
-    partition: int
-    offset: int
-    leader_epoch: int = -1
-    metadata: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MemberDescription:
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    metadata: bytes
-    assignment: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class GroupDescription:
-    group_id: str
-    error: int
-    state: str = ""
-    protocol_type: str = ""
-    protocol_data: str = ""
-    members: tuple[MemberDescription, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ListedGroup:
-    group_id: str
-    protocol_type: str
-    state: str
-    group_type: str = GROUP_TYPE_CLASSIC
-
-
-@dataclass(frozen=True, slots=True)
-class FetchedOffset:
-    partition: int
-    offset: int
-    leader_epoch: int = -1
-    metadata: str = ""
-    error: int = ErrorCode.none
-
 
 class GroupCoordinator(ProtocolMigration):
     """Serves the group APIs for the groups whose offsets partitions this broker leads:

@@ -15,8 +15,8 @@ import datetime
 from typing import Any
 
 from kcli.broker.errors import ErrorCode
-from kcli.broker.group.coordinator import OffsetCommitEntry
 from kcli.broker.group.errors import CoordinatorError
+from kcli.broker.group.models import OffsetCommitEntry
 from kcli.broker.handlers.base import RequestContext, handles, make
 from kcli.broker.protocol.versions import ApiKey
 from kcli.broker.security.acls import CLUSTER_NAME, Operation, ResourceType

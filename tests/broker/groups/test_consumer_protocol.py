@@ -10,7 +10,7 @@ from typing import Any
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.group.consumer_protocol import HeartbeatAnswer, HeartbeatRequest
-from kcli.broker.group.coordinator import OffsetCommitEntry
+from kcli.broker.group.models import OffsetCommitEntry
 from tests.broker.groups.harness import Client, OffsetsHost, run_host, subscription, until
 
 

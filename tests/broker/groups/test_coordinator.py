@@ -12,8 +12,9 @@ import pytest
 from kcli.broker.broker import Broker
 from kcli.broker.cluster.controller import ControllerError
 from kcli.broker.errors import ErrorCode
-from kcli.broker.group.coordinator import OFFSETS_TOPIC, OffsetCommitEntry
+from kcli.broker.group.coordinator import OFFSETS_TOPIC
 from kcli.broker.group.group import GroupState
+from kcli.broker.group.models import OffsetCommitEntry
 from tests.broker.groups.harness import (
     Client,
     OffsetsHost,

@@ -10,9 +10,9 @@ from typing import Any
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.group.consumer_protocol import HeartbeatRequest
-from kcli.broker.group.coordinator import OffsetCommitEntry
 from kcli.broker.group.embedded import encode_assignment, parse_assignment
 from kcli.broker.group.group import GroupState
+from kcli.broker.group.models import OffsetCommitEntry
 from tests.broker.groups.harness import Client, OffsetsHost, run_host, subscription
 from tests.broker.groups.test_consumer_protocol import Member
 
