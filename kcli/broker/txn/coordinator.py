@@ -101,7 +101,7 @@ class TransactionCoordinator:
         self.markers = MarkerWriter(broker)
         self._shards: dict[int, TxnShard] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._completing: dict[str, asyncio.Task[None]] = {}
+        self._completing: dict[str, tuple[TransactionMetadata, asyncio.Task[None]]] = {}
 
     # ================================================================== lifecycle
 
@@ -322,14 +322,18 @@ class TransactionCoordinator:
             meta.apply(new)
 
     def _complete_later(self, shard: TxnShard, meta: TransactionMetadata) -> asyncio.Task[None]:
-        """Write the markers of a decided transaction, then its Complete state (once)."""
-        task = self._completing.get(meta.transactional_id)
-        if task is None or task.done():
-            task = self._spawn(self._complete(shard, meta), f"txn-end-{meta.transactional_id}")
-            self._completing[meta.transactional_id] = task
-            task.add_done_callback(
-                lambda t: self._completing.pop(meta.transactional_id, None)
-                if self._completing.get(meta.transactional_id) is t else None)
+        """Write the markers of a decided transaction, then its Complete state (once per
+        decision: a task of an earlier load of the shard, still winding down, is not
+        this one's)."""
+        running = self._completing.get(meta.transactional_id)
+        if running is not None and running[0] is meta and not running[1].done():
+            return running[1]
+        task = self._spawn(self._complete(shard, meta), f"txn-end-{meta.transactional_id}")
+        entry = (meta, task)
+        self._completing[meta.transactional_id] = entry
+        task.add_done_callback(
+            lambda _task: self._completing.pop(meta.transactional_id, None)
+            if self._completing.get(meta.transactional_id) is entry else None)
         return task
 
     async def _complete(self, shard: TxnShard, meta: TransactionMetadata) -> None:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import struct
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,8 +80,10 @@ class PartitionTxns:
         """(producer id, first offset) of the aborted transactions a read of
         [start, upper) must know: those ending at or after ``start`` and starting below
         ``upper`` (Kafka's ``collectAbortedTxns``)."""
-        return [(a.producer_id, a.first_offset) for a in self.aborted
-                if a.last_offset >= start and a.first_offset < upper]
+        # in marker order, so in last-offset order: skip the ones that ended before start
+        first = bisect_left(self.aborted, start, key=lambda a: a.last_offset)
+        return [(a.producer_id, a.first_offset) for a in self.aborted[first:]
+                if a.first_offset < upper]
 
     # ------------------------------------------------------------------ changes
 
