@@ -14,7 +14,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaException, Producer
 
-IDLE_S = 3.0
+IDLE_S = 1.5
 BATCH = 50
 
 

@@ -281,7 +281,7 @@ def test_consume_transform_produce_killed_and_restarted_is_exactly_once(
                group]
     chance = random.Random()
     killed = 0
-    for _ in range(4):
+    for _ in range(3):
         before = log_end(bootstrap, sink, 2)
         process = subprocess.Popen(command, env=kcli_env(), stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
