@@ -1,4 +1,5 @@
-"""A small asyncio Kafka client for broker-to-broker requests (the replica fetcher).
+"""A small asyncio Kafka client for broker-to-broker requests (the replica fetcher,
+transaction markers and verification).
 
 One connection, one request in flight at a time: requests are encoded with kio, framed
 with their size, and the response read back and decoded with the same API version.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from kio.index import load_response_schema
@@ -173,3 +175,30 @@ class BrokerClient:
         if self._writer is not None:
             self._writer.close()
         self._reader = self._writer = None
+
+
+class BrokerClients:
+    """A connection to each other broker, opened on first use, for the requests one
+    broker makes of the others (markers, transaction verification)."""
+
+    def __init__(self, client_id: str, login: Callable[[], Login | None]) -> None:
+        self.client_id = client_id
+        self._login = login
+        """Read at each new connection: the runner sets the broker's login after start."""
+        self._clients: dict[int, BrokerClient] = {}
+
+    def get(self, node_id: int, host: str, port: int) -> BrokerClient:
+        """The client of broker ``node_id``, anew when its address changed."""
+        client = self._clients.get(node_id)
+        if client is None or (client.host, client.port) != (host, port):
+            if client is not None:
+                client.close()
+            client = self._clients[node_id] = BrokerClient(host, port, self.client_id,
+                                                           login=self._login())
+        return client
+
+    def close(self) -> None:
+        """Close every connection."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()

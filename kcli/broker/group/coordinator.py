@@ -144,10 +144,20 @@ class GroupCoordinator(ProtocolMigration):
         if (group is not None and group.is_in(_STABLE, _PREPARING)
                 and member_id in group.members):
             self._reschedule_heartbeat(shard, group, group.members[member_id])
+        await self._write_offsets(shard, group_id, entries, results, retention_ms)
+        return results
+
+    async def _write_offsets(self, shard: Shard, group_id: str,
+                             entries: Sequence[OffsetCommitEntry], results: list[int],
+                             retention_ms: int = -1,
+                             producer: tuple[int, int] | None = None) -> None:
+        """Write the entries still NONE in ``results`` and wait for the in-sync replicas,
+        setting each entry's result. They become committed at once, or with ``producer``
+        (TxnOffsetCommit) pending until its transaction's marker."""
         now = now_ms()
         expire = now + retention_ms if retention_ms >= 0 else -1
         records: list[KeyValue] = []
-        committed: dict[tuple[str, int], CommittedOffset] = {}
+        offsets: dict[tuple[str, int], CommittedOffset] = {}
         written: list[int] = []
         for i, entry in enumerate(entries):
             if results[i] != ErrorCode.none:
@@ -157,25 +167,27 @@ class GroupCoordinator(ProtocolMigration):
                 continue
             value = CommittedOffset(entry.offset, entry.leader_epoch, entry.metadata or "", now,
                                     expire)
-            committed[(entry.topic, entry.partition)] = value
+            offsets[(entry.topic, entry.partition)] = value
             records.append(offset_record(group_id, entry.topic, entry.partition, value))
             written.append(i)
         if not records:
-            return results
+            return
         try:
-            last = self._append(shard, records)
+            last = self._append(shard, records, producer=producer)
         except CoordinatorError as failure:
             code = _append_error_for_commit(failure.error_code)
             for i in written:
                 results[i] = code
-            return results
-        shard.commit(group_id, committed)
+            return
+        if producer is None:
+            shard.commit(group_id, offsets)
+        else:
+            shard.pending.setdefault(producer[0], {}).setdefault(group_id, {}).update(offsets)
         try:
             await self._await_committed(shard, last)
         except CoordinatorError as failure:
             for i in written:
                 results[i] = failure.error_code
-        return results
 
     def fetch_offsets(self, group_id: str | None,
                       topics: Sequence[tuple[str, Sequence[int]]] | None,
@@ -260,35 +272,8 @@ class GroupCoordinator(ProtocolMigration):
                     error = ErrorCode.none  # Kafka lets a transaction commit mid-rebalance
         if error != ErrorCode.none:
             return [r if r != ErrorCode.none else error for r in results]
-        now = now_ms()
-        records: list[KeyValue] = []
-        held: dict[tuple[str, int], CommittedOffset] = {}
-        written: list[int] = []
-        for i, entry in enumerate(entries):
-            if results[i] != ErrorCode.none:
-                continue
-            if self._metadata_too_large(entry.metadata):
-                results[i] = ErrorCode.offset_metadata_too_large
-                continue
-            value = CommittedOffset(entry.offset, entry.leader_epoch, entry.metadata or "", now)
-            held[(entry.topic, entry.partition)] = value
-            records.append(offset_record(group_id, entry.topic, entry.partition, value))
-            written.append(i)
-        if not records:
-            return results
-        try:
-            last = self._append(shard, records, producer=(producer_id, producer_epoch))
-        except CoordinatorError as failure:
-            code = _append_error_for_commit(failure.error_code)
-            for i in written:
-                results[i] = code
-            return results
-        shard.pending.setdefault(producer_id, {}).setdefault(group_id, {}).update(held)
-        try:
-            await self._await_committed(shard, last)
-        except CoordinatorError as failure:
-            for i in written:
-                results[i] = failure.error_code
+        await self._write_offsets(shard, group_id, entries, results,
+                                  producer=(producer_id, producer_epoch))
         return results
 
     def complete_transaction(self, index: int, producer_id: int, commit: bool) -> None:

@@ -21,7 +21,7 @@ from kio.schema.write_txn_markers.v1.request import (
     WriteTxnMarkersRequest,
 )
 
-from kcli.broker.cluster.client import BrokerClient, BrokerConnectionError
+from kcli.broker.cluster.client import BrokerClients, BrokerConnectionError
 from kcli.broker.errors import ErrorCode
 from kcli.broker.group.runtime import OFFSETS_TOPIC
 from kcli.broker.partition import AppendResult
@@ -79,13 +79,12 @@ class MarkerWriter:
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self._clients: dict[int, BrokerClient] = {}
+        self._clients = BrokerClients(f"kcli-txn-markers-{broker.node_id}",
+                                      lambda: broker.inter_broker_login)
 
     def close(self) -> None:
         """Close the connections to other brokers."""
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
+        self._clients.close()
 
     async def write(self, producer_id: int, producer_epoch: int, commit: bool,
                     coordinator_epoch: int, partitions: Iterable[TopicPartition],
@@ -135,13 +134,7 @@ class MarkerWriter:
         info = self.broker.broker_endpoint(leader)
         if leader < 0 or info is None:
             return unavailable
-        client = self._clients.get(leader)
-        if client is None or (client.host, client.port) != (info.host, info.port):
-            if client is not None:
-                client.close()
-            client = self._clients[leader] = BrokerClient(
-                info.host, info.port, f"kcli-txn-markers-{self.broker.node_id}",
-                login=self.broker.inter_broker_login)
+        client = self._clients.get(leader, info.host, info.port)
         by_topic: dict[str, list[int]] = {}
         for topic, index in partitions:
             by_topic.setdefault(topic, []).append(index)

@@ -24,7 +24,7 @@ from kio.schema.add_partitions_to_txn.v4.request import (
     AddPartitionsToTxnTransaction,
 )
 
-from kcli.broker.cluster.client import BrokerClient, BrokerConnectionError
+from kcli.broker.cluster.client import BrokerClients, BrokerConnectionError
 from kcli.broker.errors import ErrorCode
 from kcli.broker.txn.coordinator import TxnError
 from kcli.broker.txn.metadata import TopicPartition
@@ -43,13 +43,12 @@ class PartitionVerifier:
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self._clients: dict[int, BrokerClient] = {}
+        self._clients = BrokerClients(f"kcli-txn-verify-{broker.node_id}",
+                                      lambda: broker.inter_broker_login)
 
     def close(self) -> None:
         """Close the connections to other brokers."""
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
+        self._clients.close()
 
     async def verify(self, transactional_id: str, producer_id: int, epoch: int,
                      partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
@@ -63,13 +62,7 @@ class PartitionVerifier:
             return dict.fromkeys(partitions, int(_UNVERIFIABLE))
         if info.node_id == self.broker.node_id:
             return coordinator.verify(transactional_id, producer_id, epoch, partitions)
-        client = self._clients.get(info.node_id)
-        if client is None or (client.host, client.port) != (info.host, info.port):
-            if client is not None:
-                client.close()
-            client = self._clients[info.node_id] = BrokerClient(
-                info.host, info.port, f"kcli-txn-verify-{self.broker.node_id}",
-                login=self.broker.inter_broker_login)
+        client = self._clients.get(info.node_id, info.host, info.port)
         by_topic: dict[str, list[int]] = {}
         for topic, index in partitions:
             by_topic.setdefault(topic, []).append(index)

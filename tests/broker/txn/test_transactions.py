@@ -273,7 +273,7 @@ def test_consume_transform_produce_killed_and_restarted_is_exactly_once(
     create(bootstrap, source, 2)
     create(bootstrap, sink, 2)
     plain = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    count = 4000
+    count = 10_000
     for i in range(count):
         plain.produce(source, b"value-%05d" % i, key=b"%d" % i, partition=i % 2)
     assert plain.flush(10) == 0
@@ -288,7 +288,7 @@ def test_consume_transform_produce_killed_and_restarted_is_exactly_once(
         while log_end(bootstrap, sink, 2) == before and process.poll() is None:
             assert time.monotonic() < deadline, "the application wrote nothing"
             time.sleep(0.02)
-        time.sleep(chance.uniform(0, 0.3))
+        time.sleep(chance.uniform(0, 0.1))
         if process.poll() is None:
             killed += 1
         process.send_signal(signal.SIGKILL)
