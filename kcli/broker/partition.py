@@ -372,10 +372,8 @@ class Partition:
         """A marker is in the log: the producer's epoch is at least the marker's and its
         transaction here is over (indexed if aborted)."""
         self.producers.fence(producer_id, producer_epoch)
-        segments = self.log.segments()
         self.txns.on_marker(producer_id, commit, coordinator_epoch, marker_offset,
-                            self.last_stable_offset, segments[-1].base_offset if segments
-                            else marker_offset)
+                            self.last_stable_offset, self.log.active_base_offset)
 
     def _timestamp_errors(
         self, records: bytes, header: BatchHeader, scan: RecordsScan, now: int
@@ -405,7 +403,8 @@ class Partition:
                        producer: tuple[int, int] | None = None) -> AppendInfo:
         """Append records the broker writes itself (the group coordinator's), as leader.
         With ``producer`` (id, epoch) the batch is that producer's, transactional (a
-        TxnOffsetCommit's offsets), part of its open transaction here.
+        TxnOffsetCommit's offsets), part of its open transaction here; an epoch older than
+        a marker already fenced raises ProducerStateError.
 
         One batch, through the same leader append path as client batches (offsets, leader
         epoch, high watermark), so replication treats it like any other. The records'
@@ -416,6 +415,12 @@ class Partition:
             raise NotLeader(f"{self.topic}-{self.index} is not led by broker {self.node_id}")
         if not records:
             raise ValueError("append_records needs at least one record")
+        if producer is not None:  # a fenced producer's offsets must not wait forever
+            entry = self.producers.entries.get(producer[0])
+            if entry is not None and producer[1] < entry.epoch:
+                raise ProducerStateError(ErrorCode.invalid_producer_epoch,
+                                         f"producer {producer[0]} epoch {producer[1]} is "
+                                         f"older than {entry.epoch}")
         settings = self.settings
         now = int(time.time() * 1000)
         codec = CODEC_IDS.get(settings.compression, 0)

@@ -52,7 +52,9 @@ class PartitionWriter(Protocol):
 
     def append_records(self, records: Sequence[Record],
                        producer: tuple[int, int] | None = None) -> AppendInfo:
-        """Append records as leader; raises NotLeader, MessageTooLarge, LogError, OSError."""
+        """Append records as leader (a transactional batch with ``producer``); raises
+        NotLeader, MessageTooLarge, ProducerStateError (a fenced producer), LogError,
+        OSError."""
 
     def add_waiter(self, waiter: asyncio.Future[None], *, on_append: bool = False) -> None:
         """Complete ``waiter`` when the high watermark moves or leadership changes."""

@@ -25,6 +25,7 @@ from kcli.broker.group.records import partition_for_group, storable
 from kcli.broker.group.shard import CommittedOffset, KeyValue, Shard
 from kcli.broker.log import LogError, MessageTooLarge, Record
 from kcli.broker.partition import NotLeader
+from kcli.broker.producer_state import ProducerStateError
 
 if TYPE_CHECKING:
     from kcli.broker.cluster.metadata import BrokerInfo, TopicState
@@ -297,6 +298,8 @@ class CoordinatorRuntime:
                                             producer=producer)
         except NotLeader:
             raise CoordinatorError(ErrorCode.not_coordinator) from None
+        except ProducerStateError as error:  # a fenced transactional producer
+            raise CoordinatorError(error.error_code, str(error)) from None
         except MessageTooLarge as error:
             raise CoordinatorError(ErrorCode.invalid_commit_offset_size, str(error)) from None
         except (OSError, LogError) as error:

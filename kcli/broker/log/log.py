@@ -766,6 +766,11 @@ class PartitionLog:
         return [segment.info() for segment in self._segments]
 
     @property
+    def active_base_offset(self) -> int:
+        """Base offset of the segment appends go to (what its index files are named by)."""
+        return self._segments[-1].base_offset if self._segments else self.log_end_offset
+
+    @property
     def unflushed_records(self) -> int:
         """Records appended since the last fsync."""
         return self._unflushed_records

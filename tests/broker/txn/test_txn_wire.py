@@ -160,3 +160,32 @@ def test_bad_timeouts_and_describing(wire: WireClient, kcli_topic: str) -> None:
         assert [t.transactional_id for t in listed.transaction_states] == [transactional_id]
         assert tuple(listed.unknown_state_filters) == ("Nonsense",)
     assert end(wire, 3, transactional_id, producer, False) == NONE
+
+
+def test_a_fenced_producers_offsets_are_refused(wire: WireClient, kcli_topic: str) -> None:
+    """Offsets a zombie sends after its transaction was aborted by a new instance would
+    be held forever (no marker ends them): the epoch the abort wrote refuses them."""
+    transactional_id = f"z-{uuid.uuid4().hex[:8]}"
+    group = f"g-{transactional_id}"
+    old = init(wire, 4, transactional_id)
+    added = wire.request(ApiKey.ADD_OFFSETS_TO_TXN, 3, body(
+        ApiKey.ADD_OFFSETS_TO_TXN, 3, transactional_id=transactional_id, producer_id=old[0],
+        producer_epoch=old[1], group_id=group))
+    assert int(added.error_code) == NONE
+    init(wire, 4, transactional_id)  # fences the old instance and aborts its transaction
+
+    partition = body(ApiKey.TXN_OFFSET_COMMIT, 3, "TxnOffsetCommitRequestPartition",
+                     partition_index=0, committed_offset=5, committed_leader_epoch=-1,
+                     committed_metadata=None)
+    late = wire.request(ApiKey.TXN_OFFSET_COMMIT, 3, body(
+        ApiKey.TXN_OFFSET_COMMIT, 3, transactional_id=transactional_id, group_id=group,
+        producer_id=old[0], producer_epoch=old[1], generation_id=-1, member_id="",
+        group_instance_id=None, topics=(body(ApiKey.TXN_OFFSET_COMMIT, 3,
+                                             "TxnOffsetCommitRequestTopic", name=kcli_topic,
+                                             partitions=(partition,)),)))
+    assert int(late.topics[0].partitions[0].error_code) == INVALID_PRODUCER_EPOCH
+    fetched = wire.request(ApiKey.OFFSET_FETCH, 7, body(
+        ApiKey.OFFSET_FETCH, 7, group_id=group, require_stable=True, topics=(body(
+            ApiKey.OFFSET_FETCH, 7, "OffsetFetchRequestTopic", name=kcli_topic,
+            partition_indexes=(0,)),)))
+    assert int(fetched.topics[0].partitions[0].error_code) == NONE  # nothing left pending
