@@ -45,8 +45,11 @@ async def _add_partitions(ctx: RequestContext, transactional_id: str, producer_i
                           epoch: int, topics: Any, verify_only: bool = False
                           ) -> dict[TopicPartition, int]:
     """One transaction's AddPartitionsToTxn: an error per partition. When one partition
-    cannot be added, the others get OPERATION_NOT_ATTEMPTED, as in Kafka."""
+    cannot be added, the others get OPERATION_NOT_ATTEMPTED, as in Kafka. A broker's
+    verification (v4+, ClusterAction already checked) asks only."""
     wanted = [(t.name, int(p)) for t in topics for p in t.partitions]
+    if verify_only:
+        return ctx.broker.transactions.verify(transactional_id, producer_id, epoch, wanted)
     if not _may_write_txn(ctx, transactional_id):
         return dict.fromkeys(wanted, int(ErrorCode.transactional_id_authorization_failed))
     refused: dict[TopicPartition, int] = {}
@@ -60,8 +63,6 @@ async def _add_partitions(ctx: RequestContext, transactional_id: str, producer_i
         return {tp: refused.get(tp, int(ErrorCode.operation_not_attempted)) for tp in wanted}
     coordinator = ctx.broker.transactions
     try:
-        if verify_only:
-            return coordinator.verify(transactional_id, producer_id, epoch, wanted)
         await coordinator.add_partitions(transactional_id, producer_id, epoch, set(wanted))
     except TxnError as error:
         code = producer_error(error.error_code, 2, ctx.version)
