@@ -64,6 +64,9 @@ class PartitionTxns:
     above the high watermark: they hold the last stable offset until it is not."""
     aborted: list[AbortedTxn] = field(default_factory=list)
     """In marker order."""
+    snapshot: bytes | None = None
+    """The snapshot file's content as last read or written: a close that would write the
+    same bytes writes nothing (an fsync per partition)."""
 
     # ------------------------------------------------------------------ queries
 
@@ -179,8 +182,12 @@ class PartitionTxns:
                "open": {str(p): first for p, first in self.open.items()},
                "coordinator_epochs": {str(p): e for p, e in self.coordinator_epochs.items()},
                "decided": self.decided}
+        data = json.dumps(doc).encode()
+        if data == self.snapshot:
+            return
         try:
-            write_atomically(self.directory / SNAPSHOT_FILE, json.dumps(doc).encode())
+            write_atomically(self.directory / SNAPSHOT_FILE, data)
+            self.snapshot = data
         except OSError as error:
             log.error("%s: cannot write the transaction snapshot: %s", self.directory, error)
 
@@ -188,12 +195,12 @@ class PartitionTxns:
     def load(cls, directory: Path, log_start_offset: int, log_end_offset: int
              ) -> PartitionTxns | None:
         """The state a clean close left for exactly this log end, with the index files;
-        None when there is none (rebuild). The snapshot is used once: a crash after this
-        must rebuild, as the log may then end where it does now with other contents."""
+        None when there is none (rebuild). A log that grew since (a crash) ends
+        elsewhere; one cut back removes the snapshot (``truncated``)."""
         path = directory / SNAPSHOT_FILE
         try:
-            doc = json.loads(path.read_bytes())
-            path.unlink()
+            data = path.read_bytes()
+            doc = json.loads(data)
             if int(doc["log_end_offset"]) != log_end_offset:
                 return None
             txns = cls(directory,
@@ -210,6 +217,7 @@ class PartitionTxns:
         txns.aborted = sorted((e for e in entries
                                if log_start_offset <= e.last_offset < log_end_offset),
                               key=lambda e: e.last_offset)
+        txns.snapshot = data
         return txns
 
     @classmethod
@@ -233,9 +241,15 @@ class PartitionTxns:
         txns._rewrite_index([s.base_offset for s in log.segments()])
         return txns
 
-    def truncated(self, log: PartitionLog) -> PartitionTxns:
-        """The state after the log was cut back (a follower's divergence): rebuilt."""
-        return PartitionTxns.rebuild(self.directory, log)
+    def truncated(self, partition_log: PartitionLog) -> PartitionTxns:
+        """The state after the log was cut back (a follower's divergence): rebuilt. The
+        snapshot goes: the log may grow back to its end with other batches."""
+        try:
+            (self.directory / SNAPSHOT_FILE).unlink(missing_ok=True)
+        except OSError as error:
+            log.warning("%s: cannot remove the transaction snapshot: %s", self.directory,
+                        error)
+        return PartitionTxns.rebuild(self.directory, partition_log)
 
 
 def _read_index(path: Path) -> list[AbortedTxn]:

@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 
 IDLE_S = 1.5
 BATCH = 50
+WORK_S = 0.01
 
 
 def main(bootstrap: str, source: str, sink: str, group: str) -> int:
@@ -38,6 +39,7 @@ def main(bootstrap: str, source: str, sink: str, group: str) -> int:
             for message in messages:
                 producer.produce(sink, (message.value() or b"").upper(), key=message.key(),
                                  partition=message.partition())
+            time.sleep(WORK_S)  # the transform's work: a kill often lands in the middle
             producer.send_offsets_to_transaction(consumer.position(consumer.assignment()),
                                                  consumer.consumer_group_metadata(), 30)
             producer.commit_transaction(30)
