@@ -115,14 +115,10 @@ class GroupCoordinator(ProtocolMigration):
         """Handle an OffsetCommit; returns an error code per entry."""
         if group_id is None:
             return [ErrorCode.invalid_group_id] * len(entries)
-        if not all(self._known_partition(e.topic, e.partition) for e in entries):
-            self._fresh()  # a topic created a moment ago through another broker
         try:
-            shard = self._shard_for(group_id)
+            shard, results = self._commit_target(group_id, entries)
         except CoordinatorError as failure:
             return [failure.error_code] * len(entries)
-        results: list[int] = [ErrorCode.none if self._known_partition(e.topic, e.partition)
-                   else ErrorCode.unknown_topic_or_partition for e in entries]
         group = shard.groups.get(group_id)
         modern = shard.consumer_groups.get(group_id)
         error: int
@@ -146,6 +142,16 @@ class GroupCoordinator(ProtocolMigration):
             self._reschedule_heartbeat(shard, group, group.members[member_id])
         await self._write_offsets(shard, group_id, entries, results, retention_ms)
         return results
+
+    def _commit_target(self, group_id: str, entries: Sequence[OffsetCommitEntry]
+                       ) -> tuple[Shard, list[int]]:
+        """The group's shard (CoordinatorError when this broker cannot take its commits)
+        and a result per entry: NONE, or UNKNOWN_TOPIC_OR_PARTITION."""
+        if not all(self._known_partition(e.topic, e.partition) for e in entries):
+            self._fresh()  # a topic created a moment ago through another broker
+        shard = self._shard_for(group_id)
+        return shard, [ErrorCode.none if self._known_partition(e.topic, e.partition)
+                       else ErrorCode.unknown_topic_or_partition for e in entries]
 
     async def _write_offsets(self, shard: Shard, group_id: str,
                              entries: Sequence[OffsetCommitEntry], results: list[int],
@@ -249,14 +255,10 @@ class GroupCoordinator(ProtocolMigration):
         """Handle a TxnOffsetCommit: the offsets are written as part of the producer's
         transaction and held until its marker (Kafka's ``OffsetMetadataManager``). A
         member's generation is checked when given (v3+; -1 and no member skip it)."""
-        if not all(self._known_partition(e.topic, e.partition) for e in entries):
-            self._fresh()
         try:
-            shard = self._shard_for(group_id)
+            shard, results = self._commit_target(group_id, entries)
         except CoordinatorError as failure:
             return [failure.error_code] * len(entries)
-        results: list[int] = [ErrorCode.none if self._known_partition(e.topic, e.partition)
-                              else ErrorCode.unknown_topic_or_partition for e in entries]
         group = shard.groups.get(group_id)
         modern = shard.consumer_groups.get(group_id)
         error: int = ErrorCode.none
