@@ -20,7 +20,7 @@ import logging
 import os
 import struct
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -119,12 +119,6 @@ class PartitionTxns:
             return
         self.aborted = [a for a in self.aborted if a.last_offset >= log_start_offset]
         self._rewrite_index()
-
-    def expire(self, producer_ids: Iterable[int]) -> None:
-        """Forget the coordinator epochs of producers whose state expired."""
-        for producer_id in producer_ids:
-            if producer_id not in self.open:
-                self.coordinator_epochs.pop(producer_id, None)
 
     # ------------------------------------------------------------------ index files
 
