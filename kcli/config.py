@@ -356,7 +356,9 @@ class ProfileStore:
             return self.profiles[name]
         except KeyError:
             known = ", ".join(sorted(self.profiles)) or "none defined"
-            raise NotFound(f"no profile named {name!r} (profiles: {known})") from None
+            # rpk's `topic create -p 3` means partitions; here -p is the global --profile.
+            hint = "-p is --profile; partitions are -P/--partitions" if name.isdigit() else None
+            raise NotFound(f"no profile named {name!r} (profiles: {known})", hint=hint) from None
 
     def with_profile(self, profile: Profile) -> ProfileStore:
         """A store with ``profile`` added or replaced."""

@@ -258,7 +258,7 @@ class Migration:
                                  f"has {layout.replication}, the target {brokers} "
                                  "broker(s)); choose it with --replication-factor")
             self.events.info(f"creating {target} on the target ({layout.partitions} "
-                             "partitions)")
+                             f"partition{'' if layout.partitions == 1 else 's'})")
             create_topic(self.target, target, layout.partitions, replication,
                          split_configs(layout.configs)[0])
             wait_for_topic(self.target, target, layout.partitions)

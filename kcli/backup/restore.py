@@ -300,7 +300,8 @@ class Restore:
                 self.events.warn(f"{plan.target}: replication factor {replication} (the "
                                  f"source had {layout.replication}, the target has "
                                  f"{brokers} broker(s))")
-            self.events.info(f"creating {plan.target} ({layout.partitions} partitions)")
+            self.events.info(f"creating {plan.target} ({layout.partitions} "
+                             f"partition{'' if layout.partitions == 1 else 's'})")
             create_topic(self.cluster, plan.target, layout.partitions, replication,
                          plan.configs)
             wait_for_topic(self.cluster, plan.target, layout.partitions)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kcli.cli.common import connect, emit, progress, report
+from kcli.cli.common import connect, emit, plural, progress, report
 from kcli.cli.help import help_settings
 from kcli.cli.options import command, say
 from kcli.config import Options
@@ -140,7 +140,7 @@ def reset(
     emit(opts, Result({"group": group, "executed": execute, "partitions": rows},
                       (Table(columns, rows, title="Plan" if not execute else "Applied"),)))
     if execute:
-        say(opts, f"reset {len(changes)} partitions of group {group}")
+        say(opts, f"reset {plural(len(changes), 'partition')} of group {group}")
     else:
         say(opts, "dry run: nothing changed (add --execute to apply)")
 

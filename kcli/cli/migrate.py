@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from kcli.cli.backup import CliEvents
-from kcli.cli.common import emit
+from kcli.cli.common import emit, plural
 from kcli.cli.options import say
 from kcli.config import GlobalFlags, Options, ProfileStore, config_path, resolve
 from kcli.errors import BadInput, ExitCode, NotFound
@@ -139,7 +139,7 @@ def migrate(
         say(opts, "dry run: nothing changed")
         return
     copied = sum(t.copied for t in result.topics)
-    say(opts, f"migrated {copied} records in {result.seconds:.2f}s")
+    say(opts, f"migrated {plural(copied, 'record')} in {result.seconds:.2f}s")
     if result.schemas:
         say(opts, result.schemas)
     if result.interrupted and not follow:

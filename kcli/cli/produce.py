@@ -144,14 +144,14 @@ def produce(
     except BadInput as error:
         # Records before the bad line are written; say so in the one error line.
         done = producer.flush()
-        raise BadInput(f"{error.message} ({done.delivered} records before it were "
-                       f"written to {topic})") from None
+        raise BadInput(f"{error.message} ({_written_before(done.delivered, topic)})") from None
     except RecordRejected as rejected:
         lineno = rejected.lineno or lines_before + rejected.index + 1
         done = producer.flush()
         refusal = rejected.error
-        raise type(refusal)(f"line {lineno}: {refusal.message} ({done.delivered} records "
-                            f"before it were written to {topic})", hint=refusal.hint) from None
+        raise type(refusal)(f"line {lineno}: {refusal.message} "
+                            f"({_written_before(done.delivered, topic)})",
+                            hint=refusal.hint) from None
     finally:
         if file is not None:
             stream.close()
@@ -229,3 +229,10 @@ def _produce_records(producer: RecordProducer, lines: Iterator[list[bytes]],
                 ahead = sent / per_second - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)
+
+
+def _written_before(delivered: int, topic: str) -> str:
+    """``2 records before it were written to T``: the part of an error line that says
+    what a failed produce still delivered."""
+    verb = "was" if delivered == 1 else "were"
+    return f"{plural(delivered, 'record')} before it {verb} written to {topic}"

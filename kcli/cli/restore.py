@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from kcli.cli.backup import CliEvents
-from kcli.cli.common import connect, emit
+from kcli.cli.common import connect, emit, plural
 from kcli.cli.options import say
 from kcli.config import Options
 from kcli.output.model import Column
@@ -86,6 +86,6 @@ def restore(
         say(opts, "dry run: nothing changed")
     else:
         copied = sum(t.copied for t in result.topics)
-        say(opts, f"restored {copied} records in {result.seconds:.2f}s")
+        say(opts, f"restored {plural(copied, 'record')} in {result.seconds:.2f}s")
         if result.schemas:
             say(opts, result.schemas)

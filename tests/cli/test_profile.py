@@ -49,6 +49,9 @@ def test_add_list_use_remove(run_kcli: Kcli, cli_env: dict[str, str]) -> None:
     run_kcli("profile", "use", "dev").ok()
     assert tomllib.loads(path.read_text())["current"] == "dev"
     run_kcli("profile", "use", "nope").fails(4, r"no profile named 'nope'")
+    # rpk's `topic create -p 3` (partitions) meets the global -p (profile): say which is which
+    run_kcli("topic", "create", "t", "-p", "3").fails(
+        4, r"no profile named '3' .*\(-p is --profile; partitions are -P/--partitions\)")
     run_kcli("profile", "remove", "dev").ok()
     assert "current" not in tomllib.loads(path.read_text())
     run_kcli("profile", "remove", "dev").fails(4, r"no profile named 'dev' \(profiles: prod\)")
