@@ -233,3 +233,36 @@ def test_zstd_data_is_refused_to_an_old_fetch(bootstrap: str, topic_name: str) -
     assert partition["error_code"] == 76  # UNSUPPORTED_COMPRESSION_TYPE
     assert partition["high_watermark"] == 1
     assert not partition["records"]
+
+
+def test_fetch_v17_the_newest_kafka_39_serves(bootstrap: str, topic_name: str) -> None:
+    """Fetch v17 (KIP-853's replica directory id, a tagged field) is what Kafka 3.9's own
+    Java client sends when the broker offers it; a consumer's fetch reads as at v16."""
+    import datetime
+
+    from kio.static.primitive import i32Timedelta
+
+    from kcli.broker.protocol.versions import ApiKey
+    from tests.broker.groups.test_wire import body
+
+    fill(bootstrap, topic_name, 3)
+    with WireClient(bootstrap) as client:
+        metadata = client.request(ApiKey.METADATA, 12, body(
+            ApiKey.METADATA, 12, topics=(body(ApiKey.METADATA, 12, "MetadataRequestTopic",
+                                              topic_id=None, name=topic_name),),
+            include_topic_authorized_operations=False))
+        topic_id = metadata.topics[0].topic_id
+        partition = body(ApiKey.FETCH, 17, "FetchPartition", partition=0, fetch_offset=0,
+                         partition_max_bytes=1 << 20)
+        answer = client.request(ApiKey.FETCH, 17, body(
+            ApiKey.FETCH, 17, max_wait=i32Timedelta.parse(datetime.timedelta()), min_bytes=1,
+            topics=(body(ApiKey.FETCH, 17, "FetchTopic", topic_id=topic_id,
+                         partitions=(partition,)),), forgotten_topics_data=()))
+    [topic] = answer.responses
+    [fetched] = topic.partitions
+    assert (topic.topic_id, fetched.error_code, fetched.high_watermark) == (topic_id, 0, 3)
+    records, pos, count = bytes(fetched.records or b""), 0, 0
+    while pos < len(records):  # v2 batches: base offset, length, ..., count at byte 57
+        count += struct.unpack_from(">i", records, pos + 57)[0]
+        pos += 12 + struct.unpack_from(">i", records, pos + 8)[0]
+    assert count == 3
