@@ -41,6 +41,7 @@ from kcli.broker.log import (
     AppendInfo,
     BatchError,
     BatchHeader,
+    FileRecords,
     MessageTooLarge,
     OffsetOutOfRange,
     PartitionLog,
@@ -98,7 +99,7 @@ class PartitionRead:
     high_watermark: int = -1
     last_stable_offset: int = -1
     log_start_offset: int = -1
-    records: bytes = b""
+    records: bytes | FileRecords = b""
     diverging: tuple[int, int] | None = None
     """(epoch, end offset) where the fetcher's log diverges from ours (KIP-320)."""
     leader: tuple[int, int] | None = None
@@ -504,6 +505,7 @@ class Partition:
         isolation_level: int = READ_UNCOMMITTED,
         min_one_message: bool = True,
         record_fetch: bool = True,
+        zero_copy: bool = False,
     ) -> PartitionRead:
         """Serve one partition of a Fetch as leader (Kafka's ``Partition.fetchRecords``).
 
@@ -513,7 +515,8 @@ class Partition:
         high watermark, or the last stable offset for read_committed. With
         ``min_one_message`` the first batch comes back even when over ``max_bytes``
         (Kafka's rule for the first partition of a response); otherwise such data is left
-        for the next fetch.
+        for the next fetch. With ``zero_copy`` a large read comes back as FileRecords, to
+        be sent from the segment files.
         """
         result = PartitionRead(leader=(self.state.leader, self.state.leader_epoch))
         if not self.is_leader or self.closed:
@@ -554,7 +557,8 @@ class Partition:
             self.txns.forget_before(log.log_start_offset)
             result.aborted_transactions = tuple(self.txns.aborted_in(offset, upper))
         try:
-            data = log.read(offset, max(max_bytes, 0), upper_bound=upper)
+            read = log.read_for_send if zero_copy else log.read
+            data = read(offset, max(max_bytes, 0), upper_bound=upper)
         except OffsetOutOfRange:
             result.error_code = ErrorCode.offset_out_of_range
             return result

@@ -110,7 +110,8 @@ class ReplicaManager:
     def read(self, topic: str, index: int, offset: int, max_bytes: int, *,
              current_leader_epoch: int = -1, last_fetched_epoch: int = -1, replica_id: int = -1,
              isolation_level: int = READ_UNCOMMITTED, min_one_message: bool = True,
-             refresh: bool = True) -> tuple[Partition | None, PartitionRead]:
+             refresh: bool = True, zero_copy: bool = False,
+             ) -> tuple[Partition | None, PartitionRead]:
         """Serve one partition of a Fetch: the partition (None when this broker does not
         lead it) and its part of the answer, from ``Partition.read``.
 
@@ -126,7 +127,7 @@ class ReplicaManager:
             offset, max_bytes, current_leader_epoch=current_leader_epoch,
             last_fetched_epoch=last_fetched_epoch, replica_id=replica_id,
             isolation_level=isolation_level, min_one_message=min_one_message,
-            record_fetch=refresh,
+            record_fetch=refresh, zero_copy=zero_copy,
         )
         if result.error_code == ErrorCode.unknown_leader_epoch and refresh:
             self._metadata.refresh_metadata()  # the asker may have seen a newer epoch first
@@ -134,7 +135,8 @@ class ReplicaManager:
                              current_leader_epoch=current_leader_epoch,
                              last_fetched_epoch=last_fetched_epoch, replica_id=replica_id,
                              isolation_level=isolation_level,
-                             min_one_message=min_one_message, refresh=False)
+                             min_one_message=min_one_message, refresh=False,
+                             zero_copy=zero_copy)
         return partition, result
 
     def append_to_leader(self, topic: str, index: int, records: bytes | None, acks: int, *,

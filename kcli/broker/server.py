@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from kcli.broker import zero_copy
+from kcli.broker.log.file_records import FileRecords
 from kcli.broker.protocol.framing import Frame, FrameDecoder, FrameError
 
 log = logging.getLogger("kcli.broker.server")
@@ -32,7 +34,7 @@ log = logging.getLogger("kcli.broker.server")
 # Handles one request frame of a connection (its session: what the security layer
 # keeps per connection, opaque here): returns the response frame, None for no response
 # (acks=0 produce), or raises CloseConnection to drop the connection.
-ResponseFrame = bytes | list[bytes | bytearray | memoryview]
+ResponseFrame = bytes | list[bytes | bytearray | memoryview | FileRecords]
 """A response frame, whole or as buffers to write one after the other."""
 FrameHandler = Callable[[Frame, Any], Awaitable[ResponseFrame | None]]
 SessionFactory = Callable[[str, asyncio.BaseTransport], Any]
@@ -137,6 +139,7 @@ class _Connection(asyncio.Protocol):
         self._frame_started: float | None = None  # monotonic time of an unfinished frame
         self._paused_at: float | None = None
         self._session: Any = None
+        self._zero_copy = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, but have its methods
@@ -151,6 +154,11 @@ class _Connection(asyncio.Protocol):
             self._transport.abort()
             return
         self._session = self._server.new_session(self._peer, transport)
+        # records go out by sendfile only on plain TCP, and only once the transport's
+        # buffer is empty: a high-water mark of 0 makes pause/resume_writing say when
+        self._zero_copy = transport.get_extra_info("ssl_object") is None
+        if self._zero_copy:
+            self._transport.set_write_buffer_limits(high=0)
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
@@ -276,9 +284,35 @@ class _Connection(asyncio.Protocol):
     def _write(self, response: ResponseFrame) -> None:
         assert self._transport is not None
         if isinstance(response, list):
-            self._transport.writelines(response)
+            self._transport.writelines(zero_copy.materialized(response))
         else:
             self._transport.write(response)
+
+    async def _drained(self) -> bool:
+        """Wait until the transport has written everything; False once it is gone."""
+        while self._transport is not None and self._transport.get_write_buffer_size():
+            self._writable.clear()
+            if self._transport.get_write_buffer_size():
+                await self._writable.wait()
+        return self._transport is not None
+
+    async def _write_pieces(self, response: list[Any]) -> None:
+        """A response whose records may still be in segment files."""
+        assert self._transport is not None
+        try:
+            if not self._zero_copy or not zero_copy.has_files(response):
+                self._transport.writelines(zero_copy.materialized(response))
+                return
+            await zero_copy.send_pieces(self._transport, response, self._drained)
+        except OSError as error:  # the peer went away, or a segment shrank under the send
+            log.info("closing connection from %s: sending a response failed: %s",
+                     self._peer, error)
+            self._abort()
+        except zero_copy.ShortFile as short:
+            log.warning("closing connection from %s: %s", self._peer, short)
+            self._abort()
+        finally:
+            zero_copy.close_files(response)
 
     async def _serve(self) -> None:
         try:
@@ -315,7 +349,7 @@ class _Connection(asyncio.Protocol):
                     return
                 self.last_active = time.monotonic()
                 if isinstance(response, list):
-                    self._transport.writelines(response)  # writev: the buffers uncopied
+                    await self._write_pieces(response)  # writev and sendfile: uncopied
                 elif response is not None:
                     self._write(response)
                     if not self._writable.is_set():

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kcli.broker.errors import ErrorCode
 from kcli.broker.handlers.base import RequestContext, handles, make, millis
+from kcli.broker.log import FileRecords
 from kcli.broker.log.batch import iter_batches
 from kcli.broker.log.records import COMPRESSION_ZSTD
 from kcli.broker.partition import READ_UNCOMMITTED, Partition, PartitionRead
@@ -22,6 +23,11 @@ from kcli.broker.security.acls import CLUSTER_NAME, Operation, ResourceType
 
 if TYPE_CHECKING:
     from kcli.broker.broker import Broker
+
+
+MAX_FILE_RECORDS = 64
+"""Partitions of one answer sent from their files; the rest are read into memory, so an
+answer over many partitions does not hold a descriptor per partition."""
 
 
 @dataclass(slots=True)
@@ -50,6 +56,9 @@ class _FetchPlan:
         self.request = request
         # a Fetch below v4 was translated: its records go out down-converted (legacy.py)
         self.old_format = ctx.header.wire_version is not None
+        # records sent from the segment files (sendfile) unless they must be looked at:
+        # down-converted for an old Fetch, or checked for zstd below v10
+        self._zero_copy = not self.old_format and (self.version >= 10 or self.replica_id >= 0)
         self.partitions: list[Partition] = []
         self._first_pass = True  # metadata rereads and follower progress: once per request
         self._readable: dict[str, bool] = {}  # authorization, once per topic per request
@@ -72,6 +81,7 @@ class _FetchPlan:
         first = True
         total = 0
         failed = False
+        files = 0  # FileRecords in this answer, each holding duplicated descriptors
         topics: list[_TopicRead] = []
         self.partitions = []
         for fetch_topic in self.request.topics:
@@ -113,6 +123,7 @@ class _FetchPlan:
                     isolation_level=self.isolation_level,
                     min_one_message=first,
                     refresh=first_pass,
+                    zero_copy=self._zero_copy and files < MAX_FILE_RECORDS,
                 )
                 if partition is not None:
                     self.partitions.append(partition)
@@ -123,6 +134,8 @@ class _FetchPlan:
                 reads.append((index, result))
                 if result.error_code != ErrorCode.none or result.diverging is not None:
                     failed = True
+                if isinstance(result.records, FileRecords):
+                    files += 1
                 if result.records:
                     first = False
                     budget -= len(result.records)
@@ -131,8 +144,10 @@ class _FetchPlan:
         return topics, total, failed
 
 
-def has_zstd(records: bytes) -> bool:
+def has_zstd(records: bytes | FileRecords) -> bool:
     """Whether any whole batch in a read is zstd-compressed."""
+    if isinstance(records, FileRecords):
+        records = records.read()
     return any(header.compression == COMPRESSION_ZSTD for header in iter_batches(records))
 
 

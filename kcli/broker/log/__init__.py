@@ -38,6 +38,7 @@ from kcli.broker.log.errors import (
     StorageError,
     UnsupportedMagic,
 )
+from kcli.broker.log.file_records import FileRecords
 from kcli.broker.log.log import AppendInfo, PartitionLog
 from kcli.broker.log.records import (
     Record,
@@ -58,6 +59,7 @@ __all__ = [
     "BatchError",
     "BatchHeader",
     "CorruptBatch",
+    "FileRecords",
     "InvalidBatch",
     "LogConfig",
     "LogError",

@@ -61,6 +61,7 @@ from kcli.broker.log.errors import (
     StorageError,
     UnsupportedMagic,
 )
+from kcli.broker.log.file_records import ZERO_COPY_MIN_BYTES, FileRecords
 from kcli.broker.log.loader import LoadedLog, load_log
 from kcli.broker.log.retention import deletable_segments
 from kcli.broker.log.segment import (
@@ -381,11 +382,30 @@ class PartitionLog:
         but always the first whole batch (KIP-74); none whose base offset is >=
         `upper_bound` (the high watermark). b"" at log_end_offset; OffsetOutOfRange outside
         [log_start_offset, log_end_offset]."""
+        parts = [segment.pread(position, size)
+                 for segment, position, size in self._ranges(offset, max_bytes, upper_bound)]
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+    def read_for_send(self, offset: int, max_bytes: int, *, upper_bound: int | None = None,
+                      min_bytes: int = ZERO_COPY_MIN_BYTES) -> bytes | FileRecords:
+        """What `read` returns, as file ranges to send without copying (FileRecords) when
+        there are at least `min_bytes` of them, else as bytes."""
+        ranges = self._ranges(offset, max_bytes, upper_bound)
+        if sum(size for _segment, _position, size in ranges) < max(min_bytes, 1):
+            return b"".join(segment.pread(position, size) for segment, position, size in ranges)
+        return FileRecords.of([(segment.fd, position, size)
+                               for segment, position, size in ranges])
+
+    def _ranges(self, offset: int, max_bytes: int,
+                upper_bound: int | None) -> list[tuple[Segment, int, int]]:
+        """The (segment, position, size) ranges `read` returns the bytes of."""
         end_offset = self.log_end_offset
         if offset < self.log_start_offset or offset > end_offset:
             raise OffsetOutOfRange(self.log_start_offset, end_offset, offset)
         if offset == end_offset:
-            return b""
+            return []
         segments = self._segments
         bases = self._bases
         last_i = len(segments) - 1
@@ -400,13 +420,13 @@ class PartitionLog:
         while header is None:
             i += 1
             if i > bound_i:
-                return b""
+                return []
             header = segments[i].locate(offset)
         if header.base_offset >= bound or i > bound_i:
-            return b""
+            return []
         position = header.position
         remaining = max(max_bytes, header.batch_length + LOG_OVERHEAD)
-        parts: list[bytes] = []
+        ranges: list[tuple[Segment, int, int]] = []
         while True:
             segment = segments[i]
             end = (
@@ -418,18 +438,16 @@ class PartitionLog:
             if want > remaining:
                 end = segment.whole_batches_end(position, remaining)
                 if end > position:
-                    parts.append(segment.pread(position, end - position))
+                    ranges.append((segment, position, end - position))
                 break
             if want > 0:
-                parts.append(segment.pread(position, want))
+                ranges.append((segment, position, want))
                 remaining -= want
             i += 1
             if i > bound_i or remaining < HEADER_SIZE:
                 break
             position = 0
-        if len(parts) == 1:
-            return parts[0]
-        return b"".join(parts)
+        return ranges
 
     def offset_for_timestamp(self, timestamp: int) -> tuple[int, int] | None:
         """(offset, timestamp) of the first record at or after log_start_offset whose

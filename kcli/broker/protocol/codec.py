@@ -16,6 +16,7 @@ from kio.index import load_request_schema, load_response_schema
 from kio.serial import entity_reader, entity_writer
 from kio.serial.errors import SerialError
 
+from kcli.broker.log.file_records import FileRecords
 from kcli.broker.protocol import legacy
 from kcli.broker.protocol.bounds import OutOfBounds, check_body
 from kcli.broker.protocol.framing import Frame
@@ -170,6 +171,8 @@ by reference, not copied (see `encode_response_buffers`)."""
 
 
 Buffer = bytes | bytearray | memoryview
+ResponseBuffer = Buffer | FileRecords
+"""A piece of a response frame: bytes, or records still in segment files (sendfile)."""
 
 
 class _Buffers:
@@ -180,22 +183,22 @@ class _Buffers:
 
     def __init__(self) -> None:
         self.small = bytearray()
-        self.buffers: list[Buffer] = [self.small]
+        self.buffers: list[ResponseBuffer] = [self.small]
         self.size = 0
 
-    def write(self, data: Buffer) -> int:
+    def write(self, data: Buffer | FileRecords) -> int:
         n = len(data)
-        if n >= SPLICE_BYTES:
+        if n >= SPLICE_BYTES:  # FileRecords are always this long (ZERO_COPY_MIN_BYTES)
             self.buffers.append(data)
             self.small = bytearray()
             self.buffers.append(self.small)
-        else:
-            self.small += data
+        else:  # bytes: FileRecords never come this short
+            self.small += data  # type: ignore[arg-type]
         self.size += n
         return n
 
 
-def encode_response_buffers(header: RequestHeader, response: Any) -> list[Buffer]:
+def encode_response_buffers(header: RequestHeader, response: Any) -> list[ResponseBuffer]:
     """Frame a kio response object for the request it answers, as buffers to write one
     after the other (a transport's writelines): the records of a Fetch response are
     the very bytes read from the log, not copies, which saved a quarter of the broker's
@@ -213,7 +216,7 @@ def encode_response_buffers(header: RequestHeader, response: Any) -> list[Buffer
         body = _Buffers()
         _response_writer(type(response))(body, response)
         old = legacy.TRANSLATIONS[(header.api_key, header.wire_version)]
-        out.write(old.response_body(b"".join(body.buffers)))
+        out.write(old.response_body(as_bytes(body.buffers)))
     else:
         _response_writer(type(response))(out, response)
     first = out.buffers[0]
@@ -224,7 +227,12 @@ def encode_response_buffers(header: RequestHeader, response: Any) -> list[Buffer
 
 def encode_response(header: RequestHeader, response: Any) -> bytes:
     """The response frame as one byte string (see `encode_response_buffers`)."""
-    return b"".join(encode_response_buffers(header, response))
+    return as_bytes(encode_response_buffers(header, response))
+
+
+def as_bytes(buffers: list[ResponseBuffer]) -> bytes:
+    """Response buffers joined into one byte string, file ranges read."""
+    return b"".join(b.read() if isinstance(b, FileRecords) else b for b in buffers)
 
 
 def supported_api_keys() -> list[tuple[int, int, int]]:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from kcli.broker.log import (
     CorruptBatch,
+    FileRecords,
     InvalidBatch,
     LogConfig,
     OffsetOutOfRange,
@@ -143,9 +144,17 @@ def _check_reads(log: PartitionLog, model: Model, queries: list[tuple[int, int, 
     for offset_seed, max_bytes, bound_seed in queries:
         offset = offset_seed % (end + 1)
         bound = None if bound_seed % 4 == 0 else bound_seed % (end + 2)
-        assert log.read(offset, max_bytes, upper_bound=bound) == model.read(
-            offset, max_bytes, bound
-        ), (offset, max_bytes, bound)
+        expected = model.read(offset, max_bytes, bound)
+        assert log.read(offset, max_bytes, upper_bound=bound) == expected, (
+            offset, max_bytes, bound)
+        # the same bytes as file ranges for sendfile (every read, however short)
+        sent = log.read_for_send(offset, max_bytes, upper_bound=bound, min_bytes=1)
+        if expected:
+            assert isinstance(sent, FileRecords)
+            assert (len(sent), sent.read()) == (len(expected), expected)
+            sent.close()
+        else:
+            assert sent == b""
 
 
 read_queries = st.lists(

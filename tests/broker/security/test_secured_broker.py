@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     NewTopic,
@@ -149,6 +149,26 @@ def topic(secured: Secured, topic_name: str) -> str:
 def test_every_protocol_and_mechanism(secured: Secured, topic: str, listener: str,
                                       mechanism: str | None, user: str, password: str) -> None:
     round_trip(secured.client(listener, mechanism, user, password), topic)
+
+
+def test_big_answers_over_tls_are_read_not_sent_from_files(secured: Secured,
+                                                          topic: str) -> None:
+    """Over TLS records are read and encrypted like any bytes (no sendfile), and the
+    plain listener beside it sends the same ones from the files."""
+    values = [b"%06d" % i * 100 for i in range(3000)]  # 1.8 MB: answers over 64 KiB
+    producer = Producer(secured.client("PLAINTEXT"))
+    for value in values:
+        producer.produce(topic, value, partition=0)
+    assert producer.flush(15) == 0
+    for listener in ("SSL", "PLAINTEXT"):
+        consumer = Consumer({**secured.client(listener), "group.id": f"g-{listener}"})
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        seen: list[bytes] = []
+        deadline = time.monotonic() + 30
+        while len(seen) < len(values) and time.monotonic() < deadline:
+            seen += [m.value() for m in consumer.consume(1000, 0.5) if not m.error()]
+        consumer.close()
+        assert seen == values, listener
 
 
 def test_mutual_tls(secured: Secured, topic: str) -> None:
