@@ -18,10 +18,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 _READY = re.compile(r"ready, listening on [^\s]+:(\d+)")
 
 
-def kcli_env() -> dict[str, str]:
-    """Environment for kcli subprocesses: this checkout first on the import path."""
+def kcli_env(source: Path | None = None) -> dict[str, str]:
+    """Environment for kcli subprocesses: this checkout (or ``source``, another one: a
+    benchmark's "before") first on the import path."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    root = str(source or REPO_ROOT)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     env.pop("KCLI_BOOTSTRAP", None)
     return env
 
@@ -35,8 +37,11 @@ class BrokerProcess:
     """One `kcli broker run` process with its own data dir and log file."""
 
     def __init__(self, data_dir: Path, node_id: int = 1, settings: dict[str, str] | None = None,
-                 port: int = 0, open_files: int | None = None) -> None:
+                 port: int = 0, open_files: int | None = None,
+                 source: Path | None = None) -> None:
         self.data_dir = data_dir
+        self.source = source
+        """Another checkout to run the broker from (None: this one)."""
         self.open_files = open_files
         """RLIMIT_NOFILE (soft and hard) for the process, None: inherited."""
         self.node_id = node_id
@@ -63,7 +68,7 @@ class BrokerProcess:
         log_file = open(self.log_path, "ab")  # noqa: SIM115 (kept open by the child)
         start_offset = log_file.tell()
         self.process = subprocess.Popen(self._command(args), stdout=log_file, stderr=log_file,
-                                        env=kcli_env(), stdin=subprocess.DEVNULL)
+                                        env=kcli_env(self.source), stdin=subprocess.DEVNULL)
         log_file.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
