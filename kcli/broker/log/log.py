@@ -395,8 +395,11 @@ class PartitionLog:
         ranges = self._ranges(offset, max_bytes, upper_bound)
         if sum(size for _segment, _position, size in ranges) < max(min_bytes, 1):
             return b"".join(segment.pread(position, size) for segment, position, size in ranges)
-        return FileRecords.of([(segment.fd, position, size)
-                               for segment, position, size in ranges])
+        try:
+            return FileRecords.of([(segment.fd, position, size)
+                                   for segment, position, size in ranges])
+        except OSError:  # out of descriptors: the bytes, read now, serve as well
+            return b"".join(segment.pread(position, size) for segment, position, size in ranges)
 
     def _ranges(self, offset: int, max_bytes: int,
                 upper_bound: int | None) -> list[tuple[Segment, int, int]]:

@@ -40,3 +40,20 @@ def test_a_file_cut_under_a_read_is_an_error_not_a_short_answer(tmp_path: Path) 
         records.close()
     finally:
         os.close(fd)
+
+
+def test_out_of_descriptors_the_log_reads_bytes(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from kcli.broker.log import LogConfig, PartitionLog
+    from tests.broker.log.helpers import client_batch
+
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig())
+    for _ in range(3):
+        log.append(client_batch(4, value_size=100), leader_epoch=0, log_append_time=None)
+
+    def no_descriptors(fd: int) -> int:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(os, "dup", no_descriptors)
+    assert log.read_for_send(0, 1 << 20, min_bytes=1) == log.read(0, 1 << 20)
+    log.close()
