@@ -3,10 +3,14 @@ and the test lanes (tests/support/lanes.py): every test gets its markers here.""
 
 from __future__ import annotations
 
+import functools
+import gc
 import shutil
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
@@ -41,6 +45,25 @@ def _unit_lane_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     if seen:
         pytest.fail(f"{request.node.nodeid} is in the `unit` lane but "
                     f"{', '.join(sorted(set(seen)))}", pytrace=False)
+
+
+@functools.cache
+def _uses_kafka_python(module: ModuleType) -> bool:
+    return any(getattr(value, "__module__", "").startswith(("kafka.", "aiokafka"))
+               for value in vars(module).values())
+
+
+@pytest.fixture(autouse=True)
+def _kafka_python_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """kafka-python and aiokafka leave the sockets of some connection attempts to the
+    garbage collector. Collected here, quietly, after each test of a module that uses
+    them; otherwise their ResourceWarning (an error under filterwarnings) lands in
+    whatever test the same worker runs next."""
+    yield
+    if _uses_kafka_python(request.module):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
 
 
 @pytest.fixture(scope="session")
