@@ -14,10 +14,14 @@ partition count, in every round and alternating which broker goes first:
   assigned every partition from the beginning reads them all back.
 
 Prints MB/s as median (min-max) over the rounds for each broker and the ratio of the
-medians. ``--tuned`` adds rows with the large-batch client settings of earlier
-versions; ``--contention`` keeps a CPU-burning process on core 0 during every run, as
-on a busy machine. Issue 18's goals: kcli at least 2x Tansu at 1 KB and 10 KB, with and
-without contention. Not a test: nothing asserts.
+medians. Produce at 10 KB also runs against librdkafka's mock cluster (in-memory C
+brokers inside the producer's own process, ``test.mock.num.brokers``, 4 partitions),
+interleaved the same way: the most a default confluent-kafka producer can send here,
+printed as kcli's share of it. ``--tuned`` adds rows with the large-batch client
+settings of earlier versions; ``--contention`` keeps a CPU-burning process on core 0
+during every run, as on a busy machine. Issue 18's goals: kcli at least 2x Tansu at
+1 KB and 10 KB, with and without contention, and 80% of the mock cluster. Not a test:
+nothing asserts.
 """
 
 from __future__ import annotations
@@ -186,12 +190,33 @@ def _figure(brokers: dict[str, str], size: int, partitions: int, args: argparse.
             rates.setdefault((name, "produce"), []).append(count * size / seconds / MB)
             seconds = consume(bootstrap, topic, count, partitions, tuned)
             rates.setdefault((name, "consume"), []).append(count * size / seconds / MB)
+    if size == 10_000 and partitions == 4 and not tuned:
+        _against_the_mock_cluster(brokers["kcli"], count, args.rounds)
     clients = "tuned" if tuned else "default"
     for op in ("produce", "consume"):
         ours, theirs = rates[("kcli", op)], rates[("tansu", op)]
         ratio = statistics.median(ours) / statistics.median(theirs)
         label = f"{op} {size} B x{partitions} ({clients})"
         print(f"{label:34}{spread(ours):>18}{spread(theirs):>18}{ratio:7.2f}", flush=True)
+
+
+def _against_the_mock_cluster(kcli: str, count: int, rounds: int) -> None:
+    """Produce 10 KB records to kcli and to librdkafka's mock cluster, interleaved."""
+    ours: list[float] = []
+    mock: list[float] = []
+    for round_ in range(rounds):
+        for target in ("kcli", "mock") if round_ % 2 == 0 else ("mock", "kcli"):
+            if target == "kcli":
+                seconds = produce(kcli, create_topic(kcli, 4), 10_000, count, tuned=False)
+                ours.append(count * 10_000 / seconds / MB)
+            else:  # the mock cluster lives in the producer; its topics get 4 partitions
+                seconds = produce("", f"bench-{uuid.uuid4().hex[:8]}", 10_000, count,
+                                  tuned=False, extra={"test.mock.num.brokers": "1"})
+                mock.append(count * 10_000 / seconds / MB)
+    share = statistics.median(ours) / statistics.median(mock)
+    label = "produce 10000 B x4 vs mock cluster"
+    print(f"{label:34}{spread(ours):>18}{spread(mock):>18}{share:7.2f}  (kcli, mock, share)",
+          flush=True)
 
 
 if __name__ == "__main__":
