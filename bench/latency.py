@@ -4,9 +4,9 @@
 
 For each broker, in every round and alternating which goes first: a fresh topic of one
 partition; a confluent-kafka Consumer (default settings, bootstrap and group) assigned
-to its end; a Producer with acks=all and linger.ms=0 (otherwise default) sending RATE
-records of SIZE bytes per second for SECONDS. Each value starts with the time it was
-handed to the producer, so
+to its end, in a process of its own; a Producer with acks=all and linger.ms=0
+(otherwise default) sending RATE records of SIZE bytes per second for SECONDS. Each
+value starts with the time it was handed to the producer, so
 
 - produce latency is that time to its delivery report (acknowledged by the broker);
 - end to end is that time to the consumer's receipt.
@@ -19,13 +19,14 @@ kcli's data is on disk with its default flush policy; Tansu's is in memory. Not 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import shutil
 import statistics
 import struct
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -45,40 +46,51 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def run(bootstrap: str, rate: int, seconds: float, size: int) -> tuple[list[float], list[float]]:
-    """(produce latencies, end-to-end latencies) in ms for one paced run."""
-    from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+def _consume(bootstrap: str, topic: str, count: int, seconds: float,
+             results: multiprocessing.Queue[list[float]],
+             ready: multiprocessing.synchronize.Event) -> None:
+    """In its own process (no GIL shared with the producer): end-to-end latencies."""
+    from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-    topic = create_topic(bootstrap, 1)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lat-{topic}"})
     consumer.assign([TopicPartition(topic, 0, OFFSET_END)])
-    count = int(rate * seconds)
+    consumer.poll(1.0)  # the first (empty) fetch in flight
+    ready.set()
     end_to_end: list[float] = []
-    ready = threading.Event()
+    deadline = time.monotonic() + seconds + 30
+    while len(end_to_end) < count and time.monotonic() < deadline:
+        # poll, not consume(n, timeout): that one waits for n records or the timeout
+        message = consumer.poll(0.05)
+        if message is not None and message.error() is None:
+            sent = STAMP.unpack_from(message.value())[0]
+            end_to_end.append((time.time_ns() - sent) / 1e6)
+    consumer.close()
+    results.put(end_to_end)
 
-    def consume() -> None:
-        ready.set()
-        deadline = time.monotonic() + seconds + 30
-        while len(end_to_end) < count and time.monotonic() < deadline:
-            for message in consumer.consume(1000, 0.05):
-                if message.error() is None:
-                    sent = STAMP.unpack_from(message.value())[0]
-                    end_to_end.append((time.perf_counter_ns() - sent) / 1e6)
 
+def run(bootstrap: str, rate: int, seconds: float, size: int) -> tuple[list[float], list[float]]:
+    """(produce latencies, end-to-end latencies) in ms for one paced run."""
+    from confluent_kafka import Producer
+
+    topic = create_topic(bootstrap, 1)
+    count = int(rate * seconds)
+    spawn = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[list[float]] = spawn.Queue()
+    ready = spawn.Event()
+    reader = spawn.Process(target=_consume,
+                           args=(bootstrap, topic, count, seconds, results, ready))
+    reader.start()
     produced: list[float] = []
 
     def on_delivery(error: object, message: object) -> None:
         if error is None:
             sent = STAMP.unpack_from(message.value())[0]  # type: ignore[attr-defined]
-            produced.append((time.perf_counter_ns() - sent) / 1e6)
+            produced.append((time.time_ns() - sent) / 1e6)
 
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0,
                          "on_delivery": on_delivery})
     producer.list_topics(topic, timeout=10)
-    reader = threading.Thread(target=consume)
-    reader.start()
-    ready.wait()
-    time.sleep(1.0)  # the consumer has its first (empty) fetch in flight
+    ready.wait(30)
     padding = os.urandom(size - STAMP.size)
     interval = 1 / rate
     start = time.perf_counter()
@@ -86,11 +98,11 @@ def run(bootstrap: str, rate: int, seconds: float, size: int) -> tuple[list[floa
         due = start + index * interval
         while (wait := due - time.perf_counter()) > 0:
             producer.poll(wait)
-        producer.produce(topic, STAMP.pack(time.perf_counter_ns()) + padding)
+        producer.produce(topic, STAMP.pack(time.time_ns()) + padding)
         producer.poll(0)
     producer.flush(30)
+    end_to_end = results.get(timeout=seconds + 60)
     reader.join()
-    consumer.close()
     return produced, end_to_end
 
 
