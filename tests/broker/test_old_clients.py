@@ -175,23 +175,33 @@ def test_old_producers_and_consumers_speak_message_sets(
                      1_700_000_000_000 + i if with_time else -1) for i in range(20)]
 
 
-def test_kcat_with_the_09_fallback_produces_and_consumes(kcat: str, bootstrap: str,
-                                                         topic_name: str) -> None:
+@pytest.mark.parametrize("fallback", ["0.9.0", "0.10.0"])  # message format v0, v1
+@pytest.mark.parametrize("codec", ["snappy", "lz4", "gzip"])
+def test_kcat_with_an_old_fallback_produces_and_consumes(kcat: str, bootstrap: str,
+                                                         topic_name: str, fallback: str,
+                                                         codec: str) -> None:
+    """librdkafka told the broker is 0.9 (Produce v1, Fetch v1: magic 0) or 0.10.0
+    (Produce v2, Fetch v2: magic 1) sends each codec's compressed wrapper and reads
+    down-converted batches; lz4 at magic 0 has its old, broken frame checksum."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic_name, 1, 1)])
     admin.close()
-    old = ["-X", "api.version.request=false", "-X", "broker.version.fallback=0.9.0"]
+    old = ["-X", "api.version.request=false", "-X", f"broker.version.fallback={fallback}"]
     done = subprocess.run([kcat, "-b", bootstrap, "-P", "-t", topic_name, "-p", "0",
-                           "-K", ":", "-z", "snappy", *old], input="a:1\nb:2\n",
+                           "-K", ":", "-z", codec, *old], input="a:1\nb:2\n",
                           capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
-    # a batch from a new client, read back by the old one
-    fill(bootstrap, topic_name, 1)
+    # a compressed batch from a new client, read back (down-converted) by the old one
+    producer = Producer({"bootstrap.servers": bootstrap, "compression.type": codec,
+                         "linger.ms": 100})
+    for value in (b"x", b"y"):
+        producer.produce(topic_name, value, partition=0)
+    assert producer.flush(10) == 0
     done = subprocess.run([kcat, "-b", bootstrap, "-C", "-t", topic_name, "-e", "-q",
                            "-f", "%o %k %s\n", *old], capture_output=True, text=True,
                           timeout=30, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "0 a 1\n1 b 2\n2  0\n"
+    assert done.stdout == "0 a 1\n1 b 2\n2  x\n3  y\n"
 
 
 def test_down_conversion_can_be_turned_off_per_topic(kcat: str, bootstrap: str,
