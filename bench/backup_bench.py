@@ -14,6 +14,9 @@ processes included:
     kcli restore DIR --topic SRC=COPY   restore throughput  (ratio to produce)
     kcat -P -t T -l DATA                a peer's produce    (when kcat is installed)
     kcat -C -t SRC -e > /dev/null       a peer's consume
+    kcat -C -t SRC -e -f '%k\\t%s\\n' | zstd -1 > FILE
+                                        what a user might do instead of a backup
+                                        (keeps far less: no headers, offsets, checksums)
 
 Each is run --repeat times, interleaved; the best run counts (the machine is shared, so
 the minimum is the least disturbed measurement) and the median is shown too. MB/s is
@@ -160,8 +163,11 @@ def main() -> None:
         b = ["-b", bootstrap, "-q"]
         codecs = args.codec.split(",")
         times: dict[str, list[float]] = {"produce": [], "consume": []}
+        zstd = shutil.which("zstd") if kcat else None
         if kcat:
             times.update({"kcat produce": [], "kcat consume": []})
+        if zstd:
+            times["kcat | zstd -1"] = []
         times.update({f"backup {c}": [] for c in codecs})
         times["restore"] = []
         source = None
@@ -186,6 +192,12 @@ def main() -> None:
                                check=True, stdout=subprocess.DEVNULL)
                 times["kcat consume"].append(timed([kcat, "-C", "-b", bootstrap, "-t", source,
                                                     "-e", "-q", "-o", "beginning"]))
+            if zstd:
+                dump = work / f"dump-{rep}.zst"
+                times["kcat | zstd -1"].append(timed([
+                    "sh", "-c", f"{kcat} -C -b {bootstrap} -t {source} -e -q -o beginning "
+                    f"-f '%k\\t%s\\n' | {zstd} -1 -q -f -o {dump}"]))
+                dump.unlink()
             for codec in codecs:
                 archive = work / f"archive-{rep}-{codec}"
                 shutil.rmtree(archive, ignore_errors=True)
@@ -211,12 +223,14 @@ def main() -> None:
               f"{archive_bytes / 1e6:.0f} MB, best of {args.repeat}, {os.cpu_count()} cores\n")
         print(f"load average at the end: {os.getloadavg()[0]:.2f} (other work on the machine "
               "slows every measurement)\n")
-        print(f"{'':14}{'best s':>9}{'median s':>10}{'MB/s':>9}{'records/s':>12}")
+        print(f"{'':16}{'best s':>9}{'median s':>10}{'worst s':>9}{'MB/s':>9}"
+              f"{'records/s':>12}")
         for name, values in times.items():
-            print(f"{name:14}{min(values):9.2f}{statistics.median(values):10.2f}"
-                  f"{rates[name]:9.1f}{count / min(values):12,.0f}")
+            print(f"{name:16}{min(values):9.2f}{statistics.median(values):10.2f}"
+                  f"{max(values):9.2f}{rates[name]:9.1f}{count / min(values):12,.0f}")
         print()
         peers = ["consume", "kcat consume"] if kcat else ["consume"]
+        peers += ["kcat | zstd -1"] if zstd else []
         for codec in codecs:
             for peer in peers:
                 ratio = rates[f"backup {codec}"] / rates[peer]
