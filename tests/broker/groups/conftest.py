@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.broker import BrokerProcess
@@ -150,8 +150,25 @@ class GroupConsumer:
         positions = self.consumer.position(
             [TopicPartition(self.topic, p) for p in sorted(self.partitions())])
         valid = [p for p in positions if p.offset >= 0]
-        if valid:
-            self.consumer.commit(offsets=valid, asynchronous=False)
+        deadline = time.monotonic() + 10
+        while valid:
+            # per-partition errors do not raise: STALE_MEMBER_EPOCH when a heartbeat moved
+            # this member's epoch (KIP-848) after the client read it, as from Kafka 3.9;
+            # the client learns the new one from its next heartbeat, and the commit is
+            # tried again, as an application would
+            try:
+                done = self.consumer.commit(offsets=valid, asynchronous=False) or []
+                errors = [str(p.error) for p in done if p.error is not None]
+                failed = {p.partition for p in done if p.error is not None}
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError.STALE_MEMBER_EPOCH:
+                    raise
+                errors, failed = [str(error)], {p.partition for p in valid}
+            if not failed:
+                break
+            assert time.monotonic() < deadline, errors
+            valid = [p for p in valid if p.partition in failed]
+            time.sleep(0.1)
         self.consumer.close()
 
     def close(self) -> None:
