@@ -26,7 +26,6 @@ def test_two_consumers_split_then_one_takes_all(gbootstrap: str, group_id: str,
                                                 consumers: list[GroupConsumer]) -> None:
     topic = f"kip848-{uuid.uuid4().hex[:8]}"
     create_topic(gbootstrap, topic, 6)
-    values = produce(gbootstrap, topic, 6, 20)
     first = GroupConsumer(gbootstrap, group_id, topic, **NEW_PROTOCOL)
     consumers.append(first)
     wait_for(lambda: first.partitions() == set(range(6)), 20, "the first to own everything")
@@ -35,6 +34,9 @@ def test_two_consumers_split_then_one_takes_all(gbootstrap: str, group_id: str,
     wait_for(lambda: len(first.partitions()) == 3 and len(second.partitions()) == 3, 20,
              "an even split")
     assert first.partitions().isdisjoint(second.partitions())
+    # produced once split: had the first read everything while it owned it all, the
+    # second would have nothing read to commit, and nobody the positions of its half
+    values = produce(gbootstrap, topic, 6, 20)
 
     admin = AdminClient({"bootstrap.servers": gbootstrap})
     described = admin.describe_consumer_groups([group_id])[group_id].result(10)
@@ -46,6 +48,7 @@ def test_two_consumers_split_then_one_takes_all(gbootstrap: str, group_id: str,
     assert group_id in {g.group_id for g in listed.valid}
 
     wait_for(lambda: first.count() + second.count() == len(values), 20, "every record read")
+    assert {p for p, _o, _v in second.messages} == second.partitions()
     second.commit_and_close()
     wait_for(lambda: first.partitions() == set(range(6)), 20, "the first to take all back")
     first.commit_and_close()
