@@ -213,9 +213,12 @@ def consume(
             def emit(data: bytes, records: int) -> None:
                 nonlocal written
                 out.write(data)
-                out.flush()
+                # counted before the flush: a signal that stops the flush (the records
+                # already on their way, and flushed at exit) must not drop them from
+                # the summary
                 written += records
                 advance(records)
+                out.flush()
 
             def decode_each(batch: list[Any]) -> list[Any]:
                 nonlocal undecoded
