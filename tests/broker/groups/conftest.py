@@ -152,10 +152,10 @@ class GroupConsumer:
         valid = [p for p in positions if p.offset >= 0]
         deadline = time.monotonic() + 10
         while valid:
-            # per-partition errors do not raise: STALE_MEMBER_EPOCH when a heartbeat moved
-            # this member's epoch (KIP-848) after the client read it, as from Kafka 3.9;
-            # the client learns the new one from its next heartbeat, and the commit is
-            # tried again, as an application would
+            # per-partition errors do not raise, so they are looked at here. A heartbeat
+            # can move a KIP-848 member's epoch after the client read it; Kafka 3.9 then
+            # answers STALE_MEMBER_EPOCH, the client learns the new epoch from its next
+            # heartbeat, and the commit is tried again, as an application would
             try:
                 done = self.consumer.commit(offsets=valid, asynchronous=False) or []
                 errors = [str(p.error) for p in done if p.error is not None]
