@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from kcli.client.cluster import Cluster
-from kcli.client.logdirs import topic_sizes
 from kcli.client.models import ConfigValue, PartitionDetail, TopicDetail, TopicSummary
 from kcli.client.offsets import TP, PositionSpec, offsets_for_time, watermarks
 from kcli.errors import BadInput, KcliError, NotFound, OperationFailed, from_kafka_error
@@ -42,6 +41,10 @@ def list_topics(cluster: Cluster, include_internal: bool = False,
               if (include_internal or not is_internal(name)) and _topic_error(t) is None]
     tps = [(t.topic, p) for t in topics for p in t.partitions]
     marks = watermarks(cluster, tps)
+    # here, not at the top: its wire client imports kio (about 0.1 s), which `consume`
+    # and `produce` (importing this module for topic_partitions) never need
+    from kcli.client.logdirs import topic_sizes
+
     sizes = topic_sizes(cluster, metadata, [t.topic for t in topics]) if with_size else {}
     out = []
     for topic in sorted(topics, key=lambda t: t.topic):
