@@ -93,11 +93,15 @@ def create(
         "--if-not-exists", help="Succeed quietly if the topic exists.")] = False,
 ) -> None:
     """Create a topic."""
-    from kcli.client.topics import create_topic
+    from kcli.client.topics import create_topic, topic_layout
 
     configs = key_values(config, "-c")
-    created = create_topic(connect(opts), topic, partitions, replication, configs,
+    cluster = connect(opts)
+    created = create_topic(cluster, topic, partitions, replication, configs,
                            if_not_exists=if_not_exists)
+    if opts.output_explicit and opts.output in ("json", "jsonl"):
+        # the JSON gives the counts the topic has, the broker's where defaults were asked
+        partitions, replication = topic_layout(cluster, topic) or (partitions, replication)
     report(opts, f"created topic {topic}" if created else f"topic {topic} already exists",
            {"topic": topic, "created": created, "partitions": partitions,
             "replication_factor": replication, "configs": configs})

@@ -73,6 +73,15 @@ def topic_partitions(cluster: Cluster, name: str) -> list[int]:
     return sorted(topic.partitions)
 
 
+def topic_layout(cluster: Cluster, name: str) -> tuple[int, int] | None:
+    """(partition count, replication factor) as the metadata shows them; None while the
+    topic is not listed yet (a new topic reaches every broker's metadata a moment later)."""
+    topic = cluster.metadata(name).topics.get(name)
+    if topic is None or _topic_error(topic) is not None or not topic.partitions:
+        return None
+    return len(topic.partitions), max(len(p.replicas) for p in topic.partitions.values())
+
+
 def describe_topic(cluster: Cluster, name: str, all_configs: bool = False) -> TopicDetail:
     """Partitions (leader, replicas, ISR, watermarks) and configs of one topic."""
     from confluent_kafka.admin import ConfigResource, ConfigSource, ResourceType

@@ -312,7 +312,11 @@ def test_flags_users_of_kcat_and_kafka_tools_type_first(kcli: Kcli, topic: str) 
 def test_summaries_agree_and_every_report_can_be_json(kcli: Kcli, topic_name: str) -> None:
     created = kcli("topic", "create", topic_name, "-P", "2", "-o", "json").ok()
     assert json.loads(created.out) == {
-        "topic": topic_name, "created": True, "partitions": 2, "replication_factor": None,
+        "topic": topic_name, "created": True, "partitions": 2, "replication_factor": 1,
+        "configs": {}}  # the broker's default replication factor, not null
+    again = kcli("topic", "create", topic_name, "--if-not-exists", "-o", "json").ok()
+    assert json.loads(again.out) == {  # what the existing topic has
+        "topic": topic_name, "created": False, "partitions": 2, "replication_factor": 1,
         "configs": {}}
     produced = kcli("produce", topic_name, "-o", "json", input=b"one\n").ok()
     assert produced.err.startswith(f"produced 1 record to {topic_name} in ")
