@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.broker import consume, create_topic, produce  # noqa: E402
 from bench.peers import Tansu  # noqa: E402
+from bench.scale import spread  # noqa: E402
 from tests.support.broker import BrokerProcess  # noqa: E402
 
 MB = 1_000_000
@@ -53,12 +53,6 @@ def kcat_consume(bootstrap: str, topic: str) -> float:
     subprocess.run([kcat, "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q"],
                    stdout=subprocess.DEVNULL, check=True, timeout=600)
     return time.perf_counter() - started
-
-
-def spread(values: list[float], digits: int = 0) -> str:
-    """median (min-max)."""
-    return (f"{statistics.median(values):.{digits}f} "
-            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
 
 
 def main() -> None:
@@ -113,7 +107,7 @@ def main() -> None:
         print(f"{'client':28}{'broker':16}{'CPU-s per GB':>22}{'MB/s':>22}")
         for (client, name), rows in results.items():
             print(f"{client:28}{name:16}{spread([r[0] for r in rows], 2):>22}"
-                  f"{spread([r[1] for r in rows]):>22}", flush=True)
+                  f"{spread([r[1] for r in rows], digits=0):>22}", flush=True)
     finally:
         for stop in stops:
             stop()

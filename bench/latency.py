@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.broker import create_topic  # noqa: E402
 from bench.peers import Tansu  # noqa: E402
+from bench.scale import spread  # noqa: E402
 from tests.support.broker import BrokerProcess  # noqa: E402
 
 STAMP = struct.Struct(">q")
@@ -104,11 +105,6 @@ def run(bootstrap: str, rate: int, seconds: float, size: int) -> tuple[list[floa
     end_to_end = results.get(timeout=seconds + 60)
     reader.join()
     return produced, end_to_end
-
-
-def spread(values: list[float]) -> str:
-    """median (min-max), in ms."""
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def main() -> None:
