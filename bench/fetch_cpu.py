@@ -106,7 +106,7 @@ def main() -> None:
                         (used / gigabytes, gigabytes * 1000 / seconds))
         print(f"{'client':28}{'broker':16}{'CPU-s per GB':>22}{'MB/s':>22}")
         for (client, name), rows in results.items():
-            print(f"{client:28}{name:16}{spread([r[0] for r in rows], 2):>22}"
+            print(f"{client:28}{name:16}{spread([r[0] for r in rows], digits=2):>22}"
                   f"{spread([r[1] for r in rows], digits=0):>22}", flush=True)
     finally:
         for stop in stops:
