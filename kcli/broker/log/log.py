@@ -382,11 +382,7 @@ class PartitionLog:
         but always the first whole batch (KIP-74); none whose base offset is >=
         `upper_bound` (the high watermark). b"" at log_end_offset; OffsetOutOfRange outside
         [log_start_offset, log_end_offset]."""
-        parts = [segment.pread(position, size)
-                 for segment, position, size in self._ranges(offset, max_bytes, upper_bound)]
-        if len(parts) == 1:
-            return parts[0]
-        return b"".join(parts)
+        return _read_ranges(self._ranges(offset, max_bytes, upper_bound))
 
     def read_for_send(self, offset: int, max_bytes: int, *, upper_bound: int | None = None,
                       min_bytes: int = ZERO_COPY_MIN_BYTES) -> bytes | FileRecords:
@@ -394,12 +390,12 @@ class PartitionLog:
         there are at least `min_bytes` of them, else as bytes."""
         ranges = self._ranges(offset, max_bytes, upper_bound)
         if sum(size for _segment, _position, size in ranges) < max(min_bytes, 1):
-            return b"".join(segment.pread(position, size) for segment, position, size in ranges)
+            return _read_ranges(ranges)
         try:
             return FileRecords.of([(segment.fd, position, size)
                                    for segment, position, size in ranges])
         except OSError:  # out of descriptors: the bytes, read now, serve as well
-            return b"".join(segment.pread(position, size) for segment, position, size in ranges)
+            return _read_ranges(ranges)
 
     def _ranges(self, offset: int, max_bytes: int,
                 upper_bound: int | None) -> list[tuple[Segment, int, int]]:
@@ -897,6 +893,14 @@ class PartitionLog:
         """Delete a partition's log directory (close its PartitionLog first): see
         :func:`kcli.broker.log.dirs.delete_partition_dir`."""
         delete_partition_dir(directory)
+
+
+def _read_ranges(ranges: list[tuple[Segment, int, int]]) -> bytes:
+    """The bytes of (segment, position, size) ranges; one range is not copied again."""
+    parts = [segment.pread(position, size) for segment, position, size in ranges]
+    if len(parts) == 1:
+        return parts[0]
+    return b"".join(parts)
 
 
 def sync_segments(segments: list[Segment]) -> list[tuple[Segment, OSError]]:
