@@ -299,8 +299,11 @@ class _Connection(asyncio.Protocol):
     async def _write_pieces(self, response: list[Any]) -> None:
         """A response whose records may still be in segment files."""
         assert self._transport is not None
+        if not zero_copy.has_files(response):  # most responses: writev, buffers uncopied
+            self._transport.writelines(response)
+            return
         try:
-            if not self._zero_copy or not zero_copy.has_files(response):
+            if not self._zero_copy:  # TLS
                 self._transport.writelines(zero_copy.materialized(response))
                 return
             await zero_copy.send_pieces(self._transport, response, self._drained)
