@@ -145,9 +145,9 @@ class _FetchPlan:
 
 
 def has_zstd(records: bytes | FileRecords) -> bool:
-    """Whether any whole batch in a read is zstd-compressed."""
-    if isinstance(records, FileRecords):
-        records = records.read()
+    """Whether any whole batch in a read is zstd-compressed (reads below Fetch v10, which
+    are never FileRecords: those are only made for v10 and up)."""
+    assert not isinstance(records, FileRecords)
     return any(header.compression == COMPRESSION_ZSTD for header in iter_batches(records))
 
 

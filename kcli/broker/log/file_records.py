@@ -44,11 +44,8 @@ class FileRecords:
             raise
         return cls(ranges)
 
-    def __len__(self) -> int:
+    def __len__(self) -> int:  # also its truth: no bytes, false
         return self._size
-
-    def __bool__(self) -> bool:
-        return self._size > 0
 
     def read(self) -> bytes:
         """The bytes of every range, read now (for a sink that cannot take a file)."""
