@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import resource
@@ -176,6 +177,7 @@ async def serve(config: BrokerConfig, stop: asyncio.Event | None = None) -> None
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+    _freeze_startup_heap()
     log.info(
         "broker %d ready, listening on %s (cluster %s)", broker.node_id,
         ", ".join(f"{b.listener.name}://{b.listener.host}:{b.listener.port}" for b in bound),
@@ -190,6 +192,14 @@ async def serve(config: BrokerConfig, stop: asyncio.Event | None = None) -> None
             await server.close()
         broker.close()
         log.info("broker %d stopped", broker.node_id)
+
+
+def _freeze_startup_heap() -> None:
+    """Move what start-up left alive (modules, the CLI, the opened logs) out of the
+    collector's sight: it lives as long as the broker. A full collection walked all of it,
+    a 20-35 ms stall that every request in flight waited out (issue 18's p99)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _sessions(item: _Bound) -> Callable[[str, asyncio.BaseTransport], Session]:
