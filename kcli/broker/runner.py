@@ -19,6 +19,7 @@ from kcli.broker.configs import InvalidConfig, Settings
 from kcli.broker.fd_budget import connections_allowed, log_files_allowed, open_files_limit
 from kcli.broker.handlers import Dispatcher
 from kcli.broker.log.descriptors import descriptors
+from kcli.broker.memory import keep_freed_memory
 from kcli.broker.security.inter_broker import inter_broker_login
 from kcli.broker.security.listeners import Listener, parse_listeners
 from kcli.broker.security.session import ListenerSecurity, Session
@@ -139,6 +140,7 @@ async def serve(config: BrokerConfig, stop: asyncio.Event | None = None) -> None
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_tls_errors)
     open_files = raise_open_files_limit()
+    keep_freed_memory()
     descriptors.set_capacity(log_files_allowed(open_files))
     try:
         settings = Settings(config.settings)
