@@ -11,13 +11,18 @@ partition count, in every round and alternating which broker goes first:
   set: acks=all, linger 5 ms) sends MEGABYTES of values into a fresh topic; timed
   until every record is acknowledged;
 - consume: a confluent-kafka Consumer with default settings (bootstrap and group)
-  assigned every partition from the beginning reads them all back.
+  assigned every partition from the beginning reads them all back;
+- with kcat installed, the same with kcat's defaults as a second client whose own cost
+  is small, so the broker is what is measured: ``kcat -P -l FILE`` of SIZE-byte lines
+  into a fresh topic, and ``kcat -C -e -o beginning > /dev/null`` of it.
 
 Prints MB/s as median (min-max) over the rounds for each broker and the ratio of the
 medians. Produce at 10 KB also runs against librdkafka's mock cluster (in-memory C
 brokers inside the producer's own process, ``test.mock.num.brokers``, 4 partitions),
 interleaved the same way: the most a default confluent-kafka producer can send here,
-printed as kcli's share of it. ``--tuned`` adds rows with the large-batch client
+printed as kcli's share of it, and beside it the rate at which this machine appends the
+same bytes to a new file in the broker's data dir (1 MB writes, no fsync): the most a
+broker that keeps its data on disk could take. ``--tuned`` adds rows with the large-batch client
 settings of earlier versions; ``--contention`` keeps a CPU-burning process on core 0
 during every run, as on a busy machine. Issue 18's goals: kcli at least 2x Tansu at
 1 KB and 10 KB, with and without contention, and 80% of the mock cluster. Not a test:
@@ -154,11 +159,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds, interleaved [3]")
     parser.add_argument("--contention", action="store_true", help="burn core 0 meanwhile")
     parser.add_argument("--tuned", action="store_true", help="also tuned client rows")
+    parser.add_argument("--no-kcat", action="store_true", help="no kcat rows")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kcli-broker-bench-", dir=os.environ.get("TMPDIR")))
     kcli = BrokerProcess(workdir / "data").start()
     tansu = Tansu().start()
     brokers = {"kcli": kcli.bootstrap, "tansu": tansu.bootstrap}
+    args.kcat = None if args.no_kcat else shutil.which("kcat") or shutil.which("kafkacat")
+    args.kcat_talks_to = {name for name, bootstrap in brokers.items()
+                          if args.kcat and kcat_answers(args.kcat, bootstrap)}
+    for name in sorted(set(brokers) - args.kcat_talks_to if args.kcat else ()):
+        print(f"kcat cannot talk to {name} (its metadata request fails): no kcat figures for it")
+    args.workdir = workdir
     print(f"{args.megabytes} MB per run (100 B: a third), {args.rounds} rounds interleaved, "
           f"{'with' if args.contention else 'without'} a CPU burner on core 0; MB/s median "
           "(min-max)")
@@ -190,21 +202,37 @@ def _figure(brokers: dict[str, str], size: int, partitions: int, args: argparse.
             rates.setdefault((name, "produce"), []).append(count * size / seconds / MB)
             seconds = consume(bootstrap, topic, count, partitions, tuned)
             rates.setdefault((name, "consume"), []).append(count * size / seconds / MB)
+            if name in args.kcat_talks_to and not tuned:
+                topic = create_topic(bootstrap, partitions)
+                lines = lines_file(args.workdir, size, count)
+                seconds = kcat_produce(args.kcat, bootstrap, topic, lines, count)
+                rates.setdefault((name, "kcat produce"), []).append(count * size / seconds / MB)
+                seconds = kcat_consume(args.kcat, bootstrap, topic, count)
+                rates.setdefault((name, "kcat consume"), []).append(count * size / seconds / MB)
     if size == 10_000 and partitions == 4 and not tuned:
-        _against_the_mock_cluster(brokers["kcli"], count, args.rounds)
+        _against_the_mock_cluster(brokers["kcli"], count, args.rounds, args.workdir)
     clients = "tuned" if tuned else "default"
-    for op in ("produce", "consume"):
-        ours, theirs = rates[("kcli", op)], rates[("tansu", op)]
+    ops = ("produce", "consume", "kcat produce", "kcat consume") if args.kcat and not tuned \
+        else ("produce", "consume")
+    for op in ops:
+        ours, theirs = rates.get(("kcli", op), []), rates.get(("tansu", op), [])
+        label = f"{op} {size} B x{partitions}" + ("" if op.startswith("kcat") else f" ({clients})")
+        if not ours or not theirs:
+            print(f"{label:34}{spread(ours) if ours else '-':>18}"
+                  f"{spread(theirs) if theirs else '-':>18}", flush=True)
+            continue
         ratio = statistics.median(ours) / statistics.median(theirs)
-        label = f"{op} {size} B x{partitions} ({clients})"
         print(f"{label:34}{spread(ours):>18}{spread(theirs):>18}{ratio:7.2f}", flush=True)
 
 
-def _against_the_mock_cluster(kcli: str, count: int, rounds: int) -> None:
-    """Produce 10 KB records to kcli and to librdkafka's mock cluster, interleaved."""
+def _against_the_mock_cluster(kcli: str, count: int, rounds: int, workdir: Path) -> None:
+    """Produce 10 KB records to kcli and to librdkafka's mock cluster, interleaved; and
+    the rate of plain appends of as many bytes to a file on the data dir's disk."""
     ours: list[float] = []
     mock: list[float] = []
+    disk: list[float] = []
     for round_ in range(rounds):
+        disk.append(count * 10_000 / file_append_seconds(workdir, count * 10_000) / MB)
         for target in ("kcli", "mock") if round_ % 2 == 0 else ("mock", "kcli"):
             if target == "kcli":
                 seconds = produce(kcli, create_topic(kcli, 4), 10_000, count, tuned=False)
@@ -217,6 +245,76 @@ def _against_the_mock_cluster(kcli: str, count: int, rounds: int) -> None:
     label = "produce 10000 B x4 vs mock cluster"
     print(f"{label:34}{spread(ours):>18}{spread(mock):>18}{share:7.2f}  (kcli, mock, share)",
           flush=True)
+    share = statistics.median(ours) / statistics.median(disk)
+    label = "appends to a data-dir file"
+    print(f"{label:34}{spread(ours):>18}{spread(disk):>18}{share:7.2f}  (kcli, file, share)",
+          flush=True)
+
+
+def file_append_seconds(workdir: Path, total: int) -> float:
+    """Seconds to append ``total`` bytes to a new file beside the broker's data, in 1 MB
+    writes, as the broker appends a produce request's batches (no fsync: nor does its
+    default flush policy). The file is removed afterwards."""
+    chunk = os.urandom(MB)
+    path = workdir / f"append-{uuid.uuid4().hex[:8]}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        started = time.perf_counter()
+        for _ in range(total // MB):
+            os.write(fd, chunk)
+        return time.perf_counter() - started
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
+def lines_file(workdir: Path, size: int, count: int) -> Path:
+    """A file of ``count`` lines of ``size`` bytes each, made once per size."""
+    path = workdir / f"lines-{size}-{count}"
+    if not path.exists():
+        line = os.urandom(size).hex()[:size].encode() + b"\n"
+        with open(path, "wb") as out:
+            for _ in range(count):
+                out.write(line)
+    return path
+
+
+def kcat_answers(kcat: str, bootstrap: str) -> bool:
+    """Whether kcat gets metadata from the broker at all (Tansu fails librdkafka 2.0's
+    ApiVersions request)."""
+    done = subprocess.run([kcat, "-L", "-b", bootstrap, "-m", "5"], capture_output=True,
+                          stdin=subprocess.DEVNULL, check=False)
+    return done.returncode == 0
+
+
+def kcat_produce(kcat: str, bootstrap: str, topic: str, path: Path, count: int) -> float:
+    """Seconds for kcat (its defaults) to send the ``count`` lines of ``path`` and exit;
+    fails unless the topic then holds them all."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    started = time.perf_counter()
+    subprocess.run([kcat, "-P", "-b", bootstrap, "-t", topic, "-l", str(path)],
+                   check=True, stdin=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - started
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-count"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        held = sum(consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1]
+                   for p in partitions)
+    finally:
+        consumer.close()
+    if held != count:
+        raise SystemExit(f"kcat produced {held} of {count} records")
+    return elapsed
+
+
+def kcat_consume(kcat: str, bootstrap: str, topic: str, count: int) -> float:
+    """Seconds for kcat (its defaults) to read ``count`` records from the beginning."""
+    started = time.perf_counter()
+    subprocess.run([kcat, "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
+                    "-c", str(count)], check=True, stdout=subprocess.DEVNULL,
+                   stdin=subprocess.DEVNULL)
+    return time.perf_counter() - started
 
 
 if __name__ == "__main__":
