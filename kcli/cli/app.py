@@ -182,6 +182,9 @@ def main() -> None:
     except typer.Abort:
         fail("interrupted", ExitCode.INTERRUPTED)
     except typer.TyperException as error:  # typer's click: usage errors and the like
+        if type(error).__name__ == "NoArgsIsHelpError":  # `kcli`, `kcli topic`: the help
+            print(error.format_message(), file=sys.stderr)
+            raise SystemExit(ExitCode.USAGE) from None
         message = error.format_message() if hasattr(error, "format_message") else str(error)
         ctx = getattr(error, "ctx", None)
         if ctx is not None:

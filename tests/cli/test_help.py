@@ -80,3 +80,16 @@ def test_a_command_help_points_at_the_global_options() -> None:
     assert help_of(["cluster", "logs"]).startswith("Usage: kcli cluster logs [OPTIONS] [BROKER]")
     assert help_of(["topic", "delete"]).startswith(
         "Usage: kcli topic delete [OPTIONS] TOPIC_OR_GLOB...")
+
+
+@pytest.mark.parametrize("path", [[], ["topic"], ["-b", "localhost:1", "group"]])
+def test_a_missing_command_shows_the_help_as_it_reads(path: list[str]) -> None:
+    """`kcli` or `kcli topic` alone: the help, line by line on stderr, and the usage exit
+    code; not the help squashed into one `kcli: error:` line."""
+    done = subprocess.run(kcli_command(*path), capture_output=True, text=True,
+                          env=kcli_env(), timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("Usage: kcli")
+    assert "error" not in done.stderr.splitlines()[0]
+    assert "\nCommands:\n" in done.stderr or "\nLocal cluster:\n" in done.stderr
