@@ -17,6 +17,7 @@ processes included:
     kcat -C -t SRC -e -f '%k\\t%s\\n' | zstd -1 > FILE
                                         what a user might do instead of a backup
                                         (keeps far less: no headers, offsets, checksums)
+    the same with -c COUNT instead of -e  (kcat's -e waits 500 ms for an empty fetch)
 
 Each is run --repeat times, interleaved; the best run counts (the machine is shared, so
 the minimum is the least disturbed measurement) and the median is shown too. MB/s is
@@ -168,6 +169,7 @@ def main() -> None:
             times.update({"kcat produce": [], "kcat consume": []})
         if zstd:
             times["kcat | zstd -1"] = []
+            times["kcat -c | zstd"] = []
         times.update({f"backup {c}": [] for c in codecs})
         times["restore"] = []
         source = None
@@ -197,6 +199,12 @@ def main() -> None:
                 times["kcat | zstd -1"].append(timed([
                     "sh", "-c", f"{kcat} -C -b {bootstrap} -t {source} -e -q -o beginning "
                     f"-f '%k\\t%s\\n' | {zstd} -1 -q -f -o {dump}"]))
+                dump.unlink()
+                # the same with a count: kcat's -e waits out one empty fetch at the end
+                # (fetch.wait.max.ms, 500 ms), kcli's backup does not wait at its end
+                times["kcat -c | zstd"].append(timed([
+                    "sh", "-c", f"{kcat} -C -b {bootstrap} -t {source} -c {count} -q "
+                    f"-o beginning -f '%k\\t%s\\n' | {zstd} -1 -q -f -o {dump}"]))
                 dump.unlink()
             for codec in codecs:
                 archive = work / f"archive-{rep}-{codec}"
@@ -230,7 +238,7 @@ def main() -> None:
                   f"{max(values):9.2f}{rates[name]:9.1f}{count / min(values):12,.0f}")
         print()
         peers = ["consume", "kcat consume"] if kcat else ["consume"]
-        peers += ["kcat | zstd -1"] if zstd else []
+        peers += ["kcat | zstd -1", "kcat -c | zstd"] if zstd else []
         for codec in codecs:
             for peer in peers:
                 ratio = rates[f"backup {codec}"] / rates[peer]
