@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 
 def _raw(batch: list[Any]) -> bytes:
-    return b"\n".join([m.value() or b"" for m in batch]) + b"\n"
+    values = [m.value() or b"" for m in batch]
+    values.append(b"")  # the last newline joined in: `+ b"\n"` copied the batch again
+    return b"\n".join(values)
 
 
 def _envelope(batch: list[Any]) -> bytes:
