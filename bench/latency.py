@@ -5,7 +5,8 @@
 For each broker, in every round and alternating which goes first: a fresh topic of one
 partition; a confluent-kafka Consumer (default settings, bootstrap and group) assigned
 to its end, in a process of its own; a Producer with acks=all and linger.ms=0
-(otherwise default) sending RATE records of SIZE bytes per second for SECONDS. Each
+(otherwise default) sending RATE records of SIZE bytes per second for SECONDS, sleeping
+between records as an application that has nothing else to do would. Each
 value starts with the time it was handed to the producer, so
 
 - produce latency is that time to its delivery report (acknowledged by the broker);
