@@ -15,7 +15,8 @@ partition count, in every round and alternating which broker goes first:
   consume() call;
 - with kcat installed, the same with kcat's defaults as a second client whose own cost
   is small, so the broker is what is measured: ``kcat -P -l FILE`` of SIZE-byte lines
-  into a fresh topic, and ``kcat -C -e -o beginning > /dev/null`` of it.
+  into a fresh topic, and ``kcat -C -o beginning -c COUNT -e > /dev/null`` of it (the
+  count ends it, without -e's wait for an empty fetch).
 
 Prints MB/s as median (min-max) over the rounds for each broker and the ratio of the
 medians. Produce at 10 KB also runs against librdkafka's mock cluster (in-memory C
