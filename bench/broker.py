@@ -286,6 +286,22 @@ def lines_file(workdir: Path, size: int, count: int) -> Path:
     return path
 
 
+def record_count(bootstrap: str, topic: str) -> int:
+    """Records the topic holds: its partitions' end offsets less their start offsets."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-count"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        total = 0
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
 def kcat_answers(kcat: str, bootstrap: str) -> bool:
     """Whether kcat gets metadata from the broker at all (Tansu fails librdkafka 2.0's
     ApiVersions request)."""
@@ -297,19 +313,11 @@ def kcat_answers(kcat: str, bootstrap: str) -> bool:
 def kcat_produce(kcat: str, bootstrap: str, topic: str, path: Path, count: int) -> float:
     """Seconds for kcat (its defaults) to send the ``count`` lines of ``path`` and exit;
     fails unless the topic then holds them all."""
-    from confluent_kafka import Consumer, TopicPartition
-
     started = time.perf_counter()
     subprocess.run([kcat, "-P", "-b", bootstrap, "-t", topic, "-l", str(path)],
                    check=True, stdin=subprocess.DEVNULL)
     elapsed = time.perf_counter() - started
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-count"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        held = sum(consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1]
-                   for p in partitions)
-    finally:
-        consumer.close()
+    held = record_count(bootstrap, topic)
     if held != count:
         raise SystemExit(f"kcat produced {held} of {count} records")
     return elapsed

@@ -33,6 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.broker import record_count  # noqa: E402
+from bench.scale import spread  # noqa: E402
 from tests.support.broker import BrokerProcess, kcli_command, kcli_env  # noqa: E402
 
 
@@ -89,21 +91,6 @@ c.close()
 """
 
 
-def record_count(bootstrap: str, topic: str) -> int:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-count"})
-    try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        total = 0
-        for partition in metadata.topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-            total += high - low
-        return total
-    finally:
-        consumer.close()
-
-
 def create(bootstrap: str, topic: str) -> None:
     done = subprocess.run(kcli_command("-b", bootstrap, "-q", "topic", "create", topic,
                                        "-P", "1"), env=kcli_env(), capture_output=True,
@@ -115,15 +102,12 @@ def create(bootstrap: str, topic: str) -> None:
 def report(name: str, kcat_times: list[float], kcli_times: list[float],
            floor_times: list[float]) -> float:
     """One row: each tool's seconds as median (min-max), and kcli/kcat of the medians."""
-    def spread(times: list[float]) -> str:
-        return f"{statistics.median(times):5.2f}s ({min(times):.2f}-{max(times):.2f})"
-
     kcat_median = statistics.median(kcat_times)
     ratio = statistics.median(kcli_times) / kcat_median
     floor = statistics.median(floor_times) / kcat_median
-    print(f"{name}\n    kcat {spread(kcat_times)} | kcli {spread(kcli_times)}"
+    print(f"{name}\n    kcat {spread(kcat_times, 's')} | kcli {spread(kcli_times, 's')}"
           f" | kcli/kcat {ratio:4.2f} {'ok' if ratio <= 1.5 else 'over 1.5x'}"
-          f" | bare confluent-kafka loop {spread(floor_times)} = {floor:4.2f}x kcat")
+          f" | bare confluent-kafka loop {spread(floor_times, 's')} = {floor:4.2f}x kcat")
     return ratio
 
 
