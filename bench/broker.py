@@ -78,6 +78,18 @@ def create_topic(bootstrap: str, partitions: int) -> str:
     return name
 
 
+def delete_topic(bootstrap: str, topic: str) -> None:
+    """Delete a measured topic, as retention would have: neither broker's memory (kcli's
+    page cache, Tansu's heap) then grows run by run, and on a VM that keeps charging
+    for every page it has not handed out before, a growing footprint slowed whichever
+    broker ran later (kcli's default produce at 1 KB: 607-726 MB/s in a fresh run,
+    200-530 deep into one that kept every topic)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.delete_topics([topic])[topic].result(60)
+
+
 def produce(bootstrap: str, topic: str, size: int, count: int, tuned: bool,
             extra: dict[str, str] | None = None) -> float:
     """Seconds to send `count` values of `size` bytes, all acknowledged (acks=all, the
@@ -209,6 +221,7 @@ def _figure(brokers: dict[str, str], size: int, partitions: int, args: argparse.
             rates.setdefault((name, "produce"), []).append(count * size / seconds / MB)
             seconds = consume(bootstrap, topic, count, partitions, tuned)
             rates.setdefault((name, "consume"), []).append(count * size / seconds / MB)
+            delete_topic(bootstrap, topic)
             if name in args.kcat_talks_to and not tuned:
                 topic = create_topic(bootstrap, partitions)
                 lines = lines_file(args.workdir, size, count)
@@ -216,6 +229,7 @@ def _figure(brokers: dict[str, str], size: int, partitions: int, args: argparse.
                 rates.setdefault((name, "kcat produce"), []).append(count * size / seconds / MB)
                 seconds = kcat_consume(args.kcat, bootstrap, topic, count)
                 rates.setdefault((name, "kcat consume"), []).append(count * size / seconds / MB)
+                delete_topic(bootstrap, topic)
     if size == 10_000 and partitions == 4 and not tuned:
         _against_the_mock_cluster(brokers["kcli"], count, args.rounds, args.workdir)
     clients = "tuned" if tuned else "default"
@@ -242,8 +256,10 @@ def _against_the_mock_cluster(kcli: str, count: int, rounds: int, workdir: Path)
         disk.append(count * 10_000 / file_append_seconds(workdir, count * 10_000) / MB)
         for target in ("kcli", "mock") if round_ % 2 == 0 else ("mock", "kcli"):
             if target == "kcli":
-                seconds = produce(kcli, create_topic(kcli, 4), 10_000, count, tuned=False)
+                topic = create_topic(kcli, 4)
+                seconds = produce(kcli, topic, 10_000, count, tuned=False)
                 ours.append(count * 10_000 / seconds / MB)
+                delete_topic(kcli, topic)
             else:  # the mock cluster lives in the producer; its topics get 4 partitions
                 seconds = produce("", f"bench-{uuid.uuid4().hex[:8]}", 10_000, count,
                                   tuned=False, extra={"test.mock.num.brokers": "1"})

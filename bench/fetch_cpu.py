@@ -1,5 +1,5 @@
-"""Broker CPU seconds per GB consumed: this checkout against an earlier revision (before
-zero-copy fetch, say) and Tansu, side by side in one run.
+"""Broker CPU seconds per GB consumed and produced: this checkout against an earlier
+revision (before zero-copy fetch, say) and Tansu, side by side in one run.
 
     python bench/fetch_cpu.py [--before REV] [--megabytes 500] [--rounds 3] [--size 1000]
 
@@ -8,11 +8,14 @@ Tansu, in memory) gets one topic of 4 partitions filled with MEGABYTES of SIZE-b
 records. Then, in every round and alternating the order, each is read whole by
 
 - a confluent-kafka Consumer with default settings (bootstrap and group only), and
-- kcat (``-C -e -o beginning``, output to /dev/null): a client that costs little
+- kcat (``-C -o beginning -c COUNT``, output to /dev/null): a client that costs little
   (not against Tansu, whose metadata kcat's librdkafka fails on: "Broker transport
-  failure"),
+  failure"); a count, not -e, whose wait for an empty fetch at the end would count
+  half a second against kcat's MB/s;
 
-while the broker's CPU time (user + system, from /proc) is sampled before and after.
+and a confluent-kafka Producer with default settings writes MEGABYTES into a fresh
+topic, while the broker's CPU time (user + system, from /proc) is sampled before and
+after each.
 Prints CPU-s per GB and MB/s as median (min-max) over the rounds. Not a test.
 """
 
@@ -46,12 +49,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def kcat_consume(bootstrap: str, topic: str) -> float:
-    """Seconds for kcat to read the topic to its end."""
+def kcat_consume(bootstrap: str, topic: str, count: int) -> float:
+    """Seconds for kcat to read the topic's ``count`` records."""
     kcat = shutil.which("kcat") or "kcat"
     started = time.perf_counter()
-    subprocess.run([kcat, "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q"],
-                   stdout=subprocess.DEVNULL, check=True, timeout=600)
+    subprocess.run([kcat, "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-q",
+                    "-c", str(count)], stdout=subprocess.DEVNULL, check=True, timeout=600)
     return time.perf_counter() - started
 
 
@@ -84,9 +87,11 @@ def main() -> None:
             topics[name] = create_topic(bootstrap, PARTITIONS)
             produce(bootstrap, topics[name], args.size, count, tuned=True)
         print(f"{args.megabytes} MB of {args.size} B records in {PARTITIONS} partitions per "
-              f"broker, read whole {args.rounds} times by each client, interleaved; "
+              f"broker, read whole {args.rounds} times by each client and as much produced "
+              "as often, interleaved; "
               "median (min-max)")
         results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        gigabytes = count * args.size / 1e9
         for round_ in range(args.rounds):
             order = list(processes) if round_ % 2 == 0 else list(reversed(processes))
             for name in order:
@@ -96,17 +101,22 @@ def main() -> None:
                         continue  # kcat's librdkafka cannot read Tansu's metadata
                     before = cpu_seconds(pid)
                     if client == "kcat":
-                        seconds = kcat_consume(bootstrap, topics[name])
+                        seconds = kcat_consume(bootstrap, topics[name], count)
                     else:
                         seconds = consume(bootstrap, topics[name], count, PARTITIONS,
                                           tuned=False)
                     used = cpu_seconds(pid) - before
-                    gigabytes = count * args.size / 1e9
-                    results.setdefault((client, name), []).append(
+                    results.setdefault((f"consume, {client}", name), []).append(
                         (used / gigabytes, gigabytes * 1000 / seconds))
-        print(f"{'client':28}{'broker':16}{'CPU-s per GB':>22}{'MB/s':>22}")
+                before = cpu_seconds(pid)
+                seconds = produce(bootstrap, create_topic(bootstrap, PARTITIONS), args.size,
+                                  count, tuned=False)
+                used = cpu_seconds(pid) - before
+                results.setdefault(("produce, confluent-kafka (default)", name), []).append(
+                    (used / gigabytes, gigabytes * 1000 / seconds))
+        print(f"{'client':36}{'broker':16}{'CPU-s per GB':>22}{'MB/s':>22}")
         for (client, name), rows in results.items():
-            print(f"{client:28}{name:16}{spread([r[0] for r in rows], digits=2):>22}"
+            print(f"{client:36}{name:16}{spread([r[0] for r in rows], digits=2):>22}"
                   f"{spread([r[1] for r in rows], digits=0):>22}", flush=True)
     finally:
         for stop in stops:
