@@ -325,12 +325,12 @@ class Broker:
         never opens it."""
         partition = self.partitions.pop(key)
         try:
-            partition.close()
+            partition.discard()
         except OSError as error:
             log.error("closing %s-%d failed: %s", partition.topic, partition.index, error)
         directory = partition.log.directory
         try:
-            delete_partition_dir(directory)
+            delete_partition_dir(directory, in_background=True)
         except OSError as error:
             log.error("cannot delete %s: %s", directory, error)
             self._undeleted.setdefault(partition.topic, []).append(

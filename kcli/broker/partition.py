@@ -726,6 +726,11 @@ class Partition:
             self.txns.save(self.log.log_end_offset)
         self.log.close()
 
+    def discard(self) -> None:
+        """Close a partition whose data is about to be deleted: no flush, no snapshots."""
+        self.closed = True
+        self.log.discard()
+
 
 def _record_errors(error_code: int, log_start_offset: int,
                    errors: list[tuple[int, str]]) -> AppendResult:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import stat
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -118,7 +121,7 @@ def test_a_failed_deletion_is_an_error_answer_and_never_served_again(
         directory = partition.log.directory
         assert read_topic_id(directory) == old_id
 
-        def refuse(path: Path) -> None:
+        def refuse(path: Path, **_how: object) -> None:
             raise PermissionError(13, "Permission denied", str(path))
 
         with monkeypatch.context() as patched:
@@ -135,5 +138,41 @@ def test_a_failed_deletion_is_an_error_answer_and_never_served_again(
         assert recreated.log.log_end_offset == 0
         assert read_topic_id(directory) == broker.metadata.topics["t"].topic_id != old_id
         assert not [p for p in os.listdir(broker.data_dir) if p.endswith("-delete")]
+    finally:
+        broker.close()
+
+
+def test_a_deleted_topics_data_goes_without_a_flush_and_in_the_background(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleting a topic frees its directories' names at once and never fsyncs its files
+    first (data about to be deleted need not reach the disk, and a flush of a large
+    segment stalled every client of the broker); the files go in the remover's thread."""
+    broker = Broker(BrokerConfig(node_id=1, data_dir=tmp_path / "data"))
+    broker.open(9092)
+    synced_files: list[str] = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+    def watch(sync: Callable[[int], None]) -> Callable[[int], None]:
+        def watched(fd: int) -> None:
+            if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                synced_files.append(os.readlink(f"/proc/self/fd/{fd}"))
+            sync(fd)
+        return watched
+
+    try:
+        asyncio.run(broker.create_topic("t", 2, 1, {}))
+        for index in range(2):
+            broker.partitions[("t", index)].append_client_batch(
+                encode_batch([Record(0, 1_700_000_000_000, None, b"x" * 1000, [])]), 1)
+        directories = [broker.partitions[("t", i)].log.directory for i in range(2)]
+        monkeypatch.setattr(os, "fsync", watch(real_fsync))
+        monkeypatch.setattr(os, "fdatasync", watch(real_fdatasync))
+        asyncio.run(broker.delete_topic("t"))
+        assert not any(d.exists() for d in directories)
+        assert not [f for f in synced_files if "/t-" in f or "-delete" in f], synced_files
+        deadline = time.monotonic() + 10
+        while any(p.name.endswith("-delete") for p in broker.data_dir.iterdir()):
+            assert time.monotonic() < deadline, "the remover left the deleted directories"
+            time.sleep(0.05)
     finally:
         broker.close()

@@ -8,7 +8,8 @@ with another topic's id is never opened as the new topic's log.
 
 A directory is deleted by renaming it to ``<topic>-<partition>.<uuid>-delete`` first,
 so that a crash midway never leaves a half-deleted log under the partition's name;
-whatever is left with that suffix is removed when the broker starts. As Kafka's
+whatever is left with that suffix is removed when the broker starts. A deleted topic's
+directories are removed in a thread of their own, as Kafka deletes them asynchronously. As Kafka's
 ``logDeleteDirName`` does, the topic part is cut short so that the new name fits in a
 file name (255 bytes): a 249-character topic plus the suffix would not. A directory
 that no topic hosted here claims at start-up is renamed ``...-stray`` the same way and
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import base64
 import os
+import queue
 import re
 import shutil
+import threading
 import uuid
 from pathlib import Path
 
@@ -55,18 +58,51 @@ def is_partition_dir(path: Path) -> bool:
     return (path / TOPIC_ID_FILE).exists() or any(path.glob("*.log"))
 
 
-def delete_partition_dir(directory: Path) -> None:
+def delete_partition_dir(directory: Path, *, in_background: bool = False) -> None:
     """Delete a partition's directory (its log closed first): rename it to a ``-delete``
-    name, make the rename durable, then remove it. Raises OSError when the rename fails:
-    the directory then stays whole under its name. What the removal leaves is removed
-    at the next start."""
+    name, make the rename durable, then remove it, at once or ``in_background``. Raises
+    OSError when the rename fails: the directory then stays whole under its name. What
+    the removal leaves is removed at the next start."""
     directory = Path(directory)
     if not directory.exists():
         return
     doomed = directory.with_name(renamed_dir_name(directory.name, DELETE_SUFFIX))
     os.rename(directory, doomed)
     fsync_dir(directory.parent)
-    shutil.rmtree(doomed, ignore_errors=True)
+    if in_background:
+        _remover.remove(doomed)
+    else:
+        shutil.rmtree(doomed, ignore_errors=True)
+
+
+class _BackgroundRemover:
+    """Removes renamed-away directories in one daemon thread, in the order given.
+
+    A deleted topic's segments can hold gigabytes: unlinking them (the kernel drops
+    their cached pages as it goes) took the event loop's thread for as long, and every
+    client of the broker waited. The rename has already freed the partition's name; a
+    stop that cuts a removal short leaves a ``-delete`` directory for the next start."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def remove(self, path: Path) -> None:
+        """Queue ``path`` for removal (errors are ignored, as the next start retries)."""
+        self._queue.put(path)
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="kcli-dir-remover",
+                                                daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            shutil.rmtree(self._queue.get(), ignore_errors=True)
+
+
+_remover = _BackgroundRemover()
 
 
 def set_aside(directory: Path) -> Path:

@@ -879,6 +879,13 @@ class PartitionLog:
         checkpoints.write_clean_shutdown(self.directory, self._segments)
         self._close_files()
 
+    def discard(self) -> None:
+        """Release the files of a log about to be deleted: nothing is flushed and no
+        clean-shutdown marker is written (a deleted topic's data need not reach the
+        disk first; its directory is renamed away before anything could reopen it)."""
+        if not self._closed:
+            self._close_files()
+
     def _close_files(self) -> None:
         self._closed = True
         for segment in self._segments:
