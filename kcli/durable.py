@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -53,6 +54,16 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     with memoryview(data) as view:
         while written < total:
             written += os.write(fd, view[written:])
+
+
+def writev_all(fd: int, parts: Sequence[bytes | bytearray | memoryview]) -> int:
+    """os.writev until every byte of ``parts``, in order, is written; the total."""
+    total = sum(len(part) for part in parts)
+    written = os.writev(fd, parts)
+    if written < total:  # the rest, from where the short write stopped
+        rest = b"".join(parts)[written:]
+        write_all(fd, rest)
+    return total
 
 
 def fsync_dir(directory: Path) -> None:

@@ -50,6 +50,22 @@ def test_write_all_completes_short_writes(tmp_path: Path,
     assert len(sizes) == 11
 
 
+def test_writev_all_completes_a_short_writev(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = [bytearray(b"head" * 3), memoryview(bytes(range(256)) * 4)]
+    real_writev = os.writev
+    monkeypatch.setattr(durable.os, "writev",
+                        lambda fd, buffers: real_writev(fd, [bytes(buffers[0][:5])]))
+    sizes = short_writes(monkeypatch, 100)
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
+    try:
+        assert durable.writev_all(fd, parts) == 12 + 1024
+    finally:
+        os.close(fd)
+    assert (tmp_path / "f").read_bytes() == b"".join(parts)
+    assert sum(sizes) == 12 + 1024 - 5  # the rest went by write_all, short writes and all
+
+
 def test_write_atomically_completes_short_writes(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     short_writes(monkeypatch, 7)

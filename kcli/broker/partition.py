@@ -308,14 +308,24 @@ class Partition:
         if duplicate is not None:
             return AppendResult(ErrorCode.none, duplicate.first_offset, -1, start,
                                 last_offset=duplicate.last_offset)
-        batch = bytearray(records)
-        if max_timestamp != header.max_timestamp and not settings.log_append_time:
-            set_max_timestamp(batch, max_timestamp)  # some clients write -1 there
-        if settings.compression not in ("producer", CODEC_NAMES[header.compression]):
-            try:  # decodes every record: a header key that is not UTF-8 is refused here
-                batch = recompress(batch, settings.compression)
-            except BatchError as error:
-                return AppendResult(error.error_code, log_start_offset=start, message=str(error))
+        # The batch as sent (the log copies only its header to stamp) unless its CRC must
+        # change: LogAppendTime, a wrong maxTimestamp, or the topic's own compression.
+        batch: bytes | bytearray = records
+        fix_max_timestamp = (max_timestamp != header.max_timestamp
+                             and not settings.log_append_time)
+        recompressing = settings.compression not in ("producer",
+                                                     CODEC_NAMES[header.compression])
+        if settings.log_append_time or fix_max_timestamp or recompressing:
+            rewritten = bytearray(records)
+            if fix_max_timestamp:
+                set_max_timestamp(rewritten, max_timestamp)  # some clients write -1 there
+            if recompressing:
+                try:  # decodes every record: a header key that is not UTF-8 is refused here
+                    rewritten = recompress(rewritten, settings.compression)
+                except BatchError as error:
+                    return AppendResult(error.error_code, log_start_offset=start,
+                                        message=str(error))
+            batch = rewritten
         try:
             info = self.log.append(
                 batch,

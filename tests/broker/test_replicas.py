@@ -120,12 +120,13 @@ def test_a_storage_error_is_answered_and_an_offline_log_refuses_every_request(
     _, replicas = setup(tmp_path, PartitionState(replicas=[1], leader=1, isr=[1]))
     partition = replicas.partitions[("t", 0)]
     assert replicas.append_to_leader("t", 0, batch(), -1).base_offset == 0
-    real_write, real_ftruncate = os.write, os.ftruncate
+    real_write, real_writev, real_ftruncate = os.write, os.writev, os.ftruncate
 
     def disk_full(fd: int, data: bytes | bytearray | memoryview) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "write", disk_full)
+    monkeypatch.setattr(os, "writev", disk_full)
     failed = replicas.append_to_leader("t", 0, batch(), -1)
     assert (failed.error_code, failed.base_offset) == (ErrorCode.kafka_storage_error, -1)
     assert not partition.log.offline
@@ -133,17 +134,20 @@ def test_a_storage_error_is_answered_and_an_offline_log_refuses_every_request(
     assert read.error_code == ErrorCode.none
     assert read.records
     monkeypatch.setattr(os, "write", real_write)
+    monkeypatch.setattr(os, "writev", real_writev)
     assert replicas.append_to_leader("t", 0, batch(), -1).base_offset == 1
 
     def cannot_truncate(fd: int, length: int) -> None:
         raise OSError(errno.EIO, "I/O error")
 
     monkeypatch.setattr(os, "write", disk_full)
+    monkeypatch.setattr(os, "writev", disk_full)
     monkeypatch.setattr(os, "ftruncate", cannot_truncate)
     failed = replicas.append_to_leader("t", 0, batch(), -1)
     assert failed.error_code == ErrorCode.kafka_storage_error
     assert partition.log.offline
     monkeypatch.setattr(os, "write", real_write)
+    monkeypatch.setattr(os, "writev", real_writev)
     monkeypatch.setattr(os, "ftruncate", real_ftruncate)
     assert replicas.append_to_leader("t", 0, batch(), -1).error_code == (
         ErrorCode.kafka_storage_error)

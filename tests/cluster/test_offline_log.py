@@ -47,6 +47,7 @@ def failing_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     with monkeypatch.context() as patched:
         patched.setattr(os, "write", fails)
+        patched.setattr(os, "writev", fails)
         patched.setattr(os, "ftruncate", fails)
         yield
 

@@ -15,6 +15,7 @@ from kcli.durable import (
     make_private_dir,
     write_all,
     write_atomically,
+    writev_all,
 )
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "sync_data",
     "write_all",
     "write_atomically",
+    "writev_all",
 ]
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)

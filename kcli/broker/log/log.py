@@ -230,13 +230,16 @@ class PartitionLog:
     # ================================================================== appending
 
     def append(
-        self, batch: bytearray | memoryview, *, leader_epoch: int, log_append_time: int | None
+        self, batch: bytes | bytearray | memoryview, *, leader_epoch: int,
+        log_append_time: int | None,
     ) -> AppendInfo:
         """Append one client batch (already checked by validate_client_batch).
 
         Assigns offsets from log_end_offset and stamps them, the leader epoch and the
-        LogAppendTime into `batch` in place; rolls first if needed; writes to the OS and
-        fsyncs by the flush policy.
+        LogAppendTime into `batch` in place when it is writable; rolls first if needed;
+        writes to the OS and fsyncs by the flush policy. A read-only `batch` (bytes) is
+        not copied: offsets and epoch lie outside its CRC, so a copy of its header is
+        stamped and written before the rest (LogAppendTime, inside the CRC, takes a copy).
 
         All or nothing: a failed write (StorageError) leaves the files and the log end
         offset as they were. LogOffline when the log is (or has just gone) offline.
@@ -257,8 +260,19 @@ class PartitionLog:
                 self._epochs.assign(leader_epoch, base)
             if self._should_roll(segment, size, last, max_ts):
                 segment = self._roll(base)
-            stamp_batch(batch, base, leader_epoch, log_append_time)
-            segment.append(batch, last, max_ts, self.config.index_interval_bytes)
+            data: bytearray | memoryview | tuple[bytearray, memoryview]
+            if isinstance(batch, bytearray) or (isinstance(batch, memoryview)
+                                                and not batch.readonly):
+                stamp_batch(batch, base, leader_epoch, log_append_time)
+                data = batch
+            elif log_append_time is None:  # offsets and epoch lie outside the CRC
+                head = bytearray(batch[:HEADER_SIZE])
+                stamp_batch(head, base, leader_epoch, None)
+                data = (head, memoryview(batch)[HEADER_SIZE:])
+            else:  # LogAppendTime changes the CRC, which covers the whole batch
+                data = bytearray(batch)
+                stamp_batch(data, base, leader_epoch, log_append_time)
+            segment.append(data, last, max_ts, self.config.index_interval_bytes)
         except LogOffline:
             self._offline = True
             raise

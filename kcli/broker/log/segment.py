@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import crc32c
 
-from kcli.broker.log._files import READ_WRITE_APPEND, sync_data, write_all
+from kcli.broker.log._files import READ_WRITE_APPEND, sync_data, write_all, writev_all
 from kcli.broker.log.batch import (
     CRC_START,
     HEADER_SIZE,
@@ -256,18 +256,22 @@ class Segment:
 
     def append(
         self,
-        data: bytes | bytearray | memoryview,
+        data: bytes | bytearray | memoryview | tuple[bytearray, memoryview],
         last_offset: int,
         max_ts: int,
         index_interval: int,
     ) -> None:
         """Write whole batches at the end, then their index entries; all or nothing: on
         failure the files and the segment's state are cut back to where they were
-        (LogOffline, chained to the failure, if even that fails)."""
+        (LogOffline, chained to the failure, if even that fails). ``data`` may be one
+        batch in two parts, its stamped header and the rest, written with one writev."""
         position = self.size
         try:
-            write_all(self.fd, data)
-            size = len(data)
+            if isinstance(data, tuple):
+                size = writev_all(self.fd, data)
+            else:
+                write_all(self.fd, data)
+                size = len(data)
             self.size = position + size
             if position == 0:
                 self._first_timestamp = max_ts

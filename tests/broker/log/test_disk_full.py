@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import crc32c
@@ -34,6 +34,7 @@ EVERY_BATCH = LogConfig(index_interval_bytes=0)
 """Every batch after the first writes an offset index and a time index entry."""
 
 _real_write = os.write
+_real_writev = os.writev
 _real_open = os.open
 _real_ftruncate = os.ftruncate
 
@@ -65,6 +66,11 @@ class DiskFull:
             return _real_write(fd, memoryview(data)[: len(data) // 2])
         raise OSError(self.code, os.strerror(self.code))
 
+    def writev(self, fd: int, buffers: Sequence[bytes | bytearray | memoryview]) -> int:
+        """The same faults for a batch written in parts (its stamped header, the rest)."""
+        return self.write(fd, b"".join(buffers)) if self._hits(_path_of(fd)) \
+            else _real_writev(fd, buffers)
+
     def open(self, path: str | os.PathLike[str], flags: int, mode: int = 0o777,
              **kwargs: object) -> int:
         if flags & os.O_CREAT and self._hits(os.fspath(path)) and not os.path.exists(path):
@@ -78,6 +84,7 @@ def disk_full(monkeypatch: pytest.MonkeyPatch) -> Callable[..., DiskFull]:
     def arm(*suffixes: str, code: int = errno.ENOSPC, creates: bool = False) -> DiskFull:
         fault = DiskFull(*suffixes, code=code)
         monkeypatch.setattr(os, "write", fault.write)
+        monkeypatch.setattr(os, "writev", fault.writev)
         if creates:
             monkeypatch.setattr(os, "open", fault.open)
         return fault
@@ -239,6 +246,7 @@ def test_an_undo_that_fails_takes_the_log_offline(
     assert log.offline
     monkeypatch.setattr(os, "ftruncate", _real_ftruncate)
     monkeypatch.setattr(os, "write", _real_write)
+    monkeypatch.setattr(os, "writev", _real_writev)
     with pytest.raises(LogOffline):  # no more writes, even with the disk back
         log.append(client_batch(2, timestamp=3_000), leader_epoch=0, log_append_time=None)
     with pytest.raises(LogOffline):

@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import crc32c
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -680,6 +681,32 @@ def test_append_accepts_a_writable_view_of_a_request_buffer(tmp_path: Path) -> N
     assert read_header(request, 12).base_offset == 1  # stamped in place
     assert log.read(1, 1 << 20) == bytes(view)
     log.close()
+
+
+@pytest.mark.parametrize("log_append_time", [None, 1_800_000_000_000])
+def test_a_read_only_batch_is_written_as_a_copy_would_be(
+        tmp_path: Path, log_append_time: int | None) -> None:
+    """bytes (a decoded request's records) are not copied to be stamped: only their
+    header is, and the log holds exactly what stamping a copy in place gives."""
+    batches = [client_batch(3), client_batch(2, value_size=500)]
+    frozen = [bytes(b) for b in batches]
+    by_copy = PartitionLog.open(tmp_path / "copy-0", LogConfig())
+    as_sent = PartitionLog.open(tmp_path / "sent-0", LogConfig())
+    for batch, sent in zip(batches, frozen, strict=True):
+        by_copy.append(bytearray(batch), leader_epoch=4, log_append_time=log_append_time)
+        as_sent.append(sent, leader_epoch=4, log_append_time=log_append_time)
+    assert frozen == [bytes(b) for b in batches]  # the caller's bytes stay as they were
+    assert as_sent.read(0, 1 << 20) == by_copy.read(0, 1 << 20)
+    stored = as_sent.read(0, 1 << 20)
+    headers = [read_header(stored)]
+    headers.append(read_header(stored, headers[0].batch_length + 12))
+    assert [(h.base_offset, h.partition_leader_epoch) for h in headers] == [(0, 4), (3, 4)]
+    assert [h.crc for h in headers] == [
+        crc32c.crc32c(stored[21:headers[0].batch_length + 12]),
+        crc32c.crc32c(stored[headers[0].batch_length + 12 + 21:]),
+    ]
+    by_copy.close()
+    as_sent.close()
 
 
 def test_batch_headers(tmp_path: Path) -> None:
