@@ -308,14 +308,15 @@ class Partition:
         if duplicate is not None:
             return AppendResult(ErrorCode.none, duplicate.first_offset, -1, start,
                                 last_offset=duplicate.last_offset)
-        # The batch as sent (the log copies only its header to stamp) unless its CRC must
-        # change: LogAppendTime, a wrong maxTimestamp, or the topic's own compression.
+        # The batch as sent (the log copies what it stamps: the header, or for
+        # LogAppendTime the whole batch) unless it must change here first: a wrong
+        # maxTimestamp, or the topic's own compression.
         batch: bytes | bytearray = records
         fix_max_timestamp = (max_timestamp != header.max_timestamp
                              and not settings.log_append_time)
         recompressing = settings.compression not in ("producer",
                                                      CODEC_NAMES[header.compression])
-        if settings.log_append_time or fix_max_timestamp or recompressing:
+        if fix_max_timestamp or recompressing:
             rewritten = bytearray(records)
             if fix_max_timestamp:
                 set_max_timestamp(rewritten, max_timestamp)  # some clients write -1 there
