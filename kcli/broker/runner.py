@@ -199,7 +199,7 @@ async def serve(config: BrokerConfig, stop: asyncio.Event | None = None) -> None
 def _freeze_startup_heap() -> None:
     """Move what start-up left alive (modules, the CLI, the opened logs) out of the
     collector's sight: it lives as long as the broker. A full collection walked all of it,
-    a 20-35 ms stall that every request in flight waited out (issue 18's p99).
+    a 20-40 ms stall that every request in flight waited out (issue 18's p99).
 
     The price: a partition opened at start-up and deleted later frees what reference
     counting frees, but any cycle among its objects stays until the broker restarts; at

@@ -9,11 +9,11 @@ with another topic's id is never opened as the new topic's log.
 A directory is deleted by renaming it to ``<topic>-<partition>.<uuid>-delete`` first,
 so that a crash midway never leaves a half-deleted log under the partition's name;
 whatever is left with that suffix is removed when the broker starts. A deleted topic's
-directories are removed in a thread of their own, as Kafka deletes them asynchronously. As Kafka's
-``logDeleteDirName`` does, the topic part is cut short so that the new name fits in a
-file name (255 bytes): a 249-character topic plus the suffix would not. A directory
-that no topic hosted here claims at start-up is renamed ``...-stray`` the same way and
-kept for the operator, as Kafka keeps stray logs.
+directories are removed in a thread of their own, as Kafka deletes them asynchronously.
+As Kafka's ``logDeleteDirName`` does, the topic part is cut short so that the new name
+fits in a file name (255 bytes): a 249-character topic plus the suffix would not. A
+directory that no topic hosted here claims at start-up is renamed ``...-stray`` the same
+way and kept for the operator, as Kafka keeps stray logs.
 """
 
 from __future__ import annotations
