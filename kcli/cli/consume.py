@@ -26,16 +26,20 @@ if TYPE_CHECKING:
     from kcli.client.serdes import RegistryDecoder
 
 
+def _lines(lines: list[bytes]) -> bytes:
+    """Each line followed by a newline, in one buffer."""
+    lines.append(b"")  # the last newline joined in: `+ b"\n"` copied the batch again
+    return b"\n".join(lines)
+
+
 def _raw(batch: list[Any]) -> bytes:
-    values = [m.value() or b"" for m in batch]
-    values.append(b"")  # the last newline joined in: `+ b"\n"` copied the batch again
-    return b"\n".join(values)
+    return _lines([m.value() or b"" for m in batch])
 
 
 def _envelope(batch: list[Any]) -> bytes:
     from kcli.formats.envelope import dumps_message
 
-    return b"\n".join([dumps_message(m) for m in batch]) + b"\n"
+    return _lines([dumps_message(m) for m in batch])
 
 
 class _Decoded:
