@@ -344,7 +344,7 @@ def kcat_consume(kcat: str, bootstrap: str, topic: str, count: int) -> float:
     started = time.perf_counter()
     subprocess.run([kcat, "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
                     "-c", str(count)], check=True, stdout=subprocess.DEVNULL,
-                   stdin=subprocess.DEVNULL)
+                   stdin=subprocess.DEVNULL, timeout=600)
     return time.perf_counter() - started
 
 

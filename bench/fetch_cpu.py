@@ -27,13 +27,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.broker import consume, create_topic, produce  # noqa: E402
+from bench.broker import consume, create_topic, kcat_consume, produce  # noqa: E402
 from bench.peers import Tansu  # noqa: E402
 from bench.scale import spread  # noqa: E402
 from tests.support.broker import BrokerProcess  # noqa: E402
@@ -47,15 +46,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def kcat_consume(bootstrap: str, topic: str, count: int) -> float:
-    """Seconds for kcat to read the topic's ``count`` records."""
-    kcat = shutil.which("kcat") or "kcat"
-    started = time.perf_counter()
-    subprocess.run([kcat, "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-q",
-                    "-c", str(count)], stdout=subprocess.DEVNULL, check=True, timeout=600)
-    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -101,7 +91,8 @@ def main() -> None:
                         continue  # kcat's librdkafka cannot read Tansu's metadata
                     before = cpu_seconds(pid)
                     if client == "kcat":
-                        seconds = kcat_consume(bootstrap, topics[name], count)
+                        seconds = kcat_consume(shutil.which("kcat") or "kcat", bootstrap,
+                                               topics[name], count)
                     else:
                         seconds = consume(bootstrap, topics[name], count, PARTITIONS,
                                           tuned=False)
