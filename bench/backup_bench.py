@@ -13,6 +13,9 @@ processes included:
     kcli backup SRC --to DIR            backup throughput   (ratio to consume)
     kcli restore DIR --topic SRC=COPY   restore throughput  (ratio to produce)
     kcat -P -t T -l DATA                a peer's produce    (when kcat is installed)
+    kcli restore --help; a bare confluent-kafka produce loop of the values, in memory
+                                        restore's floor: start-up plus the binding's
+                                        produce() per record
     kcat -C -t SRC -e > /dev/null       a peer's consume
     kcat -C -t SRC -e -f '%k\\t%s\\n' | zstd -1 > FILE
                                         what a user might do instead of a backup
@@ -130,6 +133,42 @@ def timed(args: list[str], stdout: int | None = subprocess.DEVNULL) -> float:
     return seconds
 
 
+PRODUCE_LOOP = """
+import sys, time
+from confluent_kafka import Producer
+bootstrap, topic, path = sys.argv[1:4]
+with open(path, "rb") as f:
+    values = f.read().splitlines()
+producer = Producer({"bootstrap.servers": bootstrap})
+produce, poll = producer.produce, producer.poll
+started = time.perf_counter()
+for index, value in enumerate(values):
+    while True:
+        try:
+            produce(topic, value)
+            break
+        except BufferError:
+            poll(0.005)
+    if index & 1023 == 0:
+        poll(0)
+if producer.flush(120):
+    raise SystemExit("records left unacknowledged")
+print(time.perf_counter() - started)
+"""
+"""The binding's floor for any restore: a default confluent-kafka producer sending the
+values, already in memory, one produce() call each (no keys, headers, timestamps or
+delivery callbacks); prints the seconds from the first produce() to the flush."""
+
+
+def produce_loop_seconds(bootstrap: str, topic: str, data: Path) -> float:
+    """Seconds of :data:`PRODUCE_LOOP` in a fresh process (its start-up not counted)."""
+    done = subprocess.run([sys.executable, "-c", PRODUCE_LOOP, bootstrap, topic, str(data)],
+                          env=env(), capture_output=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the produce loop failed:\n{done.stderr.decode()}")
+    return float(done.stdout)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=int, default=1024, help="data size in MB (10^6 bytes)")
@@ -172,6 +211,8 @@ def main() -> None:
             times["kcat -c | zstd"] = []
         times.update({f"backup {c}": [] for c in codecs})
         times["restore"] = []
+        times["produce loop"] = []
+        startup: list[float] = []
         source = None
         for rep in range(args.repeat):
             topic = f"bench-{rep}"
@@ -219,6 +260,13 @@ def main() -> None:
                                                f"{source}={copy}")))
             subprocess.run(kcli(*b, "topic", "delete", copy, "--yes"), env=env(), check=True,
                            stdout=subprocess.DEVNULL)
+            startup.append(timed(kcli("restore", "--help")))
+            floor = f"bench-loop-{rep}"
+            subprocess.run(kcli(*b, "topic", "create", floor, "-P", str(args.partitions)),
+                           env=env(), check=True, stdout=subprocess.DEVNULL)
+            times["produce loop"].append(produce_loop_seconds(bootstrap, floor, data))
+            subprocess.run(kcli(*b, "topic", "delete", floor, "--yes"), env=env(), check=True,
+                           stdout=subprocess.DEVNULL)
             archive_bytes = sum(p.stat().st_size for p in archive.rglob("*") if p.is_file())
             if rep < args.repeat - 1:
                 shutil.rmtree(archive)
@@ -245,6 +293,13 @@ def main() -> None:
                 print(f"backup ({codec}) / {peer} = {ratio:.0%}")
         for peer in ["produce", "kcat produce"] if kcat else ["produce"]:
             print(f"restore / {peer} = {rates['restore'] / rates[peer]:.0%}")
+        start, loop = statistics.median(startup), statistics.median(times["produce loop"])
+        print(f"restore's floor through confluent-kafka: kcli start-up (restore --help) "
+              f"{start:.2f} s + the bare produce loop {loop:.2f} s = {start + loop:.2f} s "
+              f"(medians; restore "
+              f"{statistics.median(times['restore']):.2f} s"
+              + (f", kcat -P {statistics.median(times['kcat produce']):.2f} s)" if kcat
+                 else ")"))
     finally:
         if broker is not None:
             broker.stop()
