@@ -24,7 +24,9 @@ brokers inside the producer's own process, ``test.mock.num.brokers``, 4 partitio
 interleaved the same way: the most a default confluent-kafka producer can send here,
 printed as kcli's share of it, and beside it the rate at which this machine appends the
 same bytes to a new file in the broker's data dir (1 MB writes, no fsync): the most a
-broker that keeps its data on disk could take. ``--tuned`` adds rows with the large-batch client
+broker that keeps its data on disk could take. Under them, the CPU seconds per GB of the
+producer and of kcli's broker, and the most those allow on this machine's cores (the
+producer takes more of them than the broker). ``--tuned`` adds rows with the large-batch client
 settings of earlier versions; ``--contention`` keeps a CPU-burning process on core 0
 during every run, as on a busy machine. Issue 18's goals: kcli at least 2x Tansu at
 1 KB and 10 KB, with and without contention, and 80% of the mock cluster. Not a test:
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -190,6 +193,8 @@ def main() -> None:
     for name in sorted(set(brokers) - args.kcat_talks_to if args.kcat else ()):
         print(f"kcat cannot talk to {name} (its metadata request fails): no kcat figures for it")
     args.workdir = workdir
+    assert kcli.process is not None
+    args.kcli_pid = kcli.process.pid
     print(f"{args.megabytes} MB per run (100 B: a third), {args.rounds} rounds interleaved, "
           f"{'with' if args.contention else 'without'} a CPU burner on core 0; MB/s median "
           "(min-max)")
@@ -231,7 +236,8 @@ def _figure(brokers: dict[str, str], size: int, partitions: int, args: argparse.
                 rates.setdefault((name, "kcat consume"), []).append(count * size / seconds / MB)
                 delete_topic(bootstrap, topic)
     if size == 10_000 and partitions == 4 and not tuned:
-        _against_the_mock_cluster(brokers["kcli"], count, args.rounds, args.workdir)
+        _against_the_mock_cluster(brokers["kcli"], args.kcli_pid, count, args.rounds,
+                                  args.workdir)
     clients = "tuned" if tuned else "default"
     ops = ("produce", "consume", "kcat produce", "kcat consume") if args.kcat and not tuned \
         else ("produce", "consume")
@@ -246,23 +252,35 @@ def _figure(brokers: dict[str, str], size: int, partitions: int, args: argparse.
         print(f"{label:34}{spread(ours):>18}{spread(theirs):>18}{ratio:7.2f}", flush=True)
 
 
-def _against_the_mock_cluster(kcli: str, count: int, rounds: int, workdir: Path) -> None:
+def _against_the_mock_cluster(kcli: str, kcli_pid: int, count: int, rounds: int,
+                              workdir: Path) -> None:
     """Produce 10 KB records to kcli and to librdkafka's mock cluster, interleaved; and
-    the rate of plain appends of as many bytes to a file on the data dir's disk."""
+    the rate of plain appends of as many bytes to a file on the data dir's disk. Also
+    the CPU seconds per GB of each side: the producer (this process), kcli's broker, and
+    the producer with the mock cluster inside it. With the machine's cores all busy, a
+    broker that costs B CPU-s per GB beside a client that costs C can take at most
+    cores / (B + C) GB/s."""
     ours: list[float] = []
     mock: list[float] = []
     disk: list[float] = []
+    cpu: dict[str, list[float]] = {"client": [], "broker": [], "mock": []}
+    gigabytes = count * 10_000 / 1e9
     for round_ in range(rounds):
         disk.append(count * 10_000 / file_append_seconds(workdir, count * 10_000) / MB)
         for target in ("kcli", "mock") if round_ % 2 == 0 else ("mock", "kcli"):
             if target == "kcli":
                 topic = create_topic(kcli, 4)
+                client, broker = own_cpu_seconds(), process_cpu_seconds(kcli_pid)
                 seconds = produce(kcli, topic, 10_000, count, tuned=False)
+                cpu["client"].append((own_cpu_seconds() - client) / gigabytes)
+                cpu["broker"].append((process_cpu_seconds(kcli_pid) - broker) / gigabytes)
                 ours.append(count * 10_000 / seconds / MB)
                 delete_topic(kcli, topic)
             else:  # the mock cluster lives in the producer; its topics get 4 partitions
+                client = own_cpu_seconds()
                 seconds = produce("", f"bench-{uuid.uuid4().hex[:8]}", 10_000, count,
                                   tuned=False, extra={"test.mock.num.brokers": "1"})
+                cpu["mock"].append((own_cpu_seconds() - client) / gigabytes)
                 mock.append(count * 10_000 / seconds / MB)
     share = statistics.median(ours) / statistics.median(mock)
     label = "produce 10000 B x4 vs mock cluster"
@@ -272,6 +290,32 @@ def _against_the_mock_cluster(kcli: str, count: int, rounds: int, workdir: Path)
     label = "appends to a data-dir file"
     print(f"{label:34}{spread(ours):>18}{spread(disk):>18}{share:7.2f}  (kcli, file, share)",
           flush=True)
+    client, broker = statistics.median(cpu["client"]), statistics.median(cpu["broker"])
+    cores = os.cpu_count() or 1
+    print(f"  CPU-s per GB: producer {spread_cpu(cpu['client'])}, kcli's broker "
+          f"{spread_cpu(cpu['broker'])}; producer with the mock inside "
+          f"{spread_cpu(cpu['mock'])}", flush=True)
+    print(f"  {cores} cores / (producer {client:.2f} + kcli {broker:.2f}) = "
+          f"{cores / (client + broker) * 1000:.0f} MB/s at most; 80% of the mock needs kcli "
+          f"at {max(0.0, cores / (0.8 * statistics.median(mock) / 1000) - client):.2f} "
+          "CPU-s per GB or less", flush=True)
+
+
+def spread_cpu(values: list[float]) -> str:
+    """median (min-max) of CPU seconds."""
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def own_cpu_seconds() -> float:
+    """User and system CPU seconds of this process so far, every thread (librdkafka's)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of another process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def file_append_seconds(workdir: Path, total: int) -> float:
