@@ -27,7 +27,7 @@ from typing import Any, cast
 
 from kcli.broker import zero_copy
 from kcli.broker.log.file_records import FileRecords
-from kcli.broker.protocol.framing import Frame, FrameDecoder, FrameError
+from kcli.broker.protocol.framing import BufferPool, Frame, FrameDecoder, FrameError
 
 log = logging.getLogger("kcli.broker.server")
 
@@ -113,12 +113,12 @@ class _Budget:
             head.resume_for_budget()
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(asyncio.BufferedProtocol):
     def __init__(self, server: KafkaServer) -> None:
         self._server = server
         self._handler = server.handler
         self._budget = server.budget
-        self._decoder = FrameDecoder(server.limits.max_frame_bytes)
+        self._decoder = FrameDecoder(server.limits.max_frame_bytes, server.buffers)
         self._frames: deque[Frame] = deque()
         self._wakeup = asyncio.Event()
         self._writable = asyncio.Event()
@@ -161,12 +161,16 @@ class _Connection(asyncio.Protocol):
             self._transport.set_write_buffer_limits(high=0)
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # reads land in the frame decoder's buffers: a request is not copied on its way in
+        return self._decoder.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
         now = time.monotonic()
         self.last_active = now
         was_partial = self._decoder.buffered > 0
         try:
-            frames = self._decoder.feed(data)
+            frames = self._decoder.advance(nbytes)
         except FrameError as error:
             log.warning("closing connection from %s: %s", self._peer, error)
             self.close()
@@ -196,7 +200,7 @@ class _Connection(asyncio.Protocol):
             starts[self] = None
 
     def _account(self) -> None:
-        held = self._decoder.buffered + self._queued_bytes + self._serving
+        held = self._decoder.held + self._queued_bytes + self._serving
         self._budget.used += held - self._held
         self._held = held
 
@@ -376,6 +380,7 @@ class KafkaServer:
         self.limits = limits
         self.new_session = new_session
         self.budget = _Budget(limits.queued_max_bytes)
+        self.buffers = BufferPool()
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._per_ip: dict[str, int] = {}
