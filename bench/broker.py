@@ -53,6 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.peers import Tansu  # noqa: E402
+from bench.scale import spread as spread_decimals  # noqa: E402
 from tests.support.broker import BrokerProcess  # noqa: E402
 
 MB = 1_000_000
@@ -292,20 +293,15 @@ def _against_the_mock_cluster(kcli: str, kcli_pid: int, count: int, rounds: int,
           flush=True)
     client, broker = statistics.median(cpu["client"]), statistics.median(cpu["broker"])
     cores = os.cpu_count() or 1
-    print(f"  CPU-s per GB: producer {spread_cpu(cpu['client'])}, kcli's broker "
-          f"{spread_cpu(cpu['broker'])}; producer with the mock inside "
-          f"{spread_cpu(cpu['mock'])}", flush=True)
+    print(f"  CPU-s per GB: producer {spread_decimals(cpu['client'])}, kcli's broker "
+          f"{spread_decimals(cpu['broker'])}; producer with the mock inside "
+          f"{spread_decimals(cpu['mock'])}", flush=True)
     if contention:  # the burner holds a core: the bound below assumes every core free
         return
     print(f"  {cores} cores / (producer {client:.2f} + kcli {broker:.2f}) = "
           f"{cores / (client + broker) * 1000:.0f} MB/s at most; 80% of the mock needs kcli "
           f"at {max(0.0, cores / (0.8 * statistics.median(mock) / 1000) - client):.2f} "
           "CPU-s per GB or less", flush=True)
-
-
-def spread_cpu(values: list[float]) -> str:
-    """median (min-max) of CPU seconds."""
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def own_cpu_seconds() -> float:
