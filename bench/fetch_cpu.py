@@ -32,20 +32,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.broker import consume, create_topic, kcat_consume, produce  # noqa: E402
+from bench.broker import (  # noqa: E402
+    consume,
+    create_topic,
+    kcat_consume,
+    process_cpu_seconds,
+    produce,
+)
 from bench.peers import Tansu  # noqa: E402
 from bench.scale import spread  # noqa: E402
 from tests.support.broker import BrokerProcess  # noqa: E402
 
 MB = 1_000_000
 PARTITIONS = 4
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def main() -> None:
@@ -89,20 +88,20 @@ def main() -> None:
                 for client in ("confluent-kafka (default)", "kcat"):
                     if client == "kcat" and name == "tansu":
                         continue  # kcat's librdkafka cannot read Tansu's metadata
-                    before = cpu_seconds(pid)
+                    before = process_cpu_seconds(pid)
                     if client == "kcat":
                         seconds = kcat_consume(shutil.which("kcat") or "kcat", bootstrap,
                                                topics[name], count)
                     else:
                         seconds = consume(bootstrap, topics[name], count, PARTITIONS,
                                           tuned=False)
-                    used = cpu_seconds(pid) - before
+                    used = process_cpu_seconds(pid) - before
                     results.setdefault((f"consume, {client}", name), []).append(
                         (used / gigabytes, gigabytes * 1000 / seconds))
-                before = cpu_seconds(pid)
+                before = process_cpu_seconds(pid)
                 seconds = produce(bootstrap, create_topic(bootstrap, PARTITIONS), args.size,
                                   count, tuned=False)
-                used = cpu_seconds(pid) - before
+                used = process_cpu_seconds(pid) - before
                 results.setdefault(("produce, confluent-kafka (default)", name), []).append(
                     (used / gigabytes, gigabytes * 1000 / seconds))
         print(f"{'client':36}{'broker':16}{'CPU-s per GB':>22}{'MB/s':>22}")
