@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -146,13 +147,15 @@ def recovery_curve(sizes_mb: list[int], rounds: int, workdir: Path) -> None:
     for size in sizes_mb:
         seconds = []
         for round_ in range(rounds):
-            broker = BrokerProcess(workdir / f"recovery-{size}-{round_}").start()
+            data_dir = workdir / f"recovery-{size}-{round_}"
+            broker = BrokerProcess(data_dir).start()
             try:
                 topic = create_topic(broker.bootstrap, 4)
                 produce_mb_s(broker.bootstrap, topic, size * MB, 10_000)
                 seconds.append(restart_time(broker, broker.kill))
             finally:
                 broker.stop(300)
+                shutil.rmtree(data_dir, ignore_errors=True)  # GBs each: one at a time
         print(f"{size:>9,} MB {spread(seconds, ' s'):>24}")
 
 
@@ -165,12 +168,16 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="kcli-scale-", dir=os.environ.get("TMPDIR")))
     print(f"data in {workdir}; figures are median (min-max) of {args.rounds} runs")
-    if args.partitions:
-        startup_curve([int(n) for n in args.partitions.split(",")], args.rounds, workdir)
-    if args.throughput:
-        throughput_curve([int(n) for n in args.throughput.split(",")], args.rounds, workdir)
-    if args.recovery_mb:
-        recovery_curve([int(n) for n in args.recovery_mb.split(",")], args.rounds, workdir)
+    try:
+        if args.partitions:
+            startup_curve([int(n) for n in args.partitions.split(",")], args.rounds, workdir)
+        if args.throughput:
+            throughput_curve([int(n) for n in args.throughput.split(",")], args.rounds,
+                             workdir)
+        if args.recovery_mb:
+            recovery_curve([int(n) for n in args.recovery_mb.split(",")], args.rounds, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
