@@ -23,9 +23,9 @@ def read_lines(stream: IO[bytes], advance: Callable[[int], None] | None = None,
     """Complete lines (without the newline) in lists, one list per chunk read. A final
     line without a newline counts; a trailing newline adds no empty line."""
     read = getattr(stream, "read1", stream.read)
-    # The pieces of a line begun in earlier chunks. Only they are joined: prefixing
-    # the whole chunk with them copied every chunk into new memory, a third of
-    # `kcli produce`'s own time, and grew quadratic on a line spanning many chunks.
+    # The pieces of a line begun in earlier chunks, joined once its end arrives:
+    # prefixing each chunk with the line so far copied every chunk once more, and a
+    # line spanning many chunks once per chunk (a 256 MB line took 28 s).
     begun: list[bytes] = []
     while data := read(CHUNK):
         if advance is not None:
