@@ -145,6 +145,8 @@ def test_the_pool_holds_no_more_than_its_limit() -> None:
         assert pool.held <= 3 * 200_000
     pool.give(bytearray(POOLED_MIN - 1))  # small ones are not worth keeping
     assert pool.held == 3 * 200_000
+    pool.give(bytearray(3 * 200_000 + 1))  # nor one over the limit, at the others' cost
+    assert pool.held == 3 * 200_000
 
 
 def test_an_idle_decoder_holds_nothing() -> None:

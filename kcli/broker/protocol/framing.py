@@ -85,8 +85,8 @@ class BufferPool:
 
     def give(self, buffer: bytearray) -> None:
         """Offer a buffer the decoder is done with (its frames may still be alive)."""
-        if len(buffer) < POOLED_MIN:
-            return
+        if not POOLED_MIN <= len(buffer) <= self.limit_bytes:
+            return  # one over the limit would only empty the pool, and not stay
         while self._free and self._held + len(buffer) > self.limit_bytes:
             self._held -= len(self._free.pop(0))  # the oldest: the likeliest to be free
         if self._held + len(buffer) <= self.limit_bytes:
