@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 from bench.broker import (  # noqa: E402
     consume,
     create_topic,
+    delete_topic,
     kcat_consume,
     process_cpu_seconds,
     produce,
@@ -98,10 +99,11 @@ def main() -> None:
                     used = process_cpu_seconds(pid) - before
                     results.setdefault((f"consume, {client}", name), []).append(
                         (used / gigabytes, gigabytes * 1000 / seconds))
+                produced = create_topic(bootstrap, PARTITIONS)
                 before = process_cpu_seconds(pid)
-                seconds = produce(bootstrap, create_topic(bootstrap, PARTITIONS), args.size,
-                                  count, tuned=False)
+                seconds = produce(bootstrap, produced, args.size, count, tuned=False)
                 used = process_cpu_seconds(pid) - before
+                delete_topic(bootstrap, produced)  # no broker's footprint grows by round
                 results.setdefault(("produce, confluent-kafka (default)", name), []).append(
                     (used / gigabytes, gigabytes * 1000 / seconds))
         print(f"{'client':36}{'broker':16}{'CPU-s per GB':>22}{'MB/s':>22}")
